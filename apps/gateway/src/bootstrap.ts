@@ -1,0 +1,29 @@
+import { NestFactory } from '@nestjs/core';
+import type { NestExpressApplication } from '@nestjs/platform-express';
+import { PinoNestLogger, createLogger } from '@hemato/common';
+import { GatewayModule, type GatewayConfig } from './gateway.module';
+
+export interface RunningGateway {
+  app: NestExpressApplication;
+  /** What this gateway serves, for the start banner. */
+  urls: Record<string, string>;
+}
+
+/** Starts the gateway's HTTP server on `PORT` (0 = any free port). */
+export async function bootstrapGateway(config: GatewayConfig): Promise<RunningGateway> {
+  const app = await NestFactory.create<NestExpressApplication>(GatewayModule.forRoot(config), {
+    logger: new PinoNestLogger(),
+    bodyParser: false,
+  });
+  app.disable('x-powered-by');
+  // JSON (incl. application/fhir+json) is parsed; image bodies are left as streams for the upload routes.
+  app.useBodyParser('json', { type: ['application/json', 'application/*+json'], limit: '60mb' });
+  app.enableShutdownHooks();
+  await app.listen(config.core.PORT, config.core.HOST);
+  const address = app.getHttpServer().address();
+  const port = typeof address === 'object' && address ? address.port : config.core.PORT;
+  const base = `http://${config.core.HOST === '0.0.0.0' ? '127.0.0.1' : config.core.HOST}:${port}`;
+  const urls = { http: base, health: `${base}/health/ready` };
+  createLogger('gateway').info({ urls }, 'gateway listening');
+  return { app, urls };
+}

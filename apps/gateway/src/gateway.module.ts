@@ -1,0 +1,22 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { ConfigModule, QueueModule, type AppConfig } from '@hemato/common';
+import { PersistenceModule } from '@hemato/persistence';
+import { HealthModule } from './health/health.module';
+
+export type GatewayConfig = Pick<AppConfig, 'core' | 'database' | 'redis'> & Partial<AppConfig>;
+
+/** HTTP (health, FHIR intake, callbacks, admin API, dashboard) and the MLLP listener. */
+@Module({})
+export class GatewayModule {
+  static forRoot(config: GatewayConfig): DynamicModule {
+    return {
+      module: GatewayModule,
+      imports: [
+        ConfigModule.forRoot(config),
+        PersistenceModule.forRoot({ url: config.database.DATABASE_URL, poolSize: config.database.DATABASE_POOL_SIZE }),
+        QueueModule.forRoot({ redisUrl: config.redis.REDIS_URL, prefix: config.redis.QUEUE_PREFIX }),
+        HealthModule,
+      ],
+    };
+  }
+}

@@ -1,0 +1,26 @@
+import { Module, type DynamicModule } from '@nestjs/common';
+import { DiscoveryModule } from '@nestjs/core';
+import { ConfigModule, QueueModule, type AppConfig } from '@hemato/common';
+import { PersistenceModule } from '@hemato/persistence';
+import { JobRegistry } from './jobs/job-registry';
+import { DeliveriesProcessor, MaintenanceProcessor, OrdersProcessor } from './jobs/processors';
+import { EchoHandler } from './maintenance/echo.handler';
+
+export type WorkerConfig = Pick<AppConfig, 'core' | 'database' | 'redis'> & Partial<AppConfig>;
+
+/** BullMQ processors that move orders through their lifecycle. */
+@Module({})
+export class WorkerModule {
+  static forRoot(config: WorkerConfig): DynamicModule {
+    return {
+      module: WorkerModule,
+      imports: [
+        DiscoveryModule,
+        ConfigModule.forRoot(config),
+        PersistenceModule.forRoot({ url: config.database.DATABASE_URL, poolSize: config.database.DATABASE_POOL_SIZE }),
+        QueueModule.forRoot({ redisUrl: config.redis.REDIS_URL, prefix: config.redis.QUEUE_PREFIX }),
+      ],
+      providers: [JobRegistry, OrdersProcessor, DeliveriesProcessor, MaintenanceProcessor, EchoHandler],
+    };
+  }
+}

@@ -1,0 +1,173 @@
+import { z } from 'zod';
+import { bool, int, list, optionalString, optionalUrl, port, secret, url } from './env-helpers';
+
+/**
+ * The one schema for every environment variable hemato-bridge reads, grouped by capability.
+ * `.env.example` documents each of them. A process validates the sections it needs
+ * (see `loadConfig`), so the sandbox alone does not ask for database secrets.
+ */
+
+export const coreSection = z.object({
+  NODE_ENV: z
+    .enum(['development', 'test', 'production'], { message: 'must be development, test or production' })
+    .default('development'),
+  LOG_LEVEL: z
+    .enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent'], { message: 'must be a pino level' })
+    .default('info'),
+  HOST: z.string().default('0.0.0.0'),
+  PORT: port(3000),
+  /** Base URL where Hemato.AI and the watched systems reach this gateway (callback URLs, workflow 2 lists). */
+  PUBLIC_BASE_URL: optionalUrl(['http', 'https'], 'https://bridge.hospital.example'),
+  DATA_DIR: z.string().default('./.data'),
+});
+
+/** Only read by the all-in-one `npm start` when DATABASE_URL / REDIS_URL are not set. */
+export const embeddedSection = z.object({
+  EMBEDDED_PG_PORT: port(54329),
+  EMBEDDED_REDIS_PORT: port(63799),
+});
+
+export const databaseSection = z.object({
+  DATABASE_URL: url(['postgres', 'postgresql'], 'postgres://user:pass@localhost:5432/hemato'),
+  DATABASE_POOL_SIZE: int(10, 1),
+});
+
+export const redisSection = z.object({
+  REDIS_URL: url(['redis', 'rediss'], 'redis://127.0.0.1:6379'),
+  /** Key prefix for every BullMQ key, so several deployments (or test runs) share one Redis safely. */
+  QUEUE_PREFIX: z
+    .string()
+    .regex(/^[A-Za-z0-9:_-]+$/, 'letters, digits, : _ - only')
+    .default('hemato'),
+});
+
+export const securitySection = z.object({
+  /** HMAC key for signed callback and file URLs (>= 32 characters). */
+  CALLBACK_SIGNING_SECRET: secret('CALLBACK_SIGNING_SECRET', z.string().min(32, 'must be at least 32 characters')),
+  /** AES-256-GCM key for PHI at rest: 32 bytes, base64. */
+  PHI_ENCRYPTION_KEY: secret(
+    'PHI_ENCRYPTION_KEY',
+    z.string().refine((v) => Buffer.from(v, 'base64').length === 32, { message: 'must be 32 bytes, base64-encoded' }),
+  ),
+  /** Identifies PHI_ENCRYPTION_KEY in stored rows, so keys can be rotated. */
+  PHI_KEY_ID: z.string().min(1).default('k1'),
+  /** HMAC key used to look up patient proxies by identifier (>= 32 characters). */
+  PHI_HMAC_KEY: secret('PHI_HMAC_KEY', z.string().min(32, 'must be at least 32 characters')),
+  /** API keys for the image upload API and other machine clients, comma-separated. */
+  API_KEYS: secret('API_KEYS', list()),
+});
+
+export const hematoSection = z.object({
+  HEMATO_REGION: z
+    .enum(['dev', 'qa', 'us', 'ca', 'eu'], { message: 'must be one of dev, qa, us, ca, eu' })
+    .default('dev'),
+  HEMATO_BASE_URL: optionalUrl(['http', 'https'], 'http://127.0.0.1:4010'),
+  HEMATO_AUTH: z.enum(['session', 'key'], { message: 'must be session or key' }).default('session'),
+  HEMATO_USER: optionalString(),
+  HEMATO_PASSWORD: secret('HEMATO_PASSWORD', optionalString()),
+  HEMATO_PASS_HASH: secret('HEMATO_PASS_HASH', optionalString()),
+  HEMATO_KEY_FILE: optionalString(),
+  HEMATO_PRIVATE_KEY: secret('HEMATO_PRIVATE_KEY', optionalString()),
+  HEMATO_KEY_ID: optionalString(),
+  HEMATO_ISSUER: optionalString(),
+  HEMATO_SUBJECT: optionalString(),
+  HEMATO_ROLE: z
+    .enum(['admin', 'user', 'device', 'service'], { message: 'must be admin, user, device or service' })
+    .default('service'),
+  HEMATO_JWT_ALG: z.enum(['RS384', 'RS256'], { message: 'must be RS384 or RS256' }).default('RS384'),
+  HEMATO_TIMEOUT_MS: int(30_000, 1),
+  HEMATO_UPLOAD_TIMEOUT_MS: int(600_000, 1),
+  HEMATO_WORKFLOW: z.enum(['1', '2'], { message: 'must be 1 or 2' }).default('1'),
+  /** Order code table: `SYSTEM|CODE=task[+task]`, comma-separated. `LN` is LOINC. */
+  HEMATO_ORDER_CODES: z.string().default('LN|34994-4=pbs_v1,LN|57021-8=pbs_v1'),
+});
+
+export const sandboxSection = z.object({
+  SANDBOX_PORT: port(4010),
+  /** Embedded `npm start` runs the sandbox in-process unless this is false. */
+  SANDBOX_ENABLED: bool(true),
+  SANDBOX_PROCESSING_MS: int(3000),
+  SANDBOX_MAX_FILE_BYTES: int(100 * 1024 * 1024, 1),
+  SANDBOX_REGION_HOST: z.string().default('dev.api.hemato.ai'),
+  SANDBOX_CONFIG_FILE: optionalString(),
+  SANDBOX_DATA_DIR: optionalString(),
+  SANDBOX_SESSION_TTL_S: int(3600, 1),
+});
+
+export const hl7Section = z.object({
+  MLLP_PORT: port(2575),
+  MLLP_HOST: z.string().default('0.0.0.0'),
+  MLLP_MAX_MESSAGE_BYTES: int(30 * 1024 * 1024, 1024),
+  MLLP_IDLE_TIMEOUT_MS: int(600_000, 0),
+  MLLP_MAX_CONNECTIONS: int(500, 1),
+  MLLP_TLS_CERT_FILE: optionalString(),
+  MLLP_TLS_KEY_FILE: optionalString(),
+  MLLP_TLS_CA_FILE: optionalString(),
+  MLLP_TLS_REQUIRE_CLIENT_CERT: bool(false),
+  /** Allowed senders `APP|FACILITY` (either may be `*`), comma-separated; empty allows all. */
+  MLLP_ALLOWED_SENDERS: list(),
+  HL7_SENDING_APP: z.string().default('HEMATO-BRIDGE'),
+  HL7_SENDING_FACILITY: z.string().default('HEMATO'),
+  HL7_RESULT_HOST: optionalString(),
+  HL7_RESULT_PORT: port(0),
+  HL7_RESULT_TLS: bool(false),
+  HL7_RESULT_TLS_CA_FILE: optionalString(),
+  HL7_RESULT_TLS_CERT_FILE: optionalString(),
+  HL7_RESULT_TLS_KEY_FILE: optionalString(),
+  HL7_ACK_TIMEOUT_MS: int(30_000, 1),
+});
+
+export const fhirSection = z.object({
+  FHIR_API_KEYS: secret('FHIR_API_KEYS', list()),
+  FHIR_JWKS_URL: optionalUrl(['http', 'https'], 'https://idp.hospital.example/.well-known/jwks.json'),
+  FHIR_JWT_ISSUER: optionalString(),
+  FHIR_JWT_AUDIENCE: optionalString(),
+  FHIR_EHR_BASE_URL: optionalUrl(['http', 'https'], 'https://ehr.hospital.example/fhir/R4'),
+  FHIR_EHR_AUTH: z.enum(['none', 'bearer', 'smart'], { message: 'must be none, bearer or smart' }).default('none'),
+  FHIR_EHR_TOKEN: secret('FHIR_EHR_TOKEN', optionalString()),
+  FHIR_SMART_CLIENT_ID: optionalString(),
+  FHIR_SMART_KEY_FILE: optionalString(),
+  FHIR_SMART_KEY_ID: optionalString(),
+  FHIR_SMART_ALG: z.enum(['RS384', 'ES384'], { message: 'must be RS384 or ES384' }).default('RS384'),
+  FHIR_SMART_SCOPES: z
+    .string()
+    .default('system/ServiceRequest.read system/Patient.read system/DiagnosticReport.write system/Observation.write'),
+  FHIR_SUBSCRIPTION_SECRET: secret('FHIR_SUBSCRIPTION_SECRET', optionalString()),
+  FHIR_SUBSCRIPTION_AUTO_CREATE: bool(false),
+});
+
+export const ordersSection = z.object({
+  /** Where results go: back the way the order came, or to both channels. */
+  RESULT_DELIVERY: z.enum(['origin', 'both'], { message: 'must be origin or both' }).default('origin'),
+  IMAGE_STORE: z.enum(['local', 's3'], { message: 'must be local or s3' }).default('local'),
+  IMAGE_DIR: optionalString(),
+  IMAGE_MAX_BYTES: int(200 * 1024 * 1024, 1),
+  /** Hosts image URLs may be fetched from, comma-separated; empty refuses every URL. */
+  IMAGE_URL_ALLOWED_HOSTS: list(),
+  IMAGE_WATCH_DIR: optionalString(),
+  IMAGE_QUIET_PERIOD_MS: int(0),
+  S3_ENDPOINT: optionalUrl(['http', 'https'], 'https://s3.eu-west-1.amazonaws.com'),
+  S3_BUCKET: optionalString(),
+  S3_REGION: z.string().default('us-east-1'),
+  S3_ACCESS_KEY_ID: optionalString(),
+  S3_SECRET_ACCESS_KEY: secret('S3_SECRET_ACCESS_KEY', optionalString()),
+  POLL_DEADLINE_MS: int(30 * 60_000, 1),
+  RECONCILE_INTERVAL_MS: int(60_000, 1000),
+  STALE_AFTER_MS: int(5 * 60_000, 1000),
+});
+
+export const allSections = {
+  core: coreSection,
+  embedded: embeddedSection,
+  database: databaseSection,
+  redis: redisSection,
+  security: securitySection,
+  hemato: hematoSection,
+  sandbox: sandboxSection,
+  hl7: hl7Section,
+  fhir: fhirSection,
+  orders: ordersSection,
+} as const;
+
+export type SectionName = keyof typeof allSections;
+export type AppConfig = { [K in SectionName]: z.output<(typeof allSections)[K]> };

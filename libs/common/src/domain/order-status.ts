@@ -1,0 +1,43 @@
+/**
+ * Lifecycle states of an order, stored as text in `orders.status`. The allowed moves between
+ * them live in `@hemato/orders` (one place); this is only the vocabulary, shared with persistence.
+ */
+export enum OrderStatus {
+  Received = 'received',
+  AwaitingImages = 'awaiting_images',
+  Ready = 'ready',
+  StudyCreated = 'study_created',
+  Uploading = 'uploading',
+  TasksRequested = 'tasks_requested',
+  Processing = 'processing',
+  ReportReady = 'report_ready',
+  Delivering = 'delivering',
+  Completed = 'completed',
+  Rejected = 'rejected',
+  Cancelled = 'cancelled',
+  Failed = 'failed',
+}
+
+export const TERMINAL_STATUSES: readonly OrderStatus[] = [
+  OrderStatus.Completed,
+  OrderStatus.Rejected,
+  OrderStatus.Cancelled,
+];
+
+export enum SourceChannel {
+  Hl7 = 'hl7',
+  Fhir = 'fhir',
+  Api = 'api',
+}
+
+export enum DeliveryTarget {
+  Hl7 = 'hl7',
+  Fhir = 'fhir',
+}
+
+export enum DeliveryStatus {
+  Pending = 'pending',
+  Sending = 'sending',
+  Acknowledged = 'acknowledged',
+  Failed = 'failed',
+}

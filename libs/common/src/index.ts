@@ -1,0 +1,10 @@
+export * from './config/config.schema';
+export * from './config/load-config';
+export * from './config/config.module';
+export { isSecretKey } from './config/env-helpers';
+export * from './logging/logger';
+export * from './queue/queue-names';
+export * from './errors/domain-error';
+export * from './domain/order-status';
+export * from './queue/redis-options';
+export * from './queue/queue.module';

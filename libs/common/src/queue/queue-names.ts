@@ -1,0 +1,40 @@
+import type { JobsOptions } from 'bullmq';
+
+/**
+ * Every queue and job name in one place. Names are part of the data in Redis: never rename one
+ * without draining the queue first.
+ */
+export enum QueueName {
+  Orders = 'orders',
+  Deliveries = 'deliveries',
+  Maintenance = 'maintenance',
+}
+
+export enum JobName {
+  /** Diagnostics: echoes its payload back; proves the worker is consuming. */
+  Echo = 'maintenance.echo',
+}
+
+/** Which queue each job runs on. Exhaustive by type: a new JobName must be placed here. */
+export const JOB_QUEUE: Record<JobName, QueueName> = {
+  [JobName.Echo]: QueueName.Maintenance,
+};
+
+/** Default options for every job: retried with exponential backoff, failures kept for replay. */
+export const DEFAULT_JOB_OPTIONS: JobsOptions = {
+  attempts: 8,
+  backoff: { type: 'exponential', delay: 2000 },
+  removeOnComplete: { age: 24 * 3600, count: 10_000 },
+  removeOnFail: false,
+};
+
+/** Payload shape of every lifecycle job: ids only, never patient data. */
+export interface OrderJobData {
+  orderId: string;
+  /** Set by deliveries: which delivery row the job drives. */
+  deliveryId?: string;
+}
+
+export function queueOf(job: JobName): QueueName {
+  return JOB_QUEUE[job];
+}

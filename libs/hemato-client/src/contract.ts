@@ -1,0 +1,159 @@
+/**
+ * Wire types of the Hemato.AI Diagnostic API (`shared/spec/hemato-ai-api.md`), exactly as sent and
+ * received: field names keep the reference's spelling (including `pbs_stody_id`). Shared by the
+ * client (`libs/hemato-client`) and the sandbox (`apps/hemato-sandbox`).
+ */
+
+/** The envelope around most answers. `status` is missing from some examples: never require it. */
+export interface HematoEnvelope<T> {
+  status?: number;
+  results?: T;
+  error?: string;
+  user_message?: string;
+  debug_info?: Record<string, unknown>;
+}
+
+export type HematoRegion = 'dev' | 'qa' | 'us' | 'ca' | 'eu';
+
+export type HematoRole = 'admin' | 'user' | 'device' | 'service';
+
+export const HEMATO_ROLES: readonly HematoRole[] = ['admin', 'user', 'device', 'service'];
+
+/** Region → host; the host is also the JWT audience. */
+export const HEMATO_REGION_HOSTS: Record<HematoRegion, string> = {
+  dev: 'dev.api.hemato.ai',
+  qa: 'qa.api.hemato.ai',
+  us: 'us.api.hemato.ai',
+  ca: 'ca.api.hemato.ai',
+  eu: 'eu.api.hemato.ai',
+};
+
+export interface LoginRequest {
+  user: string;
+  pass_hash: string;
+}
+
+export interface LoginResults {
+  /** Nanoseconds since the epoch, as a string. */
+  login_timestamp: string;
+  token: { HY_APP_AUTH_v1: string };
+  user: { email: string; id: string; screen_name: string; user_name: string };
+}
+
+export interface CreateStudyRequest {
+  tags?: Record<string, string>;
+}
+
+/** Workflow 2: Hemato.AI downloads the files named by the document at `list_url`. */
+export interface SubmitListRequest {
+  list_url: string;
+  tasks: string[];
+}
+
+export interface CreateStudyResults {
+  pbs_study_id: string;
+  /** Workflow 2 only. */
+  file_ids?: string[];
+}
+
+export interface UploadFileResults {
+  pbs_study_id: string;
+  /** `sha224-i-<hex sha224 of the bytes>`. */
+  file_id: string;
+}
+
+export interface RequestTasksRequest {
+  diagnostic_tasks: string[];
+  callback_url?: string;
+}
+
+export interface RequestTasksResults {
+  pbs_study_id: string;
+  tasks: string[];
+}
+
+export type ReportStatus = 'pending' | 'processing' | 'ready' | 'failed';
+
+export interface StatusResults {
+  pbs_study_id: string;
+  report_status: ReportStatus;
+  /** 0.0 .. 1.0 */
+  progress: number;
+  progress_message?: string;
+  /** Report versions available (sandbox extension; absent on the real service). */
+  report_version?: number;
+}
+
+/** A value the reference shows as a string but that may arrive as a number. */
+export type NumLike = string | number;
+
+export interface FeatureStatistic {
+  value: NumLike;
+  unit: string;
+}
+
+export interface HeatMapSpot {
+  /** [x, y] in pixels of the image. */
+  center: [number, number];
+  radius: number;
+  /** Which file the spot is on (sandbox extension; the reference does not say). */
+  file_id?: string;
+}
+
+export interface MorphologicalFinding {
+  count: NumLike;
+  heat_map?: HeatMapSpot[];
+}
+
+export interface DifferentialDiagnosis {
+  score: NumLike;
+  confidence: NumLike;
+  'clinical-significance'?: string;
+  'icd10-code': string;
+  'english-long'?: string;
+  'english-short'?: string;
+}
+
+export interface ReportResults {
+  pbs_study_id: string;
+  file_ids: string[];
+  /** Report version (sandbox extension; versions counted from 1). */
+  version?: number;
+  feature_statistics: Record<string, FeatureStatistic>;
+  morphological_findings: Record<string, MorphologicalFinding>;
+  diagnostic_report: { differential_diagnosis: DifferentialDiagnosis[] };
+  pathology_report: string;
+}
+
+/** Body POSTed to `callback_url` (sic: `pbs_stody_id`; accept `pbs_study_id` too). */
+export interface CallbackBody {
+  pbs_stody_id?: string;
+  pbs_study_id?: string;
+  report_status?: ReportStatus;
+  progress?: number;
+  /** Workflow 2: which of the two callbacks this is (sandbox-defined). */
+  event?: 'files_checked' | 'report_ready';
+  [key: string]: unknown;
+}
+
+/** The document at `list_url` (workflow 2). */
+export interface StudyListDocument {
+  peripheral_blood_sample_id: string;
+  patient_proxy_medical_record_number?: string;
+  sample_collection_timestamp?: string;
+  clinical_tasks_requested: string[];
+  files: string[];
+  callback_url?: string;
+}
+
+/** `/heartbeat` is not wrapped in the envelope. */
+export interface Heartbeat {
+  delta: string;
+  heartbeat: string;
+  request_timestamp: number;
+  version: string;
+}
+
+export type HematoFileType = 'image/jpeg' | 'image/png' | 'application/zip';
+
+export const HEMATO_FILE_TYPES: readonly HematoFileType[] = ['image/jpeg', 'image/png', 'application/zip'];
