@@ -1,9 +1,10 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { ConfigModule, QueueModule, type AppConfig } from '@hemato/common';
+import { OrdersModule } from '@hemato/orders';
 import { PersistenceModule } from '@hemato/persistence';
 import { HealthModule } from './health/health.module';
 
-export type GatewayConfig = Pick<AppConfig, 'core' | 'database' | 'redis'> & Partial<AppConfig>;
+export type GatewayConfig = AppConfig;
 
 /** HTTP (health, FHIR intake, callbacks, admin API, dashboard) and the MLLP listener. */
 @Module({})
@@ -15,6 +16,7 @@ export class GatewayModule {
         ConfigModule.forRoot(config),
         PersistenceModule.forRoot({ url: config.database.DATABASE_URL, poolSize: config.database.DATABASE_POOL_SIZE }),
         QueueModule.forRoot({ redisUrl: config.redis.REDIS_URL, prefix: config.redis.QUEUE_PREFIX }),
+        OrdersModule,
         HealthModule,
       ],
     };

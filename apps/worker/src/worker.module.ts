@@ -1,12 +1,14 @@
 import { Module, type DynamicModule } from '@nestjs/common';
 import { DiscoveryModule } from '@nestjs/core';
 import { ConfigModule, QueueModule, type AppConfig } from '@hemato/common';
+import { OrdersModule } from '@hemato/orders';
 import { PersistenceModule } from '@hemato/persistence';
 import { JobRegistry } from './jobs/job-registry';
 import { DeliveriesProcessor, MaintenanceProcessor, OrdersProcessor } from './jobs/processors';
 import { EchoHandler } from './maintenance/echo.handler';
+import { StartOrderHandler } from './lifecycle/start-order.handler';
 
-export type WorkerConfig = Pick<AppConfig, 'core' | 'database' | 'redis'> & Partial<AppConfig>;
+export type WorkerConfig = AppConfig;
 
 /** BullMQ processors that move orders through their lifecycle. */
 @Module({})
@@ -19,8 +21,16 @@ export class WorkerModule {
         ConfigModule.forRoot(config),
         PersistenceModule.forRoot({ url: config.database.DATABASE_URL, poolSize: config.database.DATABASE_POOL_SIZE }),
         QueueModule.forRoot({ redisUrl: config.redis.REDIS_URL, prefix: config.redis.QUEUE_PREFIX }),
+        OrdersModule,
       ],
-      providers: [JobRegistry, OrdersProcessor, DeliveriesProcessor, MaintenanceProcessor, EchoHandler],
+      providers: [
+        JobRegistry,
+        OrdersProcessor,
+        DeliveriesProcessor,
+        MaintenanceProcessor,
+        EchoHandler,
+        StartOrderHandler,
+      ],
     };
   }
 }

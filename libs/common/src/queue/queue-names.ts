@@ -13,11 +13,14 @@ export enum QueueName {
 export enum JobName {
   /** Diagnostics: echoes its payload back; proves the worker is consuming. */
   Echo = 'maintenance.echo',
+  /** First step of every new order: fetch URL images, then wait for images or move to ready. */
+  OrderStart = 'orders.start',
 }
 
 /** Which queue each job runs on. Exhaustive by type: a new JobName must be placed here. */
 export const JOB_QUEUE: Record<JobName, QueueName> = {
   [JobName.Echo]: QueueName.Maintenance,
+  [JobName.OrderStart]: QueueName.Orders,
 };
 
 /** Default options for every job: retried with exponential backoff, failures kept for replay. */

@@ -28,5 +28,5 @@ export class OrderEventEntity {
   actor!: string;
 
   @Column({ type: 'jsonb', default: () => "'{}'" })
-  detail!: Record<string, unknown>;
+  detail!: Record<string, any>;
 }

@@ -75,7 +75,7 @@ export class OrderEntity {
 
   /** Channel details that are not patient identity: ordering provider, collection time, specimen, DG1, NTE, FHIR refs. */
   @Column({ type: 'jsonb', default: () => "'{}'" })
-  details!: Record<string, unknown>;
+  details!: Record<string, any>;
 
   @Column({ name: 'status_changed_at', type: 'timestamptz', default: () => 'now()' })
   statusChangedAt!: Date;

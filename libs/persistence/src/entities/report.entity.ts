@@ -18,7 +18,7 @@ export class ReportEntity {
 
   /** The `results` object as Hemato.AI returned it. */
   @Column({ type: 'jsonb' })
-  raw!: Record<string, unknown>;
+  raw!: Record<string, any>;
 
   @Column({ name: 'fetched_at', type: 'timestamptz', default: () => 'now()' })
   fetchedAt!: Date;

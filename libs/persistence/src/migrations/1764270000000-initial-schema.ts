@@ -31,6 +31,8 @@ export class InitialSchema1764270000000 implements MigrationInterface {
     )`);
     await q.query(`CREATE INDEX ix_inbound_received ON inbound_messages (received_at DESC)`);
 
+    // Filler order numbers: ours, short enough to read out on the phone.
+    await q.query(`CREATE SEQUENCE filler_number_seq`);
     await q.query(`CREATE TABLE orders (
       id uuid PRIMARY KEY DEFAULT gen_random_uuid(),
       status text NOT NULL,
@@ -141,6 +143,7 @@ export class InitialSchema1764270000000 implements MigrationInterface {
     await q.query(`DROP TABLE order_events`);
     await q.query(`DROP FUNCTION order_events_append_only()`);
     await q.query(`DROP TABLE orders`);
+    await q.query(`DROP SEQUENCE filler_number_seq`);
     await q.query(`DROP TABLE inbound_messages`);
     await q.query(`DROP TABLE patient_proxies`);
   }

@@ -1,0 +1,88 @@
+import { createHash, randomBytes } from 'node:crypto';
+import { createReadStream, createWriteStream } from 'node:fs';
+import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Readable, Transform } from 'node:stream';
+import { pipeline } from 'node:stream/promises';
+import { DomainError, DomainErrorCode } from '@hemato/common';
+
+export interface StoredFile {
+  /** Key in the store (content-addressed: the same bytes share one key). */
+  key: string;
+  /** SHA-224 hex of the bytes: Hemato.AI's file id is `sha224-i-` + this. */
+  sha224: string;
+  size: number;
+}
+
+/** Where image bytes live. Content-addressed, so a retried write is harmless. */
+export interface FileStore {
+  /** Streams the bytes in, hashing on the way; refuses more than `maxBytes`. */
+  put(source: Readable | Buffer, maxBytes: number): Promise<StoredFile>;
+  open(key: string): Promise<Readable>;
+  size(key: string): Promise<number>;
+}
+
+/** A limit and a hash on a stream passing through. */
+export function hashingLimiter(maxBytes: number) {
+  const hash = createHash('sha224');
+  let size = 0;
+  const transform = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      size += chunk.length;
+      if (size > maxBytes) {
+        cb(new DomainError(DomainErrorCode.TooLarge, `Image is larger than the limit of ${maxBytes} bytes`));
+        return;
+      }
+      hash.update(chunk);
+      cb(null, chunk);
+    },
+  });
+  return { transform, result: () => ({ sha224: hash.digest('hex'), size }) };
+}
+
+/** Files under a local folder: `<root>/<first 2 hex>/<sha224>`. */
+export class LocalFileStore implements FileStore {
+  constructor(private readonly root: string) {}
+
+  async put(source: Readable | Buffer, maxBytes: number): Promise<StoredFile> {
+    await mkdir(path.join(this.root, 'tmp'), { recursive: true });
+    const tmp = path.join(this.root, 'tmp', randomBytes(12).toString('hex'));
+    const { transform, result } = hashingLimiter(maxBytes);
+    try {
+      await pipeline(Buffer.isBuffer(source) ? Readable.from([source]) : source, transform, createWriteStream(tmp));
+      const { sha224, size } = result();
+      const key = `${sha224.slice(0, 2)}/${sha224}`;
+      await mkdir(path.join(this.root, sha224.slice(0, 2)), { recursive: true });
+      await rename(tmp, path.join(this.root, key));
+      return { key, sha224, size };
+    } catch (err) {
+      await rm(tmp, { force: true });
+      throw err;
+    }
+  }
+
+  async open(key: string): Promise<Readable> {
+    const full = this.resolve(key);
+    await stat(full);
+    return createReadStream(full);
+  }
+
+  async size(key: string): Promise<number> {
+    return (await stat(this.resolve(key))).size;
+  }
+
+  private resolve(key: string): string {
+    if (!/^[0-9a-f]{2}\/[0-9a-f]{56}$/.test(key)) throw new Error('bad file store key');
+    return path.join(this.root, key);
+  }
+}
+
+/** Image media type from the first bytes: JPEG, PNG or zip; anything else is null. */
+export function sniffMediaType(head: Buffer): 'image/jpeg' | 'image/png' | 'application/zip' | null {
+  if (head.length >= 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return 'image/jpeg';
+  if (head.length >= 8 && head.subarray(0, 8).equals(Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a])))
+    return 'image/png';
+  if (head.length >= 4 && head[0] === 0x50 && head[1] === 0x4b && head[2] === 0x03 && head[3] === 0x04)
+    return 'application/zip';
+  return null;
+}

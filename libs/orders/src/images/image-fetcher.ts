@@ -1,0 +1,89 @@
+import { isIP } from 'node:net';
+import { Readable } from 'node:stream';
+import { DomainError, DomainErrorCode } from '@hemato/common';
+import { request } from 'undici';
+import { sniffMediaType, type FileStore, type StoredFile } from './file-store';
+
+export interface FetchPolicy {
+  /** Hosts (exact names, or `*.example.org`) images may be fetched from. Empty: none. */
+  allowedHosts: string[];
+  maxBytes: number;
+  timeoutMs?: number;
+}
+
+/** Whether a URL's host is on the allow-list. Nothing is fetched from a host not named there. */
+export function isHostAllowed(url: URL, allowedHosts: string[]): boolean {
+  const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, '');
+  return allowedHosts.some((h) => {
+    const rule = h.toLowerCase().trim();
+    if (rule.startsWith('*.')) return host.endsWith(rule.slice(1)) && isIP(host) === 0;
+    return host === rule;
+  });
+}
+
+/**
+ * Fetches one image by URL into the file store: only http(s), only allow-listed hosts, no redirects
+ * (a redirect could leave the allow-list), at most `maxBytes`, and only JPEG, PNG or zip by content.
+ */
+export async function fetchImage(
+  rawUrl: string,
+  store: FileStore,
+  policy: FetchPolicy,
+): Promise<StoredFile & { mediaType: string }> {
+  let url: URL;
+  try {
+    url = new URL(rawUrl);
+  } catch {
+    throw new DomainError(DomainErrorCode.Invalid, 'Image URL is not a valid URL');
+  }
+  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
+    throw new DomainError(DomainErrorCode.Invalid, `Image URL scheme ${url.protocol} is not allowed`);
+  }
+  if (!isHostAllowed(url, policy.allowedHosts)) {
+    throw new DomainError(DomainErrorCode.Forbidden, `Image host ${url.hostname} is not in IMAGE_URL_ALLOWED_HOSTS`);
+  }
+  // undici's request does not follow redirects: a 3xx is refused below like any non-200.
+  const res = await request(url, {
+    method: 'GET',
+    headersTimeout: policy.timeoutMs ?? 30_000,
+    bodyTimeout: policy.timeoutMs ?? 30_000,
+  });
+  if (res.statusCode !== 200) {
+    await res.body.dump();
+    throw new DomainError(DomainErrorCode.Unavailable, `Image URL answered HTTP ${res.statusCode}`);
+  }
+  const declared = Number(res.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > policy.maxBytes) {
+    await res.body.dump();
+    throw new DomainError(DomainErrorCode.TooLarge, `Image is ${declared} bytes, over the limit of ${policy.maxBytes}`);
+  }
+  // Peek at the first bytes to check the type before storing the rest.
+  let head = Buffer.alloc(0);
+  let mediaType: string | null = null;
+  const body = res.body as unknown as Readable;
+  const checked = Readable.from(
+    (async function* () {
+      for await (const chunk of body) {
+        const buf = chunk as Buffer;
+        if (mediaType === null) {
+          head = Buffer.concat([head, buf]);
+          if (head.length < 8) continue;
+          mediaType = sniffMediaType(head);
+          if (!mediaType)
+            throw new DomainError(DomainErrorCode.Unsupported, 'Image URL did not return a JPEG, PNG or zip');
+          yield head;
+          continue;
+        }
+        yield buf;
+      }
+      if (mediaType === null) {
+        mediaType = sniffMediaType(head);
+        if (!mediaType)
+          throw new DomainError(DomainErrorCode.Unsupported, 'Image URL did not return a JPEG, PNG or zip');
+        yield head;
+      }
+    })(),
+  );
+  const stored = await store.put(checked, policy.maxBytes);
+  return { ...stored, mediaType: mediaType ?? 'application/octet-stream' };
+}

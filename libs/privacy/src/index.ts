@@ -1,0 +1,5 @@
+export * from './patient-identity';
+export * from './phi-cipher';
+export * from './patient-proxy.service';
+export * from './phi-guard';
+export * from './privacy.module';

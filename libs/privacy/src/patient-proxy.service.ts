@@ -1,0 +1,89 @@
+import { createHmac, randomBytes } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '@hemato/common';
+import { PatientProxyEntity } from '@hemato/persistence';
+import type { EntityManager } from 'typeorm';
+import { PhiCipher } from './phi-cipher';
+import type { PatientIdentity } from './patient-identity';
+
+/** What a caller that talks to Hemato.AI may know about a patient: the opaque proxy, nothing else. */
+export interface PatientProxyRef {
+  /** Row id (orders.patient_proxy_id). */
+  id: string;
+  /** The opaque id sent to Hemato.AI as a tag. */
+  proxyId: string;
+}
+
+export function phiCipherFromConfig(security: AppConfig['security']): PhiCipher {
+  return new PhiCipher({ id: security.PHI_KEY_ID, key: Buffer.from(security.PHI_ENCRYPTION_KEY, 'base64') });
+}
+
+/**
+ * Maps (assigning authority, identifier) to a stable random proxy id. Lookup is by a keyed HMAC of
+ * the identifier, so the table can be searched without holding identifiers in clear.
+ */
+@Injectable()
+export class PatientProxyService {
+  private readonly cipher: PhiCipher;
+
+  constructor(@Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'security'>) {
+    this.cipher = phiCipherFromConfig(config.security);
+  }
+
+  lookupKey(authority: string, value: string): string {
+    return createHmac('sha256', this.config.security.PHI_HMAC_KEY)
+      .update(`${authority.trim().toUpperCase()}\u0000${value.trim()}`)
+      .digest('base64url');
+  }
+
+  /**
+   * Finds or creates the proxy for this patient inside the caller's transaction. The stored identity
+   * is refreshed with the latest demographics, so a result is addressed as the last order was.
+   */
+  async resolve(manager: EntityManager, identity: PatientIdentity): Promise<PatientProxyRef> {
+    const lookup = this.lookupKey(identity.primary.authority, identity.primary.value);
+    const enc = this.cipher.encrypt(JSON.stringify(identity));
+    const proxyId = 'pp-' + randomBytes(12).toString('hex');
+    const rows: Array<{ id: string; proxy_id: string }> = await manager.query(
+      `INSERT INTO patient_proxies (proxy_id, lookup_hmac, identity_enc, key_id)
+       VALUES ($1, $2, $3, $4)
+       ON CONFLICT (lookup_hmac) DO UPDATE SET identity_enc = EXCLUDED.identity_enc, key_id = EXCLUDED.key_id, updated_at = now()
+       RETURNING id, proxy_id`,
+      [proxyId, lookup, enc, this.cipher.keyId],
+    );
+    const row = rows[0];
+    if (!row) throw new Error('patient proxy upsert returned no row');
+    return { id: row.id, proxyId: row.proxy_id };
+  }
+
+  /** The proxy for a row id, for the Hemato.AI path (no PHI). */
+  async proxyOf(manager: EntityManager, id: string): Promise<PatientProxyRef | null> {
+    const row = await manager.findOne(PatientProxyEntity, { where: { id }, select: { id: true, proxyId: true } });
+    return row ? { id: row.id, proxyId: row.proxyId } : null;
+  }
+
+  /** Finds a proxy row by identifier without decrypting anything (dashboard search). */
+  async findByIdentifier(manager: EntityManager, authority: string, value: string): Promise<PatientProxyRef | null> {
+    const row = await manager.findOne(PatientProxyEntity, { where: { lookupHmac: this.lookupKey(authority, value) } });
+    return row ? { id: row.id, proxyId: row.proxyId } : null;
+  }
+}
+
+/**
+ * Reads the decrypted identity: only for addressing results to the hospital (ORU PID, FHIR subject)
+ * and for an audited reveal in the dashboard. Kept apart from PatientProxyService so the Hemato.AI
+ * path never has a way to PHI.
+ */
+@Injectable()
+export class PatientIdentityReader {
+  private readonly cipher: PhiCipher;
+
+  constructor(@Inject(APP_CONFIG) config: Pick<AppConfig, 'security'>) {
+    this.cipher = phiCipherFromConfig(config.security);
+  }
+
+  async read(manager: EntityManager, proxyRowId: string): Promise<PatientIdentity | null> {
+    const row = await manager.findOne(PatientProxyEntity, { where: { id: proxyRowId } });
+    return row ? (JSON.parse(this.cipher.decrypt(row.identityEnc)) as PatientIdentity) : null;
+  }
+}
