@@ -1,2 +1,4 @@
 export * from './test-env';
 export * from './smear';
+export * from './app-harness';
+export * from './tcp-proxy';

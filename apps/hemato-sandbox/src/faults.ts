@@ -1,0 +1,115 @@
+import { z } from 'zod';
+
+const rate = z.number().min(0).max(1);
+
+/** Faults the sandbox injects on demand (SANDBOX_FAULTS, the config file, or POST /_sandbox/faults). */
+export const faultSchema = z
+  .object({
+    /** Added to every API answer. */
+    latency_ms: z.number().int().min(0).max(120_000).default(0),
+    /** Share (0..1) of API requests answered with `error_status`. */
+    error_rate: rate.default(0),
+    error_status: z.number().int().min(500).max(599).default(503),
+    /** The next N API requests fail with `error_status` (then the count runs down to 0). */
+    fail_next: z.number().int().min(0).default(0),
+    /** Share of API requests answered 429 with Retry-After. */
+    rate_limit_rate: rate.default(0),
+    /** The next N API requests get a 429. */
+    rate_limit_next: z.number().int().min(0).default(0),
+    retry_after_s: z.number().int().min(0).max(3600).default(1),
+    /** Share of callbacks never sent. */
+    callback_drop_rate: rate.default(0),
+    /** Added before each callback is sent. */
+    callback_delay_ms: z.number().int().min(0).max(600_000).default(0),
+    /** Share of diagnostic runs that end `failed`. */
+    processing_fail_rate: rate.default(0),
+    processing_fail_message: z
+      .string()
+      .default('The sample could not be analysed (sandbox fault injection). Please resubmit the study.'),
+    /** Path prefixes request faults (latency, 5xx, 429) apply to; empty: every API path. */
+    paths: z.array(z.string()).default([]),
+  })
+  .strict();
+
+export type FaultConfig = z.output<typeof faultSchema>;
+
+/** What a request should suffer, decided once at its start. */
+export type RequestFault = { kind: 'error'; status: number } | { kind: 'rate_limit'; retryAfterS: number } | undefined;
+
+/**
+ * Fault state. Shares are applied deterministically with an accumulator (a share of 0.25 fails exactly
+ * every fourth request), so a test that sets a share gets exactly that share, never a lucky run.
+ */
+export class Faults {
+  config: FaultConfig = faultSchema.parse({});
+  private acc = { error: 0, rateLimit: 0, drop: 0, fail: 0 };
+  readonly counters = { errors: 0, rate_limited: 0, callbacks_dropped: 0, runs_failed: 0 };
+
+  /** Replaces the configuration (unset fields take their defaults: no fault). */
+  set(input: unknown): FaultConfig {
+    this.config = faultSchema.parse(input ?? {});
+    this.acc = { error: 0, rateLimit: 0, drop: 0, fail: 0 };
+    return this.config;
+  }
+
+  clear(): void {
+    this.set({});
+    for (const k of Object.keys(this.counters) as Array<keyof Faults['counters']>) this.counters[k] = 0;
+  }
+
+  applies(path: string): boolean {
+    return this.config.paths.length === 0 || this.config.paths.some((p) => path.startsWith(p));
+  }
+
+  private share(key: keyof Faults['acc'], r: number): boolean {
+    if (r <= 0) return false;
+    this.acc[key] += r;
+    if (this.acc[key] >= 1 - 1e-9) {
+      this.acc[key] -= 1;
+      return true;
+    }
+    return false;
+  }
+
+  /** Decides the fault for one API request (call once per request). */
+  forRequest(path: string): RequestFault {
+    if (!this.applies(path)) return undefined;
+    const c = this.config;
+    if (c.rate_limit_next > 0) {
+      c.rate_limit_next--;
+      this.counters.rate_limited++;
+      return { kind: 'rate_limit', retryAfterS: c.retry_after_s };
+    }
+    if (c.fail_next > 0) {
+      c.fail_next--;
+      this.counters.errors++;
+      return { kind: 'error', status: c.error_status };
+    }
+    if (this.share('rateLimit', c.rate_limit_rate)) {
+      this.counters.rate_limited++;
+      return { kind: 'rate_limit', retryAfterS: c.retry_after_s };
+    }
+    if (this.share('error', c.error_rate)) {
+      this.counters.errors++;
+      return { kind: 'error', status: c.error_status };
+    }
+    return undefined;
+  }
+
+  latencyFor(path: string): number {
+    return this.applies(path) ? this.config.latency_ms : 0;
+  }
+
+  dropCallback(): boolean {
+    const drop = this.share('drop', this.config.callback_drop_rate);
+    if (drop) this.counters.callbacks_dropped++;
+    return drop;
+  }
+
+  /** The user message when this run is to fail, else undefined. */
+  failRun(): string | undefined {
+    if (!this.share('fail', this.config.processing_fail_rate)) return undefined;
+    this.counters.runs_failed++;
+    return this.config.processing_fail_message;
+  }
+}

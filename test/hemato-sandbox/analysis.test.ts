@@ -1,0 +1,23 @@
+import { generateSmearWithTruth } from '@hemato/testing';
+import { checkAndAnalyse } from '../../apps/hemato-sandbox/src/files';
+
+describe('sandbox image analysis on synthetic smears', () => {
+  const cases = [
+    { width: 800, height: 600, format: 'png' as const, seed: 1, parasites: true },
+    { width: 800, height: 600, format: 'jpeg' as const, seed: 2, parasites: true },
+    { width: 640, height: 480, format: 'jpeg' as const, seed: 3, parasites: false },
+    { width: 3000, height: 2000, format: 'jpeg' as const, seed: 4, parasites: true },
+    { width: 300, height: 200, format: 'png' as const, seed: 5, parasites: true },
+  ];
+  it.each(cases)('counts what the generator drew ($width x $height $format, parasites $parasites)', (c) => {
+    const { image, truth } = generateSmearWithTruth(c);
+    const [a] = checkAndAnalyse(image, c.format === 'png' ? 'image/png' : 'image/jpeg');
+    console.log(
+      JSON.stringify({ c, truth: { ...truth, parasiteCells: undefined }, a: { ...a, parasites: a.parasites.length } }),
+    );
+    expect(a.parasites.length).toBe(truth.parasites);
+    expect(a.wbc).toBe(truth.wbc);
+    expect(Math.abs(a.rbc - truth.rbc)).toBeLessThanOrEqual(Math.max(2, truth.rbc * 0.05));
+    expect(Math.abs(a.platelets - truth.platelets)).toBeLessThanOrEqual(1);
+  });
+});
