@@ -94,6 +94,20 @@ export const sandboxSection = z.object({
   SANDBOX_SESSION_TTL_S: int(3600, 1),
 });
 
+  /** Extra users `email:sha256hex(password)`, comma-separated (besides SANDBOX_CONFIG_FILE's). */
+  SANDBOX_USERS: secret('SANDBOX_USERS', list()),
+  /** One organisation registered from the environment: its id (the JWT `iss`), key id and public key (PEM or file). */
+  SANDBOX_KEY_ISSUER: optionalString(),
+  SANDBOX_KEY_ID: optionalString(),
+  SANDBOX_PUBLIC_KEY: optionalString(),
+  /** User ids (`sub`) of that organisation, comma-separated; empty accepts any. */
+  SANDBOX_KEY_SUBJECTS: list(),
+  /** Faults on start, JSON (see README, e.g. {"error_rate":0.1}); default none. */
+  SANDBOX_FAULTS: optionalString(),
+  /** Hosts callbacks and workflow-2 downloads may reach over plain http (loopback always may). */
+  SANDBOX_HTTP_HOSTS: list(),
+  /** Requests kept in the request log (oldest dropped first). */
+  SANDBOX_REQUEST_LOG_MAX: int(5000, 1),
 export const hl7Section = z.object({
   MLLP_PORT: port(2575),
   MLLP_HOST: z.string().default('0.0.0.0'),
