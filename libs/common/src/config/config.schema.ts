@@ -92,8 +92,6 @@ export const sandboxSection = z.object({
   SANDBOX_CONFIG_FILE: optionalString(),
   SANDBOX_DATA_DIR: optionalString(),
   SANDBOX_SESSION_TTL_S: int(3600, 1),
-});
-
   /** Extra users `email:sha256hex(password)`, comma-separated (besides SANDBOX_CONFIG_FILE's). */
   SANDBOX_USERS: secret('SANDBOX_USERS', list()),
   /** One organisation registered from the environment: its id (the JWT `iss`), key id and public key (PEM or file). */
@@ -108,6 +106,8 @@ export const sandboxSection = z.object({
   SANDBOX_HTTP_HOSTS: list(),
   /** Requests kept in the request log (oldest dropped first). */
   SANDBOX_REQUEST_LOG_MAX: int(5000, 1),
+});
+
 export const hl7Section = z.object({
   MLLP_PORT: port(2575),
   MLLP_HOST: z.string().default('0.0.0.0'),
