@@ -77,6 +77,8 @@ export const hematoSection = z.object({
   HEMATO_JWT_ALG: z.enum(['RS384', 'RS256'], { message: 'must be RS384 or RS256' }).default('RS384'),
   HEMATO_TIMEOUT_MS: int(30_000, 1),
   HEMATO_UPLOAD_TIMEOUT_MS: int(600_000, 1),
+  /** Allow plain http:// to a non-loopback HEMATO_BASE_URL (a closed network, e.g. Compose with the sandbox). */
+  HEMATO_ALLOW_INSECURE_HTTP: bool(false),
   HEMATO_WORKFLOW: z.enum(['1', '2'], { message: 'must be 1 or 2' }).default('1'),
   /** Order code table: `SYSTEM|CODE=task[+task]`, comma-separated. `LN` is LOINC. */
   HEMATO_ORDER_CODES: z.string().default('LN|34994-4=pbs_v1,LN|57021-8=pbs_v1'),
