@@ -1,6 +1,7 @@
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { PinoNestLogger, createLogger } from '@hemato/common';
+import { setupAdminOpenApi } from './admin/openapi';
 import { GatewayModule, type GatewayConfig } from './gateway.module';
 
 export interface RunningGateway {
@@ -19,11 +20,14 @@ export async function bootstrapGateway(config: GatewayConfig): Promise<RunningGa
   // JSON (incl. application/fhir+json) is parsed; image bodies are left as streams for the upload routes.
   app.useBodyParser('json', { type: ['application/json', 'application/*+json'], limit: '60mb' });
   app.enableShutdownHooks();
+  // Behind a TLS-terminating proxy req.secure / req.ip come from X-Forwarded-*: the session cookie's Secure flag needs it.
+  app.set('trust proxy', 'loopback, linklocal, uniquelocal');
+  setupAdminOpenApi(app);
   await app.listen(config.core.PORT, config.core.HOST);
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : config.core.PORT;
   const base = `http://${config.core.HOST === '0.0.0.0' ? '127.0.0.1' : config.core.HOST}:${port}`;
-  const urls = { http: base, health: `${base}/health/ready` };
+  const urls = { http: base, health: `${base}/health/ready`, dashboard: `${base}/admin`, apiDocs: `${base}/api/docs` };
   createLogger('gateway').info({ urls }, 'gateway listening');
   return { app, urls };
 }

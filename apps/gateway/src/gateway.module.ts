@@ -2,6 +2,7 @@ import { Module, type DynamicModule } from '@nestjs/common';
 import { ConfigModule, QueueModule, type AppConfig } from '@hemato/common';
 import { OrdersModule } from '@hemato/orders';
 import { PersistenceModule } from '@hemato/persistence';
+import { AdminModule } from './admin/admin.module';
 import { HealthModule } from './health/health.module';
 
 export type GatewayConfig = AppConfig;
@@ -18,6 +19,7 @@ export class GatewayModule {
         QueueModule.forRoot({ redisUrl: config.redis.REDIS_URL, prefix: config.redis.QUEUE_PREFIX }),
         OrdersModule,
         HealthModule,
+        AdminModule,
       ],
     };
   }

@@ -172,6 +172,19 @@ export const ordersSection = z.object({
   STALE_AFTER_MS: int(5 * 60_000, 1000),
 });
 
+export const dashboardSection = z.object({
+  /** How long a dashboard sign-in lasts without activity. */
+  ADMIN_SESSION_TTL_MS: int(8 * 3600_000, 60_000),
+  /** Consecutive wrong passwords that lock an account. */
+  ADMIN_LOCKOUT_THRESHOLD: int(5, 1),
+  /** How long a locked account stays locked. */
+  ADMIN_LOCKOUT_MS: int(15 * 60_000, 1000),
+  /** Session cookie `Secure` flag: `auto` sets it when the request came over TLS (or X-Forwarded-Proto https). */
+  ADMIN_COOKIE_SECURE: z.enum(['auto', 'always', 'never'], { message: 'must be auto, always or never' }).default('auto'),
+  /** Embedded `npm start` creates the first admin (password printed once) when there is no dashboard user. */
+  ADMIN_BOOTSTRAP: bool(true),
+});
+
 export const allSections = {
   core: coreSection,
   embedded: embeddedSection,
@@ -183,6 +196,7 @@ export const allSections = {
   hl7: hl7Section,
   fhir: fhirSection,
   orders: ordersSection,
+  dashboard: dashboardSection,
 } as const;
 
 export type SectionName = keyof typeof allSections;

@@ -1,3 +1,6 @@
+import { AdminSessionEntity } from './admin-session.entity';
+import { AdminUserEntity, type AdminRole } from './admin-user.entity';
+import { AuditLogEntity } from './audit-log.entity';
 import { DeliveryEntity } from './delivery.entity';
 import { ImageFileEntity } from './image-file.entity';
 import { InboundMessageEntity } from './inbound-message.entity';
@@ -7,6 +10,9 @@ import { PatientProxyEntity } from './patient-proxy.entity';
 import { ReportEntity } from './report.entity';
 
 export {
+  AdminSessionEntity,
+  AdminUserEntity,
+  AuditLogEntity,
   DeliveryEntity,
   ImageFileEntity,
   InboundMessageEntity,
@@ -24,4 +30,9 @@ export const ENTITIES = [
   ImageFileEntity,
   ReportEntity,
   DeliveryEntity,
+  AdminUserEntity,
+  AdminSessionEntity,
+  AuditLogEntity,
 ];
+
+export type { AdminRole };

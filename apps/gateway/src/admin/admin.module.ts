@@ -1,0 +1,41 @@
+import { Module } from '@nestjs/common';
+import { HealthModule } from '../health/health.module';
+import { AuditController } from './audit/audit.controller';
+import { AuditService } from './audit/audit.service';
+import { AdminAuthController } from './auth/admin-auth.controller';
+import { AdminAuthGuard } from './auth/admin-auth.guard';
+import { AdminAuthService } from './auth/admin-auth.service';
+import { AdminUsersRepository } from './auth/admin-users.repository';
+import { AdminEventsController } from './events/admin-events.controller';
+import { OrderChangeListener } from './events/order-change-listener';
+import { AdminHealthController } from './health/admin-health.controller';
+import { AdminHealthService } from './health/admin-health.service';
+import { AdminOrdersController } from './orders/admin-orders.controller';
+import { AdminOrdersRepository } from './orders/admin-orders.repository';
+import { AdminOrdersService } from './orders/admin-orders.service';
+import { DashboardStaticController } from './static/dashboard-static.controller';
+
+/** The admin API (/api/admin/*) and the dashboard it serves (/admin). */
+@Module({
+  imports: [HealthModule],
+  controllers: [
+    AdminAuthController,
+    AdminOrdersController,
+    AdminEventsController,
+    AdminHealthController,
+    AuditController,
+    DashboardStaticController,
+  ],
+  providers: [
+    AdminUsersRepository,
+    AdminAuthService,
+    AdminAuthGuard,
+    AuditService,
+    AdminOrdersRepository,
+    AdminOrdersService,
+    OrderChangeListener,
+    AdminHealthService,
+  ],
+  exports: [AdminAuthService, AuditService],
+})
+export class AdminModule {}

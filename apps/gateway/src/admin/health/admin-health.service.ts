@@ -1,0 +1,117 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { getQueueToken } from '@nestjs/bullmq';
+import { APP_CONFIG, QueueName, type AppConfig } from '@hemato/common';
+import type { Queue } from 'bullmq';
+import { ReadinessService } from '../../health/readiness.service';
+import { AdminOrdersRepository } from '../orders/admin-orders.repository';
+import { MLLP_STATS, type MllpStats, type MllpStatsSource } from './mllp-stats';
+
+const PROBE_TIMEOUT_MS = 3000;
+
+export interface ProbeResult {
+  url: string | null;
+  ok: boolean;
+  status?: number;
+  ms?: number;
+  error?: string;
+  body?: unknown;
+}
+
+export interface HealthReport {
+  at: string;
+  readiness: Awaited<ReturnType<ReadinessService['check']>>;
+  mllp: { configured: { host: string; port: number }; stats: MllpStats | null };
+  queues: Array<{ name: string; counts?: Record<string, number>; error?: string }>;
+  hemato: ProbeResult;
+  ehr: ProbeResult;
+  lastErrors: Awaited<ReturnType<AdminOrdersRepository['lastErrors']>>;
+}
+
+async function probe(url: string | null, parseJson: boolean): Promise<ProbeResult> {
+  if (!url) return { url: null, ok: false, error: 'not configured' };
+  const started = Date.now();
+  try {
+    const res = await fetch(url, {
+      signal: AbortSignal.timeout(PROBE_TIMEOUT_MS),
+      headers: { accept: 'application/json, application/fhir+json' },
+    });
+    const text = await res.text();
+    let body: unknown;
+    if (parseJson) {
+      try {
+        body = JSON.parse(text);
+      } catch {
+        body = undefined;
+      }
+    }
+    return { url, ok: res.ok, status: res.status, ms: Date.now() - started, body };
+  } catch (err) {
+    return { url, ok: false, ms: Date.now() - started, error: err instanceof Error ? err.message : String(err) };
+  }
+}
+
+/** Everything the health page shows, gathered in parallel, each part with its own timeout. */
+@Injectable()
+export class AdminHealthService {
+  constructor(
+    private readonly moduleRef: ModuleRef,
+    private readonly readiness: ReadinessService,
+    private readonly orders: AdminOrdersRepository,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'hemato' | 'fhir' | 'hl7'>,
+  ) {}
+
+  private hematoBase(): string {
+    return (this.config.hemato.HEMATO_BASE_URL ?? `https://${this.config.hemato.HEMATO_REGION}.api.hemato.ai`).replace(
+      /\/+$/,
+      '',
+    );
+  }
+
+  private mllpStats(): MllpStats | null {
+    try {
+      const source = this.moduleRef.get<MllpStatsSource>(MLLP_STATS, { strict: false });
+      return source.mllpStats();
+    } catch {
+      return null;
+    }
+  }
+
+  private async queueCounts(name: QueueName) {
+    try {
+      const queue = this.moduleRef.get<Queue>(getQueueToken(name), { strict: false });
+      const counts = await Promise.race([
+        queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
+        new Promise<never>((_, reject) =>
+          setTimeout(() => reject(new Error('Redis did not answer')), PROBE_TIMEOUT_MS).unref(),
+        ),
+      ]);
+      return { name, counts };
+    } catch (err) {
+      return { name, error: err instanceof Error ? err.message : String(err) };
+    }
+  }
+
+  async report(): Promise<HealthReport> {
+    const ehrBase = this.config.fhir.FHIR_EHR_BASE_URL?.replace(/\/+$/, '');
+    const [readiness, queues, hemato, ehr, lastErrors] = await Promise.all([
+      this.readiness.check(),
+      Promise.all(Object.values(QueueName).map((q) => this.queueCounts(q))),
+      probe(`${this.hematoBase()}/heartbeat`, true),
+      probe(ehrBase ? `${ehrBase}/metadata` : null, false),
+      this.orders.lastErrors(10),
+    ]);
+    return {
+      at: new Date().toISOString(),
+      readiness,
+      mllp: {
+        configured: { host: this.config.hl7.MLLP_HOST, port: this.config.hl7.MLLP_PORT },
+        stats: this.mllpStats(),
+      },
+      queues,
+      hemato,
+      ehr,
+      lastErrors,
+    };
+  }
+}

@@ -1,0 +1,5 @@
+export * from './admin.module';
+export * from './openapi';
+export { ensureFirstAdmin, createAdminUser } from './auth/first-admin';
+export { hashPassword, verifyPassword } from './auth/password';
+export { MLLP_STATS, type MllpStats, type MllpStatsSource } from './health/mllp-stats';

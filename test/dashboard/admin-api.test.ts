@@ -1,0 +1,144 @@
+import { apiSignIn, createUser, insertOrder, startDashboardGateway, type DashboardGateway } from './dashboard-harness';
+
+/** The admin API over real HTTP: sign-in, lock-out, roles, search and pagination, the audit log. */
+describe('admin API', () => {
+  let g: DashboardGateway;
+  beforeAll(async () => {
+    g = await startDashboardGateway('adminapi', { ADMIN_LOCKOUT_THRESHOLD: '3' });
+    await createUser(g.ds, 'ada@lab.example', 'admin', 'admin-password-123');
+    await createUser(g.ds, 'vic@lab.example', 'viewer', 'viewer-password-123');
+    await createUser(g.ds, 'lou@lab.example', 'viewer', 'lockout-password-123');
+  });
+  afterAll(async () => g?.stop());
+
+  it('refuses every admin route without a session, and signs in with the right password only', async () => {
+    for (const path of ['/api/admin/orders', '/api/admin/health', '/api/admin/auth/me', '/api/admin/audit']) {
+      expect((await fetch(g.baseUrl + path)).status).toBe(401);
+    }
+    const wrong = await apiSignIn(g.baseUrl, 'ada@lab.example', 'not-the-password');
+    expect(wrong.status).toBe(401);
+    expect(wrong.cookie).toBeNull();
+    const unknown = await apiSignIn(g.baseUrl, 'nobody@lab.example', 'whatever-password');
+    expect(unknown.status).toBe(401);
+
+    const ok = await apiSignIn(g.baseUrl, 'ADA@lab.example', 'admin-password-123');
+    expect(ok.status).toBe(200);
+    expect(ok.body).toMatchObject({ email: 'ada@lab.example', role: 'admin' });
+    const me = await fetch(g.baseUrl + '/api/admin/auth/me', { headers: { cookie: ok.cookie! } });
+    expect(await me.json()).toMatchObject({ email: 'ada@lab.example', role: 'admin' });
+
+    const logout = await fetch(g.baseUrl + '/api/admin/auth/logout', {
+      method: 'POST',
+      headers: { cookie: ok.cookie! },
+    });
+    expect(logout.status).toBe(204);
+    expect((await fetch(g.baseUrl + '/api/admin/auth/me', { headers: { cookie: ok.cookie! } })).status).toBe(401);
+  });
+
+  it('sets the session cookie HttpOnly and SameSite=Strict', async () => {
+    const res = await fetch(`${g.baseUrl}/api/admin/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'vic@lab.example', password: 'viewer-password-123' }),
+    });
+    const cookie = res.headers.get('set-cookie') ?? '';
+    expect(cookie).toMatch(/HttpOnly/i);
+    expect(cookie).toMatch(/SameSite=Strict/i);
+  });
+
+  it('locks an account after repeated failures, even against the right password, and audits it', async () => {
+    for (let i = 0; i < 3; i++) {
+      const r = await apiSignIn(g.baseUrl, 'lou@lab.example', `wrong-${i}-password`);
+      expect(r.status).toBe(i < 2 ? 401 : 423);
+    }
+    const right = await apiSignIn(g.baseUrl, 'lou@lab.example', 'lockout-password-123');
+    expect(right.status).toBe(423);
+    expect(right.cookie).toBeNull();
+    const rows: Array<{ action: string; outcome: string }> = await g.ds.query(
+      `SELECT action, outcome FROM audit_log WHERE user_email = 'lou@lab.example' ORDER BY id`,
+    );
+    expect(rows.map((r) => r.action)).toContain('auth.lockout');
+    expect(rows[rows.length - 1]).toEqual({ action: 'auth.login', outcome: 'denied' });
+  });
+
+  it('lets a viewer read but not act: reveal and audit answer 403 and the refusal is audited', async () => {
+    const orderId = await insertOrder(g.ds, { filler: 'VIEW-1', placer: 'PL-VIEW-1' });
+    const viewer = await apiSignIn(g.baseUrl, 'vic@lab.example', 'viewer-password-123');
+    const headers = { cookie: viewer.cookie! };
+    expect((await fetch(`${g.baseUrl}/api/admin/orders/${orderId}`, { headers })).status).toBe(200);
+    expect((await fetch(`${g.baseUrl}/api/admin/orders/${orderId}/reveal`, { method: 'POST', headers })).status).toBe(
+      403,
+    );
+    expect((await fetch(`${g.baseUrl}/api/admin/audit`, { headers })).status).toBe(403);
+    const denied: Array<{ n: string }> = await g.ds.query(
+      `SELECT count(*) AS n FROM audit_log WHERE user_email = 'vic@lab.example' AND action = 'access.denied' AND outcome = 'denied'`,
+    );
+    expect(Number(denied[0]!.n)).toBe(2);
+    const views: Array<{ target_id: string }> = await g.ds.query(
+      `SELECT target_id FROM audit_log WHERE user_email = 'vic@lab.example' AND action = 'order.view'`,
+    );
+    expect(views.map((v) => v.target_id)).toEqual([orderId]);
+  });
+
+  it('refuses a state-changing call from another origin', async () => {
+    const admin = await apiSignIn(g.baseUrl, 'ada@lab.example', 'admin-password-123');
+    const orderId = await insertOrder(g.ds, { filler: 'CSRF-1' });
+    const res = await fetch(`${g.baseUrl}/api/admin/orders/${orderId}/reveal`, {
+      method: 'POST',
+      headers: { cookie: admin.cookie!, origin: 'https://evil.example' },
+    });
+    expect(res.status).toBe(403);
+  });
+
+  it('lists newest first with keyset pages, filters by status and finds by placer / filler prefix', async () => {
+    const admin = await apiSignIn(g.baseUrl, 'ada@lab.example', 'admin-password-123');
+    const headers = { cookie: admin.cookie! };
+    const made: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      made.push(
+        await insertOrder(g.ds, {
+          filler: `PAGE-${i}`,
+          placer: `PL-PAGE-${i}`,
+          status: i % 2 ? 'failed' : 'processing',
+        }),
+      );
+    }
+    const seen: string[] = [];
+    let cursor: string | null = null;
+    do {
+      const url: string = `${g.baseUrl}/api/admin/orders?q=PAGE-&limit=3${cursor ? `&cursor=${cursor}` : ''}`;
+      const page: { items: Array<{ id: string }>; nextCursor: string | null } = await (
+        await fetch(url, { headers })
+      ).json();
+      seen.push(...page.items.map((o) => o.id));
+      cursor = page.nextCursor;
+    } while (cursor && seen.length < 50);
+    expect(seen).toEqual([...made].reverse());
+
+    const failed = await (await fetch(`${g.baseUrl}/api/admin/orders?status=failed&q=PL-PAGE`, { headers })).json();
+    expect(failed.items.map((o: { fillerOrderNumber: string }) => o.fillerOrderNumber)).toEqual([
+      'PAGE-5',
+      'PAGE-3',
+      'PAGE-1',
+    ]);
+    const exact = await (await fetch(`${g.baseUrl}/api/admin/orders?q=PAGE-4`, { headers })).json();
+    expect(exact.items.map((o: { id: string }) => o.id)).toEqual([made[4]]);
+    const counts = await (await fetch(`${g.baseUrl}/api/admin/orders/counts?q=PAGE-`, { headers })).json();
+    expect(counts).toEqual({ counts: { failed: 3, processing: 4 }, total: 7 });
+    expect((await fetch(`${g.baseUrl}/api/admin/orders?status=bogus`, { headers })).status).toBe(400);
+  });
+
+  it('documents the API with OpenAPI behind the same sign-in', async () => {
+    expect((await fetch(`${g.baseUrl}/api/docs-json`)).status).toBe(401);
+    const admin = await apiSignIn(g.baseUrl, 'ada@lab.example', 'admin-password-123');
+    const doc = await (await fetch(`${g.baseUrl}/api/docs-json`, { headers: { cookie: admin.cookie! } })).json();
+    expect(Object.keys(doc.paths)).toEqual(
+      expect.arrayContaining([
+        '/api/admin/auth/login',
+        '/api/admin/orders',
+        '/api/admin/orders/{id}',
+        '/api/admin/health',
+      ]),
+    );
+  });
+});
