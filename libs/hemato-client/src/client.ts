@@ -615,8 +615,10 @@ export class HematoClient {
           code === 'UND_ERR_BODY_TIMEOUT' ||
           code === 'ETIMEDOUT';
         const kind = timedOut ? 'timeout' : 'network';
+        // A certificate problem does not heal by itself: fail at once.
+        const tlsFailure = /CERT|SSL|TLS|SIGNATURE|ALTNAME/.test(code);
         // A non-idempotent call is only retried when the request provably never left.
-        const retry = canRetry(!NOT_SENT.has(code));
+        const retry = !tlsFailure && canRetry(!NOT_SENT.has(code));
         this.log.debug({ ...errorBase, attempt, code, kind, ms: Date.now() - started }, 'hemato call failed');
         if (retry) {
           const delayMs = this.backoff(attempt);
@@ -629,7 +631,7 @@ export class HematoClient {
           ...errorBase,
           kind,
           message: `Hemato.AI ${spec.method} ${spec.path}: ${timedOut ? `no answer within ${spec.timeoutMs} ms` : `network error ${code || (e as Error).message}`}`,
-          retryable: true,
+          retryable: !tlsFailure,
           attempts: attempt,
           cause: e,
         });
