@@ -13,10 +13,13 @@ export interface HematoEnvelope<T> {
   debug_info?: Record<string, unknown>;
 }
 
+/** Region codes: DEV, QA, USA, Canada, EU. */
 export type HematoRegion = 'dev' | 'qa' | 'us' | 'ca' | 'eu';
 
+/** Values of the JWT `role` claim. */
 export type HematoRole = 'admin' | 'user' | 'device' | 'service';
 
+/** Every {@link HematoRole}. */
 export const HEMATO_ROLES: readonly HematoRole[] = ['admin', 'user', 'device', 'service'];
 
 /** Region → host; the host is also the JWT audience. */
@@ -28,11 +31,13 @@ export const HEMATO_REGION_HOSTS: Record<HematoRegion, string> = {
   eu: 'eu.api.hemato.ai',
 };
 
+/** `POST /auth/login` body: `pass_hash` is the sha256 hex of the password, never the password. */
 export interface LoginRequest {
   user: string;
   pass_hash: string;
 }
 
+/** `POST /auth/login` results; the token is `token.HY_APP_AUTH_v1`. */
 export interface LoginResults {
   /** Nanoseconds since the epoch, as a string. */
   login_timestamp: string;
@@ -40,6 +45,7 @@ export interface LoginResults {
   user: { email: string; id: string; screen_name: string; user_name: string };
 }
 
+/** `POST /pbs` body (workflow 1). Tags carry no PII/PHI: proxy ids only. */
 export interface CreateStudyRequest {
   tags?: Record<string, string>;
 }
@@ -50,30 +56,36 @@ export interface SubmitListRequest {
   tasks: string[];
 }
 
+/** `POST /pbs` results (both workflows). */
 export interface CreateStudyResults {
   pbs_study_id: string;
   /** Workflow 2 only. */
   file_ids?: string[];
 }
 
+/** `POST /pbs/{id}/files` results. */
 export interface UploadFileResults {
   pbs_study_id: string;
   /** `sha224-i-<hex sha224 of the bytes>`. */
   file_id: string;
 }
 
+/** `POST /pbs/{id}/tasks` body. */
 export interface RequestTasksRequest {
   diagnostic_tasks: string[];
   callback_url?: string;
 }
 
+/** `POST /pbs/{id}/tasks` results (the reference's example has no `status`). */
 export interface RequestTasksResults {
   pbs_study_id: string;
   tasks: string[];
 }
 
+/** `report_status` values as we read the reference. */
 export type ReportStatus = 'pending' | 'processing' | 'ready' | 'failed';
 
+/** `GET /pbs/{id}/status` results. */
 export interface StatusResults {
   pbs_study_id: string;
   report_status: ReportStatus;
@@ -87,11 +99,13 @@ export interface StatusResults {
 /** A value the reference shows as a string but that may arrive as a number. */
 export type NumLike = string | number;
 
+/** One entry of `feature_statistics`. */
 export interface FeatureStatistic {
   value: NumLike;
   unit: string;
 }
 
+/** One spot of a finding's `heat_map`. */
 export interface HeatMapSpot {
   /** [x, y] in pixels of the image. */
   center: [number, number];
@@ -100,11 +114,13 @@ export interface HeatMapSpot {
   file_id?: string;
 }
 
+/** One entry of `morphological_findings` (report level 1). */
 export interface MorphologicalFinding {
   count: NumLike;
   heat_map?: HeatMapSpot[];
 }
 
+/** One entry of `diagnostic_report.differential_diagnosis` (report level 2). */
 export interface DifferentialDiagnosis {
   score: NumLike;
   confidence: NumLike;
@@ -114,6 +130,7 @@ export interface DifferentialDiagnosis {
   'english-short'?: string;
 }
 
+/** `GET /pbs/{id}/report` results: findings, diagnoses, pathology text (levels 1-3). */
 export interface ReportResults {
   pbs_study_id: string;
   file_ids: string[];
@@ -154,6 +171,8 @@ export interface Heartbeat {
   version: string;
 }
 
+/** Upload types the reference accepts (a ZIP holds JPEG/PNG files). */
 export type HematoFileType = 'image/jpeg' | 'image/png' | 'application/zip';
 
+/** Every {@link HematoFileType}. */
 export const HEMATO_FILE_TYPES: readonly HematoFileType[] = ['image/jpeg', 'image/png', 'application/zip'];

@@ -1,0 +1,84 @@
+import { parseRetryAfter } from './client';
+import { parseCallbackBody, parseNumLike, parseReport, parseStatus } from './results';
+import { assertZipOfImages, normaliseFileType, sniffFileType, zipEntryNames } from './upload-source';
+
+describe('parsing what Hemato.AI sends', () => {
+  it('reads numbers sent as strings or numbers', () => {
+    expect([parseNumLike('1'), parseNumLike(' 0.95 '), parseNumLike(7), parseNumLike('x'), parseNumLike('')]).toEqual([
+      1,
+      0.95,
+      7,
+      null,
+      null,
+    ]);
+  });
+
+  it('reads Retry-After as seconds or as an HTTP date', () => {
+    const now = Date.parse('2026-01-01T00:00:00Z');
+    expect(parseRetryAfter('3', now)).toBe(3000);
+    expect(parseRetryAfter('Thu, 01 Jan 2026 00:00:10 GMT', now)).toBe(10_000);
+    expect(parseRetryAfter('Wed, 31 Dec 2025 00:00:00 GMT', now)).toBe(0);
+    expect(parseRetryAfter('soon', now)).toBeUndefined();
+    expect(parseRetryAfter(undefined, now)).toBeUndefined();
+  });
+
+  it('accepts the callback body with pbs_stody_id (sic) or pbs_study_id', () => {
+    expect(parseCallbackBody({ pbs_stody_id: 'a', report_status: 'ready', progress: '1.0' })).toEqual({
+      studyId: 'a',
+      reportStatus: 'ready',
+      progress: 1,
+      event: undefined,
+    });
+    expect(parseCallbackBody({ pbs_study_id: 'b' }).studyId).toBe('b');
+    expect(parseCallbackBody('junk')).toEqual({});
+  });
+
+  it('tolerates a sparse report and refuses one without a study id', () => {
+    const r = parseReport({ pbs_study_id: 's' } as never);
+    expect(r).toMatchObject({ studyId: 's', fileIds: [], differentialDiagnosis: [], pathologyReport: '' });
+    expect(() => parseReport({} as never)).toThrow(/pbs_study_id/);
+    expect(parseStatus({ pbs_study_id: 's', report_status: 'ready' } as never).progress).toBe(1);
+  });
+});
+
+describe('upload type checks', () => {
+  it('normalises names and refuses other types', () => {
+    expect(['jpg', '.JPEG', 'image/jpeg; q=1', 'png', 'zip'].map(normaliseFileType)).toEqual([
+      'image/jpeg',
+      'image/jpeg',
+      'image/jpeg',
+      'image/png',
+      'application/zip',
+    ]);
+    expect(() => normaliseFileType('image/tiff')).toThrow(/JPEG, PNG or a ZIP/);
+    expect(sniffFileType(Buffer.from('GIF89a'))).toBeUndefined();
+  });
+
+  it('lists the entries of a ZIP64 archive from its tail', async () => {
+    // One central directory entry "x.png", then ZIP64 end record + locator + an end record saying "see ZIP64".
+    const name = Buffer.from('x.png');
+    const cd = Buffer.alloc(46 + name.length);
+    cd.writeUInt32LE(0x02014b50, 0);
+    cd.writeUInt16LE(name.length, 28);
+    name.copy(cd, 46);
+    const cdOffset = 100;
+    const z64 = Buffer.alloc(56);
+    z64.writeUInt32LE(0x06064b50, 0);
+    z64.writeBigUInt64LE(1n, 32);
+    z64.writeBigUInt64LE(BigInt(cd.length), 40);
+    z64.writeBigUInt64LE(BigInt(cdOffset), 48);
+    const loc = Buffer.alloc(20);
+    loc.writeUInt32LE(0x07064b50, 0);
+    loc.writeBigUInt64LE(BigInt(cdOffset + cd.length), 8);
+    const eocd = Buffer.alloc(22);
+    eocd.writeUInt32LE(0x06054b50, 0);
+    eocd.writeUInt16LE(0xffff, 10);
+    eocd.writeUInt32LE(0xffffffff, 12);
+    eocd.writeUInt32LE(0xffffffff, 16);
+    const zip = Buffer.concat([Buffer.alloc(cdOffset), cd, z64, loc, eocd]);
+    const names = await zipEntryNames(zip.length, async (p, l) => zip.subarray(p, p + l));
+    expect(names).toEqual(['x.png']);
+    expect(() => assertZipOfImages(names)).not.toThrow();
+    expect(() => assertZipOfImages(['dir/', 'a.exe'])).toThrow(/not \.jpg/);
+  });
+});
