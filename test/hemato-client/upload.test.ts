@@ -89,6 +89,25 @@ describe('Hemato client: uploads', () => {
     expect(server.log.filter((r) => r.path === '/auth/login')).toHaveLength(1);
   });
 
+  it('closes a stream source it was handed when the call is refused', async () => {
+    const guarded = sessionClient(server, {
+      beforeRequest: () => {
+        throw new Error('refused by policy');
+      },
+    });
+    try {
+      const stream = generatedJpegStream(10 * 1024 * 1024);
+      await expect(guarded.uploadFile(studyId, stream, 'jpg')).rejects.toThrow('refused by policy');
+      expect(stream.destroyed).toBe(true);
+      const junk = Readable.from([Buffer.from('not an image')]);
+      await expect(client.uploadFile(studyId, junk, 'png')).rejects.toMatchObject({ kind: 'unsupported_file_type' });
+      expect(junk.destroyed).toBe(true);
+      expect(uploads()).toHaveLength(0);
+    } finally {
+      await guarded.close();
+    }
+  });
+
   it('refuses uploads to a closed study with the service error (409)', async () => {
     await client.uploadFile(studyId, jpegBytes(), 'jpg');
     await client.requestTasks(studyId, ['pbs_v1']);

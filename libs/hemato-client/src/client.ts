@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
 import { createLogger, type Logger } from '@hemato/common';
@@ -415,16 +416,23 @@ export class HematoClient {
     opts: HematoCallOptions = {},
   ): Promise<HematoUploadedFile> {
     const id = encodeId(studyId, 'studyId');
-    const upload = await prepareUpload(source, type);
-    const res = await this.call({
-      method: 'POST',
-      path: `/pbs/${id}/files`,
-      upload,
-      idempotent: true,
-      auth: true,
-      timeoutMs: opts.timeoutMs ?? this.uploadTimeoutMs,
-      signal: opts.signal,
-    });
+    let res: CallResult;
+    try {
+      const upload = await prepareUpload(source, type);
+      res = await this.call({
+        method: 'POST',
+        path: `/pbs/${id}/files`,
+        upload,
+        idempotent: true,
+        auth: true,
+        timeoutMs: opts.timeoutMs ?? this.uploadTimeoutMs,
+        signal: opts.signal,
+      });
+    } catch (e) {
+      // A stream we were handed and did not finish (refused, failed) must not keep its file open.
+      if (source instanceof Readable && !source.readableEnded) source.destroy();
+      throw e;
+    }
     const answer = parseUpload(res.envelope.results as UploadFileResults | undefined);
     const mine = res.uploaded!;
     if (answer.fileId !== mine.fileId) {
