@@ -3,7 +3,7 @@
  * hashes every body with SHA-224, as the service does) with HematoClient.uploadFile, and the same
  * file piped with a bare `undici.request`, then prints one JSON line:
  * `{"mib_per_s":…,"undici_mib_per_s":…,"peak_rss_mib":…,"baseline_rss_mib":…}`.
- * Best of BENCH_ROUNDS (default 2) runs each, alternating; peak RSS is this process's during the
+ * Best of BENCH_ROUNDS (default 3) runs each, alternating; peak RSS is this process's during the
  * client uploads. Targets: peak within 64 MiB of baseline, mib_per_s >= 80% of undici_mib_per_s.
  */
 import { fork } from 'node:child_process';
@@ -19,7 +19,7 @@ import { request } from 'undici';
 import { HematoClient } from '@hemato/hemato-client';
 
 const SIZE = Number(process.env.BENCH_BYTES ?? 1024 * 1024 * 1024);
-const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 2);
+const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const MIB = 1024 * 1024;
 
 function serve(): void {
