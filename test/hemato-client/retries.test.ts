@@ -89,13 +89,14 @@ describe('Hemato client: retries, backoff and timeouts', () => {
   });
 
   it('times out an attempt, retries, and reports a timeout when every attempt is slow', async () => {
-    const slow = sessionClient(server, { timeoutMs: 150, onRetry: (e) => retries.push(e) });
+    const slow = sessionClient(server, { timeoutMs: 500, onRetry: (e) => retries.push(e) });
     try {
       await slow.login();
-      server.delay('GET', /\/status$/, 1_000, 1);
+      retries.length = 0;
+      server.delay('GET', /\/status$/, 5_000, 1);
       await expect(slow.getStatus(studyId)).resolves.toMatchObject({ studyId });
       expect(retries.map((r) => r.reason)).toEqual(['timeout']);
-      server.delay('GET', /\/status$/, 1_000, 10);
+      server.delay('GET', /\/status$/, 5_000, 10);
       await expect(slow.getStatus(studyId)).rejects.toMatchObject({ kind: 'timeout', attempts: 4, status: 0 });
     } finally {
       await slow.close();
