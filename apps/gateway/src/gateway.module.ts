@@ -3,6 +3,7 @@ import { ConfigModule, QueueModule, type AppConfig } from '@hemato/common';
 import { OrdersModule } from '@hemato/orders';
 import { PersistenceModule } from '@hemato/persistence';
 import { AdminModule } from './admin/admin.module';
+import { FhirModule } from './fhir/fhir.module';
 import { HealthModule } from './health/health.module';
 
 export type GatewayConfig = AppConfig;
@@ -19,6 +20,7 @@ export class GatewayModule {
         QueueModule.forRoot({ redisUrl: config.redis.REDIS_URL, prefix: config.redis.QUEUE_PREFIX }),
         OrdersModule,
         HealthModule,
+        FhirModule,
         AdminModule,
       ],
     };

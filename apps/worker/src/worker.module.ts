@@ -7,6 +7,8 @@ import { JobRegistry } from './jobs/job-registry';
 import { DeliveriesProcessor, MaintenanceProcessor, OrdersProcessor } from './jobs/processors';
 import { EchoHandler } from './maintenance/echo.handler';
 import { StartOrderHandler } from './lifecycle/start-order.handler';
+import { DeliverFhirHandler } from './delivery-fhir/deliver-fhir.handler';
+import { DeliverFhirService } from './delivery-fhir/deliver-fhir.service';
 
 export type WorkerConfig = AppConfig;
 
@@ -30,6 +32,8 @@ export class WorkerModule {
         MaintenanceProcessor,
         EchoHandler,
         StartOrderHandler,
+        DeliverFhirService,
+        DeliverFhirHandler,
       ],
     };
   }

@@ -15,12 +15,15 @@ export enum JobName {
   Echo = 'maintenance.echo',
   /** First step of every new order: fetch URL images, then wait for images or move to ready. */
   OrderStart = 'orders.start',
+  /** Writes a report to the EHR as a FHIR transaction and records the outcome (data: orderId + deliveryId). */
+  DeliverFhir = 'deliveries.fhir',
 }
 
 /** Which queue each job runs on. Exhaustive by type: a new JobName must be placed here. */
 export const JOB_QUEUE: Record<JobName, QueueName> = {
   [JobName.Echo]: QueueName.Maintenance,
   [JobName.OrderStart]: QueueName.Orders,
+  [JobName.DeliverFhir]: QueueName.Deliveries,
 };
 
 /** Default options for every job: retried with exponential backoff, failures kept for replay. */

@@ -1,5 +1,6 @@
 import { InitialSchema1764270000000 } from './1764270000000-initial-schema';
 import { AdminDashboard1764280000000 } from './1764280000000-admin-dashboard';
+import { FhirSubscriptions1764290000000 } from './1764290000000-fhir-subscriptions';
 
 /** Every migration, oldest first. Landed migrations are never edited: add a new class. */
-export const MIGRATIONS = [InitialSchema1764270000000, AdminDashboard1764280000000];
+export const MIGRATIONS = [InitialSchema1764270000000, AdminDashboard1764280000000, FhirSubscriptions1764290000000];

@@ -1,0 +1,168 @@
+import { randomUUID } from 'node:crypto';
+import { Inject, Injectable } from '@nestjs/common';
+import {
+  DomainError,
+  DomainErrorCode,
+  OrderStatus,
+  SourceChannel,
+  TERMINAL_STATUSES,
+  createLogger,
+} from '@hemato/common';
+import {
+  FhirOperationError,
+  parseServiceRequest,
+  type ParsedServiceRequest,
+  type ResourceResolver,
+} from '@hemato/fhir';
+import { OrderCodeTable, OrderIntakeService, OrderTransitions } from '@hemato/orders';
+import type { OrderEntity } from '@hemato/persistence';
+import type { ServiceRequest } from '@medplum/fhirtypes';
+import type { EntityManager } from 'typeorm';
+import { FhirOrdersRepository } from './fhir-orders.repository';
+
+const log = createLogger('fhir-intake');
+
+export interface IntakeContext {
+  resolver: ResourceResolver;
+  /** Authenticated client (inbound_messages.sender). */
+  client: string;
+  ifNoneExist?: string;
+  /** EHR base for ServiceRequests read from the EHR (subscription path). */
+  ehrBaseUrl?: string;
+  /** FHIRPath prefix for error expressions. */
+  path?: string;
+  /** The request body as received, recorded in inbound_messages. */
+  raw?: string;
+  /** Caller's transaction (Bundle of type transaction); the caller then runs `afterCommit`. */
+  manager?: EntityManager;
+}
+
+export interface IntakeResult {
+  order: OrderEntity;
+  /** False when an order with the same identifier already existed (idempotent repeat). */
+  created: boolean;
+  cancelled?: boolean;
+}
+
+function isUniqueViolation(err: unknown): boolean {
+  return (
+    (err as { code?: string; driverError?: { code?: string } })?.driverError?.code === '23505' ||
+    (err as { code?: string })?.code === '23505'
+  );
+}
+
+/**
+ * One ServiceRequest in, one order stored: parse and check it, answer a repeated identifier with
+ * the existing order, cancel on `revoked`, else store it with its patient, images and timeline
+ * event and start the lifecycle once committed.
+ */
+@Injectable()
+export class FhirOrderIntakeUseCase {
+  constructor(
+    private readonly repo: FhirOrdersRepository,
+    private readonly intake: OrderIntakeService,
+    private readonly transitions: OrderTransitions,
+    @Inject(OrderCodeTable) private readonly codes: OrderCodeTable,
+  ) {}
+
+  /** Parses without storing (for all-or-nothing Bundles: check every entry first). */
+  parse(sr: ServiceRequest, ctx: IntakeContext): Promise<ParsedServiceRequest> {
+    return parseServiceRequest(sr, {
+      codes: this.codes,
+      resolver: ctx.resolver,
+      ifNoneExist: ctx.ifNoneExist,
+      ehrBaseUrl: ctx.ehrBaseUrl,
+      path: ctx.path,
+    });
+  }
+
+  async execute(sr: ServiceRequest, ctx: IntakeContext): Promise<IntakeResult> {
+    return this.store(await this.parse(sr, ctx), ctx);
+  }
+
+  /** Stores a parsed order (or finds the existing one). Without `ctx.manager` it also starts the lifecycle. */
+  async store(parsed: ParsedServiceRequest, ctx: IntakeContext): Promise<IntakeResult> {
+    const existing = parsed.externalKey ? await this.repo.findByExternalKey(parsed.externalKey) : null;
+    if (existing) return this.onExisting(existing, parsed, ctx);
+    if (parsed.status === 'revoked') {
+      throw FhirOperationError.unprocessable(
+        'There is no order with this identifier to cancel',
+        `${ctx.path ?? 'ServiceRequest'}.status`,
+      );
+    }
+    const create = async (m: EntityManager) => {
+      const inboundMessageId = ctx.raw
+        ? await this.repo.recordInbound(m, {
+            sender: ctx.client,
+            controlId: randomUUID(),
+            type: 'ServiceRequest',
+            raw: ctx.raw,
+            status: 'accepted',
+          })
+        : null;
+      return this.intake.create(m, {
+        sourceChannel: SourceChannel.Fhir,
+        placerOrderNumber: parsed.placerOrderNumber,
+        externalKey: parsed.externalKey,
+        patient: parsed.patient,
+        test: parsed.test,
+        tasks: parsed.tasks,
+        details: parsed.details,
+        inboundMessageId,
+        images: parsed.images,
+        actor: 'fhir',
+      });
+    };
+    try {
+      const order = ctx.manager ? await create(ctx.manager) : await this.repo.transaction(create);
+      if (!ctx.manager) await this.afterCommit([order.id]);
+      log.info({ orderId: order.id, client: ctx.client }, 'FHIR order stored');
+      return { order, created: true };
+    } catch (err) {
+      // Two requests with one identifier at once: the database kept the first; answer with it.
+      if (!ctx.manager && parsed.externalKey && isUniqueViolation(err)) {
+        const winner = await this.repo.findByExternalKey(parsed.externalKey);
+        if (winner) return { order: winner, created: false };
+      }
+      throw err;
+    }
+  }
+
+  /** Starts the lifecycle of orders stored in a caller's transaction, once it committed. */
+  async afterCommit(orderIds: string[]): Promise<void> {
+    try {
+      await this.intake.afterCommit(orderIds);
+    } catch (err) {
+      // The orders are committed: the reconciler starts any order whose lifecycle job is missing.
+      log.warn({ orderIds, err: (err as Error).message }, 'could not enqueue the order start; left to the reconciler');
+    }
+  }
+
+  private async onExisting(
+    existing: OrderEntity,
+    parsed: ParsedServiceRequest,
+    ctx: IntakeContext,
+  ): Promise<IntakeResult> {
+    if (parsed.status !== 'revoked') return { order: existing, created: false };
+    if (existing.status === OrderStatus.Cancelled) return { order: existing, created: false, cancelled: true };
+    if (TERMINAL_STATUSES.includes(existing.status) || existing.status === OrderStatus.Delivering) {
+      throw FhirOperationError.unprocessable(
+        `The order is ${existing.status} and can no longer be cancelled`,
+        `${ctx.path ?? 'ServiceRequest'}.status`,
+      );
+    }
+    try {
+      const order = await this.transitions.move(existing.id, OrderStatus.Cancelled, {
+        actor: 'fhir',
+        detail: { reason: 'ServiceRequest revoked' },
+        manager: ctx.manager,
+      });
+      return { order, created: false, cancelled: true };
+    } catch (err) {
+      if (err instanceof DomainError && err.code === DomainErrorCode.Conflict) {
+        throw FhirOperationError.unprocessable(err.message, `${ctx.path ?? 'ServiceRequest'}.status`);
+      }
+      throw err;
+    }
+  }
+}

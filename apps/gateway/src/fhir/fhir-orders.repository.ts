@@ -1,0 +1,78 @@
+import { Injectable } from '@nestjs/common';
+import { DeliveryStatus, DeliveryTarget } from '@hemato/common';
+import { DeliveryEntity, InboundMessageEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
+import { DataSource, type EntityManager } from 'typeorm';
+
+/** The FHIR channel's reads and writes of orders, reports, deliveries and inbound messages. */
+@Injectable()
+export class FhirOrdersRepository {
+  constructor(private readonly ds: DataSource) {}
+
+  transaction<T>(fn: (m: EntityManager) => Promise<T>): Promise<T> {
+    return this.ds.transaction(fn);
+  }
+
+  get manager(): EntityManager {
+    return this.ds.manager;
+  }
+
+  findByExternalKey(key: string): Promise<OrderEntity | null> {
+    return this.ds.manager.findOne(OrderEntity, { where: { externalKey: key } });
+  }
+
+  findById(id: string): Promise<OrderEntity | null> {
+    if (!/^[0-9a-f-]{36}$/i.test(id)) return Promise.resolve(null);
+    return this.ds.manager.findOne(OrderEntity, { where: { id } });
+  }
+
+  /** Orders whose ServiceRequest is this reference: ours (`ServiceRequest/<order id>`) or the EHR's. */
+  async findByServiceRequest(ref: string): Promise<OrderEntity[]> {
+    const ours = /^(?:.*\/)?ServiceRequest\/([0-9a-f-]{36})$/i.exec(ref)?.[1];
+    const rows = await this.ds.manager
+      .createQueryBuilder(OrderEntity, 'o')
+      .where(`o.source_channel = 'fhir'`)
+      .andWhere(
+        `(o.id::text = :ours OR o.details->'fhir'->>'serviceRequest' = :ref OR o.details->'fhir'->>'serviceRequestAbsolute' = :ref)`,
+        { ours: ours ?? '', ref },
+      )
+      .orderBy('o.created_at', 'ASC')
+      .limit(100)
+      .getMany();
+    if (rows.length === 0 && ours) {
+      const any = await this.findById(ours);
+      return any ? [any] : [];
+    }
+    return rows;
+  }
+
+  latestReport(orderId: string): Promise<ReportEntity | null> {
+    return this.ds.manager.findOne(ReportEntity, { where: { orderId }, order: { version: 'DESC' } });
+  }
+
+  /** True when a FHIR delivery of the order's latest report was acknowledged by the EHR. */
+  async fhirDelivered(orderId: string, reportId: string): Promise<boolean> {
+    const n = await this.ds.manager.count(DeliveryEntity, {
+      where: { orderId, reportId, target: DeliveryTarget.Fhir, status: DeliveryStatus.Acknowledged },
+    });
+    return n > 0;
+  }
+
+  /** Records a FHIR request as received (channel `fhir`), inside the caller's transaction. */
+  async recordInbound(
+    manager: EntityManager,
+    m: { sender: string; controlId: string; type: string; raw: string; status: string; error?: string | null },
+  ): Promise<string> {
+    const row = await manager.save(
+      manager.create(InboundMessageEntity, {
+        channel: 'fhir',
+        sender: m.sender,
+        controlId: m.controlId,
+        messageType: m.type,
+        raw: m.raw,
+        status: m.status,
+        error: m.error ?? null,
+      }),
+    );
+    return row.id;
+  }
+}

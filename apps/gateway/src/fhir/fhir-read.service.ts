@@ -1,0 +1,124 @@
+import { Injectable } from '@nestjs/common';
+import {
+  FhirOperationError,
+  buildContainedDiagnosticReport,
+  buildReportResources,
+  buildServiceRequest,
+  buildTask,
+  reportInputOf,
+  subjectOf,
+} from '@hemato/fhir';
+import type { OrderEntity } from '@hemato/persistence';
+import { PatientIdentityReader } from '@hemato/privacy';
+import type { Bundle, DiagnosticReport, Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
+import { FhirOrdersRepository } from './fhir-orders.repository';
+
+/** Builds our Task, ServiceRequest and DiagnosticReport views of orders from the database. */
+@Injectable()
+export class FhirReadService {
+  constructor(
+    private readonly repo: FhirOrdersRepository,
+    private readonly identities: PatientIdentityReader,
+  ) {}
+
+  private focusOf(order: OrderEntity): string {
+    return (order.details?.fhir?.serviceRequestAbsolute as string | undefined) ?? `ServiceRequest/${order.id}`;
+  }
+
+  private async subject(order: OrderEntity) {
+    if (!order.patientProxyId) return undefined;
+    return subjectOf(await this.identities.read(this.repo.manager, order.patientProxyId));
+  }
+
+  async task(order: OrderEntity): Promise<Task> {
+    const report = await this.repo.latestReport(order.id);
+    return buildTask({
+      id: order.id,
+      status: order.status,
+      fillerOrderNumber: order.fillerOrderNumber,
+      placerOrderNumber: order.placerOrderNumber,
+      createdAt: order.createdAt,
+      statusChangedAt: order.statusChangedAt,
+      failureReason: order.failureReason,
+      focus: this.focusOf(order),
+      subject: await this.subject(order),
+      diagnosticReport: report ? `DiagnosticReport/${order.id}` : null,
+      delivered: report ? await this.repo.fhirDelivered(order.id, report.id) : false,
+    });
+  }
+
+  async taskById(id: string): Promise<Task> {
+    const order = await this.repo.findById(id);
+    if (!order || order.sourceChannel !== 'fhir') throw FhirOperationError.notFound(`Task/${id} not found`);
+    return this.task(order);
+  }
+
+  async serviceRequestById(id: string): Promise<ServiceRequest> {
+    const order = await this.repo.findById(id);
+    if (!order || order.sourceChannel !== 'fhir') throw FhirOperationError.notFound(`ServiceRequest/${id} not found`);
+    const placer = (
+      order.details?.fhir?.identifier as Array<{ system: string | null; value: string | null }> | undefined
+    )?.[0];
+    return buildServiceRequest({
+      id: order.id,
+      status: order.status,
+      placerIdentifier: placer ?? (order.placerOrderNumber ? { value: order.placerOrderNumber } : null),
+      test: { system: order.testSystem, code: order.testCode, display: order.testDisplay },
+      subject: (await this.subject(order)) ?? { display: 'unknown' },
+      createdAt: order.createdAt,
+    });
+  }
+
+  /** The latest report of an order as a DiagnosticReport (Observations contained); null when none yet. */
+  async diagnosticReport(order: OrderEntity): Promise<DiagnosticReport | null> {
+    const report = await this.repo.latestReport(order.id);
+    if (!report) return null;
+    const identity = order.patientProxyId ? await this.identities.read(this.repo.manager, order.patientProxyId) : null;
+    const resources = buildReportResources(
+      reportInputOf(order, report, identity, { reference: `ServiceRequest/${order.id}` }),
+    );
+    return buildContainedDiagnosticReport(resources, order.id, String(report.version));
+  }
+
+  async diagnosticReportById(id: string): Promise<DiagnosticReport> {
+    const order = await this.repo.findById(id);
+    const dr = order ? await this.diagnosticReport(order) : null;
+    if (!dr) throw FhirOperationError.notFound(`DiagnosticReport/${id} not found`);
+    return dr;
+  }
+
+  async searchTasks(focus: string | undefined, id: string | undefined): Promise<Bundle> {
+    if (!focus && !id) throw FhirOperationError.invalid('Search Task by focus or _id', 'Task.focus', 'required');
+    const orders = id
+      ? [await this.repo.findById(id)].filter((o): o is OrderEntity => !!o)
+      : await this.repo.findByServiceRequest(focus!);
+    const tasks = await Promise.all(orders.filter((o) => o.sourceChannel === 'fhir').map((o) => this.task(o)));
+    return searchset(tasks);
+  }
+
+  async searchDiagnosticReports(basedOn: string | undefined, id: string | undefined): Promise<Bundle> {
+    if (!basedOn && !id) {
+      throw FhirOperationError.invalid(
+        'Search DiagnosticReport by based-on or _id',
+        'DiagnosticReport.basedOn',
+        'required',
+      );
+    }
+    const orders = id
+      ? [await this.repo.findById(id)].filter((o): o is OrderEntity => !!o)
+      : await this.repo.findByServiceRequest(basedOn!);
+    const reports = (await Promise.all(orders.map((o) => this.diagnosticReport(o)))).filter(
+      (r): r is DiagnosticReport => !!r,
+    );
+    return searchset(reports);
+  }
+}
+
+function searchset(resources: Resource[]): Bundle {
+  return {
+    resourceType: 'Bundle',
+    type: 'searchset',
+    total: resources.length,
+    entry: resources.map((r) => ({ fullUrl: `${r.resourceType}/${r.id}`, resource: r, search: { mode: 'match' } })),
+  };
+}

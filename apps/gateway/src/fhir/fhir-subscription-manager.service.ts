@@ -1,0 +1,69 @@
+import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
+import { APP_CONFIG, createLogger, type AppConfig } from '@hemato/common';
+import { OUR_SUBSCRIPTION_TAG, buildOurSubscription, type EhrClient } from '@hemato/fhir';
+import type { Subscription } from '@medplum/fhirtypes';
+import { EHR_CLIENT } from './ehr-client.provider';
+
+const log = createLogger('fhir-subscription-manager');
+const CHECK_INTERVAL_MS = 5 * 60_000;
+
+/**
+ * With FHIR_SUBSCRIPTION_AUTO_CREATE, keeps our rest-hook Subscription on the EHR: created at start
+ * when missing, re-created when the EHR turned it off or put it in error. Never blocks start-up.
+ */
+@Injectable()
+export class FhirSubscriptionManager implements OnApplicationBootstrap, OnApplicationShutdown {
+  private timer?: NodeJS.Timeout;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'fhir' | 'core'>,
+    @Inject(EHR_CLIENT) private readonly ehr: EhrClient | null,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    if (!this.config.fhir.FHIR_SUBSCRIPTION_AUTO_CREATE || !this.ehr) return;
+    void this.ensure().catch((err: unknown) =>
+      log.warn({ err: (err as Error).message }, 'could not ensure the EHR Subscription'),
+    );
+    this.timer = setInterval(() => {
+      void this.ensure().catch((err: unknown) =>
+        log.warn({ err: (err as Error).message }, 'could not ensure the EHR Subscription'),
+      );
+    }, CHECK_INTERVAL_MS);
+    this.timer.unref();
+  }
+
+  onApplicationShutdown(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** Where the EHR sends notifications. */
+  endpoint(): string {
+    const base = (this.config.core.PUBLIC_BASE_URL ?? '').replace(/\/$/, '');
+    return `${base}/fhir/subscription-hook`;
+  }
+
+  /** Finds our Subscription on the EHR; creates one when none is active. Returns the one in use. */
+  async ensure(): Promise<Subscription> {
+    if (!this.ehr) throw new Error('No EHR configured');
+    const found = await this.ehr.search<Subscription>('Subscription', {
+      _tag: `${OUR_SUBSCRIPTION_TAG.system}|${OUR_SUBSCRIPTION_TAG.code}`,
+    });
+    const ours = (found.entry ?? []).map((e) => e.resource!).filter((s) => s?.channel?.endpoint === this.endpoint());
+    const live = ours.find((s) => s.status === 'active' || s.status === 'requested');
+    if (live) return live;
+    const key = this.config.fhir.FHIR_API_KEYS[0];
+    const created = await this.ehr.create(
+      buildOurSubscription({
+        endpoint: this.endpoint(),
+        secret: this.config.fhir.FHIR_SUBSCRIPTION_SECRET,
+        authorizationHeader: key ? `Authorization: Bearer ${key}` : undefined,
+      }),
+    );
+    log.info(
+      { subscription: `Subscription/${created.id}`, replaced: ours.length },
+      'created our Subscription on the EHR',
+    );
+    return created;
+  }
+}

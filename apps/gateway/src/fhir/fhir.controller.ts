@@ -1,0 +1,278 @@
+import {
+  Body,
+  Controller,
+  Get,
+  Headers,
+  Inject,
+  Param,
+  Post,
+  Query,
+  Req,
+  Res,
+  UseFilters,
+  UseGuards,
+} from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '@hemato/common';
+import {
+  BundleResolver,
+  FhirOperationError,
+  buildCapabilityStatement,
+  operationOutcome,
+  type EhrClient,
+  type ParsedServiceRequest,
+} from '@hemato/fhir';
+import type { Bundle, BundleEntry, Reference, Resource, ServiceRequest } from '@medplum/fhirtypes';
+import type { Request, Response } from 'express';
+import { EHR_CLIENT } from './ehr-client.provider';
+import { FhirAuthGuard, FhirScope, type FhirRequest } from './fhir-auth.guard';
+import { FhirExceptionFilter } from './fhir-exception.filter';
+import { FhirOrderIntakeUseCase, type IntakeResult } from './fhir-order-intake.use-case';
+import { FhirOrdersRepository } from './fhir-orders.repository';
+import { FhirReadService } from './fhir-read.service';
+
+const IMAGE_TYPES = ['Media', 'DocumentReference', 'Binary'];
+
+function send(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {
+  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+  res.status(status).type('application/fhir+json').send(JSON.stringify(body));
+}
+
+export function fhirBase(req: Request): string {
+  return `${req.protocol}://${req.get('host')}/fhir`;
+}
+
+/** FHIR R4 order intake (POST ServiceRequest, POST Bundle), CapabilityStatement and the read API. */
+@Controller('fhir')
+@UseFilters(FhirExceptionFilter)
+export class FhirController {
+  constructor(
+    private readonly intake: FhirOrderIntakeUseCase,
+    private readonly read: FhirReadService,
+    private readonly repo: FhirOrdersRepository,
+    @Inject(EHR_CLIENT) private readonly ehr: EhrClient | null,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'fhir'>,
+  ) {}
+
+  @Get('metadata')
+  metadata(@Req() req: Request, @Res() res: Response) {
+    send(
+      res,
+      200,
+      buildCapabilityStatement({
+        baseUrl: fhirBase(req),
+        software: { name: 'hemato-bridge', version: process.env.npm_package_version ?? '0.1.0' },
+        smart: !!this.config.fhir.FHIR_JWKS_URL,
+      }),
+    );
+  }
+
+  @Post('ServiceRequest')
+  @UseGuards(FhirAuthGuard)
+  @FhirScope('ServiceRequest', 'write')
+  async createServiceRequest(
+    @Body() body: unknown,
+    @Headers('if-none-exist') ifNoneExist: string | undefined,
+    @Req() req: FhirRequest,
+    @Res() res: Response,
+  ) {
+    if (!body || typeof body !== 'object' || Array.isArray(body)) {
+      throw FhirOperationError.invalid(
+        'Body must be a ServiceRequest (application/fhir+json)',
+        'ServiceRequest',
+        'structure',
+      );
+    }
+    const r = await this.intake.execute(body as ServiceRequest, {
+      resolver: new BundleResolver(undefined, this.ehr ?? undefined),
+      client: req.fhirClient!.id,
+      ifNoneExist,
+      raw: JSON.stringify(body),
+    });
+    const location = `${fhirBase(req)}/ServiceRequest/${r.order.id}/_history/1`;
+    send(res, r.created ? 201 : 200, await this.read.task(r.order), {
+      Location: location,
+      'Content-Location': `${fhirBase(req)}/Task/${r.order.id}`,
+    });
+  }
+
+  @Post()
+  @UseGuards(FhirAuthGuard)
+  @FhirScope('ServiceRequest', 'write')
+  async bundle(@Body() body: unknown, @Req() req: FhirRequest, @Res() res: Response) {
+    const bundle = body as Bundle;
+    if (!bundle || typeof bundle !== 'object' || bundle.resourceType !== 'Bundle') {
+      throw FhirOperationError.invalid('Body must be a Bundle', 'Bundle', 'structure');
+    }
+    if (bundle.type !== 'transaction' && bundle.type !== 'batch') {
+      throw FhirOperationError.invalid('Bundle.type must be transaction or batch', 'Bundle.type', 'value');
+    }
+    const entries = bundle.entry ?? [];
+    entries.forEach((e, i) => {
+      if (!e.resource?.resourceType) throw FhirOperationError.required(`Bundle.entry[${i}].resource`);
+    });
+    const srIndexes = entries
+      .map((e, i) => (e.resource?.resourceType === 'ServiceRequest' ? i : -1))
+      .filter((i) => i >= 0);
+    if (srIndexes.length === 0)
+      throw FhirOperationError.unprocessable('The Bundle holds no ServiceRequest', 'Bundle.entry');
+    const resolver = new BundleResolver(bundle, this.ehr ?? undefined);
+    const withImages = linkImages(entries, srIndexes);
+    const base = fhirBase(req);
+    const client = req.fhirClient!.id;
+    const raw = JSON.stringify(bundle);
+    const results = new Map<number, IntakeResult | FhirOperationError>();
+
+    if (bundle.type === 'transaction') {
+      // All or nothing: check every ServiceRequest first, then store them in one database transaction.
+      const parsed = new Map<number, ParsedServiceRequest>();
+      for (const i of srIndexes) {
+        parsed.set(
+          i,
+          await this.intake.parse(withImages.get(i)!, { resolver, client, path: `Bundle.entry[${i}].resource` }),
+        );
+      }
+      await this.repo.transaction(async (manager) => {
+        for (const [i, p] of parsed)
+          results.set(
+            i,
+            await this.intake.store(p, { resolver, client, raw, manager, path: `Bundle.entry[${i}].resource` }),
+          );
+      });
+      const created = [...results.values()].filter(
+        (r): r is IntakeResult => !(r instanceof FhirOperationError) && r.created,
+      );
+      await this.intakeAfterCommit(created.map((r) => r.order.id));
+    } else {
+      for (const i of srIndexes) {
+        try {
+          results.set(
+            i,
+            await this.intake.execute(withImages.get(i)!, {
+              resolver,
+              client,
+              raw,
+              path: `Bundle.entry[${i}].resource`,
+            }),
+          );
+        } catch (err) {
+          if (err instanceof FhirOperationError) results.set(i, err);
+          else throw err;
+        }
+      }
+    }
+
+    const out: BundleEntry[] = [];
+    for (const [i] of entries.entries()) {
+      const r = results.get(i);
+      if (!r) {
+        out.push({
+          response: {
+            status: '200 OK',
+            outcome: operationOutcome('information', 'informational', 'Taken in with the order'),
+          },
+        });
+      } else if (r instanceof FhirOperationError) {
+        out.push({ response: { status: String(r.status), outcome: r.outcome } });
+      } else {
+        out.push({
+          fullUrl: `${base}/Task/${r.order.id}`,
+          resource: await this.read.task(r.order),
+          response: {
+            status: r.created ? '201 Created' : '200 OK',
+            location: `${base}/ServiceRequest/${r.order.id}/_history/1`,
+          },
+        });
+      }
+    }
+    send(res, 200, { resourceType: 'Bundle', type: `${bundle.type}-response`, entry: out });
+  }
+
+  private intakeAfterCommit(ids: string[]): Promise<void> {
+    return this.intake.afterCommit(ids);
+  }
+
+  @Get('Task/:id')
+  @UseGuards(FhirAuthGuard)
+  @FhirScope('Task', 'read')
+  async task(@Param('id') id: string, @Res() res: Response) {
+    send(res, 200, await this.read.taskById(id));
+  }
+
+  @Get('Task')
+  @UseGuards(FhirAuthGuard)
+  @FhirScope('Task', 'read')
+  async searchTask(
+    @Query('focus') focus: string | undefined,
+    @Query('_id') id: string | undefined,
+    @Req() req: Request,
+    @Res() res: Response,
+  ) {
+    send(res, 200, absolutise(await this.read.searchTasks(focus, id), fhirBase(req)));
+  }
+
+  @Get('ServiceRequest/:id')
+  @UseGuards(FhirAuthGuard)
+  @FhirScope('ServiceRequest', 'read')
+  async serviceRequest(@Param('id') id: string, @Res() res: Response) {
+    send(res, 200, await this.read.serviceRequestById(id));
+  }
+
+  @Get('DiagnosticReport/:id')
+  @UseGuards(FhirAuthGuard)
+  @FhirScope('DiagnosticReport', 'read')
+  async diagnosticReport(@Param('id') id: string, @Res() res: Response) {
+    send(res, 200, await this.read.diagnosticReportById(id));
+  }
+
+  @Get('DiagnosticReport')
+  @UseGuards(FhirAuthGuard)
+  @FhirScope('DiagnosticReport', 'read')
+  async searchDiagnosticReport(
+    @Query('based-on') basedOn: string | undefined,
+    @Query('_id') id: string | undefined,
+    @Req() req: Request,
+    @Res() res: Response,
+  ) {
+    send(res, 200, absolutise(await this.read.searchDiagnosticReports(basedOn, id), fhirBase(req)));
+  }
+}
+
+function absolutise(b: Bundle, base: string): Bundle {
+  return { ...b, entry: b.entry?.map((e) => ({ ...e, fullUrl: e.fullUrl ? `${base}/${e.fullUrl}` : undefined })) };
+}
+
+/**
+ * Images in a Bundle need not be listed in `supportingInfo`: a Media/DocumentReference/Binary whose
+ * `basedOn` names the ServiceRequest, or any of them when the Bundle has one ServiceRequest, is
+ * added to it.
+ */
+function linkImages(entries: BundleEntry[], srIndexes: number[]): Map<number, ServiceRequest> {
+  const out = new Map<number, ServiceRequest>();
+  const keyOf = (e: BundleEntry) =>
+    e.fullUrl ?? (e.resource?.id ? `${e.resource.resourceType}/${e.resource.id}` : undefined);
+  const referenced = new Set<string>();
+  for (const i of srIndexes) {
+    for (const s of (entries[i]!.resource as ServiceRequest).supportingInfo ?? [])
+      if (s.reference) referenced.add(s.reference);
+  }
+  // A Binary that a Media or DocumentReference points at is read through it, not counted twice.
+  for (const e of entries) {
+    const r = e.resource as { content?: { url?: string } | Array<{ attachment?: { url?: string } }> } | undefined;
+    const urls = Array.isArray(r?.content) ? r.content.map((c) => c.attachment?.url) : [r?.content?.url];
+    for (const u of urls) if (u) referenced.add(u);
+  }
+  for (const i of srIndexes) {
+    const sr = entries[i]!.resource as ServiceRequest;
+    const srKeys = [keyOf(entries[i]!), sr.id ? `ServiceRequest/${sr.id}` : undefined].filter(Boolean);
+    const extra: Reference[] = [];
+    for (const e of entries) {
+      const r = e.resource as (Resource & { basedOn?: Reference[] }) | undefined;
+      const key = keyOf(e);
+      if (!r || !key || !IMAGE_TYPES.includes(r.resourceType) || referenced.has(key)) continue;
+      const basedOn = (r.basedOn ?? []).some((b) => srKeys.includes(b.reference));
+      if (basedOn || srIndexes.length === 1) extra.push({ reference: key });
+    }
+    out.set(i, extra.length ? { ...sr, supportingInfo: [...(sr.supportingInfo ?? []), ...extra] } : sr);
+  }
+  return out;
+}

@@ -1,0 +1,207 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { createLogger } from '@hemato/common';
+import {
+  BundleResolver,
+  EhrHttpError,
+  FhirOperationError,
+  operationOutcome,
+  type EhrClient,
+  type SubscriptionNotification,
+} from '@hemato/fhir';
+import type { OperationOutcome, ServiceRequest } from '@medplum/fhirtypes';
+import { EHR_CLIENT } from './ehr-client.provider';
+import { FhirOrderIntakeUseCase } from './fhir-order-intake.use-case';
+import { SubscriptionEventsRepository } from './subscription-events.repository';
+
+const log = createLogger('fhir-subscription');
+
+/** What one notification led to (also the answer's diagnostics). */
+export interface NotificationResult {
+  kind: string;
+  ordersCreated: string[];
+  ordersExisting: string[];
+  rejected: number;
+  duplicates: number;
+  gaps: number;
+}
+
+/**
+ * Acts on rest-hook notifications: reads the ServiceRequest, its Patient and attachments from the
+ * EHR and takes the order in. Backport event numbers are recorded; a repeat is skipped, a gap (or a
+ * notification without a focus) triggers a catch-up search of active ServiceRequests.
+ */
+@Injectable()
+export class SubscriptionNotificationService {
+  constructor(
+    @Inject(EHR_CLIENT) private readonly ehr: EhrClient | null,
+    private readonly intake: FhirOrderIntakeUseCase,
+    private readonly events: SubscriptionEventsRepository,
+  ) {}
+
+  private client(): EhrClient {
+    if (!this.ehr) {
+      throw new FhirOperationError(
+        503,
+        operationOutcome(
+          'error',
+          'not-supported',
+          'No EHR is configured (FHIR_EHR_BASE_URL): notifications cannot be followed',
+        ),
+      );
+    }
+    return this.ehr;
+  }
+
+  async handle(n: SubscriptionNotification): Promise<NotificationResult> {
+    const result: NotificationResult = {
+      kind: n.shape,
+      ordersCreated: [],
+      ordersExisting: [],
+      rejected: 0,
+      duplicates: 0,
+      gaps: 0,
+    };
+    try {
+      switch (n.shape) {
+        case 'empty':
+          await this.catchUp(result);
+          break;
+        case 'resource':
+          if (n.resource.resourceType === 'ServiceRequest' && n.resource.id) await this.fromEhr(n.resource.id, result);
+          break;
+        case 'hapi':
+          if (n.resourceType === 'ServiceRequest') await this.fromEhr(n.id, result);
+          break;
+        case 'backport':
+          await this.backport(n, result);
+          break;
+      }
+    } catch (err) {
+      if (err instanceof EhrHttpError) {
+        log.warn({ status: err.status, err: err.message }, 'EHR read failed while following a notification');
+        // 503 makes the EHR send the notification again later.
+        throw new FhirOperationError(503, operationOutcome('error', 'transient', `EHR read failed: ${err.message}`));
+      }
+      throw err;
+    }
+    log.info(
+      {
+        kind: result.kind,
+        created: result.ordersCreated.length,
+        existing: result.ordersExisting.length,
+        rejected: result.rejected,
+        duplicates: result.duplicates,
+        gaps: result.gaps,
+      },
+      'subscription notification handled',
+    );
+    return result;
+  }
+
+  private async backport(
+    n: Extract<SubscriptionNotification, { shape: 'backport' }>,
+    result: NotificationResult,
+  ): Promise<void> {
+    const s = n.status;
+    result.kind = `backport:${s.type}`;
+    switch (s.type) {
+      case 'handshake':
+        await this.events.touch(s.subscription, 'handshake');
+        return;
+      case 'heartbeat':
+      case 'query-status': {
+        const missing = await this.events.touch(s.subscription, 'heartbeat', s.eventsSinceStart);
+        if (missing > 0) {
+          result.gaps += missing;
+          log.warn({ subscription: s.subscription, missing }, 'heartbeat shows missed events: catching up');
+          await this.catchUp(result);
+          await this.events.caughtUp(s.subscription, s.eventsSinceStart!);
+        }
+        return;
+      }
+      case 'event-notification':
+      case 'query-event': {
+        let needCatchUp = false;
+        const focuses: string[] = [];
+        for (const e of s.events) {
+          const check = await this.events.record(s.subscription, e.eventNumber, e.focus);
+          if (check.duplicate) {
+            result.duplicates++;
+            continue;
+          }
+          if (check.gap > 0) {
+            result.gaps += check.gap;
+            log.warn(
+              { subscription: s.subscription, eventNumber: e.eventNumber, gap: check.gap },
+              'event gap: catching up',
+            );
+            needCatchUp = true;
+          }
+          if (e.focus) focuses.push(e.focus);
+          else needCatchUp = true;
+        }
+        for (const f of focuses) {
+          const m = /(?:^|\/)ServiceRequest\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/.*)?$/.exec(f);
+          if (m) await this.fromEhr(m[1]!, result);
+        }
+        if (needCatchUp) await this.catchUp(result);
+        return;
+      }
+    }
+  }
+
+  /** Reads a ServiceRequest from the EHR and takes it in. */
+  private async fromEhr(id: string, result: NotificationResult): Promise<void> {
+    const ehr = this.client();
+    const sr = (await ehr.resolve(`ServiceRequest/${id}`)) as ServiceRequest | undefined;
+    if (!sr) {
+      log.warn({ serviceRequest: `ServiceRequest/${id}` }, 'notified ServiceRequest not found on the EHR');
+      return;
+    }
+    await this.take(sr, result);
+  }
+
+  private async take(sr: ServiceRequest, result: NotificationResult): Promise<void> {
+    const ehr = this.client();
+    try {
+      const r = await this.intake.execute(sr, {
+        resolver: new BundleResolver(undefined, ehr),
+        client: 'ehr-subscription',
+        ehrBaseUrl: ehr.baseUrl,
+        raw: JSON.stringify(sr),
+      });
+      (r.created ? result.ordersCreated : result.ordersExisting).push(r.order.id);
+    } catch (err) {
+      if (err instanceof FhirOperationError && err.status < 500) {
+        // The EHR cannot fix this by resending: note it and go on.
+        result.rejected++;
+        log.warn(
+          { serviceRequest: `ServiceRequest/${sr.id}`, status: err.status, issue: err.outcome.issue?.[0]?.diagnostics },
+          'ServiceRequest from the EHR not accepted',
+        );
+        return;
+      }
+      throw err;
+    }
+  }
+
+  /** Active ServiceRequests on the EHR, newest first; the ones we know are answered from the database. */
+  private async catchUp(result: NotificationResult): Promise<void> {
+    const ehr = this.client();
+    const bundle = await ehr.search<ServiceRequest>('ServiceRequest', {
+      status: 'active',
+      _count: '100',
+      _sort: '-_lastUpdated',
+    });
+    for (const e of bundle.entry ?? []) if (e.resource) await this.take(e.resource, result);
+  }
+
+  /** The answer to the notifier. */
+  static outcomeOf(r: NotificationResult): OperationOutcome {
+    return operationOutcome(
+      'information',
+      'informational',
+      `${r.kind}: ${r.ordersCreated.length} order(s) created, ${r.ordersExisting.length} already known, ${r.rejected} rejected, ${r.duplicates} duplicate event(s), ${r.gaps} missed event(s)`,
+    );
+  }
+}

@@ -1,0 +1,140 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, DeliveryStatus, createLogger, type AppConfig } from '@hemato/common';
+import {
+  EhrClient,
+  EhrHttpError,
+  buildReportResources,
+  buildReportTransaction,
+  ehrBasedOn,
+  reportInputOf,
+} from '@hemato/fhir';
+import { DeliveryEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
+import { PatientIdentityReader } from '@hemato/privacy';
+import type { Bundle, Task } from '@medplum/fhirtypes';
+import { DataSource } from 'typeorm';
+
+const log = createLogger('deliver-fhir');
+
+/** The outcome of one delivery attempt. */
+export type DeliverFhirResult = 'acknowledged' | 'failed' | 'skipped';
+
+/** A failure worth retrying (network, 408/429/5xx): the job throws it so BullMQ backs off and retries. */
+export class TransientDeliveryError extends Error {}
+
+/**
+ * Writes a report to the EHR as one transaction Bundle (conditional create/update by identifier,
+ * so a retry never duplicates), records the EHR's answer on the delivery row, then completes the
+ * EHR's Task for the ServiceRequest when there is one.
+ */
+@Injectable()
+export class DeliverFhirService {
+  private ehr?: Promise<EhrClient | null>;
+
+  constructor(
+    private readonly ds: DataSource,
+    private readonly identities: PatientIdentityReader,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'fhir'>,
+  ) {}
+
+  private client(): Promise<EhrClient | null> {
+    this.ehr ??= EhrClient.fromConfig(this.config.fhir);
+    return this.ehr;
+  }
+
+  async deliver(orderId: string, deliveryId: string): Promise<DeliverFhirResult> {
+    const m = this.ds.manager;
+    const delivery = await m.findOne(DeliveryEntity, { where: { id: deliveryId } });
+    if (!delivery || delivery.orderId !== orderId) {
+      log.info({ orderId, deliveryId }, 'delivery row gone: nothing to do');
+      return 'skipped';
+    }
+    if (delivery.status === DeliveryStatus.Acknowledged) return 'skipped';
+    const [order, report] = await Promise.all([
+      m.findOne(OrderEntity, { where: { id: orderId } }),
+      m.findOne(ReportEntity, { where: { id: delivery.reportId } }),
+    ]);
+    if (!order || !report) {
+      await this.finish(deliveryId, { status: DeliveryStatus.Failed, error: 'order or report missing' });
+      return 'failed';
+    }
+    const ehr = await this.client();
+    if (!ehr) {
+      await this.finish(deliveryId, { status: DeliveryStatus.Failed, error: 'No EHR configured (FHIR_EHR_BASE_URL)' });
+      return 'failed';
+    }
+
+    const identity = order.patientProxyId ? await this.identities.read(m, order.patientProxyId) : null;
+    const basedOn = ehrBasedOn(order);
+    const bundle = buildReportTransaction(buildReportResources(reportInputOf(order, report, identity, basedOn)));
+    const controlId = `${order.id}/v${report.version}`;
+    await m.update(
+      DeliveryEntity,
+      { id: deliveryId },
+      { status: DeliveryStatus.Sending, attempts: () => 'attempts + 1', lastAttemptAt: new Date(), controlId },
+    );
+
+    let response: Bundle;
+    try {
+      response = await ehr.transaction(bundle);
+    } catch (err) {
+      const e = err instanceof EhrHttpError ? err : new EhrHttpError(String(err), null, undefined);
+      await this.finish(deliveryId, {
+        status: DeliveryStatus.Failed,
+        outcome: e.status === null ? null : String(e.status),
+        response: e.body === undefined ? null : JSON.stringify(e.body),
+        error: e.message,
+      });
+      log.warn({ orderId, deliveryId, status: e.status, transient: e.transient }, 'FHIR delivery failed');
+      if (e.transient) throw new TransientDeliveryError(`EHR write failed (${e.status ?? 'network'}): ${e.message}`);
+      return 'failed';
+    }
+
+    const drEntry = response.entry?.find((e) => e.response?.location?.includes('DiagnosticReport/'));
+    const drRef = drEntry?.response?.location?.replace(/^.*?(DiagnosticReport\/[^/]+).*$/, '$1');
+    await this.finish(deliveryId, {
+      status: DeliveryStatus.Acknowledged,
+      outcome: '200',
+      response: JSON.stringify(summarise(response)),
+      error: null,
+    });
+    log.info({ orderId, deliveryId, version: report.version }, 'report written to the EHR');
+    if (drRef && basedOn?.reference) await this.completeEhrTask(ehr, basedOn.reference, drRef, orderId);
+    return 'acknowledged';
+  }
+
+  private async finish(
+    id: string,
+    patch: { status: DeliveryStatus; outcome?: string | null; response?: string | null; error?: string | null },
+  ): Promise<void> {
+    await this.ds.manager.update(DeliveryEntity, { id }, patch);
+  }
+
+  /** The EHR's own Task for the ServiceRequest, if it keeps one: completed, output → the report. */
+  private async completeEhrTask(ehr: EhrClient, serviceRequest: string, drRef: string, orderId: string): Promise<void> {
+    try {
+      const found = await ehr.search<Task>('Task', { 'based-on': serviceRequest });
+      for (const t of (found.entry ?? []).map((e) => e.resource!).filter(Boolean)) {
+        if (t.status === 'completed' || t.status === 'cancelled' || !t.id) continue;
+        await ehr.update({
+          ...t,
+          id: t.id,
+          status: 'completed',
+          output: [...(t.output ?? []), { type: { text: 'DiagnosticReport' }, valueReference: { reference: drRef } }],
+        });
+        log.info({ orderId, task: `Task/${t.id}` }, 'EHR Task completed');
+      }
+    } catch (err) {
+      // The report is in; a Task we could not close is noted, not a failed delivery.
+      log.warn({ orderId, err: (err as Error).message }, 'could not complete the EHR Task');
+    }
+  }
+}
+
+/** What we keep of the EHR's transaction-response: each entry's status, location and outcome. */
+function summarise(b: Bundle): unknown {
+  return {
+    resourceType: b.resourceType,
+    type: b.type,
+    entry: (b.entry ?? []).map((e) => ({ response: e.response })),
+  };
+}

@@ -1,0 +1,163 @@
+import type { AppConfig } from '@hemato/common';
+import type { Bundle, Resource } from '@medplum/fhirtypes';
+import type { Client as FhirKitClient } from 'fhir-kit-client';
+import type { ResourceResolver } from '../intake/resource-resolver';
+import { SmartBackendAuth } from './smart-backend-auth';
+
+/** An error answer from the EHR: status and body (often an OperationOutcome). */
+export class EhrHttpError extends Error {
+  constructor(
+    message: string,
+    public readonly status: number | null,
+    public readonly body: unknown,
+  ) {
+    super(message);
+    this.name = 'EhrHttpError';
+  }
+
+  /** Worth retrying: network failure, 408, 429 or 5xx. */
+  get transient(): boolean {
+    return this.status === null || this.status === 408 || this.status === 429 || this.status >= 500;
+  }
+}
+
+export type EhrAuth = { kind: 'none' } | { kind: 'bearer'; token: string } | { kind: 'smart'; smart: SmartBackendAuth };
+
+// A real dynamic import: fhir-kit-client 2.x is ESM-only and our build emits CommonJS (require(esm) is avoided).
+let clientModule: Promise<typeof import('fhir-kit-client')> | undefined;
+function loadFhirKit(): Promise<typeof import('fhir-kit-client')> {
+  clientModule ??= import('fhir-kit-client');
+  return clientModule;
+}
+
+/**
+ * The EHR's FHIR API through fhir-kit-client, with bearer or SMART Backend Services auth. A 401
+ * with a SMART token drops the token and retries once with a fresh one.
+ */
+export class EhrClient implements ResourceResolver {
+  private client?: Promise<FhirKitClient>;
+
+  constructor(
+    readonly baseUrl: string,
+    private readonly auth: EhrAuth,
+  ) {}
+
+  /** From `FHIR_EHR_*` config; null when no EHR is configured. */
+  static async fromConfig(cfg: AppConfig['fhir']): Promise<EhrClient | null> {
+    const base = cfg.FHIR_EHR_BASE_URL;
+    if (!base) return null;
+    switch (cfg.FHIR_EHR_AUTH) {
+      case 'none':
+        return new EhrClient(base, { kind: 'none' });
+      case 'bearer':
+        if (!cfg.FHIR_EHR_TOKEN) throw new Error('FHIR_EHR_AUTH=bearer needs FHIR_EHR_TOKEN');
+        return new EhrClient(base, { kind: 'bearer', token: cfg.FHIR_EHR_TOKEN });
+      case 'smart': {
+        if (!cfg.FHIR_SMART_CLIENT_ID || !cfg.FHIR_SMART_KEY_FILE || !cfg.FHIR_SMART_KEY_ID) {
+          throw new Error('FHIR_EHR_AUTH=smart needs FHIR_SMART_CLIENT_ID, FHIR_SMART_KEY_FILE and FHIR_SMART_KEY_ID');
+        }
+        const smart = new SmartBackendAuth({
+          fhirBaseUrl: base,
+          clientId: cfg.FHIR_SMART_CLIENT_ID,
+          privateKey: await SmartBackendAuth.loadKey(cfg.FHIR_SMART_KEY_FILE),
+          keyId: cfg.FHIR_SMART_KEY_ID,
+          alg: cfg.FHIR_SMART_ALG,
+          scopes: cfg.FHIR_SMART_SCOPES,
+        });
+        return new EhrClient(base, { kind: 'smart', smart });
+      }
+    }
+  }
+
+  /** The SMART client, when that is the auth in use. */
+  get smart(): SmartBackendAuth | undefined {
+    return this.auth.kind === 'smart' ? this.auth.smart : undefined;
+  }
+
+  private async kit(): Promise<FhirKitClient> {
+    this.client ??= loadFhirKit().then(({ Client }) => {
+      const auth = this.auth;
+      return new Client({
+        baseUrl: this.baseUrl,
+        requestSigner: async (_url: string, init: RequestInit) => {
+          const headers = init.headers as Headers;
+          if (auth.kind === 'bearer') headers.set('authorization', `Bearer ${auth.token}`);
+          else if (auth.kind === 'smart') headers.set('authorization', `Bearer ${await auth.smart.getToken()}`);
+        },
+      });
+    });
+    return this.client;
+  }
+
+  private async call<T>(fn: (c: FhirKitClient) => Promise<unknown>): Promise<T> {
+    const c = await this.kit();
+    try {
+      return (await fn(c)) as T;
+    } catch (err) {
+      const e = toEhrError(err);
+      if (e.status === 401 && this.auth.kind === 'smart') {
+        this.auth.smart.invalidate();
+        try {
+          return (await fn(c)) as T;
+        } catch (err2) {
+          throw toEhrError(err2);
+        }
+      }
+      throw e;
+    }
+  }
+
+  async read<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T> {
+    return this.call((c) => c.read({ resourceType, id }));
+  }
+
+  async search<T extends Resource>(
+    resourceType: T['resourceType'],
+    searchParams: Record<string, string>,
+  ): Promise<Bundle<T>> {
+    return this.call((c) => c.search({ resourceType, searchParams }));
+  }
+
+  async create<T extends Resource>(resource: T): Promise<T> {
+    return this.call((c) => c.create({ resourceType: resource.resourceType, body: resource as never }));
+  }
+
+  async update<T extends Resource>(resource: T & { id: string }): Promise<T> {
+    return this.call((c) =>
+      c.update({ resourceType: resource.resourceType, id: resource.id, body: resource as never }),
+    );
+  }
+
+  async transaction(bundle: Bundle): Promise<Bundle> {
+    return this.call((c) => c.transaction({ body: bundle as never }));
+  }
+
+  /**
+   * Reads a reference relative to the EHR base (`Patient/1`) or absolute under it. A reference to
+   * another server is not followed. 404/410 give undefined.
+   */
+  async resolve(reference: string): Promise<Resource | undefined> {
+    let rel = reference;
+    const base = this.baseUrl.replace(/\/$/, '');
+    if (/^https?:/i.test(reference)) {
+      if (!reference.startsWith(base + '/')) return undefined;
+      rel = reference.slice(base.length + 1);
+    }
+    const m = /^([A-Z][A-Za-z]+)\/([A-Za-z0-9\-.]{1,64})(\/_history\/.*)?$/.exec(rel);
+    if (!m) return undefined;
+    try {
+      return await this.read(m[1] as Resource['resourceType'], m[2]!);
+    } catch (err) {
+      if (err instanceof EhrHttpError && (err.status === 404 || err.status === 410)) return undefined;
+      throw err;
+    }
+  }
+}
+
+/** fhir-kit-client throws `{response: {status, data}}`; network errors have no response. */
+export function toEhrError(err: unknown): EhrHttpError {
+  if (err instanceof EhrHttpError) return err;
+  const e = err as { message?: string; response?: { status?: number; data?: unknown } };
+  const status = e?.response?.status ?? null;
+  return new EhrHttpError(e?.message ?? String(err), status, e?.response?.data);
+}

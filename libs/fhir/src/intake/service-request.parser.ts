@@ -1,0 +1,341 @@
+import type { PatientIdentity } from '@hemato/privacy';
+import type {
+  Attachment,
+  Binary,
+  DocumentReference,
+  Identifier,
+  Media,
+  Patient,
+  Reference,
+  Resource,
+  ServiceRequest,
+  Specimen,
+} from '@medplum/fhirtypes';
+import { FhirOperationError } from '../outcome/operation-outcome';
+import type { ResourceResolver } from './resource-resolver';
+
+/** Maps an order code to Hemato.AI tasks (implemented by `OrderCodeTable` in `@hemato/orders`). */
+export interface CodeMapper {
+  tasksFor(system: string | null | undefined, code: string): string[] | null;
+}
+
+/** An image found on the order: bytes carried in the resource, or a URL to fetch. */
+export type FhirImage =
+  | { kind: 'inline'; name: string; data: Buffer; mediaType?: string | null }
+  | { kind: 'url'; name: string; url: string; mediaType?: string | null };
+
+/** A ServiceRequest understood as an order, ready for `OrderIntakeService.create`. */
+export interface ParsedServiceRequest {
+  /** `fhir:<system>|<value>` from the placer identifier (or If-None-Exist), or the EHR reference; null when none. */
+  externalKey: string | null;
+  placerOrderNumber: string | null;
+  status: ServiceRequest['status'];
+  test: { system: string | null; code: string; display: string | null };
+  tasks: string[];
+  patient: PatientIdentity;
+  images: FhirImage[];
+  /** No patient identity here: FHIR references, requester, specimen, priority, notes. */
+  details: Record<string, unknown>;
+}
+
+export interface ParseOptions {
+  /** Mapping of `code.coding` to Hemato.AI tasks. */
+  codes: CodeMapper;
+  resolver: ResourceResolver;
+  /** FHIRPath prefix for error expressions (e.g. `Bundle.entry[2].resource`); default `ServiceRequest`. */
+  path?: string;
+  /** `If-None-Exist` header value (`identifier=system|value`). */
+  ifNoneExist?: string;
+  /** Where the ServiceRequest lives (EHR base URL), for subscription intake; undefined for REST. */
+  ehrBaseUrl?: string;
+}
+
+const ACCEPTED_STATUSES: ReadonlyArray<ServiceRequest['status']> = ['active', 'revoked'];
+const ORDER_INTENTS: ReadonlyArray<ServiceRequest['intent']> = [
+  'order',
+  'original-order',
+  'reflex-order',
+  'filler-order',
+  'instance-order',
+];
+const VALID_STATUSES = ['draft', 'active', 'on-hold', 'revoked', 'completed', 'entered-in-error', 'unknown'];
+const VALID_INTENTS = [
+  'proposal',
+  'plan',
+  'directive',
+  'order',
+  'original-order',
+  'reflex-order',
+  'filler-order',
+  'instance-order',
+  'option',
+];
+const PLACER_TYPE = 'PLAC';
+
+/** `fhir:<system>|<value>`: the idempotency key of an order identified by a FHIR identifier. */
+export function identifierKey(id: { system?: string; value?: string }): string {
+  return `fhir:${id.system ?? ''}|${id.value ?? ''}`;
+}
+
+/** Parses an `If-None-Exist` header; only `identifier=[system|]value` is supported. */
+export function parseIfNoneExist(header: string, path = 'ServiceRequest'): { system?: string; value: string } {
+  const query = header.trim().replace(/^.*\?/, '');
+  const params = new URLSearchParams(query);
+  const keys = [...params.keys()];
+  const ident = params.get('identifier');
+  if (keys.length !== 1 || !ident) {
+    throw FhirOperationError.invalid(
+      'If-None-Exist supports only identifier=[system|]value',
+      `${path}.identifier`,
+      'not-supported',
+    );
+  }
+  const bar = ident.indexOf('|');
+  return bar < 0 ? { value: ident } : { system: ident.slice(0, bar) || undefined, value: ident.slice(bar + 1) };
+}
+
+function placerIdentifier(sr: ServiceRequest): Identifier | undefined {
+  const ids = (sr.identifier ?? []).filter((i) => i.value);
+  return ids.find((i) => i.type?.coding?.some((c) => c.code === PLACER_TYPE)) ?? ids[0];
+}
+
+function refOf(ref: Reference | undefined): string | undefined {
+  return ref?.reference?.trim() || undefined;
+}
+
+/** A FHIR reference made absolute against the EHR base, so two EHRs' `ServiceRequest/1` differ. */
+function absolute(reference: string, base?: string): string {
+  if (!base || /^[a-z]+:/i.test(reference)) return reference;
+  return `${base.replace(/\/$/, '')}/${reference}`;
+}
+
+/**
+ * Turns a ServiceRequest (and what it references) into an order. Throws `FhirOperationError`
+ * with the right status and `expression` for each problem: 400 for a malformed resource, 422 for
+ * a business rule (order code not mapped, not an order, patient not found).
+ */
+export async function parseServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promise<ParsedServiceRequest> {
+  const p = opts.path ?? 'ServiceRequest';
+  if (!sr || typeof sr !== 'object' || sr.resourceType !== 'ServiceRequest') {
+    throw FhirOperationError.invalid('Expected a ServiceRequest resource', `${p}.resourceType`, 'structure');
+  }
+  if (!sr.status) throw FhirOperationError.required(`${p}.status`);
+  if (!VALID_STATUSES.includes(sr.status)) {
+    throw FhirOperationError.invalid(`Unknown ServiceRequest.status "${String(sr.status)}"`, `${p}.status`, 'value');
+  }
+  if (!sr.intent) throw FhirOperationError.required(`${p}.intent`);
+  if (!VALID_INTENTS.includes(sr.intent)) {
+    throw FhirOperationError.invalid(`Unknown ServiceRequest.intent "${String(sr.intent)}"`, `${p}.intent`, 'value');
+  }
+  const subjectRef = refOf(sr.subject);
+  if (!sr.subject || (!subjectRef && !sr.subject.identifier?.value)) throw FhirOperationError.required(`${p}.subject`);
+  const codings = (sr.code?.coding ?? []).filter((c) => c.code);
+  if (!sr.code || codings.length === 0) throw FhirOperationError.required(`${p}.code`, `${p}.code.coding is required`);
+
+  if (!ACCEPTED_STATUSES.includes(sr.status)) {
+    throw FhirOperationError.unprocessable(
+      `Only active ServiceRequests are accepted (revoked cancels); got "${sr.status}"`,
+      `${p}.status`,
+    );
+  }
+  if (!ORDER_INTENTS.includes(sr.intent)) {
+    throw FhirOperationError.unprocessable(`ServiceRequest.intent "${sr.intent}" is not an order`, `${p}.intent`);
+  }
+  if (subjectRef && !/(^|\/)Patient\/[^/]+$|^urn:uuid:|^#/.test(subjectRef)) {
+    throw FhirOperationError.unprocessable('ServiceRequest.subject must be a Patient', `${p}.subject`);
+  }
+
+  let mapped: { system: string | null; code: string; display: string | null; tasks: string[] } | null = null;
+  for (const c of codings) {
+    const tasks = opts.codes.tasksFor(c.system ?? null, c.code!);
+    if (tasks && tasks.length > 0) {
+      mapped = { system: c.system ?? null, code: c.code!, display: c.display ?? sr.code.text ?? null, tasks };
+      break;
+    }
+  }
+  if (!mapped) {
+    const list = codings.map((c) => `${c.system ?? ''}|${c.code}`).join(', ');
+    throw FhirOperationError.unprocessable(
+      `No Hemato.AI task is configured for code ${list}`,
+      `${p}.code`,
+      'code-invalid',
+    );
+  }
+
+  const patient = await resolvePatient(sr, subjectRef, opts, p);
+  const placer = placerIdentifier(sr);
+  let externalKey: string | null = null;
+  if (opts.ifNoneExist) externalKey = identifierKey(parseIfNoneExist(opts.ifNoneExist, p));
+  else if (placer) externalKey = identifierKey(placer);
+  else if (opts.ehrBaseUrl && sr.id) externalKey = `fhir:${absolute(`ServiceRequest/${sr.id}`, opts.ehrBaseUrl)}`;
+
+  const specimens = await resolveAll<Specimen>(sr.specimen ?? [], 'Specimen', sr, opts.resolver);
+  const images = await collectImages(sr, opts, p);
+
+  const srRef = sr.id ? `ServiceRequest/${sr.id}` : null;
+  const details: Record<string, unknown> = {
+    fhir: {
+      serviceRequest: srRef,
+      serviceRequestAbsolute: srRef && opts.ehrBaseUrl ? absolute(srRef, opts.ehrBaseUrl) : null,
+      ehrBaseUrl: opts.ehrBaseUrl ?? null,
+      identifier: (sr.identifier ?? []).map((i) => ({ system: i.system ?? null, value: i.value ?? null })),
+      requisition: sr.requisition?.value ?? null,
+      priority: sr.priority ?? null,
+      authoredOn: sr.authoredOn ?? null,
+      requester: sr.requester
+        ? { reference: sr.requester.reference ?? null, display: sr.requester.display ?? null }
+        : null,
+      reasonCode: (sr.reasonCode ?? []).flatMap((c) => c.coding ?? []).map((c) => ({ system: c.system, code: c.code })),
+      note: (sr.note ?? []).map((n) => n.text).filter(Boolean),
+      specimen: specimens.map((s) => ({
+        reference: s.id ? `Specimen/${s.id}` : null,
+        accession: s.accessionIdentifier?.value ?? null,
+        type: s.type?.coding?.[0]?.code ?? s.type?.text ?? null,
+        collected: s.collection?.collectedDateTime ?? s.collection?.collectedPeriod?.start ?? null,
+      })),
+    },
+    collectedAt: specimens.map((s) => s.collection?.collectedDateTime).find(Boolean) ?? null,
+  };
+
+  return {
+    externalKey,
+    placerOrderNumber: placer?.value ?? sr.requisition?.value ?? null,
+    status: sr.status,
+    test: { system: mapped.system, code: mapped.code, display: mapped.display },
+    tasks: mapped.tasks,
+    patient,
+    images,
+    details,
+  };
+}
+
+async function resolvePatient(
+  sr: ServiceRequest,
+  subjectRef: string | undefined,
+  opts: ParseOptions,
+  p: string,
+): Promise<PatientIdentity> {
+  const resolved = subjectRef ? await opts.resolver.resolve(subjectRef, sr) : undefined;
+  if (resolved && resolved.resourceType !== 'Patient') {
+    throw FhirOperationError.unprocessable('ServiceRequest.subject must be a Patient', `${p}.subject`);
+  }
+  const patient = resolved as Patient | undefined;
+  // A reference the EHR can resolve later (never a urn:uuid or contained id, which mean nothing outside the request).
+  let fhirPatientRef: string | undefined;
+  if (patient?.id && subjectRef && !subjectRef.startsWith('urn:') && !subjectRef.startsWith('#')) {
+    fhirPatientRef = subjectRef.replace(/\/_history\/.*$/, '');
+  } else if (!patient && subjectRef && /(^|\/)Patient\/[^/]+$/.test(subjectRef)) {
+    fhirPatientRef = subjectRef;
+  }
+  if (subjectRef && !patient && (subjectRef.startsWith('urn:') || subjectRef.startsWith('#'))) {
+    throw FhirOperationError.unprocessable(`Patient ${subjectRef} is not in the request`, `${p}.subject`, 'not-found');
+  }
+
+  const identifiers = (patient?.identifier ?? []).filter((i) => i.value);
+  const mrn = identifiers.find((i) => i.type?.coding?.some((c) => c.code === 'MR')) ?? identifiers[0];
+  const logical = sr.subject?.identifier?.value ? sr.subject.identifier : undefined;
+  let primary: PatientIdentity['primary'];
+  if (mrn) primary = { authority: mrn.system ?? 'FHIR', value: mrn.value! };
+  else if (logical) primary = { authority: logical.system ?? 'FHIR', value: logical.value! };
+  else if (fhirPatientRef) primary = { authority: opts.ehrBaseUrl ?? 'FHIR', value: fhirPatientRef };
+  else throw FhirOperationError.unprocessable('The Patient has no identifier', `${p}.subject`);
+
+  const name = patient?.name?.find((n) => n.use === 'official') ?? patient?.name?.[0];
+  const identity: PatientIdentity = {
+    primary,
+    identifiers: (identifiers.length > 0 ? identifiers : logical ? [logical] : []).map((i) => ({
+      authority: i.system,
+      value: i.value!,
+      type: i.type?.coding?.[0]?.code,
+    })),
+  };
+  if (name) identity.name = { family: name.family, given: name.given, text: name.text };
+  if (patient?.birthDate) identity.birthDate = patient.birthDate;
+  if (patient?.gender) identity.sex = patient.gender;
+  const address = patient?.address?.map(
+    (a) => a.text ?? [...(a.line ?? []), a.city, a.postalCode].filter(Boolean).join(', '),
+  );
+  if (address?.length) identity.address = address;
+  const phone = patient?.telecom?.filter((t) => t.system === 'phone' && t.value).map((t) => t.value!);
+  if (phone?.length) identity.phone = phone;
+  if (fhirPatientRef) identity.fhirPatientRef = fhirPatientRef;
+  return identity;
+}
+
+async function resolveAll<T extends Resource>(
+  refs: Reference[],
+  type: T['resourceType'],
+  from: Resource,
+  resolver: ResourceResolver,
+): Promise<T[]> {
+  const out: T[] = [];
+  for (const r of refs) {
+    const ref = refOf(r);
+    if (!ref) continue;
+    const res = await resolver.resolve(ref, from);
+    if (res?.resourceType === type) out.push(res as T);
+  }
+  return out;
+}
+
+/**
+ * Images come from `supportingInfo` (Media, DocumentReference, Binary), the same in the request
+ * Bundle; an attachment's `data` is stored inline, its `url` is fetched later by the worker
+ * (a relative `Binary/..` url is read now through the resolver).
+ */
+async function collectImages(sr: ServiceRequest, opts: ParseOptions, p: string): Promise<FhirImage[]> {
+  const images: FhirImage[] = [];
+  const names = new Set<string>();
+  const unique = (base: string) => {
+    let name = base;
+    for (let i = 2; names.has(name); i++) name = `${base}-${i}`;
+    names.add(name);
+    return name;
+  };
+  const fromAttachment = async (a: Attachment | undefined, fallbackName: string, where: string) => {
+    if (!a) return;
+    const name = unique((a.title || fallbackName).replace(/[^\w.-]+/g, '_'));
+    if (a.data) {
+      images.push({ kind: 'inline', name, data: Buffer.from(a.data, 'base64'), mediaType: a.contentType ?? null });
+    } else if (a.url) {
+      if (/^https?:/i.test(a.url)) {
+        images.push({ kind: 'url', name, url: a.url, mediaType: a.contentType ?? null });
+      } else {
+        const bin = await opts.resolver.resolve(a.url, sr);
+        if (bin?.resourceType !== 'Binary' || !(bin as Binary).data) {
+          throw FhirOperationError.unprocessable(`Attachment ${a.url} could not be read`, where, 'not-found');
+        }
+        const b = bin as Binary;
+        images.push({ kind: 'inline', name, data: Buffer.from(b.data!, 'base64'), mediaType: b.contentType ?? null });
+      }
+    } else {
+      throw FhirOperationError.invalid('Attachment has neither data nor url', where, 'required');
+    }
+  };
+  for (const [i, info] of (sr.supportingInfo ?? []).entries()) {
+    const ref = refOf(info);
+    if (!ref) continue;
+    const where = `${p}.supportingInfo[${i}]`;
+    const res = await opts.resolver.resolve(ref, sr);
+    if (!res) throw FhirOperationError.unprocessable(`${ref} could not be found`, where, 'not-found');
+    if (res.resourceType === 'Media') {
+      const m = res as Media;
+      await fromAttachment(m.content, `media-${m.id ?? i}`, `${where}.content`);
+    } else if (res.resourceType === 'DocumentReference') {
+      const d = res as DocumentReference;
+      for (const [j, c] of (d.content ?? []).entries())
+        await fromAttachment(c.attachment, `document-${d.id ?? i}-${j}`, `${where}.content[${j}]`);
+    } else if (res.resourceType === 'Binary') {
+      const b = res as Binary;
+      if (b.data)
+        images.push({
+          kind: 'inline',
+          name: unique(`binary-${b.id ?? i}`),
+          data: Buffer.from(b.data, 'base64'),
+          mediaType: b.contentType ?? null,
+        });
+    }
+    // Other supporting information (Observations, Conditions, ...) is not an image: left out.
+  }
+  return images;
+}

@@ -1,0 +1,234 @@
+import { createHmac, timingSafeEqual } from 'node:crypto';
+import type { Basic, Bundle, Extension, Parameters, ParametersParameter, Resource } from '@medplum/fhirtypes';
+import { FhirOperationError } from '../outcome/operation-outcome';
+
+/** What a rest-hook request told us, whatever shape it came in. */
+export type SubscriptionNotification =
+  /** No payload: something matched, go and look (`channel.payload` empty). */
+  | { shape: 'empty' }
+  /** Medplum style: the resource itself POSTed. */
+  | { shape: 'resource'; resource: Resource }
+  /** HAPI style: `PUT {endpoint}/{type}/{id}` with (or without) the resource. */
+  | { shape: 'hapi'; resourceType: string; id: string; resource?: Resource }
+  /** R4 Subscriptions Backport notification Bundle. */
+  | { shape: 'backport'; status: BackportStatus };
+
+export type BackportNotificationType =
+  'handshake' | 'heartbeat' | 'event-notification' | 'query-status' | 'query-event';
+
+/** The SubscriptionStatus of a Backport notification, read from Parameters, Basic or SubscriptionStatus. */
+export interface BackportStatus {
+  type: BackportNotificationType;
+  /** The Subscription reference (as sent). */
+  subscription: string;
+  topic?: string;
+  status?: string;
+  /** Events since the subscription started, as the sender counts them. */
+  eventsSinceStart?: number;
+  events: Array<{
+    eventNumber: number;
+    timestamp?: string;
+    /** Reference to the resource the event is about. */
+    focus?: string;
+    /** The resource itself, when the payload is full-resource and it is in the Bundle. */
+    resource?: Resource;
+  }>;
+}
+
+/**
+ * Verifies Medplum's `X-Signature`: hex HMAC-SHA256 of the JSON body with the subscription secret.
+ * Medplum signs `JSON.stringify(resource)`, which re-serialising the parsed body reproduces.
+ */
+export function verifySignature(secret: string, body: string, signature: string | undefined): boolean {
+  if (!signature) return false;
+  const expected = createHmac('sha256', secret).update(body).digest();
+  let given: Buffer;
+  try {
+    given = Buffer.from(signature.trim().replace(/^sha256=/i, ''), 'hex');
+  } catch {
+    return false;
+  }
+  return given.length === expected.length && timingSafeEqual(given, expected);
+}
+
+/** Signature Medplum would send for a body (for tests and our own senders). */
+export function signBody(secret: string, body: string): string {
+  return createHmac('sha256', secret).update(body).digest('hex');
+}
+
+function int(v: string | number | undefined): number | undefined {
+  if (v === undefined || v === null || v === '') return undefined;
+  const n = typeof v === 'number' ? v : Number(v);
+  return Number.isFinite(n) ? n : undefined;
+}
+
+type Part = { name: string; value: Record<string, unknown> };
+
+function paramValue(p: ParametersParameter | Extension): Record<string, unknown> {
+  return p as unknown as Record<string, unknown>;
+}
+
+function str(v: Record<string, unknown>): string | undefined {
+  for (const k of [
+    'valueString',
+    'valueCode',
+    'valueCanonical',
+    'valueUri',
+    'valueUnsignedInt',
+    'valueInteger64',
+    'valueInteger',
+    'valueInstant',
+    'valueDateTime',
+  ]) {
+    if (v[k] !== undefined && v[k] !== null) return String(v[k]);
+  }
+  const ref = v.valueReference as { reference?: string } | undefined;
+  return ref?.reference;
+}
+
+/** Parameters.parameter or Basic.extension, as name → value parts. */
+function partsOf(list: Array<ParametersParameter | Extension> | undefined): Part[] {
+  return (list ?? []).map((p) => {
+    const name = 'name' in p && p.name ? p.name : (((p as Extension).url ?? '').split(/[/#]/).pop() ?? '');
+    return { name, value: paramValue(p) };
+  });
+}
+
+function childParts(p: Part): Part[] {
+  const v = p.value as { part?: ParametersParameter[]; extension?: Extension[] };
+  return partsOf(v.part ?? v.extension);
+}
+
+function readStatus(first: Resource, bundle: Bundle): BackportStatus {
+  let parts: Part[];
+  if (first.resourceType === 'Parameters') parts = partsOf((first as Parameters).parameter);
+  else if (first.resourceType === 'Basic') parts = partsOf((first as Basic).extension);
+  else {
+    // R4B SubscriptionStatus read as a plain object (not an R4 resource type).
+    const s = first as unknown as {
+      type?: string;
+      status?: string;
+      subscription?: { reference?: string };
+      topic?: string;
+      eventsSinceSubscriptionStart?: string | number;
+      notificationEvent?: Array<{ eventNumber?: string | number; timestamp?: string; focus?: { reference?: string } }>;
+    };
+    return finish(
+      {
+        type: s.type as BackportNotificationType,
+        subscription: s.subscription?.reference ?? '',
+        topic: s.topic,
+        status: s.status,
+        eventsSinceStart: int(s.eventsSinceSubscriptionStart),
+        events: (s.notificationEvent ?? []).map((e) => ({
+          eventNumber: int(e.eventNumber) ?? NaN,
+          timestamp: e.timestamp,
+          focus: e.focus?.reference,
+        })),
+      },
+      bundle,
+    );
+  }
+  const get = (name: string) => parts.find((p) => p.name === name);
+  const type = str(get('type')?.value ?? {}) as BackportNotificationType | undefined;
+  const events = parts
+    .filter((p) => p.name === 'notification-event')
+    .map((p) => {
+      const c = childParts(p);
+      const g = (n: string) => {
+        const hit = c.find((x) => x.name === n);
+        return hit ? str(hit.value) : undefined;
+      };
+      return { eventNumber: int(g('event-number')) ?? NaN, timestamp: g('timestamp'), focus: g('focus') };
+    });
+  return finish(
+    {
+      type: type as BackportNotificationType,
+      subscription: str(get('subscription')?.value ?? {}) ?? '',
+      topic: str(get('topic')?.value ?? {}),
+      status: str(get('status')?.value ?? {}),
+      eventsSinceStart: int(str(get('events-since-subscription-start')?.value ?? {})),
+      events,
+    },
+    bundle,
+  );
+}
+
+const TYPES: readonly BackportNotificationType[] = [
+  'handshake',
+  'heartbeat',
+  'event-notification',
+  'query-status',
+  'query-event',
+];
+
+function finish(s: BackportStatus, bundle: Bundle): BackportStatus {
+  if (!TYPES.includes(s.type)) {
+    throw FhirOperationError.invalid(
+      `Unknown notification type "${String(s.type)}"`,
+      'Bundle.entry[0].resource',
+      'value',
+    );
+  }
+  if (!s.subscription)
+    throw FhirOperationError.required('Bundle.entry[0].resource', 'The notification names no subscription');
+  if (s.events.some((e) => !Number.isFinite(e.eventNumber))) {
+    throw FhirOperationError.invalid(
+      'notification-event without a numeric event-number',
+      'Bundle.entry[0].resource',
+      'value',
+    );
+  }
+  // With full-resource payload the focus resources are the other entries of the Bundle.
+  const rest = (bundle.entry ?? []).slice(1);
+  for (const e of s.events) {
+    if (!e.focus) continue;
+    const hit = rest.find(
+      (en) =>
+        en.fullUrl === e.focus ||
+        (en.resource?.id && e.focus!.endsWith(`${en.resource.resourceType}/${en.resource.id}`)),
+    );
+    if (hit?.resource) e.resource = hit.resource;
+  }
+  return s;
+}
+
+/**
+ * Recognises the rest-hook shapes EHRs send: empty POST, a resource (Medplum), `PUT .../{type}/{id}`
+ * (HAPI) and R4 Backport notification Bundles (`type=history`, first entry Parameters or Basic).
+ */
+export function parseNotification(
+  body: unknown,
+  path?: { resourceType?: string; id?: string },
+): SubscriptionNotification {
+  const empty =
+    body === undefined || body === null || body === '' || (typeof body === 'object' && Object.keys(body).length === 0);
+  if (path?.resourceType && path.id) {
+    if (!/^[A-Z][A-Za-z]+$/.test(path.resourceType) || !/^[A-Za-z0-9\-.]{1,64}$/.test(path.id)) {
+      throw FhirOperationError.invalid('Bad resource type or id in the notification URL');
+    }
+    return {
+      shape: 'hapi',
+      resourceType: path.resourceType,
+      id: path.id,
+      resource: empty ? undefined : (body as Resource),
+    };
+  }
+  if (empty) return { shape: 'empty' };
+  const r = body as Resource;
+  if (typeof r !== 'object' || typeof r.resourceType !== 'string') {
+    throw FhirOperationError.invalid('Notification body is not a FHIR resource', undefined, 'structure');
+  }
+  if (r.resourceType === 'Bundle') {
+    const b = r as Bundle;
+    const first = b.entry?.[0]?.resource;
+    if (b.type === 'history' && first && ['Parameters', 'Basic', 'SubscriptionStatus'].includes(first.resourceType)) {
+      return { shape: 'backport', status: readStatus(first, b) };
+    }
+    throw FhirOperationError.invalid(
+      'A notification Bundle must be type=history with a SubscriptionStatus (Parameters or Basic) first',
+      'Bundle.type',
+    );
+  }
+  return { shape: 'resource', resource: r };
+}

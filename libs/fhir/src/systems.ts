@@ -1,0 +1,32 @@
+/**
+ * Code systems and identifier systems used in the resources we emit. Ours are URNs under
+ * `urn:hemato-bridge:` so they never collide with a hospital's systems.
+ */
+export const FhirSystems = {
+  loinc: 'http://loinc.org',
+  ucum: 'http://unitsofmeasure.org',
+  icd10cm: 'http://hl7.org/fhir/sid/icd-10-cm',
+  v20074: 'http://terminology.hl7.org/CodeSystem/v2-0074',
+  observationCategory: 'http://terminology.hl7.org/CodeSystem/observation-category',
+  dataOperation: 'http://terminology.hl7.org/CodeSystem/v3-DataOperation',
+  provenanceParticipant: 'http://terminology.hl7.org/CodeSystem/provenance-participant-type',
+  v20203: 'http://terminology.hl7.org/CodeSystem/v2-0203',
+  /** Our order status, carried as Task.businessStatus. */
+  orderStatus: 'urn:hemato-bridge:order-status',
+  /** Our filler order number. */
+  fillerOrder: 'urn:hemato-bridge:filler-order',
+  diagnosticReport: 'urn:hemato-bridge:diagnostic-report',
+  observation: 'urn:hemato-bridge:observation',
+  feature: 'urn:hemato-bridge:feature-statistic',
+  finding: 'urn:hemato-bridge:morphological-finding',
+  device: 'urn:hemato-bridge:device',
+  hematoReport: 'urn:hemato-bridge:hemato-report',
+  /** meta.tag on our Provenance: lets a conditional create find the one for a report version. */
+  reportTag: 'urn:hemato-bridge:report',
+} as const;
+
+/** LOINC codes we use. */
+export const Loinc = {
+  smearPanel: { code: '34994-4', display: 'Smear morphology panel - Blood' },
+  morphologyNarrative: { code: '18314-5', display: 'Morphology [Interpretation] in Blood Narrative' },
+} as const;

@@ -1,0 +1,3 @@
+export * from './test-fhir-server';
+export * from './medplum-definitions';
+export * from './validate-fhir';

@@ -1,0 +1,256 @@
+import { randomUUID } from 'node:crypto';
+import { exportJWK, generateKeyPair, SignJWT } from 'jose';
+import { fhirValidationErrors } from '@hemato/testing';
+import type { DataSource } from 'typeorm';
+import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
+import { PNG_1x1, fhirFetch, patient, serveJson, serviceRequest, startGateway } from './fhir-helpers';
+
+describe('FHIR REST intake', () => {
+  let gw: RunningGateway;
+  let ds: DataSource;
+  let base: string;
+  let jwks: { url: string; close: () => Promise<void> };
+  let privateKey: CryptoKey;
+
+  beforeAll(async () => {
+    const pair = await generateKeyPair('RS256');
+    privateKey = pair.privateKey;
+    jwks = await serveJson({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] });
+    ({ gw, ds, base } = await startGateway('fhirintake', {
+      FHIR_JWKS_URL: jwks.url,
+      FHIR_JWT_ISSUER: 'https://idp.test',
+      FHIR_JWT_AUDIENCE: 'hemato-bridge',
+    }));
+  });
+  afterAll(async () => {
+    await gw?.app.close();
+    await ds?.destroy();
+    await jwks?.close();
+  });
+
+  const jwt = (scope: string, over: { iss?: string } = {}) =>
+    new SignJWT({ scope })
+      .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
+      .setIssuer(over.iss ?? 'https://idp.test')
+      .setAudience('hemato-bridge')
+      .setSubject('ehr-client')
+      .setIssuedAt()
+      .setExpirationTime('5m')
+      .sign(privateKey);
+
+  it('serves a CapabilityStatement at /fhir/metadata that validates', async () => {
+    const r = await fhirFetch(`${base}/fhir/metadata`, { token: null });
+    expect(r.status).toBe(200);
+    expect(r.body.resourceType).toBe('CapabilityStatement');
+    expect(r.body.rest[0].resource.map((x: { type: string }) => x.type)).toEqual(
+      expect.arrayContaining(['ServiceRequest', 'Task', 'DiagnosticReport']),
+    );
+    expect(fhirValidationErrors(r.body)).toEqual([]);
+  });
+
+  it('takes a transaction Bundle (Patient, ServiceRequest, Specimen, Media) in as one order with its image and answers with a Task', async () => {
+    const bundle = {
+      resourceType: 'Bundle',
+      type: 'transaction',
+      entry: [
+        {
+          fullUrl: 'urn:uuid:0b0e7d0a-1111-4111-8111-000000000001',
+          resource: patient('pt-9', 'MRN-9'),
+          request: { method: 'POST', url: 'Patient' },
+        },
+        {
+          fullUrl: 'urn:uuid:0b0e7d0a-1111-4111-8111-000000000002',
+          resource: {
+            resourceType: 'Specimen',
+            type: { text: 'Peripheral blood smear' },
+            collection: { collectedDateTime: '2026-11-27T07:30:00Z' },
+          },
+          request: { method: 'POST', url: 'Specimen' },
+        },
+        {
+          fullUrl: 'urn:uuid:0b0e7d0a-1111-4111-8111-000000000003',
+          resource: serviceRequest({
+            subject: { reference: 'urn:uuid:0b0e7d0a-1111-4111-8111-000000000001' },
+            specimen: [{ reference: 'urn:uuid:0b0e7d0a-1111-4111-8111-000000000002' }],
+          }),
+          request: { method: 'POST', url: 'ServiceRequest' },
+        },
+        {
+          fullUrl: 'urn:uuid:0b0e7d0a-1111-4111-8111-000000000004',
+          resource: {
+            resourceType: 'Media',
+            status: 'completed',
+            content: { contentType: 'image/png', data: PNG_1x1, title: 'smear-1.png' },
+          },
+          request: { method: 'POST', url: 'Media' },
+        },
+      ],
+    };
+    const r = await fhirFetch(`${base}/fhir`, { body: bundle });
+    expect(r.status).toBe(200);
+    expect(r.body.type).toBe('transaction-response');
+    const srEntry = r.body.entry[2];
+    expect(srEntry.response.status).toBe('201 Created');
+    const task = srEntry.resource;
+    expect(task.resourceType).toBe('Task');
+    expect(task.businessStatus.coding[0].code).toBe('received');
+    expect(fhirValidationErrors(task)).toEqual([]);
+    const [order] = await ds.query(`SELECT id, tasks, details, patient_proxy_id FROM orders WHERE id = $1`, [task.id]);
+    expect(order.tasks).toEqual(['pbs_v1']);
+    expect(order.details.collectedAt).toBe('2026-11-27T07:30:00Z');
+    expect(JSON.stringify(order.details)).not.toContain('MRN-9');
+    const images = await ds.query(`SELECT name, media_type, status FROM image_files WHERE order_id = $1`, [task.id]);
+    expect(images).toEqual([{ name: 'smear-1.png', media_type: 'image/png', status: 'stored' }]);
+  });
+
+  it('answers POST /fhir/ServiceRequest with 201, Location and a Task; a repeated identifier or If-None-Exist returns the same order', async () => {
+    const sr = serviceRequest({ contained: [{ ...patient('pc'), id: 'pat' }], subject: { reference: '#pat' } });
+    const first = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr });
+    expect(first.status).toBe(201);
+    expect(first.headers.get('location')).toMatch(new RegExp(`/fhir/ServiceRequest/${first.body.id}/_history/1$`));
+    expect(first.body.resourceType).toBe('Task');
+
+    const again = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr });
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(first.body.id);
+
+    const id = (sr.identifier as Array<{ system: string; value: string }>)[0]!;
+    const withHeader = await fhirFetch(`${base}/fhir/ServiceRequest`, {
+      body: { ...sr, identifier: [{ system: 'urn:other', value: 'x' }] },
+      headers: { 'if-none-exist': `identifier=${id.system}|${id.value}` },
+    });
+    expect(withHeader.status).toBe(200);
+    expect(withHeader.body.id).toBe(first.body.id);
+    const [{ n }] = await ds.query(`SELECT count(*)::int AS n FROM orders WHERE external_key = $1`, [
+      `fhir:${id.system}|${id.value}`,
+    ]);
+    expect(n).toBe(1);
+
+    const task = await fhirFetch(`${base}/fhir/Task/${first.body.id}`);
+    expect(task.status).toBe(200);
+    expect(task.body.focus.reference).toBe(`ServiceRequest/${first.body.id}`);
+    const search = await fhirFetch(`${base}/fhir/Task?focus=ServiceRequest/${first.body.id}`);
+    expect(search.body.total).toBe(1);
+    expect(fhirValidationErrors(search.body)).toEqual([]);
+  });
+
+  it('cancels the order when the same ServiceRequest comes back revoked', async () => {
+    const sr = serviceRequest({ contained: [{ ...patient('pc'), id: 'pat' }], subject: { reference: '#pat' } });
+    const first = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr });
+    const revoked = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: { ...sr, status: 'revoked' } });
+    expect(revoked.status).toBe(200);
+    expect(revoked.body.status).toBe('cancelled');
+    const [row] = await ds.query(`SELECT status FROM orders WHERE id = $1`, [first.body.id]);
+    expect(row.status).toBe('cancelled');
+  });
+
+  it.each([
+    ['malformed JSON', '{"resourceType": "ServiceRequest",', 400, 'structure', undefined],
+    ['not a ServiceRequest', { resourceType: 'Patient' }, 400, 'structure', 'ServiceRequest.resourceType'],
+    ['missing status', serviceRequest({ status: undefined }), 400, 'required', 'ServiceRequest.status'],
+    ['missing intent', serviceRequest({ intent: undefined }), 400, 'required', 'ServiceRequest.intent'],
+    ['missing subject', serviceRequest({ subject: undefined }), 400, 'required', 'ServiceRequest.subject'],
+    ['missing code', serviceRequest({ code: undefined }), 400, 'required', 'ServiceRequest.code'],
+    ['unknown status value', serviceRequest({ status: 'bogus' }), 400, 'value', 'ServiceRequest.status'],
+    [
+      'unmapped code',
+      serviceRequest({
+        code: { coding: [{ system: 'http://loinc.org', code: '58410-2' }] },
+        subject: { identifier: { system: 'urn:mrn', value: '1' } },
+      }),
+      422,
+      'code-invalid',
+      'ServiceRequest.code',
+    ],
+    ['completed order', serviceRequest({ status: 'completed' }), 422, 'business-rule', 'ServiceRequest.status'],
+    ['a proposal, not an order', serviceRequest({ intent: 'proposal' }), 422, 'business-rule', 'ServiceRequest.intent'],
+    [
+      'subject not a Patient',
+      serviceRequest({ subject: { reference: 'Group/1' } }),
+      422,
+      'business-rule',
+      'ServiceRequest.subject',
+    ],
+    [
+      'contained patient missing',
+      serviceRequest({ subject: { reference: '#nobody' } }),
+      422,
+      'not-found',
+      'ServiceRequest.subject',
+    ],
+    [
+      'revoked with nothing to cancel',
+      serviceRequest({ status: 'revoked', subject: { identifier: { system: 'urn:mrn', value: '1' } } }),
+      422,
+      'business-rule',
+      'ServiceRequest.status',
+    ],
+  ])('answers %s with an OperationOutcome', async (_name, body, status, code, expression) => {
+    const r = await fhirFetch(`${base}/fhir/ServiceRequest`, { body });
+    expect(r.status).toBe(status);
+    expect(r.body.resourceType).toBe('OperationOutcome');
+    expect(r.body.issue[0].code).toBe(code);
+    if (expression) expect(r.body.issue[0].expression).toEqual([expression]);
+    expect(fhirValidationErrors(r.body)).toEqual([]);
+  });
+
+  it('points Bundle errors at the entry and refuses Bundles that are not transaction/batch', async () => {
+    const bad = await fhirFetch(`${base}/fhir`, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'transaction',
+        entry: [
+          {
+            resource: serviceRequest({
+              code: { coding: [{ system: 'http://loinc.org', code: '1-8' }] },
+              subject: { identifier: { value: '1' } },
+            }),
+          },
+        ],
+      },
+    });
+    expect(bad.status).toBe(422);
+    expect(bad.body.issue[0].expression).toEqual(['Bundle.entry[0].resource.code']);
+    const wrongType = await fhirFetch(`${base}/fhir`, {
+      body: { resourceType: 'Bundle', type: 'collection', entry: [] },
+    });
+    expect(wrongType.status).toBe(400);
+    expect(wrongType.body.issue[0].expression).toEqual(['Bundle.type']);
+    const none = await fhirFetch(`${base}/fhir`, {
+      body: { resourceType: 'Bundle', type: 'batch', entry: [{ resource: patient() }] },
+    });
+    expect(none.status).toBe(422);
+  });
+
+  it('authenticates by API key or a JWKS-verified JWT: 401 without or with a bad token, 403 without the scope', async () => {
+    const sr = serviceRequest({ subject: { identifier: { system: 'urn:mrn', value: randomUUID() } } });
+    const none = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr, token: null });
+    expect(none.status).toBe(401);
+    expect(none.body.issue[0].code).toBe('login');
+    expect(none.headers.get('www-authenticate')).toMatch(/^Bearer/);
+    expect((await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr, token: 'wrong-key' })).status).toBe(401);
+    expect(
+      (
+        await fhirFetch(`${base}/fhir/ServiceRequest`, {
+          body: sr,
+          token: await jwt('system/ServiceRequest.write', { iss: 'https://evil.test' }),
+        })
+      ).status,
+    ).toBe(401);
+
+    const readOnly = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr, token: await jwt('system/Task.read') });
+    expect(readOnly.status).toBe(403);
+    expect(readOnly.body.issue[0].code).toBe('forbidden');
+
+    const ok = await fhirFetch(`${base}/fhir/ServiceRequest`, {
+      body: sr,
+      token: await jwt('system/ServiceRequest.write system/Task.read'),
+    });
+    expect(ok.status).toBe(201);
+    const [row] = await ds.query(
+      `SELECT m.sender FROM orders o JOIN inbound_messages m ON m.id = o.inbound_message_id WHERE o.id = $1`,
+      [ok.body.id],
+    );
+    expect(row.sender).toBe('jwt:ehr-client');
+  });
+});
