@@ -22,7 +22,9 @@ const SIZE = Number(process.env.BENCH_BYTES ?? 1024 * 1024 * 1024);
 const ROUNDS = Number(process.env.BENCH_ROUNDS ?? 3);
 const MIB = 1024 * 1024;
 
-function serve(): void {
+async function serve(file: string): Promise<void> {
+  // The file is written here, not in the measuring process, so its buffers do not inflate the baseline RSS.
+  await makeFile(file);
   const server = createServer((req, res) => {
     const send = (status: number, results: unknown) => {
       const body = JSON.stringify({ status, results });
@@ -70,8 +72,7 @@ async function makeFile(file: string): Promise<void> {
 
 async function main(): Promise<void> {
   const file = path.join(tmpdir(), `hemato-bench-${SIZE}.jpg`);
-  await makeFile(file);
-  const child = fork(__filename, ['--server'], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
+  const child = fork(__filename, ['--server', file], { stdio: ['ignore', 'ignore', 'inherit', 'ipc'] });
   const [{ port }] = (await once(child, 'message')) as [{ port: number }];
   const base = `http://127.0.0.1:${port}`;
   const client = new HematoClient({
@@ -125,8 +126,12 @@ async function main(): Promise<void> {
   }
 }
 
-if (process.argv.includes('--server')) serve();
-else
+if (process.argv[2] === '--server') {
+  serve(process.argv[3]!).catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
+} else
   main().catch((e: unknown) => {
     console.error(e);
     process.exitCode = 1;
