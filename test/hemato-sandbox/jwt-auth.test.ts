@@ -2,8 +2,9 @@ import { randomBytes } from 'node:crypto';
 import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
+import { SignJWT } from 'jose';
 import type { RunningSandbox } from '../../apps/hemato-sandbox/src/bootstrap';
-import { AUDIENCE, call, type OrgKey, rsaKey, signJwt, startSandbox } from './sandbox-helpers';
+import { AUDIENCE, call, type OrgKey, rsaKey, sha256, signJwt, startSandbox } from './sandbox-helpers';
 
 /** Key-signed JWTs: every rule of the reference's "JWT Specifications", one broken at a time. */
 describe('Hemato.AI sandbox: key-signed JWTs', () => {
@@ -60,7 +61,6 @@ describe('Hemato.AI sandbox: key-signed JWTs', () => {
   });
 
   it('accepts kid in the claims, as the reference example shows it', async () => {
-    const { SignJWT } = await import('jose');
     const now = Math.floor(Date.now() / 1000);
     const token = await new SignJWT({
       jti: 'x1',
@@ -138,7 +138,7 @@ describe('Hemato.AI sandbox: key-signed JWTs', () => {
     const short = await startSandbox({ SANDBOX_SESSION_TTL_S: '1' });
     try {
       const login = await call(short.url, 'POST', '/auth/login', {
-        json: { user: 'ali@example.com', pass_hash: (await import('./sandbox-helpers')).sha256('hemato-sandbox') },
+        json: { user: 'ali@example.com', pass_hash: sha256('hemato-sandbox') },
       });
       const token = login.body.results.token.HY_APP_AUTH_v1 as string;
       expect((await call(short.url, 'POST', '/pbs', { token })).status).toBe(201);

@@ -3,7 +3,6 @@ import { createServer, type IncomingMessage, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { SignJWT } from 'jose';
 import { loadConfig } from '@hemato/common';
-import type { HematoEnvelope } from '@hemato/hemato-client';
 import { bootstrapSandbox, type RunningSandbox } from '../../apps/hemato-sandbox/src/bootstrap';
 
 // Keep test output readable: the sandbox logs at info otherwise.
@@ -20,28 +19,29 @@ export async function startSandbox(env: Record<string, string> = {}): Promise<Ru
   return bootstrapSandbox(config);
 }
 
-export interface Answer<T = Record<string, any>> {
+export interface Answer {
   status: number;
   headers: Headers;
-  body: HematoEnvelope<T> & Record<string, any>;
+  /** The parsed JSON answer (the envelope for API calls); loosely typed so tests read fields directly. */
+  body: Record<string, any>;
 }
 
 /** One HTTP call; the answer body parsed as JSON. */
-export async function call<T = Record<string, any>>(
+export async function call(
   base: string,
   method: string,
   path: string,
   options: {
     token?: string;
     json?: unknown;
-    body?: BodyInit;
+    body?: BodyInit | Uint8Array;
     headers?: Record<string, string>;
     signal?: AbortSignal;
   } = {},
-): Promise<Answer<T>> {
+): Promise<Answer> {
   const headers: Record<string, string> = { ...options.headers };
   if (options.token) headers.authorization = options.token;
-  let body = options.body;
+  let body = options.body as BodyInit | undefined;
   if (options.json !== undefined) {
     body = JSON.stringify(options.json);
     headers['content-type'] ??= 'application/json';

@@ -2,7 +2,7 @@ import path from 'node:path';
 import type { CallbackBody, StatusResults } from '@hemato/hemato-client';
 import type { Logger } from '@hemato/common';
 import type { Faults } from './faults';
-import { checkAndAnalyse, fileIdOf, FileProblem, fileTypeOf } from './files';
+import { checkAndAnalyseCached, fileIdOf, FileProblem, fileTypeOf } from './files';
 import { isRecord } from './http-kit';
 import { buildReport } from './report';
 import type { LoggedCallback, Ring } from './request-log';
@@ -337,9 +337,10 @@ export class Engine {
         } catch {
           type = fileTypeOf(undefined, null, `x.${bytes[0] === 0x89 ? 'png' : bytes[0] === 0xff ? 'jpg' : 'zip'}`).type;
         }
-        const images = checkAndAnalyse(bytes, type);
+        const fileId = fileIdOf(bytes);
+        const images = checkAndAnalyseCached(fileId, bytes, type);
         const file: StoredFile = {
-          file_id: fileIdOf(bytes),
+          file_id: fileId,
           content_type: type,
           bytes: bytes.length,
           uploaded_at: new Date().toISOString(),

@@ -9,7 +9,7 @@ import { type AuthVerdict, type Principal, SandboxAuth } from './auth';
 import { Directory, readPublicKey, sha256Hex, stableId } from './directory';
 import { checkOutboundUrl, checkTasks, Engine } from './engine';
 import { Faults } from './faults';
-import { checkAndAnalyse, fileIdOf, FileProblem, fileTypeOf } from './files';
+import { checkAndAnalyseCached, fileIdOf, FileProblem, fileTypeOf } from './files';
 import { delta, HttpError, isRecord, readJsonBody, sendEnvelope, sendJson, SANDBOX_VERSION, sleep } from './http-kit';
 import { type LoggedCallback, type LoggedRequest, Ring, safeHeaders } from './request-log';
 import { type Run, type Study, StudyStore } from './store';
@@ -398,7 +398,10 @@ export class SandboxServer {
     const q = ctx.url.searchParams;
     const { type, source } = fileTypeOf(req.headers['content-type'], q.get('content_type'), q.get('file_name'));
     const max = this.config.sandbox.SANDBOX_MAX_FILE_BYTES;
-    const tooLarge = () => new FileProblem(`the file is larger than the limit of ${max} bytes`, 413);
+    // Close the connection after a 413: the rest of the body is not wanted, and clients that keep
+    // streaming into a kept-alive connection after an early answer can get stuck.
+    const tooLarge = () =>
+      new HttpError(413, `the file is larger than the limit of ${max} bytes`, `The file is larger than ${max} bytes.`);
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (Number.isFinite(declared) && declared > max) throw tooLarge();
 
@@ -438,7 +441,7 @@ export class SandboxServer {
         'This study no longer accepts files.',
       );
     }
-    const images = checkAndAnalyse(bytes, type);
+    const images = checkAndAnalyseCached(fileId, bytes, type);
     if (!study.files.some((f) => f.file_id === fileId)) {
       study.files.push({
         file_id: fileId,
