@@ -1,4 +1,5 @@
-import { mkdir } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig, type AppConfig } from '@hemato/common';
 import { createDataSource, runMigrations } from '@hemato/persistence';
@@ -33,13 +34,8 @@ export async function startDashboardGateway(
   const databaseUrl = await createTestDatabase(label);
   const ds = await createDataSource({ url: databaseUrl }).initialize();
   await runMigrations(ds);
-  const config = loadConfig(
-    testEnv({
-      DATABASE_URL: databaseUrl,
-      DATA_DIR: path.join(ARTIFACTS, '..', `.data-${label}-${process.pid}`),
-      ...env,
-    }),
-  );
+  const dataDir = await mkdtemp(path.join(tmpdir(), `hb-dash-${label}-`));
+  const config = loadConfig(testEnv({ DATABASE_URL: databaseUrl, DATA_DIR: dataDir, ...env }));
   const gateway = await bootstrapGateway(config);
   return {
     gateway,
@@ -49,6 +45,7 @@ export async function startDashboardGateway(
     stop: async () => {
       await gateway.app.close();
       await ds.destroy();
+      await rm(dataDir, { recursive: true, force: true });
     },
   };
 }
@@ -86,6 +83,13 @@ export function newContext(browser: Browser): Promise<BrowserContext> {
 /** Signs in through the form and waits for the order list. */
 export async function signIn(page: Page, baseUrl: string, email: string, password: string): Promise<void> {
   await page.goto(`${baseUrl}/admin/login`);
+  await page
+    .getByLabel('E-mail')
+    .waitFor({ timeout: 10_000 })
+    .catch(async (err: unknown) => {
+      await screenshot(page, 'sign-in-failure');
+      throw err;
+    });
   await page.getByLabel('E-mail').fill(email);
   await page.getByLabel('Password').fill(password);
   await page.getByRole('button', { name: 'Sign in' }).click();

@@ -1,5 +1,6 @@
 import { Module } from '@nestjs/common';
 import { HealthModule } from '../health/health.module';
+import { AdminActionsController } from './actions/admin-actions.controller';
 import { AuditController } from './audit/audit.controller';
 import { AuditService } from './audit/audit.service';
 import { AdminAuthController } from './auth/admin-auth.controller';
@@ -24,6 +25,7 @@ import { DashboardStaticController } from './static/dashboard-static.controller'
     AdminEventsController,
     AdminHealthController,
     AuditController,
+    AdminActionsController,
     DashboardStaticController,
   ],
   providers: [

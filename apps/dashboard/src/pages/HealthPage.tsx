@@ -1,0 +1,277 @@
+import { useCallback, useEffect, useState } from 'react';
+import { api, fmtTime } from '../api';
+import { linkProps } from '../router';
+
+interface Probe {
+  url: string | null;
+  ok: boolean;
+  status?: number;
+  ms?: number;
+  error?: string;
+  body?: unknown;
+}
+interface Health {
+  at: string;
+  readiness: { status: string; checks: Record<string, { ok: boolean; ms: number; error?: string }> };
+  mllp: {
+    configured: { host: string; port: number };
+    stats: null | {
+      listening: boolean;
+      host: string;
+      port: number;
+      tls: boolean;
+      connections: Array<{ remote: string; since: string; messages: number }>;
+      messagesTotal?: number;
+      lastMessageAt?: string | null;
+    };
+  };
+  queues: Array<{ name: string; counts?: Record<string, number>; error?: string }>;
+  hemato: Probe;
+  ehr: Probe;
+  lastErrors: {
+    orders: Array<{
+      id: string;
+      filler_order_number: string;
+      failed_step: string | null;
+      failure_reason: string | null;
+      status_changed_at: string;
+    }>;
+    deliveries: Array<{
+      id: string;
+      order_id: string;
+      filler_order_number: string;
+      target: string;
+      attempts: number;
+      outcome: string | null;
+      error: string | null;
+      updated_at: string;
+    }>;
+    inbound: Array<{
+      id: string;
+      channel: string;
+      sender: string;
+      control_id: string;
+      message_type: string | null;
+      status: string;
+      ack_code: string | null;
+      error: string | null;
+      received_at: string;
+    }>;
+  };
+}
+
+function Dot({ ok }: { ok: boolean }) {
+  return <span className={ok ? 'dot ok' : 'dot bad'}>{ok ? 'up' : 'down'}</span>;
+}
+
+const COLUMNS = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'];
+
+export function HealthPage() {
+  const [h, setH] = useState<Health | null>(null);
+  const [error, setError] = useState<string | null>(null);
+  const load = useCallback(async () => {
+    try {
+      setH(await api<Health>('/api/admin/health'));
+      setError(null);
+    } catch (err) {
+      setError(err instanceof Error ? err.message : String(err));
+    }
+  }, []);
+  useEffect(() => {
+    void load();
+    const t = window.setInterval(() => void load(), 5000);
+    return () => window.clearInterval(t);
+  }, [load]);
+
+  return (
+    <section>
+      <div className="page-head">
+        <h1>Health</h1>
+        <span className="muted">{h ? `as of ${fmtTime(h.at)} · refreshes every 5 s` : ''}</span>
+      </div>
+      {error && (
+        <p role="alert" className="error">
+          {error}
+        </p>
+      )}
+      {h && (
+        <>
+          <div className="grid3">
+            <section className="card" aria-labelledby="h-store">
+              <h2 id="h-store">Database and queue store</h2>
+              {Object.entries(h.readiness.checks).map(([name, c]) => (
+                <p key={name}>
+                  <Dot ok={c.ok} /> {name} <span className="muted">{c.ms} ms</span>{' '}
+                  {c.error && <span className="error small">{c.error}</span>}
+                </p>
+              ))}
+            </section>
+            <section className="card" aria-labelledby="h-hemato">
+              <h2 id="h-hemato">Hemato.AI heartbeat</h2>
+              <p>
+                <Dot ok={h.hemato.ok} /> <span className="mono small">{h.hemato.url}</span>
+              </p>
+              <p className="muted small">
+                {h.hemato.status ? `HTTP ${h.hemato.status} · ` : ''}
+                {h.hemato.ms !== undefined ? `${h.hemato.ms} ms` : ''} {h.hemato.error ?? ''}
+                {h.hemato.body && typeof h.hemato.body === 'object' && 'version' in h.hemato.body
+                  ? ` · version ${String((h.hemato.body as { version: unknown }).version)}`
+                  : ''}
+              </p>
+            </section>
+            <section className="card" aria-labelledby="h-ehr">
+              <h2 id="h-ehr">EHR (FHIR)</h2>
+              {h.ehr.url ? (
+                <>
+                  <p>
+                    <Dot ok={h.ehr.ok} /> <span className="mono small">{h.ehr.url}</span>
+                  </p>
+                  <p className="muted small">
+                    {h.ehr.status ? `HTTP ${h.ehr.status} · ` : ''}
+                    {h.ehr.ms !== undefined ? `${h.ehr.ms} ms` : ''} {h.ehr.error ?? ''}
+                  </p>
+                </>
+              ) : (
+                <p className="muted">Not configured (FHIR_EHR_BASE_URL).</p>
+              )}
+            </section>
+          </div>
+          <section className="card" aria-labelledby="h-mllp">
+            <h2 id="h-mllp">MLLP listener</h2>
+            {h.mllp.stats ? (
+              <>
+                <p>
+                  <Dot ok={h.mllp.stats.listening} /> {h.mllp.stats.host}:{h.mllp.stats.port}{' '}
+                  {h.mllp.stats.tls ? '(TLS)' : ''} · {h.mllp.stats.connections.length} connection
+                  {h.mllp.stats.connections.length === 1 ? '' : 's'}
+                  {h.mllp.stats.messagesTotal !== undefined ? ` · ${h.mllp.stats.messagesTotal} messages` : ''}
+                  {h.mllp.stats.lastMessageAt ? ` · last ${fmtTime(h.mllp.stats.lastMessageAt)}` : ''}
+                </p>
+                {h.mllp.stats.connections.length > 0 && (
+                  <table>
+                    <thead>
+                      <tr>
+                        <th>Peer</th>
+                        <th>Since</th>
+                        <th>Messages</th>
+                      </tr>
+                    </thead>
+                    <tbody>
+                      {h.mllp.stats.connections.map((c, i) => (
+                        <tr key={i}>
+                          <td className="mono">{c.remote}</td>
+                          <td>{fmtTime(c.since)}</td>
+                          <td>{c.messages}</td>
+                        </tr>
+                      ))}
+                    </tbody>
+                  </table>
+                )}
+              </>
+            ) : (
+              <p className="muted">
+                Configured on {h.mllp.configured.host}:{h.mllp.configured.port}; the listener reports no connection
+                statistics in this process.
+              </p>
+            )}
+          </section>
+          <section className="card" aria-labelledby="h-queues">
+            <h2 id="h-queues">Queues</h2>
+            <table className="queues">
+              <thead>
+                <tr>
+                  <th>Queue</th>
+                  {COLUMNS.map((c) => (
+                    <th key={c}>{c}</th>
+                  ))}
+                </tr>
+              </thead>
+              <tbody>
+                {h.queues.map((q) => (
+                  <tr key={q.name} data-queue={q.name}>
+                    <th scope="row">{q.name}</th>
+                    {q.counts ? (
+                      COLUMNS.map((c) => (
+                        <td key={c} className={c === 'failed' && (q.counts?.[c] ?? 0) > 0 ? 'error' : ''}>
+                          {q.counts?.[c] ?? 0}
+                        </td>
+                      ))
+                    ) : (
+                      <td colSpan={COLUMNS.length} className="error">
+                        {q.error}
+                      </td>
+                    )}
+                  </tr>
+                ))}
+              </tbody>
+            </table>
+          </section>
+          <section className="card" aria-labelledby="h-errors">
+            <h2 id="h-errors">Last errors</h2>
+            <h3>Failed orders</h3>
+            {h.lastErrors.orders.length === 0 ? (
+              <p className="muted">None.</p>
+            ) : (
+              <table>
+                <tbody>
+                  {h.lastErrors.orders.map((o) => (
+                    <tr key={o.id}>
+                      <td className="nowrap">{fmtTime(o.status_changed_at)}</td>
+                      <td>
+                        <a {...linkProps(`/orders/${o.id}`)}>{o.filler_order_number}</a>
+                      </td>
+                      <td>{o.failed_step ?? ''}</td>
+                      <td>{o.failure_reason ?? ''}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )}
+            <h3>Failed deliveries</h3>
+            {h.lastErrors.deliveries.length === 0 ? (
+              <p className="muted">None.</p>
+            ) : (
+              <table>
+                <tbody>
+                  {h.lastErrors.deliveries.map((d) => (
+                    <tr key={d.id}>
+                      <td className="nowrap">{fmtTime(d.updated_at)}</td>
+                      <td>
+                        <a {...linkProps(`/orders/${d.order_id}`)}>{d.filler_order_number}</a>
+                      </td>
+                      <td>
+                        {d.target} · {d.attempts} attempts {d.outcome ? `· ${d.outcome}` : ''}
+                      </td>
+                      <td>{d.error ?? ''}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )}
+            <h3>Refused inbound messages</h3>
+            {h.lastErrors.inbound.length === 0 ? (
+              <p className="muted">None.</p>
+            ) : (
+              <table>
+                <tbody>
+                  {h.lastErrors.inbound.map((m) => (
+                    <tr key={m.id}>
+                      <td className="nowrap">{fmtTime(m.received_at)}</td>
+                      <td className="mono">
+                        {m.sender} {m.control_id}
+                      </td>
+                      <td>
+                        {m.channel} {m.message_type ?? ''} · {m.status} {m.ack_code ?? ''}
+                      </td>
+                      <td>{m.error ?? ''}</td>
+                    </tr>
+                  ))}
+                </tbody>
+              </table>
+            )}
+          </section>
+        </>
+      )}
+    </section>
+  );
+}

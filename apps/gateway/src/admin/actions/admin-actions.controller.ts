@@ -1,0 +1,145 @@
+import { Body, Controller, HttpCode, Param, ParseUUIDPipe, Post, Req, Res, UseGuards } from '@nestjs/common';
+import { ModuleRef } from '@nestjs/core';
+import { ApiBody, ApiCookieAuth, ApiProperty, ApiTags } from '@nestjs/swagger';
+import { createLogger, DomainError } from '@hemato/common';
+import type { Request, Response } from 'express';
+import { AuditService } from '../audit/audit.service';
+import { AdminAuthGuard, clientIp, CurrentUser, RequireRole } from '../auth/admin-auth.guard';
+import { SESSION_COOKIE } from '../auth/admin-auth.service';
+import type { SessionUser } from '../auth/admin-users.repository';
+import { ORDER_ACTIONS, type ActionOutcome, type OrderActionsPort } from './order-actions.port';
+
+const log = createLogger('admin-actions');
+
+export class CancelBody {
+  @ApiProperty({ example: 'Duplicate order, placed again as 12345' })
+  reason!: string;
+}
+
+export class ActionOutcomeDto {
+  @ApiProperty() ok!: boolean;
+  @ApiProperty() message!: string;
+}
+
+/**
+ * Admin actions: retry the failed step, resend a result, cancel, replay an inbound message. Each
+ * is audited with its outcome; the order's own timeline records it too (actor `admin:<email>`).
+ */
+@ApiTags('admin: actions')
+@ApiCookieAuth(SESSION_COOKIE)
+@Controller('api/admin')
+@UseGuards(AdminAuthGuard)
+@RequireRole('admin')
+export class AdminActionsController {
+  constructor(
+    private readonly moduleRef: ModuleRef,
+    private readonly audit: AuditService,
+  ) {}
+
+  @Post('orders/:id/actions/retry')
+  @HttpCode(200)
+  retry(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @CurrentUser() u: SessionUser,
+    @Req() req: Request,
+    @Res() res: Response,
+  ) {
+    return this.run('order.retry', 'order', id, u, req, res, (a, actor) => a.retry(id, actor));
+  }
+
+  @Post('orders/:id/actions/resend')
+  @HttpCode(200)
+  resend(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @CurrentUser() u: SessionUser,
+    @Req() req: Request,
+    @Res() res: Response,
+  ) {
+    return this.run('order.resend', 'order', id, u, req, res, (a, actor) => a.resend(id, actor));
+  }
+
+  @Post('orders/:id/actions/cancel')
+  @HttpCode(200)
+  @ApiBody({ type: CancelBody })
+  cancel(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Body() body: Partial<CancelBody> | undefined,
+    @CurrentUser() u: SessionUser,
+    @Req() req: Request,
+    @Res() res: Response,
+  ) {
+    const reason = typeof body?.reason === 'string' ? body.reason.trim().slice(0, 500) : '';
+    if (!reason) {
+      res.status(400).json({ ok: false, message: 'A reason is required to cancel an order' });
+      return;
+    }
+    return this.run('order.cancel', 'order', id, u, req, res, (a, actor) => a.cancel(id, actor, reason), { reason });
+  }
+
+  @Post('inbound/:id/replay')
+  @HttpCode(200)
+  replay(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @CurrentUser() u: SessionUser,
+    @Req() req: Request,
+    @Res() res: Response,
+  ) {
+    return this.run('inbound.replay', 'inbound_message', id, u, req, res, (a, actor) => a.replayInbound(id, actor));
+  }
+
+  private actions(): OrderActionsPort | null {
+    try {
+      return this.moduleRef.get<OrderActionsPort>(ORDER_ACTIONS, { strict: false });
+    } catch {
+      return null;
+    }
+  }
+
+  private async run(
+    action: string,
+    targetType: string,
+    targetId: string,
+    user: SessionUser,
+    req: Request,
+    res: Response,
+    fn: (a: OrderActionsPort, actor: string) => Promise<ActionOutcome>,
+    detail: Record<string, unknown> = {},
+  ): Promise<void> {
+    const ip = clientIp(req);
+    const actions = this.actions();
+    if (!actions) {
+      await this.audit.record({
+        userId: user.userId,
+        userEmail: user.email,
+        action,
+        targetType,
+        targetId,
+        outcome: 'failed',
+        detail: { ...detail, reason: 'not available' },
+        ip,
+      });
+      res.status(501).json({ ok: false, message: 'Order actions are not available in this build' });
+      return;
+    }
+    let outcome: ActionOutcome;
+    try {
+      outcome = await fn(actions, `admin:${user.email}`);
+    } catch (err) {
+      // Domain errors (not found, conflict) are meant for people; anything else is logged, not shown.
+      const message = err instanceof DomainError ? err.message : 'The action failed; see the gateway log';
+      if (!(err instanceof DomainError)) log.error({ err, action, targetId }, 'admin action failed');
+      outcome = { ok: false, message };
+    }
+    await this.audit.record({
+      userId: user.userId,
+      userEmail: user.email,
+      action,
+      targetType,
+      targetId,
+      outcome: outcome.ok ? 'ok' : 'failed',
+      detail: { ...detail, message: outcome.message },
+      ip,
+    });
+    res.status(200).json(outcome);
+  }
+}

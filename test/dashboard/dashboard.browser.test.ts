@@ -1,0 +1,248 @@
+import type { Browser, Page } from 'playwright-core';
+import {
+  createUser,
+  insertOrder,
+  launchChromium,
+  newContext,
+  openOrder,
+  orderRow,
+  screenshot,
+  signIn,
+  startDashboardGateway,
+  type DashboardGateway,
+} from './dashboard-harness';
+import { PATIENT, seedReportedOrder, type SeededOrder } from './seed-order';
+
+const ADMIN = { email: 'ada@lab.example', password: 'admin-password-123' };
+const VIEWER = { email: 'vic@lab.example', password: 'viewer-password-123' };
+
+/** The dashboard in real Chromium against a gateway on a fresh database. */
+describe('admin dashboard in Chromium', () => {
+  let g: DashboardGateway;
+  let browser: Browser;
+  let seeded: SeededOrder;
+
+  beforeAll(async () => {
+    g = await startDashboardGateway('dashui', { ADMIN_LOCKOUT_THRESHOLD: '3' });
+    await createUser(g.ds, ADMIN.email, 'admin', ADMIN.password);
+    await createUser(g.ds, VIEWER.email, 'viewer', VIEWER.password);
+    await createUser(g.ds, 'lou@lab.example', 'admin', 'lockout-password-123');
+    seeded = await seedReportedOrder(g.ds, g.config, 'F-REPORTED-1');
+    browser = await launchChromium();
+  });
+  afterAll(async () => {
+    await browser?.close();
+    await g?.stop();
+  });
+
+  async function page(): Promise<Page> {
+    return (await newContext(browser)).newPage();
+  }
+
+  it('refuses a wrong password, then signs in with the right one', async () => {
+    const p = await page();
+    await p.goto(`${g.baseUrl}/admin/`);
+    await p.getByLabel('E-mail').fill(ADMIN.email);
+    await p.getByLabel('Password').fill('not-my-password');
+    await p.getByRole('button', { name: 'Sign in' }).click();
+    await expectText(p.getByRole('alert'), 'Wrong e-mail or password');
+    expect(await p.getByRole('heading', { name: 'Orders' }).count()).toBe(0);
+
+    await signIn(p, g.baseUrl, ADMIN.email, ADMIN.password);
+    expect(await p.locator('.who').innerText()).toContain(ADMIN.email);
+    const cookies = await p.context().cookies();
+    expect(cookies.find((c) => c.name === 'hb_admin_session')).toMatchObject({ httpOnly: true, sameSite: 'Strict' });
+    await p.context().close();
+  });
+
+  it('locks the account after repeated wrong passwords', async () => {
+    const p = await page();
+    await p.goto(`${g.baseUrl}/admin/login`);
+    for (let i = 0; i < 3; i++) {
+      await p.getByLabel('E-mail').fill('lou@lab.example');
+      await p.getByLabel('Password').fill(`wrong-password-${i}`);
+      await p.getByRole('button', { name: 'Sign in' }).click();
+      await p.getByRole('alert').waitFor();
+    }
+    await expectText(p.getByRole('alert'), 'locked');
+    await p.getByLabel('E-mail').fill('lou@lab.example');
+    await p.getByLabel('Password').fill('lockout-password-123');
+    await p.getByRole('button', { name: 'Sign in' }).click();
+    await expectText(p.getByRole('alert'), 'locked');
+    expect(await p.getByRole('heading', { name: 'Orders' }).count()).toBe(0);
+    await p.context().close();
+  });
+
+  it('shows orders created and changed during the test without a reload', async () => {
+    const p = await page();
+    await signIn(p, g.baseUrl, ADMIN.email, ADMIN.password);
+    await orderRow(p, seeded.filler).waitFor();
+    await p.evaluate(() => ((window as unknown as { __noReload: number }).__noReload = 42));
+
+    const id = await insertOrder(g.ds, { filler: 'F-LIVE-1', placer: 'PL-LIVE-1', status: 'received' });
+    await orderRow(p, 'F-LIVE-1').waitFor({ timeout: 10_000 });
+    await expectText(orderRow(p, 'F-LIVE-1').locator('.chip'), 'received');
+
+    await g.ds.query(`UPDATE orders SET status = 'processing', hemato_progress = 0.4 WHERE id = $1`, [id]);
+    await expectText(orderRow(p, 'F-LIVE-1').locator('.chip'), 'processing');
+    expect(await orderRow(p, 'F-LIVE-1').getByRole('progressbar').getAttribute('aria-valuenow')).toBe('40');
+    expect(await p.evaluate(() => (window as unknown as { __noReload?: number }).__noReload)).toBe(42);
+
+    // The status chips count what is in the database.
+    await expectText(p.getByRole('button', { name: /^processing/ }).locator('.count'), '1');
+
+    for (let i = 0; i < 6; i++) {
+      await insertOrder(g.ds, {
+        filler: `F-SHOT-${i}`,
+        placer: `PL-SHOT-${i}`,
+        status: ['failed', 'delivering', 'awaiting_images'][i % 3]!,
+      });
+    }
+    await orderRow(p, 'F-SHOT-5').waitFor({ timeout: 10_000 });
+
+    await p.getByLabel('Search').fill('PL-LIVE');
+    await p.getByRole('button', { name: 'Search' }).click();
+    await p.waitForFunction(() => document.querySelectorAll('table.orders tbody tr[data-order-id]').length === 1);
+    expect(await orderRow(p, 'F-LIVE-1').count()).toBe(1);
+    await p.getByRole('button', { name: 'Clear' }).click();
+    await orderRow(p, 'F-SHOT-5').waitFor();
+    await screenshot(p, 'order-list');
+    await p.context().close();
+  });
+
+  it('shows the order: timeline, B50 diagnosis, the heat map over the image, deliveries, masked patient', async () => {
+    const p = await page();
+    await signIn(p, g.baseUrl, ADMIN.email, ADMIN.password);
+    await openOrder(p, g.baseUrl, seeded.orderId);
+
+    const timeline = p.locator('table.timeline tbody tr');
+    expect(await timeline.count()).toBe(8);
+    await expectText(timeline.last(), 'completed');
+
+    const b50 = p.locator('table.diagnoses tbody tr', { has: p.getByText('B50', { exact: true }) });
+    await expectText(b50, 'Plasmodium falciparum malaria');
+    await expectText(b50, '91%');
+    await expectText(p.locator('.pathology'), 'Ring forms');
+
+    // Every spot of the report is a circle, drawn where the report says on the displayed image.
+    const img = p.locator('figure.smear img');
+    await p.waitForFunction(() => {
+      const i = document.querySelector('figure.smear img') as HTMLImageElement | null;
+      return !!i && i.complete && i.naturalWidth > 0 && document.querySelectorAll('circle.heat-spot').length > 0;
+    });
+    const circles = p.locator('circle.heat-spot');
+    expect(await circles.count()).toBe(seeded.spots.length);
+    const box = (await img.boundingBox())!;
+    const scale = box.width / seeded.width;
+    for (let i = 0; i < seeded.spots.length; i++) {
+      const c = (await circles.nth(i).boundingBox())!;
+      const s = seeded.spots[i]!;
+      expect(Math.abs(c.x + c.width / 2 - (box.x + s.x * scale))).toBeLessThan(3);
+      expect(Math.abs(c.y + c.height / 2 - (box.y + s.y * scale))).toBeLessThan(3);
+      expect(Math.abs(c.width / 2 - s.r * scale)).toBeLessThan(3);
+    }
+
+    await expectText(p.locator('[data-delivery-target="hl7"]'), 'acknowledged');
+    await expectText(p.locator('[data-delivery-target="fhir"]'), 'failed');
+    await p.locator('[data-delivery-target="fhir"] summary').click();
+    await expectText(p.locator('[data-delivery-target="fhir"] pre'), 'OperationOutcome');
+
+    // Masked by default: neither the page nor the raw message shows the patient's name.
+    const body = await p.locator('main').innerText();
+    expect(body).not.toContain(PATIENT.family);
+    expect(body).not.toContain(PATIENT.mrn);
+    await expectText(p.getByTestId('inbound-raw'), 'ORM^O01');
+    await screenshot(p, 'order-page');
+    await p.context().close();
+  });
+
+  it('lets an admin reveal the patient, and writes the reveal to the audit log', async () => {
+    const p = await page();
+    await signIn(p, g.baseUrl, ADMIN.email, ADMIN.password);
+    await openOrder(p, g.baseUrl, seeded.orderId);
+    const before: Array<{ n: string }> = await g.ds.query(
+      `SELECT count(*) AS n FROM audit_log WHERE action = 'patient.reveal'`,
+    );
+    expect(Number(before[0]!.n)).toBe(0);
+
+    await p.getByRole('button', { name: 'Reveal patient' }).click();
+    await p.getByRole('dialog').getByRole('button', { name: 'Reveal' }).click();
+    await expectText(p.getByTestId('patient-name'), `${PATIENT.given[0]} ${PATIENT.family}`);
+    await expectText(p.getByTestId('inbound-raw'), `${PATIENT.family}^${PATIENT.given[0]}`);
+
+    const rows: Array<{ user_email: string; target_type: string; target_id: string; outcome: string }> =
+      await g.ds.query(
+        `SELECT user_email, target_type, target_id, outcome FROM audit_log WHERE action = 'patient.reveal'`,
+      );
+    expect(rows).toEqual([{ user_email: ADMIN.email, target_type: 'order', target_id: seeded.orderId, outcome: 'ok' }]);
+
+    // The audit page shows it too.
+    await p.getByRole('link', { name: 'Audit log' }).click();
+    await expectText(p.locator('table.audit tbody tr', { hasText: 'patient.reveal' }).first(), ADMIN.email);
+    await p.context().close();
+  });
+
+  it('does not let a viewer retry: no button, and the API answers 403', async () => {
+    const failedId = await insertOrder(g.ds, {
+      filler: 'F-FAILED-1',
+      status: 'failed',
+      failedStep: 'upload',
+      failureReason: 'Hemato.AI answered 503',
+    });
+    const admin = await page();
+    await signIn(admin, g.baseUrl, ADMIN.email, ADMIN.password);
+    await openOrder(admin, g.baseUrl, failedId);
+    // The admin sees the action (so its absence for the viewer means something).
+    await admin.getByRole('button', { name: 'Retry failed step' }).waitFor();
+    await admin.context().close();
+
+    const p = await page();
+    await signIn(p, g.baseUrl, VIEWER.email, VIEWER.password);
+    await openOrder(p, g.baseUrl, failedId);
+    await expectText(p.locator('.error[role="note"]'), 'Hemato.AI answered 503');
+    expect(await p.getByRole('button', { name: 'Retry failed step' }).count()).toBe(0);
+    expect(await p.getByRole('button', { name: 'Reveal patient' }).count()).toBe(0);
+    const status = await p.evaluate(async (id) => {
+      const r = await fetch(`/api/admin/orders/${id}/actions/retry`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: '{}',
+      });
+      return r.status;
+    }, failedId);
+    expect(status).toBe(403);
+    const denied: Array<{ n: string }> = await g.ds.query(
+      `SELECT count(*) AS n FROM audit_log WHERE user_email = $1 AND action = 'access.denied'`,
+      [VIEWER.email],
+    );
+    expect(Number(denied[0]!.n)).toBe(1);
+    await p.context().close();
+  });
+
+  it('shows the health page: stores, queues, heartbeat, last errors', async () => {
+    const p = await page();
+    await signIn(p, g.baseUrl, ADMIN.email, ADMIN.password);
+    await p.getByRole('link', { name: 'Health' }).click();
+    await p.getByRole('heading', { name: 'Queues' }).waitFor();
+    for (const q of ['orders', 'deliveries', 'maintenance']) await p.locator(`tr[data-queue="${q}"]`).waitFor();
+    await expectText(
+      p.locator('.card', { has: p.getByRole('heading', { name: 'Database and queue store' }) }),
+      'postgres',
+    );
+    await expectText(p.locator('.card', { has: p.getByRole('heading', { name: 'Last errors' }) }), 'F-FAILED-1');
+    await screenshot(p, 'health-page');
+    await p.context().close();
+  });
+});
+
+/** Waits (up to 10 s) until the element's text contains `text`; fails with what it saw. */
+async function expectText(locator: import('playwright-core').Locator, text: string): Promise<void> {
+  const deadline = Date.now() + 10_000;
+  let seen = '';
+  while (Date.now() < deadline) {
+    seen = (await locator.innerText({ timeout: 10_000 }).catch(() => '')) ?? '';
+    if (seen.includes(text)) return;
+    await new Promise((r) => setTimeout(r, 100));
+  }
+  expect(seen).toContain(text);
+}
