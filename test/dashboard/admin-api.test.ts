@@ -132,6 +132,9 @@ describe('admin API', () => {
     expect((await fetch(`${g.baseUrl}/api/docs-json`)).status).toBe(401);
     const admin = await apiSignIn(g.baseUrl, 'ada@lab.example', 'admin-password-123');
     const doc = await (await fetch(`${g.baseUrl}/api/docs-json`, { headers: { cookie: admin.cookie! } })).json();
+    const page = await fetch(`${g.baseUrl}/api/docs`, { headers: { cookie: admin.cookie! } });
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('swagger-ui');
     expect(Object.keys(doc.paths)).toEqual(
       expect.arrayContaining([
         '/api/admin/auth/login',
