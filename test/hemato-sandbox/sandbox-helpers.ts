@@ -117,7 +117,7 @@ export class LocalServer {
           res.writeHead(204).end();
           return;
         }
-        const file = this.files.get(req.url ?? '');
+        const file = this.files.get((req.url ?? '').split('?')[0]);
         if (!file) return void res.writeHead(404).end();
         res.writeHead(200, { 'content-type': file.type }).end(file.body);
       });

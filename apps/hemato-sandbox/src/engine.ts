@@ -356,19 +356,18 @@ export class Engine {
           ok: true,
         });
       } catch (err) {
-        const msg = (err as Error).message;
+        const raw = (err as Error).message;
+        const msg = raw.startsWith(label) ? raw : `${label}: ${raw}`;
         checked.push({ index: i, ok: false, problem: msg });
-        this.callbackFilesChecked(study, checked, false);
-        this.fail(study, `${label}: ${msg}`, `The study was refused: ${label}: ${msg}.`, 0.1, 'files_checked');
+        this.fail(study, msg, `The study was refused: ${msg}.`, 0.1, 'files_checked');
         return;
       }
     }
-    this.callbackFilesChecked(study, checked, true);
+    this.callbackFilesChecked(study, checked);
     this.startRun(study, tasks);
   }
 
-  private callbackFilesChecked(study: Study, files: Array<Record<string, unknown>>, ok: boolean): void {
-    if (!ok) return; // the failure callback carries the outcome
+  private callbackFilesChecked(study: Study, files: Array<Record<string, unknown>>): void {
     this.callback(study, {
       event: 'files_checked',
       report_status: 'processing',
