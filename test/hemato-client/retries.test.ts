@@ -1,4 +1,7 @@
-import { HematoApiError, type HematoClient, type HematoRetryEvent } from '@hemato/hemato-client';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import { HematoApiError, fileIdOf, type HematoClient, type HematoRetryEvent } from '@hemato/hemato-client';
 import { startLocalHemato, type LocalHematoServer } from './support/local-hemato-server';
 import { jpegBytes, sessionClient } from './support/fixtures';
 
@@ -80,12 +83,29 @@ describe('Hemato client: retries, backoff and timeouts', () => {
     expect(server.count('GET', /\/status$/)).toBe(1);
   });
 
-  it('retries an upload from a buffer after a 503 (idempotent by hash)', async () => {
+  it('retries an upload from a buffer or a file after a 503 (idempotent by hash)', async () => {
     server.fail('POST', /\/files$/, 503, 1);
     const bytes = jpegBytes(100_000);
     const up = await client.uploadFile(studyId, bytes, 'jpg');
     expect(server.log.map((r) => r.status)).toEqual([503, 201]);
     expect(server.studies.get(studyId)!.files.get(up.fileId)).toBe(100_000);
+
+    const dir = await mkdtemp(path.join(tmpdir(), 'hemato-retry-'));
+    try {
+      const file = path.join(dir, 'smear.jpg');
+      const other = jpegBytes(3 * 1024 * 1024);
+      await writeFile(file, other);
+      server.fail('POST', /\/files$/, 503, 2);
+      const again = await client.uploadFile(studyId, file, 'image/jpeg');
+      expect(again).toEqual({ studyId, fileId: fileIdOf(other), bytes: other.length });
+      expect(server.log.slice(2).map((r) => [r.status, r.bytes])).toEqual([
+        [503, undefined],
+        [503, undefined],
+        [201, other.length],
+      ]);
+    } finally {
+      await rm(dir, { recursive: true, force: true });
+    }
   });
 
   it('times out an attempt, retries, and reports a timeout when every attempt is slow', async () => {

@@ -504,7 +504,8 @@ export class HematoClient {
       timeoutMs: opts.timeoutMs ?? this.timeoutMs,
       signal: opts.signal,
     });
-    return parseStatus(res.envelope.results as StatusResults | undefined);
+    const status = parseStatus(res.envelope.results as StatusResults | undefined);
+    return res.envelope.user_message ? { ...status, userMessage: res.envelope.user_message } : status;
   }
 
   /** `GET /pbs/{id}/report[?version=N]`: the latest report, or revision `version` (from 1). */
@@ -568,7 +569,7 @@ export class HematoClient {
       attempt++;
       const token = spec.auth ? await this.auth.token() : undefined;
       const reqHeaders = token ? { ...headers, authorization: token } : headers;
-      let body: Buffer | AsyncIterable<Buffer> | undefined = jsonBytes;
+      let body: Buffer | Readable | AsyncIterable<Buffer> | undefined = jsonBytes;
       let opened: ReturnType<PreparedUpload['open']> | undefined;
       if (spec.upload) {
         opened = spec.upload.open();
@@ -605,6 +606,8 @@ export class HematoClient {
         }
         text = await res.body.text();
       } catch (e) {
+        // A file stream undici did not finish must not keep its descriptor open.
+        if (body instanceof Readable && !body.destroyed) body.destroy();
         if (e instanceof HematoApiError) throw e;
         if (spec.signal?.aborted) {
           throw new HematoApiError({
@@ -671,6 +674,7 @@ export class HematoClient {
         return { status, body: parsed, envelope, attempts: attempt, uploaded: opened?.result() };
       }
       if (spec.accept?.(status)) return { status, body: parsed, envelope, attempts: attempt };
+      if (body instanceof Readable && !body.destroyed) body.destroy();
 
       if (status === 401 && spec.auth && token !== undefined && !renewed && replayable) {
         renewed = true;

@@ -96,6 +96,8 @@ export interface HematoStudyStatus {
   progressMessage?: string;
   /** Latest report version when the service says (sandbox extension). */
   reportVersion?: number;
+  /** The envelope's `user_message` (e.g. why processing failed), for staff. */
+  userMessage?: string;
 }
 
 /** One feature statistic; `value` is null when the service sent something non-numeric. */
@@ -144,6 +146,8 @@ export interface HematoReport {
   differentialDiagnosis: HematoDiagnosis[];
   /** Level 3: free text. */
   pathologyReport: string;
+  /** The `results` object exactly as received, for storage (the source of the HL7/FHIR results). */
+  raw: ReportResults;
 }
 
 /** A callback's body, read liberally (`pbs_stody_id` or `pbs_study_id`). */
@@ -289,6 +293,7 @@ export function parseReport(r: ReportResults | undefined): HematoReport {
     morphologicalFindings,
     differentialDiagnosis,
     pathologyReport: str(r?.pathology_report) ?? '',
+    raw: r as ReportResults,
   };
 }
 
