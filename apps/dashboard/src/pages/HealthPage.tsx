@@ -20,7 +20,8 @@ interface Health {
       host: string;
       port: number;
       tls: boolean;
-      connections: Array<{ remote: string; since: string; messages: number }>;
+      connections: number;
+      peers?: Array<{ remote: string; since?: string; messages?: number }>;
       messagesTotal?: number;
       lastMessageAt?: string | null;
     };
@@ -142,12 +143,12 @@ export function HealthPage() {
               <>
                 <p>
                   <Dot ok={h.mllp.stats.listening} /> {h.mllp.stats.host}:{h.mllp.stats.port}{' '}
-                  {h.mllp.stats.tls ? '(TLS)' : ''} · {h.mllp.stats.connections.length} connection
-                  {h.mllp.stats.connections.length === 1 ? '' : 's'}
+                  {h.mllp.stats.tls ? '(TLS)' : ''} · {h.mllp.stats.connections} open connection
+                  {h.mllp.stats.connections === 1 ? '' : 's'}
                   {h.mllp.stats.messagesTotal !== undefined ? ` · ${h.mllp.stats.messagesTotal} messages` : ''}
                   {h.mllp.stats.lastMessageAt ? ` · last ${fmtTime(h.mllp.stats.lastMessageAt)}` : ''}
                 </p>
-                {h.mllp.stats.connections.length > 0 && (
+                {h.mllp.stats.peers && h.mllp.stats.peers.length > 0 && (
                   <table>
                     <thead>
                       <tr>
@@ -157,11 +158,11 @@ export function HealthPage() {
                       </tr>
                     </thead>
                     <tbody>
-                      {h.mllp.stats.connections.map((c, i) => (
+                      {h.mllp.stats.peers.map((c, i) => (
                         <tr key={i}>
                           <td className="mono">{c.remote}</td>
                           <td>{fmtTime(c.since)}</td>
-                          <td>{c.messages}</td>
+                          <td>{c.messages ?? '—'}</td>
                         </tr>
                       ))}
                     </tbody>

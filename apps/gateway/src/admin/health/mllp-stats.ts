@@ -1,13 +1,19 @@
 /**
  * What the health page shows of the MLLP listener. The listener (apps/gateway/src/hl7) provides it
- * under {@link MLLP_STATS}; until it does, the page says the listener reports no statistics.
+ * under {@link MLLP_STATS}, e.g. in its module:
+ * `{ provide: MLLP_STATS, useExisting: Hl7ListenerService }` with a `mllpStats()` method returning
+ * `{ listening: port > 0, host, port, tls, connections: server.connections }`. Until then the page shows
+ * the configured address and says the listener reports no statistics.
  */
 export interface MllpStats {
   listening: boolean;
   host: string;
   port: number;
   tls: boolean;
-  connections: Array<{ remote: string; since: string; messages: number }>;
+  /** Open connections now. */
+  connections: number;
+  /** The open connections, when the listener tracks them. */
+  peers?: Array<{ remote: string; since?: string; messages?: number }>;
   messagesTotal?: number;
   lastMessageAt?: string | null;
 }
@@ -16,5 +22,5 @@ export interface MllpStatsSource {
   mllpStats(): MllpStats;
 }
 
-/** Provider token: `{ provide: MLLP_STATS, useExisting: <the listener service> }`. */
+/** Provider token for the {@link MllpStatsSource}. */
 export const MLLP_STATS = Symbol.for('hemato.mllp-stats');

@@ -1,0 +1,49 @@
+import { MASK, maskFhir, maskHl7 } from './phi-mask';
+
+describe('masking the raw inbound message', () => {
+  it('masks every filled field of PID and NK1 and leaves order segments as they were', () => {
+    const raw = [
+      'MSH|^~\\&|LIS|LAB|HB|H|20260101||ORM^O01|C1|P|2.5.1',
+      'PID|1||MRN123^^^HOSP^MR||Doe^Jane||19700101|F|||1 Main St^^Town',
+      'NK1|1|Doe^John|SPO',
+      'ORC|NW|PL-1',
+      'OBR|1|PL-1||34994-4^Smear^LN',
+    ].join('\r');
+    const masked = maskHl7(raw);
+    expect(masked).not.toMatch(/Doe|Jane|MRN123|19700101|Main St|John/);
+    const lines = masked.split('\r');
+    expect(lines[1]).toBe(`PID|1||${MASK}||${MASK}||${MASK}|${MASK}|||${MASK}`);
+    expect(lines[2]).toBe(`NK1|1|${MASK}|${MASK}`);
+    expect(lines[0]).toBe(raw.split('\r')[0]);
+    expect(lines.slice(3)).toEqual(raw.split('\r').slice(3));
+  });
+
+  it('masks FHIR Patient resources and subject displays, keeps the ServiceRequest identifier', () => {
+    const bundle = {
+      resourceType: 'Bundle',
+      entry: [
+        {
+          resource: {
+            resourceType: 'Patient',
+            id: 'p1',
+            name: [{ family: 'Doe' }],
+            identifier: [{ value: 'MRN123' }],
+            birthDate: '1970-01-01',
+          },
+        },
+        {
+          resource: {
+            resourceType: 'ServiceRequest',
+            identifier: [{ system: 'urn:placer', value: 'PL-1' }],
+            subject: { reference: 'Patient/p1', display: 'Jane Doe' },
+          },
+        },
+      ],
+    };
+    const masked = maskFhir(JSON.stringify(bundle));
+    expect(masked).not.toMatch(/Doe|MRN123|1970/);
+    expect(masked).toContain('PL-1');
+    expect(masked).toContain('Patient/p1');
+    expect(maskFhir('not json')).not.toContain('not json');
+  });
+});
