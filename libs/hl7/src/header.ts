@@ -1,0 +1,103 @@
+/**
+ * Reading an MSH before (or without) a full parse: enough to pick the character set, answer with an
+ * ACK that names the message, and decide the acknowledgement mode. Tolerant by design: it sees
+ * garbage, truncated frames and oversized frames.
+ */
+
+export interface MshHeader {
+  fieldSeparator: string;
+  /** MSH-2, e.g. `^~\&`. */
+  encodingCharacters: string;
+  sendingApplication: string;
+  sendingFacility: string;
+  receivingApplication: string;
+  receivingFacility: string;
+  /** MSH-9.1 / 9.2 / 9.3. */
+  messageCode: string;
+  triggerEvent: string;
+  messageStructure: string;
+  /** MSH-10. */
+  controlId: string;
+  /** MSH-11.1. */
+  processingId: string;
+  /** MSH-12.1. */
+  version: string;
+  /** MSH-15, MSH-16 (empty in original mode). */
+  acceptAckType: string;
+  applicationAckType: string;
+  /** MSH-18, first repetition. */
+  characterSet: string;
+}
+
+/** The MSH segment's fields, read from raw bytes as Latin-1 (ASCII-compatible whatever the charset). */
+export function readHeader(raw: Buffer | string): MshHeader | null {
+  const text = typeof raw === 'string' ? raw : raw.subarray(0, 8192).toString('latin1');
+  const start = text.search(/\S/);
+  if (start < 0 || text.slice(start, start + 3) !== 'MSH') return null;
+  const seg = text.slice(start).split(/\r\n|\r|\n/, 1)[0]!;
+  if (seg.length < 8) return null;
+  const fs = seg[3]!;
+  if (/[A-Za-z0-9\s]/.test(fs)) return null;
+  const fields = seg.split(fs); // fields[0] = 'MSH', fields[1] = MSH-2, fields[n] = MSH-(n+1)
+  const enc = fields[1] ?? '';
+  const cs = enc[0] ?? '^';
+  const rs = enc[1] ?? '~';
+  const f = (n: number) => fields[n - 1] ?? '';
+  const comp = (n: number, c: number) => (f(n).split(rs)[0] ?? '').split(cs)[c - 1] ?? '';
+  return {
+    fieldSeparator: fs,
+    encodingCharacters: enc,
+    sendingApplication: comp(3, 1),
+    sendingFacility: comp(4, 1),
+    receivingApplication: comp(5, 1),
+    receivingFacility: comp(6, 1),
+    messageCode: comp(9, 1).trim(),
+    triggerEvent: comp(9, 2).trim(),
+    messageStructure: comp(9, 3).trim(),
+    controlId: f(10).trim(),
+    processingId: comp(11, 1).trim(),
+    version: comp(12, 1).trim(),
+    acceptAckType: f(15).trim().toUpperCase(),
+    applicationAckType: f(16).trim().toUpperCase(),
+    characterSet: (f(18).split(rs)[0] ?? '').trim().toUpperCase(),
+  };
+}
+
+/**
+ * Node encoding for an MSH-18 value, or null when we do not support it. Empty and `ASCII` are read as
+ * UTF-8 (a superset); `8859/1` is Latin-1; `UNICODE UTF-8` (and the common `UTF-8`) is UTF-8.
+ */
+export function encodingFor(characterSet: string): BufferEncoding | null {
+  switch (characterSet.trim().toUpperCase()) {
+    case '':
+    case 'ASCII':
+    case 'UNICODE UTF-8':
+    case 'UTF-8':
+    case 'UTF8':
+      return 'utf8';
+    case '8859/1':
+    case 'ISO-8859-1':
+    case 'ISO IR100':
+      return 'latin1';
+    default:
+      return null;
+  }
+}
+
+/** Decodes a frame's bytes in its character set and normalises segment terminators to CR. */
+export function decodeMessage(raw: Buffer, encoding: BufferEncoding): string {
+  let text = raw.toString(encoding);
+  if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
+  return text.replace(/\r\n|\n/g, '\r').replace(/^\s+/, '');
+}
+
+/** True when the sender (`MSH-3`, `MSH-4`) matches an allow-list of `APP|FACILITY` entries (`*` = any). */
+export function senderAllowed(allowList: readonly string[], app: string, facility: string): boolean {
+  if (allowList.length === 0) return true;
+  return allowList.some((entry) => {
+    const [a = '*', f = '*'] = entry.split('|').map((s) => s.trim());
+    return (
+      (a === '*' || a.toUpperCase() === app.toUpperCase()) && (f === '*' || f.toUpperCase() === facility.toUpperCase())
+    );
+  });
+}

@@ -1,0 +1,191 @@
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
+import { readAck } from '../ack';
+import { MllpDecoder, encodeFrame } from './framing';
+
+export interface MllpClientOptions {
+  host: string;
+  port: number;
+  /** Wait this long for the ACK whose MSA-2 names our message. */
+  ackTimeoutMs: number;
+  connectTimeoutMs?: number;
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; servername?: string } | null;
+  maxMessageBytes?: number;
+}
+
+export interface MllpAck {
+  /** MSA-1: AA/AE/AR (or CA/CE/CR). */
+  code: string;
+  /** The ACK as received. */
+  raw: string;
+}
+
+/** Why a send produced no usable ACK: retry these. */
+export class MllpTransportError extends Error {
+  constructor(
+    message: string,
+    readonly reason: 'timeout' | 'connection',
+  ) {
+    super(message);
+    this.name = 'MllpTransportError';
+  }
+}
+
+/**
+ * MLLP sender with one message in flight per connection: `send` waits for the ACK matched by MSA-2
+ * (frames naming other messages are ignored), with a timeout. A timeout or a lost connection closes
+ * the socket (a late ACK must not be taken for the next message) and rejects with MllpTransportError.
+ */
+export class MllpClient {
+  private socket: net.Socket | null = null;
+  private decoder: MllpDecoder;
+  private waiter: { controlId: string; resolve: (a: MllpAck) => void; reject: (e: Error) => void } | null = null;
+  private queue: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly opts: MllpClientOptions) {
+    this.decoder = new MllpDecoder(opts.maxMessageBytes ?? 1024 * 1024);
+  }
+
+  /** Sends one message (serialised with other sends on this client) and resolves with its ACK. */
+  send(message: string, controlId: string): Promise<MllpAck> {
+    const run = this.queue.then(() => this.sendNow(message, controlId));
+    this.queue = run.catch(() => undefined);
+    return run;
+  }
+
+  close(): void {
+    this.socket?.destroy();
+    this.socket = null;
+  }
+
+  private async connect(): Promise<net.Socket> {
+    if (this.socket && !this.socket.destroyed) return this.socket;
+    this.decoder = new MllpDecoder(this.opts.maxMessageBytes ?? 1024 * 1024);
+    const t = this.opts.tls;
+    const socket: net.Socket = t
+      ? tls.connect({
+          host: this.opts.host,
+          port: this.opts.port,
+          servername: t.servername ?? (net.isIP(this.opts.host) ? undefined : this.opts.host),
+          ...(t.caFile ? { ca: readFileSync(t.caFile) } : {}),
+          ...(t.certFile ? { cert: readFileSync(t.certFile) } : {}),
+          ...(t.keyFile ? { key: readFileSync(t.keyFile) } : {}),
+        })
+      : net.connect({ host: this.opts.host, port: this.opts.port });
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, 60_000);
+    await new Promise<void>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        socket.destroy();
+        reject(new MllpTransportError('connect timeout', 'timeout'));
+      }, this.opts.connectTimeoutMs ?? 10_000);
+      socket.once(t ? 'secureConnect' : 'connect', () => {
+        clearTimeout(timer);
+        resolve();
+      });
+      socket.once('error', (err) => {
+        clearTimeout(timer);
+        reject(new MllpTransportError(`connect failed: ${err.message}`, 'connection'));
+      });
+    });
+    socket.on('data', (chunk: Buffer) => {
+      for (const ev of this.decoder.push(chunk)) {
+        if (ev.kind !== 'frame' || !this.waiter) continue;
+        const raw = ev.data.toString('utf8');
+        const ack = readAck(raw);
+        if (ack && ack.ackedControlId === this.waiter.controlId) {
+          const w = this.waiter;
+          this.waiter = null;
+          w.resolve({ code: ack.code, raw });
+        }
+      }
+    });
+    socket.on('error', () => undefined);
+    socket.on('close', () => {
+      if (this.socket === socket) this.socket = null;
+      if (this.waiter) {
+        const w = this.waiter;
+        this.waiter = null;
+        w.reject(new MllpTransportError('connection closed before the ACK', 'connection'));
+      }
+    });
+    this.socket = socket;
+    return socket;
+  }
+
+  private async sendNow(message: string, controlId: string): Promise<MllpAck> {
+    const socket = await this.connect();
+    return new Promise<MllpAck>((resolve, reject) => {
+      const timer = setTimeout(() => {
+        this.waiter = null;
+        socket.destroy();
+        reject(new MllpTransportError(`no ACK within ${this.opts.ackTimeoutMs} ms`, 'timeout'));
+      }, this.opts.ackTimeoutMs);
+      this.waiter = {
+        controlId,
+        resolve: (a) => {
+          clearTimeout(timer);
+          resolve(a);
+        },
+        reject: (e) => {
+          clearTimeout(timer);
+          reject(e);
+        },
+      };
+      socket.write(encodeFrame(message, 'utf8'));
+    });
+  }
+}
+
+export interface RetryPolicy {
+  /** Sends in total (first + retries). */
+  attempts: number;
+  baseDelayMs: number;
+  maxDelayMs: number;
+}
+
+export interface SendOutcome {
+  /** `accepted` (AA/CA), `rejected` (AR/CR: do not resend), `gave_up` (retries exhausted on AE/timeout/connection). */
+  result: 'accepted' | 'rejected' | 'gave_up';
+  attempts: number;
+  ack: MllpAck | null;
+  lastError: string | null;
+}
+
+/**
+ * Sends until the receiver accepts: AE, a timeout or a lost connection are retried with exponential
+ * backoff (the same control id, so the receiver can drop the duplicate); AR stops at once.
+ */
+export async function sendWithRetry(
+  client: MllpClient,
+  message: string,
+  controlId: string,
+  policy: RetryPolicy,
+  onAttempt?: (n: number, outcome: { ack: MllpAck | null; error: string | null }) => void | Promise<void>,
+): Promise<SendOutcome> {
+  let lastAck: MllpAck | null = null;
+  let lastError: string | null = null;
+  for (let n = 1; n <= policy.attempts; n++) {
+    try {
+      lastAck = await client.send(message, controlId);
+      lastError = null;
+    } catch (err) {
+      lastAck = null;
+      lastError = err instanceof Error ? err.message : String(err);
+    }
+    await onAttempt?.(n, { ack: lastAck, error: lastError });
+    if (lastAck && (lastAck.code === 'AA' || lastAck.code === 'CA')) {
+      return { result: 'accepted', attempts: n, ack: lastAck, lastError: null };
+    }
+    if (lastAck && (lastAck.code === 'AR' || lastAck.code === 'CR')) {
+      return { result: 'rejected', attempts: n, ack: lastAck, lastError: `receiver answered ${lastAck.code}` };
+    }
+    if (lastAck) lastError = `receiver answered ${lastAck.code || '(no MSA-1)'}`;
+    if (n < policy.attempts) {
+      const delay = Math.min(policy.maxDelayMs, policy.baseDelayMs * 2 ** (n - 1));
+      await new Promise((r) => setTimeout(r, delay));
+    }
+  }
+  return { result: 'gave_up', attempts: policy.attempts, ack: lastAck, lastError };
+}

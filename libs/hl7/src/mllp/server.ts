@@ -1,0 +1,210 @@
+import { readFileSync } from 'node:fs';
+import net from 'node:net';
+import tls from 'node:tls';
+import { createLogger } from '@hemato/common';
+import { MllpDecoder, encodeFrame } from './framing';
+
+const log = createLogger('mllp-server');
+
+export interface MllpTlsOptions {
+  certFile: string;
+  keyFile: string;
+  /** CA bundle for client certificates (mutual TLS). */
+  caFile?: string;
+  /** Refuse clients without a certificate signed by `caFile`. */
+  requireClientCert?: boolean;
+}
+
+export interface MllpServerOptions {
+  host: string;
+  /** 0 = any free port. */
+  port: number;
+  maxMessageBytes: number;
+  /** Close a connection that sent nothing for this long (0 = never). */
+  idleTimeoutMs: number;
+  maxConnections: number;
+  tls?: MllpTlsOptions | null;
+  /** TCP keep-alive probe delay (default 60 s), so dead peers are noticed on long-lived connections. */
+  keepAliveMs?: number;
+  /** Frames a connection may have in progress before reading from it pauses (default 64). */
+  maxInFlightPerConnection?: number;
+}
+
+export interface MllpConnectionInfo {
+  id: number;
+  remoteAddress: string;
+  /** Subject CN of the client certificate (mutual TLS). */
+  clientCertSubject?: string;
+}
+
+/** Encoded replies to one frame; each is sent as its own MLLP frame, in order. */
+export type MllpReply = Buffer[];
+
+export interface MllpHandlers {
+  /** One complete message. Replies go out in the order the frames came in. Must not throw. */
+  onMessage(frame: Buffer, conn: MllpConnectionInfo): Promise<MllpReply>;
+  /** A complete frame over the size limit (its first bytes only). */
+  onOversize(head: Buffer, size: number, conn: MllpConnectionInfo): MllpReply;
+  /** The handler threw: the reply for the frame anyway (never silence a complete frame). */
+  onHandlerError(frame: Buffer, err: unknown, conn: MllpConnectionInfo): MllpReply;
+}
+
+/**
+ * MLLP listener (release 1 framing) over TCP or TLS. Frames are handed to `onMessage` as they
+ * complete and may be processed concurrently (so a batching handler can group them), but the
+ * replies of one connection are written strictly in arrival order. Garbage, truncated frames,
+ * socket errors and slow or half-open peers only affect their own connection.
+ */
+export class MllpServer {
+  private server: net.Server | null = null;
+  private readonly sockets = new Set<net.Socket>();
+  private nextId = 0;
+
+  constructor(
+    private readonly opts: MllpServerOptions,
+    private readonly handlers: MllpHandlers,
+  ) {}
+
+  get connections(): number {
+    return this.sockets.size;
+  }
+
+  /** Starts listening; resolves with the bound port. */
+  async listen(): Promise<number> {
+    const onConnection = (socket: net.Socket) => this.accept(socket);
+    let server: net.Server;
+    if (this.opts.tls) {
+      const t = this.opts.tls;
+      server = tls.createServer(
+        {
+          cert: readFileSync(t.certFile),
+          key: readFileSync(t.keyFile),
+          ...(t.caFile ? { ca: readFileSync(t.caFile) } : {}),
+          requestCert: !!t.requireClientCert,
+          rejectUnauthorized: !!t.requireClientCert,
+          minVersion: 'TLSv1.2',
+        },
+        onConnection,
+      );
+      server.on('tlsClientError', (err) => log.warn({ err: err.message }, 'TLS handshake failed'));
+    } else {
+      server = net.createServer(onConnection);
+    }
+    // Beyond the limit Node closes new sockets at once: the listener keeps serving those it has.
+    server.maxConnections = this.opts.maxConnections;
+    server.on('drop', () => log.warn({ limit: this.opts.maxConnections }, 'connection refused: limit reached'));
+    server.on('error', (err) => log.error({ err: err.message }, 'MLLP server error'));
+    this.server = server;
+    await new Promise<void>((resolve, reject) => {
+      server.once('error', reject);
+      server.listen({ port: this.opts.port, host: this.opts.host, backlog: 2048 }, () => {
+        server.off('error', reject);
+        resolve();
+      });
+    });
+    return this.port;
+  }
+
+  get port(): number {
+    const a = this.server?.address();
+    return typeof a === 'object' && a ? a.port : 0;
+  }
+
+  /** Stops accepting, closes every connection, resolves when the server is closed. */
+  async close(): Promise<void> {
+    const server = this.server;
+    if (!server) return;
+    this.server = null;
+    const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+    for (const s of this.sockets) s.destroy();
+    await closed;
+  }
+
+  private accept(socket: net.Socket): void {
+    const conn: MllpConnectionInfo = { id: ++this.nextId, remoteAddress: socket.remoteAddress ?? '' };
+    if (socket instanceof tls.TLSSocket) {
+      const cert = socket.getPeerCertificate();
+      if (cert && cert.subject) conn.clientCertSubject = String(cert.subject.CN ?? '');
+    }
+    this.sockets.add(socket);
+    socket.setNoDelay(true);
+    socket.setKeepAlive(true, this.opts.keepAliveMs ?? 60_000);
+    if (this.opts.idleTimeoutMs > 0) {
+      socket.setTimeout(this.opts.idleTimeoutMs, () => {
+        log.info({ conn: conn.id }, 'idle connection closed');
+        socket.destroy();
+      });
+    }
+    const decoder = new MllpDecoder(this.opts.maxMessageBytes);
+    const maxInFlight = this.opts.maxInFlightPerConnection ?? 64;
+    let inFlight = 0;
+    let tail: Promise<void> = Promise.resolve();
+    let paused = false;
+
+    const send = (replies: MllpReply) => {
+      if (socket.destroyed || !socket.writable) return;
+      for (const r of replies) socket.write(encodeFrame(r));
+    };
+
+    socket.on('data', (chunk: Buffer) => {
+      let events;
+      try {
+        events = decoder.push(chunk);
+      } catch (err) {
+        log.error({ conn: conn.id, err: (err as Error).message }, 'MLLP decoder failed');
+        socket.destroy();
+        return;
+      }
+      for (const ev of events) {
+        let reply: Promise<MllpReply>;
+        if (ev.kind === 'oversize') {
+          log.warn({ conn: conn.id, size: ev.size, limit: this.opts.maxMessageBytes }, 'frame over size limit');
+          reply = Promise.resolve(this.handlers.onOversize(ev.head, ev.size, conn));
+        } else {
+          const frame = ev.data;
+          reply = this.handlers
+            .onMessage(frame, conn)
+            .catch((err: unknown) => this.handlers.onHandlerError(frame, err, conn));
+        }
+        inFlight++;
+        tail = tail
+          .then(() => reply)
+          .then(send)
+          .catch((err: unknown) => log.error({ conn: conn.id, err: (err as Error).message }, 'reply failed'))
+          .finally(() => {
+            inFlight--;
+            if (paused && inFlight < maxInFlight / 2) {
+              paused = false;
+              socket.resume();
+            }
+          });
+      }
+      if (inFlight >= maxInFlight && !paused) {
+        paused = true;
+        socket.pause();
+      }
+    });
+    socket.on('error', (err) => log.debug({ conn: conn.id, err: err.message }, 'connection error'));
+    socket.on('close', () => this.sockets.delete(socket));
+    // A peer that half-closes still gets the replies it is owed, then the socket ends.
+    socket.on('end', () => {
+      void tail.then(() => socket.end());
+    });
+  }
+}
+
+/** TLS options from file paths in config, or null when TLS is off. */
+export function tlsFromConfig(c: {
+  MLLP_TLS_CERT_FILE?: string | undefined;
+  MLLP_TLS_KEY_FILE?: string | undefined;
+  MLLP_TLS_CA_FILE?: string | undefined;
+  MLLP_TLS_REQUIRE_CLIENT_CERT: boolean;
+}): MllpTlsOptions | null {
+  if (!c.MLLP_TLS_CERT_FILE || !c.MLLP_TLS_KEY_FILE) return null;
+  return {
+    certFile: c.MLLP_TLS_CERT_FILE,
+    keyFile: c.MLLP_TLS_KEY_FILE,
+    ...(c.MLLP_TLS_CA_FILE ? { caFile: c.MLLP_TLS_CA_FILE } : {}),
+    requireClientCert: c.MLLP_TLS_REQUIRE_CLIENT_CERT,
+  };
+}

@@ -1,0 +1,414 @@
+import { Message, type HL7Node } from 'node-hl7-client';
+import type { PatientIdentity } from '@hemato/privacy';
+import { Hl7ErrorCode, type Hl7Issue } from './ack';
+import type { MshHeader } from './header';
+
+/** Message types accepted as orders, with the versions we read. */
+export const SUPPORTED_ORDER_TYPES: ReadonlyArray<{ code: string; event: string }> = [
+  { code: 'ORM', event: 'O01' },
+  { code: 'OML', event: 'O21' },
+];
+export const SUPPORTED_VERSIONS: readonly string[] = ['2.3', '2.3.1', '2.4', '2.5', '2.5.1'];
+
+/** An image carried by an order (OBX ED bytes or OBX RP pointer). */
+export type Hl7ImageSource =
+  | { kind: 'inline'; name: string; data: Buffer; mediaType: string | null }
+  | { kind: 'url'; name: string; url: string; mediaType: string | null };
+
+/** One ORC/OBR group: becomes one order (NW) or cancels one (CA). */
+export interface Hl7OrderGroup {
+  /** 1-based position of the group in the message. */
+  index: number;
+  control: 'NW' | 'CA';
+  placerOrderNumber: string;
+  test: { system: string | null; code: string; display: string | null } | null;
+  tasks: string[];
+  /** Not patient identity: ordering provider, collection time, specimen, diagnoses, notes. */
+  details: Record<string, unknown>;
+  images: Hl7ImageSource[];
+}
+
+export interface ParsedOrderMessage {
+  patient: PatientIdentity | null;
+  groups: Hl7OrderGroup[];
+  /** Problems that make the message an AE (nothing of it is stored as an order). */
+  issues: Hl7Issue[];
+}
+
+/** Checks MSH-9 and MSH-12 against what we accept; returns the AR issue or null. */
+export function checkOrderHeader(h: MshHeader): Hl7Issue | null {
+  const type = SUPPORTED_ORDER_TYPES.find((t) => t.code === h.messageCode.toUpperCase());
+  if (!type) {
+    return {
+      code: Hl7ErrorCode.UnsupportedMessageType,
+      location: { segment: 'MSH', field: 9, component: 1 },
+      text: `Message type ${h.messageCode || '(empty)'} is not accepted (ORM^O01, OML^O21)`,
+    };
+  }
+  if (h.triggerEvent && h.triggerEvent.toUpperCase() !== type.event) {
+    return {
+      code: Hl7ErrorCode.UnsupportedEventCode,
+      location: { segment: 'MSH', field: 9, component: 2 },
+      text: `Event ${h.triggerEvent} is not accepted for ${type.code} (${type.event})`,
+    };
+  }
+  if (!SUPPORTED_VERSIONS.includes(h.version)) {
+    return {
+      code: Hl7ErrorCode.UnsupportedVersionId,
+      location: { segment: 'MSH', field: 12 },
+      text: `Version ${h.version || '(empty)'} is not accepted (2.3 to 2.5.1)`,
+    };
+  }
+  if (h.processingId && !['P', 'T', 'D'].includes(h.processingId.toUpperCase())) {
+    return {
+      code: Hl7ErrorCode.UnsupportedProcessingId,
+      location: { segment: 'MSH', field: 11 },
+      text: `Processing id ${h.processingId} is not P, T or D`,
+    };
+  }
+  return null;
+}
+
+/** Parses HL7 text with node-hl7-client; throws on anything it cannot read as one message. */
+export function parseMessage(text: string): Message {
+  const msg = new Message({ text });
+  // Force the lazy parser through every segment now, so a malformed message fails here and not later.
+  for (const seg of msg.toArray()) void seg.name;
+  return msg;
+}
+
+const str = (n: HL7Node | undefined): string => {
+  if (!n) return '';
+  try {
+    return n.toString().trim();
+  } catch {
+    return '';
+  }
+};
+
+interface SegCtx {
+  seg: HL7Node;
+  name: string;
+  /** 1-based occurrence of this segment id in the message. */
+  seq: number;
+}
+
+const field = (s: SegCtx, path: string): string => str(s.seg.get(path));
+
+/** Repetitions of a field as component arrays. */
+function reps(s: SegCtx, n: number): string[][] {
+  const f = s.seg.get(String(n));
+  if (!f || f.isEmpty()) return [];
+  try {
+    return f.toArray().map((r) => {
+      const comps = r.toArray();
+      return comps.length ? comps.map((c) => str(c)) : [str(r)];
+    });
+  } catch {
+    return [];
+  }
+}
+
+const MEDIA: Record<string, string> = {
+  JPEG: 'image/jpeg',
+  JPG: 'image/jpeg',
+  PNG: 'image/png',
+  ZIP: 'application/zip',
+  'X-ZIP-COMPRESSED': 'application/zip',
+};
+const EXT: Record<string, string> = { 'image/jpeg': 'jpg', 'image/png': 'png', 'application/zip': 'zip' };
+
+function xcn(c: string[] | undefined): Record<string, string> | null {
+  if (!c || c.every((x) => !x)) return null;
+  const out: Record<string, string> = {};
+  if (c[0]) out.id = c[0];
+  if (c[1]) out.family = c[1];
+  if (c[2]) out.given = c[2];
+  if (c[8]) out.authority = c[8];
+  return out;
+}
+
+function patientFrom(pid: SegCtx, header: MshHeader, issues: Hl7Issue[]): PatientIdentity | null {
+  const ids = reps(pid, 3).filter((c) => c[0]);
+  if (ids.length === 0) {
+    // Some v2.3 senders still put the MRN in PID-2 (external id).
+    const ext = reps(pid, 2).filter((c) => c[0]);
+    ids.push(...ext);
+  }
+  if (ids.length === 0) {
+    issues.push({
+      code: Hl7ErrorCode.RequiredFieldMissing,
+      location: { segment: 'PID', sequence: pid.seq, field: 3 },
+      text: 'PID-3 patient identifier is required',
+    });
+    return null;
+  }
+  const identifiers = ids.map((c) => ({
+    value: c[0]!,
+    ...(c[3] ? { authority: c[3] } : {}),
+    ...(c[4] ? { type: c[4] } : {}),
+  }));
+  const first = identifiers[0]!;
+  const name = reps(pid, 5)[0];
+  const identity: PatientIdentity = {
+    primary: { authority: first.authority || header.sendingFacility || header.sendingApplication, value: first.value },
+    identifiers,
+    hl7Pid: pid.seg.toString(),
+  };
+  if (name && name.some(Boolean)) {
+    identity.name = {
+      ...(name[0] ? { family: name[0] } : {}),
+      given: [name[1], name[2]].filter((x): x is string => !!x),
+    };
+  }
+  const birth = field(pid, '7');
+  if (birth)
+    identity.birthDate = /^\d{8}/.test(birth)
+      ? `${birth.slice(0, 4)}-${birth.slice(4, 6)}-${birth.slice(6, 8)}`
+      : birth;
+  const sex = field(pid, '8');
+  if (sex) identity.sex = sex;
+  return identity;
+}
+
+function hl7Time(v: string): string | null {
+  const m = /^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?/.exec(v);
+  if (!m) return v || null;
+  const [, y, mo = '01', d = '01', h, mi = '00', s = '00', tz] = m;
+  if (!h) return `${y}-${mo}-${d}`;
+  const zone = tz ? `${tz.slice(0, 3)}:${tz.slice(3)}` : '';
+  return `${y}-${mo}-${d}T${h}:${mi}:${s}${zone}`;
+}
+
+interface GroupDraft {
+  orc: SegCtx | null;
+  obr: SegCtx | null;
+  notes: string[];
+  dg1: SegCtx[];
+  obx: SegCtx[];
+  spm: SegCtx[];
+}
+
+/**
+ * Reads ORM^O01 / OML^O21 (v2.3–2.5.1) into order groups. Each ORC (or a further OBR under one ORC)
+ * starts a group; NTE, DG1, OBX and SPM belong to the group they follow. `tasksFor` maps OBR-4.
+ * Validation problems are collected as issues (101 required field, 102 data type, 103 unmapped code).
+ */
+export function readOrderMessage(
+  msg: Message,
+  header: MshHeader,
+  tasksFor: (system: string | null, code: string) => string[] | null,
+): ParsedOrderMessage {
+  const issues: Hl7Issue[] = [];
+  const counts = new Map<string, number>();
+  const segs: SegCtx[] = msg.toArray().map((seg) => {
+    const name = seg.name.toUpperCase();
+    const seq = (counts.get(name) ?? 0) + 1;
+    counts.set(name, seq);
+    return { seg, name, seq };
+  });
+
+  let pid: SegCtx | null = null;
+  const groups: GroupDraft[] = [];
+  let current = null as GroupDraft | null;
+  const newGroup = (orc: SegCtx | null): GroupDraft => {
+    const g: GroupDraft = { orc, obr: null, notes: [], dg1: [], obx: [], spm: [] };
+    groups.push(g);
+    return g;
+  };
+  for (const s of segs) {
+    switch (s.name) {
+      case 'PID':
+        pid ??= s;
+        break;
+      case 'ORC':
+        current = newGroup(s);
+        break;
+      case 'OBR':
+        if (!current || current.obr) current = newGroup(current?.orc ?? null);
+        current.obr = s;
+        break;
+      case 'NTE':
+        current?.notes.push(field(s, '3'));
+        break;
+      case 'DG1':
+        current?.dg1.push(s);
+        break;
+      case 'OBX':
+        current?.obx.push(s);
+        break;
+      case 'SPM':
+        current?.spm.push(s);
+        break;
+      default:
+        break;
+    }
+  }
+
+  if (groups.length === 0) {
+    issues.push({
+      code: Hl7ErrorCode.SegmentSequence,
+      location: { segment: 'ORC' },
+      text: 'The message has no ORC/OBR order group',
+    });
+    return { patient: null, groups: [], issues };
+  }
+
+  const out: Hl7OrderGroup[] = [];
+  let needsPatient = false;
+  groups.forEach((g, i) => {
+    const index = i + 1;
+    const control = (g.orc ? field(g.orc, '1') : 'NW').toUpperCase();
+    if (!control && g.orc) {
+      issues.push({
+        code: Hl7ErrorCode.RequiredFieldMissing,
+        location: { segment: 'ORC', sequence: g.orc.seq, field: 1 },
+        text: 'ORC-1 order control is required',
+      });
+      return;
+    }
+    if (control !== 'NW' && control !== 'CA') {
+      issues.push({
+        code: Hl7ErrorCode.TableValueNotFound,
+        location: { segment: 'ORC', sequence: g.orc?.seq ?? 1, field: 1 },
+        text: `Order control ${control} is not supported (NW, CA)`,
+      });
+      return;
+    }
+    const placer = (g.orc ? field(g.orc, '2.1') : '') || (g.obr ? field(g.obr, '2.1') : '');
+    if (!placer) {
+      issues.push({
+        code: Hl7ErrorCode.RequiredFieldMissing,
+        location: g.orc
+          ? { segment: 'ORC', sequence: g.orc.seq, field: 2 }
+          : { segment: 'OBR', sequence: g.obr?.seq ?? 1, field: 2 },
+        text: 'Placer order number (ORC-2 or OBR-2) is required',
+      });
+      return;
+    }
+    if (control === 'CA') {
+      out.push({ index, control, placerOrderNumber: placer, test: null, tasks: [], details: {}, images: [] });
+      return;
+    }
+    needsPatient = true;
+    if (!g.obr || !field(g.obr, '4.1')) {
+      issues.push({
+        code: Hl7ErrorCode.RequiredFieldMissing,
+        location: { segment: 'OBR', sequence: g.obr?.seq ?? 1, field: 4 },
+        text: 'OBR-4 universal service identifier is required',
+      });
+      return;
+    }
+    const obr = g.obr;
+    const test = { code: field(obr, '4.1'), display: field(obr, '4.2') || null, system: field(obr, '4.3') || null };
+    const tasks = tasksFor(test.system, test.code);
+    if (!tasks || tasks.length === 0) {
+      issues.push({
+        code: Hl7ErrorCode.TableValueNotFound,
+        location: { segment: 'OBR', sequence: obr.seq, field: 4 },
+        text: `Test code ${test.system ?? ''}|${test.code} is not mapped to a Hemato.AI task`,
+      });
+      return;
+    }
+    const images: Hl7ImageSource[] = [];
+    for (const obx of g.obx) {
+      const img = imageFrom(msg, obx, issues);
+      if (img) images.push({ ...img, name: `obx${obx.seq}.${EXT[img.mediaType ?? ''] ?? 'bin'}` });
+    }
+    const details: Record<string, unknown> = {
+      orderControl: control,
+      messageType: `${header.messageCode}^${header.triggerEvent}`,
+      version: header.version,
+    };
+    const provider = xcn(reps(g.orc ?? obr, 12)[0]) ?? xcn(reps(obr, 16)[0]);
+    if (provider) details.orderingProvider = provider;
+    const collected = field(obr, '7.1') || (g.spm[0] ? field(g.spm[0], '17.1') : '');
+    if (collected) details.collectionTime = hl7Time(collected);
+    const priority = field(obr, '27.6') || field(obr, '5');
+    if (priority) details.priority = priority;
+    if (g.spm.length) {
+      details.specimens = g.spm.map((s) => ({
+        id: field(s, '2.1') || null,
+        type: { code: field(s, '4.1'), display: field(s, '4.2') || null, system: field(s, '4.3') || null },
+        collectedAt: hl7Time(field(s, '17.1')),
+        receivedAt: hl7Time(field(s, '18')),
+      }));
+    } else if (field(obr, '15.1')) {
+      details.specimens = [{ id: null, type: { code: field(obr, '15.1'), display: null, system: null } }];
+    }
+    const diagnoses = g.dg1
+      .map((s) => ({
+        code: field(s, '3.1'),
+        display: field(s, '3.2') || field(s, '4') || null,
+        system: field(s, '3.3') || null,
+        type: field(s, '6') || null,
+      }))
+      .filter((d) => d.code);
+    if (diagnoses.length) details.diagnoses = diagnoses;
+    const notes = g.notes.filter(Boolean);
+    if (notes.length) details.notes = notes;
+    out.push({ index, control, placerOrderNumber: placer, test, tasks, details, images });
+  });
+
+  const patient = needsPatient
+    ? pid
+      ? patientFrom(pid, header, issues)
+      : (issues.push({
+          code: Hl7ErrorCode.RequiredFieldMissing,
+          location: { segment: 'PID' },
+          text: 'A PID segment is required for new orders',
+        }),
+        null)
+    : null;
+  return { patient, groups: out, issues };
+}
+
+/** The image in an OBX, if it carries one: ED (base64 bytes) or RP (a URL). */
+type Unnamed<T> = T extends unknown ? Omit<T, 'name'> : never;
+
+function imageFrom(msg: Message, obx: SegCtx, issues: Hl7Issue[]): Unnamed<Hl7ImageSource> | null {
+  const type = field(obx, '2').toUpperCase();
+  if (type === 'ED') {
+    // ED: source application ^ type of data ^ data subtype ^ encoding ^ data
+    const subtype = field(obx, '5.3').toUpperCase();
+    const encoding = field(obx, '5.4').toUpperCase();
+    const data = field(obx, '5.5').replace(/\s+/g, '');
+    if (!data) {
+      issues.push({
+        code: Hl7ErrorCode.RequiredFieldMissing,
+        location: { segment: 'OBX', sequence: obx.seq, field: 5, component: 5 },
+        text: 'OBX-5 ED has no data',
+      });
+      return null;
+    }
+    if (encoding !== 'BASE64' || !/^[A-Za-z0-9+/]+={0,2}$/.test(data)) {
+      issues.push({
+        code: Hl7ErrorCode.DataTypeError,
+        location: { segment: 'OBX', sequence: obx.seq, field: 5, component: 4 },
+        text: 'OBX-5 ED data must be Base64',
+      });
+      return null;
+    }
+    return { kind: 'inline', data: Buffer.from(data, 'base64'), mediaType: MEDIA[subtype] ?? null };
+  }
+  if (type === 'RP') {
+    // RP: pointer ^ application id ^ type of data ^ subtype. A URL may hold '&' (the subcomponent
+    // separator) literally or escaped as \T\: read the raw component and unescape it ourselves.
+    const raw = obx.seg.get('5');
+    const text = raw ? raw.toRaw() : '';
+    const comp = msg.delimiters[2] ?? '^';
+    const first = text.split(comp)[0] ?? '';
+    const url = msg.unescape(first).trim();
+    if (!/^https?:\/\//i.test(url)) {
+      issues.push({
+        code: Hl7ErrorCode.DataTypeError,
+        location: { segment: 'OBX', sequence: obx.seq, field: 5, component: 1 },
+        text: 'OBX-5 RP pointer must be an http(s) URL',
+      });
+      return null;
+    }
+    const subtype = (text.split(comp)[3] ?? '').toUpperCase();
+    return { kind: 'url', url, mediaType: MEDIA[subtype] ?? null };
+  }
+  return null;
+}

@@ -1,0 +1,157 @@
+import net from 'node:net';
+import { MllpServer, encodeFrame, type MllpServerOptions } from '@hemato/hl7';
+import { rootLogger } from '@hemato/common';
+import { RawMllpConnection } from './support/mllp-test-client';
+
+rootLogger().level = process.env.TEST_LOG_LEVEL ?? 'silent';
+
+/** A bare listener answering `ACK:<n>:<first 20 bytes>` per frame, to test the transport alone. */
+async function echoServer(opts: Partial<MllpServerOptions> = {}) {
+  const seen: Buffer[] = [];
+  const server = new MllpServer(
+    { host: '127.0.0.1', port: 0, maxMessageBytes: 1024 * 1024, idleTimeoutMs: 0, maxConnections: 100, ...opts },
+    {
+      onMessage: async (frame) => {
+        seen.push(frame);
+        // Out-of-order completion must not reorder the replies.
+        await new Promise((r) => setTimeout(r, frame.length % 3));
+        return [Buffer.from(`ACK:${frame.length}:${frame.subarray(0, 20).toString('latin1')}`)];
+      },
+      onOversize: (head, size) => [Buffer.from(`AR:oversize:${size}:${head.subarray(0, 8).toString('latin1')}`)],
+      onHandlerError: () => [Buffer.from('AR:error')],
+    },
+  );
+  const port = await server.listen();
+  return { server, port, seen };
+}
+
+describe('MLLP transport', () => {
+  it('reassembles a frame split over many TCP writes, one byte at a time', async () => {
+    const { server, port, seen } = await echoServer();
+    const c = await RawMllpConnection.open(port);
+    try {
+      const msg = 'MSH|^~\\&|A|B|C|D|20260101||ORM^O01|BYTEWISE|P|2.3\rPID|1||X';
+      const frame = encodeFrame(msg);
+      for (const b of frame) {
+        c.write(Buffer.from([b]));
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(await c.waitFor(1)).toEqual([`ACK:${Buffer.byteLength(msg)}:MSH|^~\\&|A|B|C|D|202`]);
+      expect(seen[0]!.toString()).toBe(msg);
+    } finally {
+      c.close();
+      await server.close();
+    }
+  });
+
+  it('splits many frames in one write (with noise between them) and answers each, in order', async () => {
+    const { server, port } = await echoServer();
+    const c = await RawMllpConnection.open(port);
+    try {
+      const msgs = Array.from({ length: 50 }, (_, i) => `MSG-${String(i).padStart(3, '0')}-${'x'.repeat(i)}`);
+      const parts = msgs.map((m, i) => Buffer.concat([Buffer.from(i % 5 === 0 ? 'noise\r\n' : ''), encodeFrame(m)]));
+      c.write(Buffer.concat(parts));
+      const replies = await c.waitFor(50);
+      expect(replies).toEqual(msgs.map((m) => `ACK:${m.length}:${m.slice(0, 20)}`));
+    } finally {
+      c.close();
+      await server.close();
+    }
+  });
+
+  it('splits frames across arbitrary chunk boundaries, including between FS and CR', async () => {
+    const { server, port } = await echoServer();
+    const c = await RawMllpConnection.open(port);
+    try {
+      const msgs = Array.from({ length: 30 }, (_, i) => `CHUNK-${i}-${'y'.repeat(i * 7)}`);
+      const all = Buffer.concat(msgs.map((m) => encodeFrame(m)));
+      let off = 0;
+      let step = 1;
+      while (off < all.length) {
+        c.write(all.subarray(off, off + step));
+        off += step;
+        step = (step * 7 + 3) % 23 || 1;
+        await new Promise((r) => setImmediate(r));
+      }
+      expect(await c.waitFor(30)).toEqual(msgs.map((m) => `ACK:${m.length}:${m.slice(0, 20)}`));
+    } finally {
+      c.close();
+      await server.close();
+    }
+  });
+
+  it('drops a frame over the size limit with an AR and keeps the connection usable', async () => {
+    const { server, port, seen } = await echoServer({ maxMessageBytes: 2048 });
+    const c = await RawMllpConnection.open(port);
+    try {
+      const big = 'MSH|^~\\&|BIG' + 'z'.repeat(10_000);
+      c.send(big);
+      c.send('MSH|after');
+      const replies = await c.waitFor(2);
+      expect(replies[0]).toBe(`AR:oversize:${big.length}:MSH|^~\\&`);
+      expect(replies[1]).toBe('ACK:9:MSH|after');
+      expect(seen.map((b) => b.toString())).toEqual(['MSH|after']);
+    } finally {
+      c.close();
+      await server.close();
+    }
+  });
+
+  it('drops a truncated frame when a new frame starts, and answers the new one', async () => {
+    const { server, port } = await echoServer();
+    const c = await RawMllpConnection.open(port);
+    try {
+      c.write(Buffer.concat([Buffer.from([0x0b]), Buffer.from('MSH|truncated...'), encodeFrame('MSH|whole')]));
+      expect(await c.waitFor(1)).toEqual(['ACK:9:MSH|whole']);
+    } finally {
+      c.close();
+      await server.close();
+    }
+  });
+
+  it('closes idle connections after MLLP_IDLE_TIMEOUT_MS and keeps accepting new ones', async () => {
+    const { server, port } = await echoServer({ idleTimeoutMs: 300 });
+    const idle = await RawMllpConnection.open(port);
+    await idle.waitFor(1, 5000); // returns when the server closes it
+    expect(idle.closed).toBe(true);
+    const c = await RawMllpConnection.open(port);
+    expect(await c.request('MSH|fresh')).toBe('ACK:9:MSH|fresh');
+    c.close();
+    await server.close();
+  });
+
+  it('refuses connections beyond the limit and keeps serving the ones it has', async () => {
+    const { server, port } = await echoServer({ maxConnections: 3 });
+    const held = await Promise.all([1, 2, 3].map(() => RawMllpConnection.open(port)));
+    await new Promise((r) => setTimeout(r, 100));
+    expect(server.connections).toBe(3);
+    const extra = await RawMllpConnection.open(port);
+    extra.send('MSH|extra');
+    await extra.waitFor(1, 3000);
+    expect(extra.closed).toBe(true);
+    expect(extra.replies).toEqual([]);
+    expect(await held[0]!.request('MSH|held')).toBe('ACK:8:MSH|held');
+    held.forEach((h) => h.close());
+    await server.close();
+  });
+
+  it('enables TCP keep-alive on accepted sockets', async () => {
+    let keepAlive: boolean | undefined;
+    const orig = net.Socket.prototype.setKeepAlive;
+    const spy = jest.spyOn(net.Socket.prototype, 'setKeepAlive').mockImplementation(function (
+      this: net.Socket,
+      enable,
+      delay,
+    ) {
+      keepAlive = enable;
+      return orig.call(this, enable, delay);
+    });
+    const { server, port } = await echoServer();
+    const c = await RawMllpConnection.open(port);
+    expect(await c.request('MSH|ka')).toBe('ACK:6:MSH|ka');
+    expect(keepAlive).toBe(true);
+    spy.mockRestore();
+    c.close();
+    await server.close();
+  });
+});

@@ -1,0 +1,176 @@
+import { execFileSync } from 'node:child_process';
+import { Message } from 'node-hl7-client';
+import type { ReportResults } from '@hemato/hemato-client';
+import { buildOruR01, pidFromIdentity, HEMATO_NOTE } from '@hemato/hl7';
+
+const REPORT: ReportResults = {
+  pbs_study_id: '4bb7fe9e-b608-4d68-adbe-8655c991f494',
+  file_ids: ['sha224-i-db367ccd89fc39aa6ff9fff0cd9b11e6b5b6a41cff4bbb232bee7c93'],
+  feature_statistics: {
+    'rbc-density': { value: '4.52', unit: '10*12/L' },
+    'platelet-density': { value: 231, unit: '10*9/L' },
+    'blast-density': { value: 'n/a', unit: '%' },
+  },
+  morphological_findings: {
+    'ring trophozoite': { count: '12', heat_map: [{ center: [435, 345], radius: 35 }] },
+    schistocyte: { count: 3 },
+  },
+  diagnostic_report: {
+    differential_diagnosis: [
+      {
+        score: 7,
+        confidence: '0.95',
+        'icd10-code': 'B50',
+        'english-long': 'Malaria Infection with Plasmodium Falciparum',
+      },
+      { score: '2.5', confidence: 0.4, 'icd10-code': 'D59.4', 'english-short': 'Non-autoimmune haemolytic anaemia' },
+    ],
+  },
+  pathology_report: 'Ring forms | 2% parasitaemia ^ see note & follow-up ~ 48h.\nSecond line with a \\ backslash.',
+};
+
+// Debian's python3-hl7 lives in the system interpreter (not a pyenv/venv one that may come first on PATH).
+const PYTHON = process.env.HL7_PYTHON ?? '/usr/bin/python3';
+
+const PID = 'PID|1||MRN0001^^^GENHOSP^MR~99887766^^^NATID^NI||TESTPATIENT^ALICE^Q||19700102|F';
+
+function build(version = 1) {
+  return buildOruR01({
+    report: REPORT,
+    reportVersion: version,
+    us: { application: 'HEMATO-BRIDGE', facility: 'HEMATO' },
+    to: { application: 'LIS', facility: 'GENHOSP' },
+    order: {
+      placerOrderNumber: 'PL-1',
+      fillerOrderNumber: 'HB260101000001',
+      test: { system: 'LN', code: '34994-4', display: 'Peripheral blood smear' },
+      collectionTime: '2026-01-01T11:30:00',
+    },
+    hl7Pid: PID,
+    controlId: 'ORU-CTRL-1',
+  });
+}
+
+describe('ORU^R01 builder', () => {
+  it('builds a v2.5.1 ORU that node-hl7-client parses back with the expected segments and OBX values', () => {
+    const { message, controlId } = build();
+    expect(controlId).toBe('ORU-CTRL-1');
+    const m = new Message({ text: message });
+    expect(m.get('MSH.3').toString()).toBe('HEMATO-BRIDGE');
+    expect(m.get('MSH.5').toString()).toBe('LIS');
+    expect(m.get('MSH.6').toString()).toBe('GENHOSP');
+    expect(m.get('MSH.9').toRaw()).toBe('ORU^R01^ORU_R01');
+    expect(m.get('MSH.10').toString()).toBe('ORU-CTRL-1');
+    expect(m.get('MSH.12').toString()).toBe('2.5.1');
+    expect(message.split('\r')[1]).toBe(PID);
+    expect(m.get('PID.3.1').toString()).toBe('MRN0001');
+    expect(m.get('ORC.2').toString()).toBe('PL-1');
+    expect(m.get('ORC.3').toString()).toBe('HB260101000001');
+    expect(m.get('OBR.2').toString()).toBe('PL-1');
+    expect(m.get('OBR.3').toString()).toBe('HB260101000001');
+    expect(m.get('OBR.4.1').toString()).toBe('34994-4');
+    expect(m.get('OBR.25').toString()).toBe('F');
+    expect(m.get('NTE.3').toString()).toBe(HEMATO_NOTE);
+    const obx = m
+      .toArray()
+      .filter((s) => s.name === 'OBX')
+      .map((s) => ({
+        type: s.get('2').toString(),
+        id: s.get('3.1').toString(),
+        sub: s.get('4').toString(),
+        value: s.get('5').toRaw(),
+        unit: s.get('6.1').toString(),
+        status: s.get('11').toString(),
+      }));
+    expect(obx.slice(0, 5)).toEqual([
+      { type: 'NM', id: 'FS-rbc-density', sub: '', value: '4.52', unit: '10*12/L', status: 'F' },
+      { type: 'NM', id: 'FS-platelet-density', sub: '', value: '231', unit: '10*9/L', status: 'F' },
+      { type: 'ST', id: 'FS-blast-density', sub: '', value: 'n/a', unit: '%', status: 'F' },
+      { type: 'NM', id: 'MF-ring trophozoite', sub: '', value: '12', unit: '{count}', status: 'F' },
+      { type: 'NM', id: 'MF-schistocyte', sub: '', value: '3', unit: '{count}', status: 'F' },
+    ]);
+    expect(obx.slice(5, 11)).toEqual([
+      {
+        type: 'CWE',
+        id: 'DDX',
+        sub: '1',
+        value: 'B50^Malaria Infection with Plasmodium Falciparum^I10',
+        unit: '',
+        status: 'F',
+      },
+      { type: 'NM', id: 'DDX-SCORE', sub: '1', value: '7', unit: '', status: 'F' },
+      { type: 'NM', id: 'DDX-CONF', sub: '1', value: '0.95', unit: '', status: 'F' },
+      { type: 'CWE', id: 'DDX', sub: '2', value: 'D59.4^Non-autoimmune haemolytic anaemia^I10', unit: '', status: 'F' },
+      { type: 'NM', id: 'DDX-SCORE', sub: '2', value: '2.5', unit: '', status: 'F' },
+      { type: 'NM', id: 'DDX-CONF', sub: '2', value: '0.4', unit: '', status: 'F' },
+    ]);
+    expect(obx.slice(11).map((o) => [o.type, o.id, o.value])).toEqual([
+      ['TX', 'PATH-REPORT', 'Ring forms \\F\\ 2% parasitaemia \\S\\ see note \\T\\ follow-up \\R\\ 48h.'],
+      ['TX', 'PATH-REPORT', 'Second line with a \\E\\ backslash.'],
+    ]);
+    // Unescaped, the text is the report's.
+    const tx = m.toArray().filter((s) => s.name === 'OBX' && s.get('2').toString() === 'TX');
+    expect(tx.map((s) => s.get('5').toString())).toEqual(REPORT.pathology_report.split('\n'));
+  });
+
+  it('marks a revised report (version > 1) as corrected: OBR-25 and OBX-11 C', () => {
+    const m = new Message({ text: build(2).message });
+    expect(m.get('OBR.25').toString()).toBe('C');
+    const statuses = m
+      .toArray()
+      .filter((s) => s.name === 'OBX')
+      .map((s) => s.get('11').toString());
+    expect(new Set(statuses)).toEqual(new Set(['C']));
+  });
+
+  it('parses back with Python hl7 (python3-hl7), independently, with the same OBX values', () => {
+    const { message } = build();
+    const script = `
+import sys, json, hl7
+m = hl7.parse(sys.stdin.read())
+out = {"type": str(m.segment("MSH")[9]), "control": str(m.segment("MSH")[10]), "pid3": str(m.segment("PID")[3]).split("~")[0].split("^")[0],
+       "obr25": str(m.segment("OBR")[25]), "filler": str(m.segment("OBR")[3]), "obx": []}
+for s in m.segments("OBX"):
+    out["obx"].append([str(s[2]), str(s[3]).split("^")[0], str(s[4]), m.unescape(str(s[5])), str(s[6]).split("^")[0]])
+print(json.dumps(out))
+`;
+    const out = JSON.parse(execFileSync(PYTHON, ['-c', script], { input: message, encoding: 'utf8' })) as {
+      type: string;
+      control: string;
+      pid3: string;
+      obr25: string;
+      filler: string;
+      obx: string[][];
+    };
+    expect(out.type).toBe('ORU^R01^ORU_R01');
+    expect(out.control).toBe('ORU-CTRL-1');
+    expect(out.pid3).toBe('MRN0001');
+    expect(out.obr25).toBe('F');
+    expect(out.filler).toBe('HB260101000001');
+    expect(out.obx.find((o) => o[1] === 'FS-rbc-density')).toEqual(['NM', 'FS-rbc-density', '', '4.52', '10*12/L']);
+    expect(out.obx.find((o) => o[1] === 'MF-ring trophozoite')).toEqual([
+      'NM',
+      'MF-ring trophozoite',
+      '',
+      '12',
+      '{count}',
+    ]);
+    expect(out.obx.filter((o) => o[1] === 'DDX').map((o) => o[3])).toEqual([
+      'B50^Malaria Infection with Plasmodium Falciparum^I10',
+      'D59.4^Non-autoimmune haemolytic anaemia^I10',
+    ]);
+    expect(out.obx.filter((o) => o[1] === 'DDX-CONF').map((o) => o[3])).toEqual(['0.95', '0.4']);
+    expect(out.obx.filter((o) => o[1] === 'PATH-REPORT').map((o) => o[3])).toEqual(REPORT.pathology_report.split('\n'));
+  });
+
+  it('builds a PID from stored identity fields when the verbatim one is missing, escaping delimiters', () => {
+    const pid = pidFromIdentity({
+      primary: { authority: 'GENHOSP', value: 'A|1' },
+      identifiers: [{ authority: 'GENHOSP', value: 'A|1', type: 'MR' }],
+      name: { family: "O'NEIL^X", given: ['ANN'] },
+      birthDate: '1970-01-02',
+      sex: 'F',
+    });
+    expect(pid).toBe("PID|1||A\\F\\1^^^GENHOSP^MR||O'NEIL\\S\\X^ANN||19700102|F");
+  });
+});
