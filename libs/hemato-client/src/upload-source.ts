@@ -153,7 +153,7 @@ export interface PreparedUpload {
   open(): { body: Buffer | Readable | AsyncIterable<Buffer>; result: () => { fileId: string; bytes: number } };
 }
 
-const READ_CHUNK = 1024 * 1024;
+const READ_CHUNK = 256 * 1024;
 
 /** Streams `source` while hashing and counting it. */
 interface HashState {
