@@ -84,3 +84,12 @@ export function patient(id = 'p1', mrn = 'MRN-0001'): Record<string, unknown> {
     gender: 'female',
   };
 }
+
+/** A port that was free a moment ago (the gateway must know its own URL for auto-created Subscriptions). */
+export async function freePort(): Promise<number> {
+  const s = createServer();
+  await new Promise<void>((r) => s.listen(0, '127.0.0.1', r));
+  const port = (s.address() as AddressInfo).port;
+  await new Promise<void>((r) => s.close(() => r()));
+  return port;
+}

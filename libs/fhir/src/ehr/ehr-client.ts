@@ -1,8 +1,10 @@
+import { existsSync, readFileSync } from 'node:fs';
+import path from 'node:path';
 import type { AppConfig } from '@hemato/common';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { Client as FhirKitClient } from 'fhir-kit-client';
 import type { ResourceResolver } from '../intake/resource-resolver';
-import { SmartBackendAuth } from './smart-backend-auth';
+import { SmartAuthError, SmartBackendAuth } from './smart-backend-auth';
 
 /** An error answer from the EHR: status and body (often an OperationOutcome). */
 export class EhrHttpError extends Error {
@@ -23,11 +25,30 @@ export class EhrHttpError extends Error {
 
 export type EhrAuth = { kind: 'none' } | { kind: 'bearer'; token: string } | { kind: 'smart'; smart: SmartBackendAuth };
 
-// A real dynamic import: fhir-kit-client 2.x is ESM-only and our build emits CommonJS (require(esm) is avoided).
-let clientModule: Promise<typeof import('fhir-kit-client')> | undefined;
-function loadFhirKit(): Promise<typeof import('fhir-kit-client')> {
-  clientModule ??= import('fhir-kit-client');
+type FhirKitModule = typeof import('fhir-kit-client');
+
+// A real dynamic import: fhir-kit-client 2.x is ESM-only (exports has only an `import` condition).
+let clientModule: Promise<FhirKitModule> | undefined;
+function loadFhirKit(): Promise<FhirKitModule> {
+  clientModule ??= import('fhir-kit-client').catch(async (err: unknown) => {
+    // A CommonJS resolver (Jest's) does not match the `import`-only exports map; load the entry file
+    // by path instead, which such a loader transforms like any other file.
+    const entry = fhirKitEntry();
+    if (!entry) throw err;
+    return (await import(entry)) as FhirKitModule;
+  });
   return clientModule;
+}
+
+function fhirKitEntry(): string | undefined {
+  for (let dir = __dirname; ; dir = path.dirname(dir)) {
+    const pkg = path.join(dir, 'node_modules', 'fhir-kit-client', 'package.json');
+    if (existsSync(pkg)) {
+      const json = JSON.parse(readFileSync(pkg, 'utf8')) as { exports?: { '.'?: { import?: string } } };
+      return path.join(path.dirname(pkg), json.exports?.['.']?.import ?? 'dist/index.js');
+    }
+    if (path.dirname(dir) === dir) return undefined;
+  }
 }
 
 /**
@@ -157,6 +178,7 @@ export class EhrClient implements ResourceResolver {
 /** fhir-kit-client throws `{response: {status, data}}`; network errors have no response. */
 export function toEhrError(err: unknown): EhrHttpError {
   if (err instanceof EhrHttpError) return err;
+  if (err instanceof SmartAuthError) return new EhrHttpError(err.message, err.status ?? null, undefined);
   const e = err as { message?: string; response?: { status?: number; data?: unknown } };
   const status = e?.response?.status ?? null;
   return new EhrHttpError(e?.message ?? String(err), status, e?.response?.data);

@@ -127,8 +127,9 @@ export class SmartBackendAuth {
       .setSubject(this.opts.clientId)
       .setAudience(token_endpoint)
       .setJti(randomUUID())
-      .setIssuedAt(Math.floor(this.now() / 1000))
-      .setExpirationTime(Math.floor(this.now() / 1000) + 300)
+      // Claims use the wall clock (the EHR checks them against its own); `now` only drives renewal.
+      .setIssuedAt()
+      .setExpirationTime('5m')
       .sign(await this.signingKey());
     const form = new URLSearchParams({
       grant_type: 'client_credentials',

@@ -84,9 +84,12 @@ export class TestFhirServer {
   failBeforeProcessing = 0;
   /** Token endpoint `expires_in` (seconds), changeable between tests. */
   tokenExpiresIn: number;
+  /** Style for plain rest-hook subscriptions, changeable between tests. */
+  restHookStyle: RestHookStyle;
 
   private constructor(private readonly opts: TestFhirServerOptions) {
     this.tokenExpiresIn = opts.auth?.kind === 'smart' ? (opts.auth.expiresIn ?? 300) : 300;
+    this.restHookStyle = opts.restHookStyle ?? 'medplum';
   }
 
   static async start(opts: TestFhirServerOptions = {}): Promise<TestFhirServer> {
@@ -408,7 +411,7 @@ export class TestFhirServer {
     }
     const body = JSON.stringify(r);
     headers['content-type'] = 'application/fhir+json';
-    if ((this.opts.restHookStyle ?? 'medplum') === 'hapi') {
+    if (this.restHookStyle === 'hapi') {
       await this.send_(
         sub.id!,
         'hapi',

@@ -1,0 +1,229 @@
+import { JobName, QueueName, loadConfig } from '@hemato/common';
+import type { ReportResults } from '@hemato/hemato-client';
+import { buildReportResources, buildReportTransaction } from '@hemato/fhir';
+import { TestFhirServer, fhirValidationErrors } from '@hemato/testing';
+import type { DiagnosticReport, Device, Observation, Patient, Provenance, Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
+import { getQueueToken } from '@nestjs/bullmq';
+import type { INestApplicationContext } from '@nestjs/common';
+import type { Queue } from 'bullmq';
+import { exportJWK, exportPKCS8, generateKeyPair } from 'jose';
+import { mkdtempSync, writeFileSync } from 'node:fs';
+import { tmpdir } from 'node:os';
+import path from 'node:path';
+import type { DataSource } from 'typeorm';
+import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
+import { bootstrapWorker } from '../../apps/worker/src/bootstrap';
+import { fhirFetch, patient, startGateway } from './fhir-helpers';
+
+function results(version: number): ReportResults {
+  return {
+    pbs_study_id: '4bb7fe9e-b608-4d68-adbe-8655c991f494',
+    file_ids: ['sha224-i-db367ccd89fc39aa6ff9fff0cd9b11e6b5b6a41cff4bbb232bee7c93'],
+    version,
+    feature_statistics: {
+      'rbc-density': { value: '4512.33', unit: 'cells/megapixel' },
+      'platelet-density': { value: 210.5, unit: 'cells/megapixel' },
+      parasitemia: { value: '2.10', unit: '%' },
+    },
+    morphological_findings: { 'ring trophozoite': { count: '12', heat_map: [{ center: [435, 345], radius: 35 }] }, blast: { count: 0 } },
+    diagnostic_report: {
+      differential_diagnosis: [
+        { score: 7, confidence: '0.95', 'clinical-significance': 'D', 'icd10-code': 'B50', 'english-long': 'Malaria Infection with Plasmodium Falciparum', 'english-short': 'Malaria' },
+        { score: 3, confidence: '0.40', 'icd10-code': 'D64.9', 'english-short': 'Anaemia, unspecified' },
+      ],
+    },
+    pathology_report: `Ring trophozoites in red cells, a pattern seen in Plasmodium falciparum infection.${version > 1 ? ' Revised count.' : ''}`,
+  };
+}
+
+describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
+  let ehr: TestFhirServer;
+  let gw: RunningGateway;
+  let worker: INestApplicationContext;
+  let ds: DataSource;
+  let base: string;
+  let queue: Queue;
+  let pat: Patient & { id: string };
+  let ehrSr: ServiceRequest & { id: string };
+  let ehrTask: Task & { id: string };
+  let orderId: string;
+
+  beforeAll(async () => {
+    const keys = await generateKeyPair('RS384', { extractable: true });
+    const dir = mkdtempSync(path.join(tmpdir(), 'fhir-delivery-'));
+    const keyFile = path.join(dir, 'smart.pem');
+    writeFileSync(keyFile, await exportPKCS8(keys.privateKey), { mode: 0o600 });
+    ehr = await TestFhirServer.start({
+      auth: { kind: 'smart', clients: [{ clientId: 'bridge', jwks: [{ ...(await exportJWK(keys.publicKey)), kid: 'k1', alg: 'RS384' }] }] },
+    });
+    const started = await startGateway('fhirdelivery', {
+      FHIR_EHR_BASE_URL: ehr.baseUrl,
+      FHIR_EHR_AUTH: 'smart',
+      FHIR_SMART_CLIENT_ID: 'bridge',
+      FHIR_SMART_KEY_FILE: keyFile,
+      FHIR_SMART_KEY_ID: 'k1',
+    });
+    ({ gw, ds, base } = started);
+    worker = await bootstrapWorker(loadConfig(started.env));
+    queue = worker.get<Queue>(getQueueToken(QueueName.Deliveries));
+
+    pat = await ehr.create(patient(undefined as never, 'MRN-DELIV') as unknown as Patient);
+    ehrSr = await ehr.create<ServiceRequest>({
+      resourceType: 'ServiceRequest',
+      identifier: [{ system: 'urn:ehr:placer', value: 'PLAC-DELIV-1' }],
+      status: 'active',
+      intent: 'order',
+      code: { coding: [{ system: 'http://loinc.org', code: '34994-4' }] },
+      subject: { reference: `Patient/${pat.id}` },
+    });
+    ehrTask = await ehr.create<Task>({
+      resourceType: 'Task',
+      status: 'requested',
+      intent: 'order',
+      basedOn: [{ reference: `ServiceRequest/${ehrSr.id}` }],
+      for: { reference: `Patient/${pat.id}` },
+    });
+    // The EHR pushes its ServiceRequest to us; the Patient is read from the EHR.
+    const r = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: ehrSr });
+    expect(r.status).toBe(201);
+    orderId = r.body.id;
+  });
+  afterAll(async () => {
+    await queue?.obliterate({ force: true }).catch(() => undefined);
+    await worker?.close();
+    await gw?.app.close();
+    await ds?.destroy();
+    await ehr?.close();
+  });
+
+  async function addReport(version: number): Promise<{ reportId: string; deliveryId: string }> {
+    const [{ id: reportId }] = await ds.query(
+      `INSERT INTO reports (order_id, version, hemato_study_id, raw) VALUES ($1, $2, $3, $4) RETURNING id`,
+      [orderId, version, results(version).pbs_study_id, JSON.stringify(results(version))],
+    );
+    const [{ id: deliveryId }] = await ds.query(
+      `INSERT INTO deliveries (order_id, report_id, target) VALUES ($1, $2, 'fhir') RETURNING id`,
+      [orderId, reportId],
+    );
+    return { reportId, deliveryId };
+  }
+
+  async function deliveryDone(deliveryId: string): Promise<any> {
+    for (;;) {
+      const [row] = await ds.query(`SELECT status, attempts, outcome, response, error FROM deliveries WHERE id = $1`, [deliveryId]);
+      if (row.status === 'acknowledged') return row;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  const all = <T extends Resource>(type: T['resourceType']) => ehr.search<T>(type, { _count: '1000' });
+
+  it('writes the DiagnosticReport, its Observations, Device and Provenance once, even when the first write is retried', async () => {
+    const { deliveryId } = await addReport(1);
+    ehr.failAfterCommit = 1; // the EHR commits the first transaction but the answer is lost (500)
+    await queue.add(JobName.DeliverFhir, { orderId, deliveryId });
+    const row = await deliveryDone(deliveryId);
+    expect(row.attempts).toBe(2);
+    expect(row.outcome).toBe('200');
+    expect(JSON.parse(row.response).type).toBe('transaction-response');
+    expect(ehr.requests.filter((r) => r.method === 'POST' && r.path === '/').map((r) => r.status)).toEqual([500, 200]);
+
+    const reports = await all<DiagnosticReport>('DiagnosticReport');
+    expect(reports).toHaveLength(1);
+    const dr = reports[0]!;
+    expect(dr.status).toBe('final');
+    expect(dr.subject).toEqual({ reference: `Patient/${pat.id}` });
+    expect(dr.basedOn).toEqual([{ reference: `ServiceRequest/${ehrSr.id}` }]);
+    expect(dr.code.coding?.[0]).toMatchObject({ system: 'http://loinc.org', code: '34994-4' });
+    expect(dr.category?.map((c) => c.coding?.[0]?.code)).toEqual(['LAB', 'HM']);
+    expect(dr.conclusionCode?.map((c) => c.coding?.[0])).toEqual([
+      expect.objectContaining({ system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'B50' }),
+      expect.objectContaining({ system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'D64.9' }),
+    ]);
+    expect(dr.conclusion).toContain('Ring trophozoites');
+    expect(Buffer.from(dr.presentedForm![0]!.data!, 'base64').toString()).toContain('B50');
+
+    const observations = await all<Observation>('Observation');
+    expect(observations).toHaveLength(6); // 3 feature statistics + 2 findings + the narrative
+    expect(dr.result?.map((r) => r.reference).sort()).toEqual(observations.map((o) => `Observation/${o.id}`).sort());
+    const rbc = observations.find((o) => o.code.coding?.[0]?.code === 'rbc-density')!;
+    expect(rbc.valueQuantity).toEqual({ value: 4512.33, unit: 'cells/megapixel', system: 'http://unitsofmeasure.org', code: '{cells}/{megapixel}' });
+    expect(observations.find((o) => o.code.coding?.[0]?.code === 'parasitemia')!.valueQuantity?.code).toBe('%');
+    expect(observations.find((o) => o.code.coding?.[0]?.code === 'ring trophozoite')!.valueInteger).toBe(12);
+    expect(observations.find((o) => o.code.coding?.[0]?.code === '18314-5')!.valueString).toContain('Ring trophozoites');
+
+    const devices = await all<Device>('Device');
+    expect(devices).toHaveLength(1);
+    expect(devices[0]!.manufacturer).toBe('Hemato.AI');
+    const provenances = await all<Provenance>('Provenance');
+    expect(provenances).toHaveLength(1);
+    expect(provenances[0]!.entity?.[0]?.what?.display).toContain('version 1');
+    expect(provenances[0]!.target.map((t) => t.reference)).toContain(`DiagnosticReport/${dr.id}`);
+
+    for (const r of [dr, ...observations, ...devices, ...provenances]) expect(fhirValidationErrors(r)).toEqual([]);
+
+    // The EHR's Task for the ServiceRequest is completed and points at the report.
+    const task = await ehr.repo.readResource<Task>('Task', ehrTask.id);
+    expect(task.status).toBe('completed');
+    expect(task.output?.[0]?.valueReference?.reference).toBe(`DiagnosticReport/${dr.id}`);
+    // Every EHR call carried a SMART token.
+    expect(ehr.tokensIssued.length).toBeGreaterThan(0);
+  });
+
+  it('a revision (version 2) corrects the same DiagnosticReport and Observations and adds a Provenance', async () => {
+    const { deliveryId } = await addReport(2);
+    await queue.add(JobName.DeliverFhir, { orderId, deliveryId });
+    await deliveryDone(deliveryId);
+    const reports = await all<DiagnosticReport>('DiagnosticReport');
+    expect(reports).toHaveLength(1);
+    expect(reports[0]!.status).toBe('corrected');
+    expect(reports[0]!.conclusion).toContain('Revised count');
+    expect(await all<Observation>('Observation')).toHaveLength(6);
+    expect((await all<Observation>('Observation')).every((o) => o.status === 'corrected')).toBe(true);
+    expect(await all<Provenance>('Provenance')).toHaveLength(2);
+    expect(await all<Device>('Device')).toHaveLength(1);
+  });
+
+  it('serves our Task and DiagnosticReport for EHRs that pull, and every resource validates', async () => {
+    const task = await fhirFetch(`${base}/fhir/Task/${orderId}`);
+    expect(task.body.status).toBe('completed');
+    expect(task.body.output[0].valueReference.reference).toBe(`DiagnosticReport/${orderId}`);
+    expect(fhirValidationErrors(task.body)).toEqual([]);
+
+    const dr = await fhirFetch(`${base}/fhir/DiagnosticReport/${orderId}`);
+    expect(dr.status).toBe(200);
+    expect(dr.body.status).toBe('corrected');
+    expect(dr.body.subject).toEqual({ reference: `Patient/${pat.id}` });
+    expect(dr.body.contained.filter((c: Resource) => c.resourceType === 'Observation')).toHaveLength(6);
+    expect(fhirValidationErrors(dr.body)).toEqual([]);
+
+    const byOurs = await fhirFetch(`${base}/fhir/DiagnosticReport?based-on=ServiceRequest/${orderId}`);
+    const byTheirs = await fhirFetch(`${base}/fhir/DiagnosticReport?based-on=ServiceRequest/${ehrSr.id}`);
+    expect(byOurs.body.total).toBe(1);
+    expect(byTheirs.body.total).toBe(1);
+    expect(fhirValidationErrors(byOurs.body)).toEqual([]);
+    const tasks = await fhirFetch(`${base}/fhir/Task?focus=ServiceRequest/${orderId}`);
+    expect(tasks.body.entry[0].resource.id).toBe(orderId);
+    const sr = await fhirFetch(`${base}/fhir/ServiceRequest/${orderId}`);
+    expect(fhirValidationErrors(sr.body)).toEqual([]);
+    expect((await fhirFetch(`${base}/fhir/DiagnosticReport/00000000-0000-4000-8000-000000000000`)).status).toBe(404);
+  });
+
+  it('the transaction Bundle we send validates, with a logical subject when there is no Patient reference', () => {
+    for (const subject of [{ reference: 'Patient/1' }, { identifier: { system: 'urn:oid:1.2.3', value: 'MRN-1' } }]) {
+      const bundle = buildReportTransaction(
+        buildReportResources({
+          orderId: '5f0c2a8e-0000-4000-8000-000000000001',
+          fillerOrderNumber: 'HB261127000001',
+          version: 1,
+          results: results(1),
+          issued: new Date(),
+          effective: '2026-11-27T07:30:00Z',
+          subject,
+          basedOn: { identifier: { system: 'urn:ehr:placer', value: 'P-1' } },
+        }),
+      );
+      expect(fhirValidationErrors(bundle)).toEqual([]);
+    }
+  });
+});
