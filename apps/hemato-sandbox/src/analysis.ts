@@ -29,13 +29,9 @@ const MAX_SIDE = 1200;
 const RED = 1;
 const PURPLE = 2;
 
-function isPurple(r: number, g: number, b: number): boolean {
-  return b - g > 40 && r + g + b < 480;
-}
-
-function isRed(r: number, g: number, b: number): boolean {
-  return r - g > 50 && r - b > 30;
-}
+// Pixel classes (inlined in the hot loop of analysePixels):
+// purple (nuclei, platelets, parasites): b - g > 40 && r + g + b < 480
+// red (red cells, pale centres included):  r - g > 50 && r - b > 30
 
 interface Blob {
   area: number;
@@ -102,6 +98,9 @@ export function analysePixels(data: Uint8Array, width: number, height: number, c
   const h = Math.ceil(height / k);
   const redCount = new Uint16Array(w * h);
   const purpleCount = new Uint16Array(w * h);
+  const blockOfX = new Int32Array(width);
+  for (let x = 0; x < width; x++) blockOfX[x] = (x / k) | 0;
+  // The hot loop: one pass over every pixel, colour tests inlined (see isPurple / isRed).
   for (let y = 0; y < height; y++) {
     const by = ((y / k) | 0) * w;
     let i = y * width * channels;
@@ -109,8 +108,8 @@ export function analysePixels(data: Uint8Array, width: number, height: number, c
       const r = data[i];
       const g = data[i + 1];
       const b = data[i + 2];
-      if (isPurple(r, g, b)) purpleCount[by + ((x / k) | 0)]++;
-      else if (isRed(r, g, b)) redCount[by + ((x / k) | 0)]++;
+      if (b - g > 40 && r + g + b < 480) purpleCount[by + blockOfX[x]]++;
+      else if (r - g > 50 && r - b > 30) redCount[by + blockOfX[x]]++;
     }
   }
   const blockArea = k * k;

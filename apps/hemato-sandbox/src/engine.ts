@@ -131,7 +131,7 @@ export class Engine {
     study.reports.push(report);
     study.state = 'ready';
     this.store.save(study);
-    this.log.info({ pbs_study_id: study.pbs_study_id, version: run.version }, 'report ready');
+    this.log.debug({ pbs_study_id: study.pbs_study_id, version: run.version }, 'report ready');
     this.callback(study, {
       ...(study.workflow === 2
         ? {
@@ -157,7 +157,7 @@ export class Engine {
     study.user_message = userMessage;
     study.failed_progress = progress;
     this.store.save(study);
-    this.log.info({ pbs_study_id: study.pbs_study_id }, 'study failed');
+    this.log.debug({ pbs_study_id: study.pbs_study_id }, 'study failed');
     this.callback(study, {
       ...(study.workflow === 2 ? { event: event ?? 'report_ready' } : {}),
       report_status: 'failed',

@@ -105,12 +105,12 @@ function decodeImage(bytes: Uint8Array, type: 'image/jpeg' | 'image/png', what: 
     if (type === 'image/jpeg') {
       const img = jpeg.decode(bytes, {
         useTArray: true,
-        formatAsRGBA: true,
+        formatAsRGBA: false, // RGB: a quarter less memory to fill for the same analysis
         maxMemoryUsageInMB: 2048,
         maxResolutionInMP: 400,
       });
       if (!img.width || !img.height) throw new Error('no image data');
-      return analysePixels(img.data, img.width, img.height, 4);
+      return analysePixels(img.data, img.width, img.height, 3);
     }
     const png = PNG.sync.read(Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength));
     return analysePixels(png.data, png.width, png.height, 4);
