@@ -52,6 +52,21 @@ function filterFrom(q: Record<string, unknown>): OrderListFilter {
   };
 }
 
+/**
+ * A page left open re-reads its order on every live update: one `order.view` entry per session and
+ * order per window is enough to say who looked at what and when, without burying the log.
+ */
+const VIEW_AUDIT_WINDOW_MS = 10 * 60_000;
+const recentViews = new Map<string, number>();
+function viewRecentlyAudited(key: string): boolean {
+  const last = recentViews.get(key);
+  return last !== undefined && Date.now() - last < VIEW_AUDIT_WINDOW_MS;
+}
+function rememberView(key: string): void {
+  if (recentViews.size >= 10_000) recentViews.clear();
+  recentViews.set(key, Date.now());
+}
+
 /** Orders: list, counts, one order, its images, and the audited reveal of the patient. */
 @ApiTags('admin: orders')
 @ApiCookieAuth(SESSION_COOKIE)
@@ -97,14 +112,18 @@ export class AdminOrdersController {
     @Req() req: Request,
   ) {
     const detail = await this.orders.detail(id, reportVersion ? Number(reportVersion) : undefined);
-    await this.audit.record({
-      userId: user.userId,
-      userEmail: user.email,
-      action: 'order.view',
-      targetType: 'order',
-      targetId: id,
-      ip: clientIp(req),
-    });
+    const key = `${user.sessionId}:${id}`;
+    if (!viewRecentlyAudited(key)) {
+      await this.audit.record({
+        userId: user.userId,
+        userEmail: user.email,
+        action: 'order.view',
+        targetType: 'order',
+        targetId: id,
+        ip: clientIp(req),
+      });
+      rememberView(key);
+    }
     return detail;
   }
 
