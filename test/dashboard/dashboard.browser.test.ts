@@ -1,3 +1,5 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
 import {
   createUser,
@@ -22,8 +24,36 @@ describe('admin dashboard in Chromium', () => {
   let browser: Browser;
   let seeded: SeededOrder;
 
+  let peers: Server;
+
   beforeAll(async () => {
-    g = await startDashboardGateway('dashui', { ADMIN_LOCKOUT_THRESHOLD: '3' });
+    // Stand-ins for Hemato.AI's /heartbeat and the EHR's /metadata, so the health page has real peers to ask.
+    peers = createServer((req, res) => {
+      if (req.url === '/heartbeat') {
+        res.setHeader('content-type', 'application/json');
+        res.end(JSON.stringify({ delta: '0', heartbeat: 'abc', request_timestamp: Date.now(), version: '9.8.7' }));
+      } else if (req.url === '/fhir/metadata') {
+        res.setHeader('content-type', 'application/fhir+json');
+        res.end(
+          JSON.stringify({
+            resourceType: 'CapabilityStatement',
+            status: 'active',
+            kind: 'instance',
+            fhirVersion: '4.0.1',
+          }),
+        );
+      } else {
+        res.statusCode = 404;
+        res.end();
+      }
+    });
+    await new Promise<void>((r) => peers.listen(0, '127.0.0.1', r));
+    const peer = `http://127.0.0.1:${(peers.address() as AddressInfo).port}`;
+    g = await startDashboardGateway('dashui', {
+      ADMIN_LOCKOUT_THRESHOLD: '3',
+      HEMATO_BASE_URL: peer,
+      FHIR_EHR_BASE_URL: `${peer}/fhir`,
+    });
     await createUser(g.ds, ADMIN.email, 'admin', ADMIN.password);
     await createUser(g.ds, VIEWER.email, 'viewer', VIEWER.password);
     await createUser(g.ds, 'lou@lab.example', 'admin', 'lockout-password-123');
@@ -33,6 +63,7 @@ describe('admin dashboard in Chromium', () => {
   afterAll(async () => {
     await browser?.close();
     await g?.stop();
+    await new Promise((r) => peers?.close(r));
   });
 
   async function page(): Promise<Page> {
@@ -230,14 +261,23 @@ describe('admin dashboard in Chromium', () => {
       'postgres',
     );
     await expectText(p.locator('.card', { has: p.getByRole('heading', { name: 'Last errors' }) }), 'F-FAILED-1');
+    const heartbeat = p.locator('.card', { has: p.getByRole('heading', { name: 'Hemato.AI heartbeat' }) });
+    await expectText(heartbeat, 'up');
+    await expectText(heartbeat, 'version 9.8.7');
+    await expectText(p.locator('.card', { has: p.getByRole('heading', { name: 'EHR (FHIR)' }) }), 'HTTP 200');
+
+    // And when a peer stops answering, the page says so on its next refresh.
+    await new Promise((r) => peers.close(r));
+    peers.closeAllConnections();
+    await expectText(heartbeat, 'down', 15_000);
     await screenshot(p, 'health-page');
     await p.context().close();
   });
 });
 
 /** Waits (up to 10 s) until the element's text contains `text`; fails with what it saw. */
-async function expectText(locator: import('playwright-core').Locator, text: string): Promise<void> {
-  const deadline = Date.now() + 10_000;
+async function expectText(locator: import('playwright-core').Locator, text: string, timeoutMs = 10_000): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
   let seen = '';
   while (Date.now() < deadline) {
     seen = (await locator.innerText({ timeout: 10_000 }).catch(() => '')) ?? '';

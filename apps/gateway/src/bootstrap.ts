@@ -3,6 +3,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import { PinoNestLogger, createLogger } from '@hemato/common';
 import { setupAdminOpenApi } from './admin/openapi';
 import { GatewayModule, type GatewayConfig } from './gateway.module';
+import { Hl7ListenerService } from './hl7/hl7-listener.service';
 
 export interface RunningGateway {
   app: NestExpressApplication;
@@ -27,7 +28,14 @@ export async function bootstrapGateway(config: GatewayConfig): Promise<RunningGa
   const address = app.getHttpServer().address();
   const port = typeof address === 'object' && address ? address.port : config.core.PORT;
   const base = `http://${config.core.HOST === '0.0.0.0' ? '127.0.0.1' : config.core.HOST}:${port}`;
-  const urls = { http: base, health: `${base}/health/ready`, dashboard: `${base}/admin`, apiDocs: `${base}/api/docs` };
+  const urls: Record<string, string> = {
+    http: base,
+    health: `${base}/health/ready`,
+    dashboard: `${base}/admin`,
+    apiDocs: `${base}/api/docs`,
+  };
+  const mllp = app.get(Hl7ListenerService, { strict: false });
+  if (mllp.port) urls.mllp = mllp.url();
   createLogger('gateway').info({ urls }, 'gateway listening');
   return { app, urls };
 }

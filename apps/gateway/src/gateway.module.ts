@@ -5,6 +5,7 @@ import { PersistenceModule } from '@hemato/persistence';
 import { AdminModule } from './admin/admin.module';
 import { FhirModule } from './fhir/fhir.module';
 import { HealthModule } from './health/health.module';
+import { Hl7Module } from './hl7/hl7.module';
 
 export type GatewayConfig = AppConfig;
 
@@ -20,6 +21,7 @@ export class GatewayModule {
         QueueModule.forRoot({ redisUrl: config.redis.REDIS_URL, prefix: config.redis.QUEUE_PREFIX }),
         OrdersModule,
         HealthModule,
+        Hl7Module,
         FhirModule,
         AdminModule,
       ],

@@ -7,6 +7,8 @@ import { JobRegistry } from './jobs/job-registry';
 import { DeliveriesProcessor, MaintenanceProcessor, OrdersProcessor } from './jobs/processors';
 import { EchoHandler } from './maintenance/echo.handler';
 import { StartOrderHandler } from './lifecycle/start-order.handler';
+import { DeliverHl7Handler } from './delivery-hl7/deliver-hl7.handler';
+import { DeliverHl7Service } from './delivery-hl7/deliver-hl7.service';
 import { DeliverFhirHandler } from './delivery-fhir/deliver-fhir.handler';
 import { DeliverFhirService } from './delivery-fhir/deliver-fhir.service';
 
@@ -32,6 +34,8 @@ export class WorkerModule {
         MaintenanceProcessor,
         EchoHandler,
         StartOrderHandler,
+        DeliverHl7Service,
+        DeliverHl7Handler,
         DeliverFhirService,
         DeliverFhirHandler,
       ],

@@ -15,6 +15,8 @@ export enum JobName {
   Echo = 'maintenance.echo',
   /** First step of every new order: fetch URL images, then wait for images or move to ready. */
   OrderStart = 'orders.start',
+  /** Sends a report as ORU^R01 over MLLP and records the ACK (data: orderId + deliveryId). */
+  DeliverHl7 = 'deliveries.hl7',
   /** Writes a report to the EHR as a FHIR transaction and records the outcome (data: orderId + deliveryId). */
   DeliverFhir = 'deliveries.fhir',
 }
@@ -23,6 +25,7 @@ export enum JobName {
 export const JOB_QUEUE: Record<JobName, QueueName> = {
   [JobName.Echo]: QueueName.Maintenance,
   [JobName.OrderStart]: QueueName.Orders,
+  [JobName.DeliverHl7]: QueueName.Deliveries,
   [JobName.DeliverFhir]: QueueName.Deliveries,
 };
 

@@ -47,7 +47,11 @@ async function probe(url: string | null, parseJson: boolean): Promise<ProbeResul
     }
     return { url, ok: res.ok, status: res.status, ms: Date.now() - started, body };
   } catch (err) {
-    return { url, ok: false, ms: Date.now() - started, error: err instanceof Error ? err.message : String(err) };
+    // fetch() says only "fetch failed"; the cause names the real problem (ECONNREFUSED, ENOTFOUND, certificate, ...).
+    const cause = err instanceof Error && err.cause instanceof Error ? err.cause : undefined;
+    const code = cause && 'code' in cause ? String((cause as { code: unknown }).code) : undefined;
+    const error = err instanceof Error ? (cause ? `${code ?? cause.message}` : err.message) : String(err);
+    return { url, ok: false, ms: Date.now() - started, error };
   }
 }
 
