@@ -35,6 +35,8 @@ export interface MllpConnectionInfo {
   remoteAddress: string;
   /** Subject CN of the client certificate (mutual TLS). */
   clientCertSubject?: string;
+  /** Closes this connection (e.g. a handler that refuses the peer). */
+  close(): void;
 }
 
 /** Encoded replies to one frame; each is sent as its own MLLP frame, in order. */
@@ -57,8 +59,11 @@ export interface MllpHandlers {
  */
 export class MllpServer {
   private server: net.Server | null = null;
-  private readonly sockets = new Set<net.Socket>();
+  private readonly sockets = new Map<net.Socket, { remote: string; since: string; messages: number }>();
   private nextId = 0;
+  /** Complete frames received since start. */
+  messagesTotal = 0;
+  lastMessageAt: Date | null = null;
 
   constructor(
     private readonly opts: MllpServerOptions,
@@ -67,6 +72,11 @@ export class MllpServer {
 
   get connections(): number {
     return this.sockets.size;
+  }
+
+  /** Open connections: peer address, since when, frames received. */
+  peers(): Array<{ remote: string; since: string; messages: number }> {
+    return [...this.sockets.values()].map((p) => ({ ...p }));
   }
 
   /** Starts listening; resolves with the bound port. */
@@ -116,17 +126,26 @@ export class MllpServer {
     if (!server) return;
     this.server = null;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
-    for (const s of this.sockets) s.destroy();
+    for (const s of this.sockets.keys()) s.destroy();
     await closed;
   }
 
   private accept(socket: net.Socket): void {
-    const conn: MllpConnectionInfo = { id: ++this.nextId, remoteAddress: socket.remoteAddress ?? '' };
+    const conn: MllpConnectionInfo = {
+      id: ++this.nextId,
+      remoteAddress: socket.remoteAddress ?? '',
+      close: () => socket.destroy(),
+    };
     if (socket instanceof tls.TLSSocket) {
       const cert = socket.getPeerCertificate();
       if (cert && cert.subject) conn.clientCertSubject = String(cert.subject.CN ?? '');
     }
-    this.sockets.add(socket);
+    const peer = {
+      remote: `${socket.remoteAddress ?? ''}:${socket.remotePort ?? ''}`,
+      since: new Date().toISOString(),
+      messages: 0,
+    };
+    this.sockets.set(socket, peer);
     socket.setNoDelay(true);
     socket.setKeepAlive(true, this.opts.keepAliveMs ?? 60_000);
     if (this.opts.idleTimeoutMs > 0) {
@@ -156,6 +175,9 @@ export class MllpServer {
         return;
       }
       for (const ev of events) {
+        peer.messages++;
+        this.messagesTotal++;
+        this.lastMessageAt = new Date();
         let reply: Promise<MllpReply>;
         if (ev.kind === 'oversize') {
           log.warn({ conn: conn.id, size: ev.size, limit: this.opts.maxMessageBytes }, 'frame over size limit');

@@ -1,0 +1,382 @@
+import { Inject, Injectable } from '@nestjs/common';
+import {
+  APP_CONFIG,
+  DomainError,
+  DomainErrorCode,
+  OrderStatus,
+  SourceChannel,
+  createLogger,
+  type AppConfig,
+} from '@hemato/common';
+import {
+  Hl7ErrorCode,
+  buildAck,
+  checkOrderHeader,
+  decodeMessage,
+  encodingFor,
+  parseMessage,
+  readHeader,
+  readOrderMessage,
+  senderAllowed,
+  type AckCode,
+  type Hl7Identity,
+  type Hl7Issue,
+  type Hl7OrderGroup,
+  type MshHeader,
+  type ParsedOrderMessage,
+} from '@hemato/hl7';
+import { OrderCodeTable, OrderIntakeService, OrderTransitions } from '@hemato/orders';
+import { DataSource, type EntityManager } from 'typeorm';
+import { CommitBatcher } from './commit-batcher';
+
+const log = createLogger('hl7-intake');
+
+/** A message read and validated, waiting for its transaction. */
+interface PreparedMessage {
+  header: MshHeader;
+  encoding: BufferEncoding;
+  text: string;
+  sender: string;
+  parsed: ParsedOrderMessage;
+}
+
+interface StoredOutcome {
+  /** ACK messages to send, in order (enhanced mode may have a commit and an application ACK). */
+  replies: string[];
+  orderIds: string[];
+}
+
+/** Why a message was not stored: decides AR/CR versus CE and the ERR text. */
+type NotStored = 'rejected' | 'unavailable' | 'internal';
+
+/** Largest group commit: bounds transaction time and the ACK latency of the first message in it. */
+const MAX_BATCH = 200;
+
+/** pg / node errors meaning "the database is not there", as opposed to a problem with one message. */
+function isUnavailable(err: unknown): boolean {
+  const e = err as { code?: string; message?: string } | null;
+  const code = e?.code ?? '';
+  if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code)) return true;
+  if (/^(08|57P0|53)/.test(code)) return true; // connection exception, admin shutdown, insufficient resources
+  return /connection terminated|timeout exceeded when trying to connect|connection error|not queryable|ECONNREFUSED|Connection terminated unexpectedly|Client was closed/i.test(
+    e?.message ?? '',
+  );
+}
+
+const REJECT = Symbol('reject');
+
+/**
+ * HL7 v2 order intake: reads a frame, validates it, stores the raw message, its orders and the ACK
+ * in one transaction (group-committed with concurrent messages) and only then answers. A message
+ * seen before (same MSH-3|MSH-4 + MSH-10) gets its stored ACK again and creates nothing.
+ */
+@Injectable()
+export class Hl7IntakeService {
+  private readonly us: Hl7Identity;
+  private readonly batcher = new CommitBatcher<PreparedMessage, StoredOutcome>(
+    (items) => this.commit(items),
+    MAX_BATCH,
+  );
+
+  constructor(
+    private readonly ds: DataSource,
+    private readonly intake: OrderIntakeService,
+    private readonly codes: OrderCodeTable,
+    private readonly transitions: OrderTransitions,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'hl7'>,
+  ) {
+    this.us = { application: config.hl7.HL7_SENDING_APP, facility: config.hl7.HL7_SENDING_FACILITY };
+  }
+
+  /** Answers one complete MLLP frame: the encoded ACK(s) to send back. */
+  async handleFrame(frame: Buffer): Promise<Buffer[]> {
+    const header = readHeader(frame);
+    if (!header) {
+      return this.notStored(null, 'utf8', 'rejected', {
+        code: Hl7ErrorCode.DataTypeError,
+        location: { segment: 'MSH' },
+        text: 'Not an HL7 v2 message: no MSH segment',
+      });
+    }
+    const encoding = encodingFor(header.characterSet);
+    if (!encoding) {
+      return this.notStored(header, 'utf8', 'rejected', {
+        code: Hl7ErrorCode.DataTypeError,
+        location: { segment: 'MSH', field: 18 },
+        text: `Character set ${header.characterSet} is not supported (ASCII, 8859/1, UNICODE UTF-8)`,
+      });
+    }
+    const allow = this.config.hl7.MLLP_ALLOWED_SENDERS;
+    if (!senderAllowed(allow, header.sendingApplication, header.sendingFacility)) {
+      log.warn({ app: header.sendingApplication, facility: header.sendingFacility }, 'sender not on the allow-list');
+      return this.notStored(header, encoding, 'rejected', {
+        code: Hl7ErrorCode.ApplicationInternalError,
+        location: { segment: 'MSH', field: 3 },
+        text: 'Sending application/facility is not allowed',
+      });
+    }
+    const typeIssue = checkOrderHeader(header);
+    if (typeIssue) return this.notStored(header, encoding, 'rejected', typeIssue);
+    const text = decodeMessage(frame, encoding);
+    let parsed: ParsedOrderMessage;
+    try {
+      const msg = parseMessage(text);
+      parsed = readOrderMessage(msg, header, (system, code) => this.codes.tasksFor(system, code));
+    } catch (err) {
+      log.info({ err: (err as Error).message }, 'unparseable HL7 message');
+      return this.notStored(header, encoding, 'rejected', {
+        code: Hl7ErrorCode.DataTypeError,
+        text: 'The message could not be parsed',
+      });
+    }
+    if (!header.controlId) {
+      // Without MSH-10 the message cannot be deduplicated: refuse it, store nothing.
+      return this.encode(
+        this.replies(header, 'AE', [
+          {
+            code: Hl7ErrorCode.RequiredFieldMissing,
+            location: { segment: 'MSH', field: 10 },
+            text: 'MSH-10 message control id is required',
+          },
+        ]),
+        encoding,
+      );
+    }
+    const sender = `${header.sendingApplication}|${header.sendingFacility}`;
+    const outcome = await this.batcher.submit({ header, encoding, text, sender, parsed });
+    return this.encode(outcome.replies, encoding);
+  }
+
+  /** AR for a frame over the size limit (the MSH is read from its first bytes when it is there). */
+  oversizeReply(head: Buffer, size: number): Buffer[] {
+    const header = readHeader(head);
+    return this.notStored(header, 'utf8', 'rejected', {
+      code: Hl7ErrorCode.ApplicationInternalError,
+      text: `Message of ${size} bytes exceeds the limit of ${this.config.hl7.MLLP_MAX_MESSAGE_BYTES} bytes`,
+    });
+  }
+
+  /** AR for a frame whose handling failed unexpectedly: the sender should resend, never assume AA. */
+  errorReply(frame: Buffer, err: unknown): Buffer[] {
+    log.error({ err: err instanceof Error ? err.message : String(err) }, 'HL7 frame handling failed');
+    return this.notStored(readHeader(frame), 'utf8', 'internal', {
+      code: Hl7ErrorCode.ApplicationInternalError,
+      text: 'Internal error; resend later',
+    });
+  }
+
+  private encode(replies: string[], encoding: BufferEncoding): Buffer[] {
+    return replies.map((r) => Buffer.from(r, encoding));
+  }
+
+  private notStored(header: MshHeader | null, encoding: BufferEncoding, why: NotStored, issue: Hl7Issue): Buffer[] {
+    return this.encode(this.notStoredReplies(header, why, issue), encoding);
+  }
+
+  /** Original mode: AR. Enhanced mode: CR (unacceptable) or CE (could not commit), per MSH-15. */
+  private notStoredReplies(header: MshHeader | null, why: NotStored, issue: Hl7Issue): string[] {
+    if (!header || !isEnhanced(header)) return [buildAck({ header, code: 'AR', issues: [issue], us: this.us })];
+    const code: AckCode = why === 'rejected' ? 'CR' : 'CE';
+    return wants(header.acceptAckType, false) ? [buildAck({ header, code, issues: [issue], us: this.us })] : [];
+  }
+
+  /** The ACKs for a stored message: original AA/AE, or enhanced CA (per MSH-15) + AA/AE (per MSH-16). */
+  private replies(header: MshHeader, code: 'AA' | 'AE', issues: Hl7Issue[]): string[] {
+    if (!isEnhanced(header)) return [buildAck({ header, code, issues, us: this.us })];
+    const out: string[] = [];
+    if (wants(header.acceptAckType, true)) out.push(buildAck({ header, code: 'CA', us: this.us }));
+    if (wants(header.applicationAckType, code === 'AA')) out.push(buildAck({ header, code, issues, us: this.us }));
+    return out;
+  }
+
+  /** One transaction for a batch; each message in its own savepoint so one failure spares the others. */
+  private async commit(items: PreparedMessage[]): Promise<StoredOutcome[]> {
+    const multi = items.length > 1;
+    let results: StoredOutcome[];
+    try {
+      results = await this.ds.transaction(async (m) => {
+        const out: StoredOutcome[] = [];
+        for (const item of items) {
+          if (multi) await m.query('SAVEPOINT hl7_msg');
+          try {
+            out.push(await this.store(m, item));
+            if (multi) await m.query('RELEASE SAVEPOINT hl7_msg');
+          } catch (err) {
+            if (!multi || isUnavailable(err)) throw err;
+            await m.query('ROLLBACK TO SAVEPOINT hl7_msg');
+            log.error({ err: (err as Error).message, controlId: item.header.controlId }, 'HL7 message not stored');
+            out.push({ replies: this.failedReplies(item.header, 'internal'), orderIds: [] });
+          }
+        }
+        return out;
+      });
+    } catch (err) {
+      const why: NotStored = isUnavailable(err) ? 'unavailable' : 'internal';
+      log.error({ err: (err as Error).message, messages: items.length, why }, 'HL7 batch not committed');
+      return items.map((item) => ({ replies: this.failedReplies(item.header, why), orderIds: [] }));
+    }
+    const orderIds = results.flatMap((r) => r.orderIds);
+    if (orderIds.length > 0) {
+      // Committed: the ACK may go. Starting the lifecycle is best-effort here (the reconciler catches stragglers).
+      this.intake
+        .afterCommit(orderIds)
+        .catch((err: unknown) =>
+          log.error({ err: (err as Error).message, orders: orderIds.length }, 'could not start order lifecycle'),
+        );
+    }
+    return results;
+  }
+
+  private failedReplies(header: MshHeader, why: 'unavailable' | 'internal'): string[] {
+    return this.notStoredReplies(header, why, {
+      code: Hl7ErrorCode.ApplicationInternalError,
+      text: why === 'unavailable' ? 'Database unavailable; resend later' : 'Internal error; resend later',
+    });
+  }
+
+  /** Stores one message, its orders or cancellations, and its ACK (inside the batch transaction). */
+  private async store(m: EntityManager, item: PreparedMessage): Promise<StoredOutcome> {
+    const { header } = item;
+    const inserted: Array<{ id: string }> = await m.query(
+      `INSERT INTO inbound_messages (channel, sender, control_id, message_type, raw, status)
+       VALUES ('hl7', $1, $2, $3, $4, 'processing')
+       ON CONFLICT (sender, control_id) DO NOTHING RETURNING id`,
+      [item.sender, header.controlId, `${header.messageCode}^${header.triggerEvent}`, item.text],
+    );
+    if (inserted.length === 0) {
+      const prev: Array<{ ack: string | null }> = await m.query(
+        `SELECT ack FROM inbound_messages WHERE sender = $1 AND control_id = $2`,
+        [item.sender, header.controlId],
+      );
+      log.info({ controlId: header.controlId }, 'duplicate HL7 message: stored ACK replayed');
+      const ack = prev[0]?.ack;
+      if (ack !== null && ack !== undefined) return { replies: ack === '' ? [] : ack.split('\n'), orderIds: [] };
+      return {
+        replies: this.replies(header, 'AE', [
+          {
+            code: Hl7ErrorCode.DuplicateKeyIdentifier,
+            location: { segment: 'MSH', field: 10 },
+            text: 'Duplicate message control id',
+          },
+        ]),
+        orderIds: [],
+      };
+    }
+    const inboundId = inserted[0]!.id;
+    let issues = item.parsed.issues;
+    let orderIds: string[] = [];
+    if (issues.length === 0) {
+      const groups = item.parsed.groups;
+      const savepoint = groups.some((g) => g.control === 'CA');
+      if (savepoint) await m.query('SAVEPOINT hl7_body');
+      try {
+        for (const g of groups) {
+          if (g.control === 'NW') {
+            orderIds.push(await this.createOrder(m, item, g, inboundId));
+          } else {
+            const problem = await this.cancel(m, item, g);
+            if (problem) {
+              issues = [problem];
+              throw REJECT;
+            }
+          }
+        }
+      } catch (err) {
+        if (err !== REJECT) throw err;
+        await m.query('ROLLBACK TO SAVEPOINT hl7_body');
+        orderIds = [];
+      }
+    }
+    const code = issues.length === 0 ? 'AA' : 'AE';
+    const replies = this.replies(header, code, issues);
+    await m.query(`UPDATE inbound_messages SET status = $2, ack_code = $3, ack = $4, error = $5 WHERE id = $1`, [
+      inboundId,
+      code === 'AA' ? 'accepted' : 'rejected',
+      isEnhanced(header) ? [wants(header.acceptAckType, true) ? 'CA' : null, code].filter(Boolean).join(',') : code,
+      replies.join('\n'),
+      issues.length ? issues.map((i) => `${i.code} ${i.text}`).join('; ') : null,
+    ]);
+    return { replies, orderIds };
+  }
+
+  private async createOrder(
+    m: EntityManager,
+    item: PreparedMessage,
+    g: Hl7OrderGroup,
+    inboundId: string,
+  ): Promise<string> {
+    const patient = item.parsed.patient;
+    if (!patient || !g.test) throw new Error('validated NW group without patient or test');
+    const order = await this.intake.create(m, {
+      sourceChannel: SourceChannel.Hl7,
+      placerOrderNumber: g.placerOrderNumber,
+      patient,
+      test: g.test,
+      tasks: g.tasks,
+      details: { ...g.details, sender: item.sender, controlId: item.header.controlId },
+      inboundMessageId: inboundId,
+      images: g.images.map((img) =>
+        img.kind === 'inline'
+          ? { kind: 'inline' as const, name: img.name, data: img.data, mediaType: img.mediaType }
+          : { kind: 'url' as const, name: img.name, url: img.url, mediaType: img.mediaType },
+      ),
+      actor: 'hl7',
+    });
+    return order.id;
+  }
+
+  /** ORC-1 CA: the sender's order with that placer number moves to cancelled, if its state allows. */
+  private async cancel(m: EntityManager, item: PreparedMessage, g: Hl7OrderGroup): Promise<Hl7Issue | null> {
+    const rows: Array<{ id: string }> = await m.query(
+      `SELECT o.id FROM orders o JOIN inbound_messages im ON im.id = o.inbound_message_id
+       WHERE o.placer_order_number = $1 AND im.sender = $2 AND o.source_channel = 'hl7'
+       ORDER BY o.created_at DESC LIMIT 1`,
+      [g.placerOrderNumber, item.sender],
+    );
+    const id = rows[0]?.id;
+    if (!id) {
+      return {
+        code: Hl7ErrorCode.UnknownKeyIdentifier,
+        location: { segment: 'ORC', sequence: g.index, field: 2 },
+        text: `No order with placer number ${g.placerOrderNumber} from this sender`,
+      };
+    }
+    try {
+      await this.transitions.move(id, OrderStatus.Cancelled, {
+        actor: 'hl7',
+        manager: m,
+        detail: { controlId: item.header.controlId, reason: 'ORC-1 CA' },
+        patch: { failureReason: 'cancelled by the placer (ORC-1 CA)' },
+      });
+      return null;
+    } catch (err) {
+      if (err instanceof DomainError && err.code === DomainErrorCode.Conflict) {
+        return {
+          code: Hl7ErrorCode.ApplicationInternalError,
+          location: { segment: 'ORC', sequence: g.index, field: 1 },
+          text: `Order ${g.placerOrderNumber} can no longer be cancelled: ${err.message}`,
+        };
+      }
+      throw err;
+    }
+  }
+}
+
+/** Enhanced acknowledgement mode: MSH-15 or MSH-16 valued. */
+function isEnhanced(h: MshHeader): boolean {
+  return h.acceptAckType !== '' || h.applicationAckType !== '';
+}
+
+/** Whether an ACK type (AL/NE/ER/SU; empty = AL) asks for an acknowledgement with this outcome. */
+function wants(type: string, success: boolean): boolean {
+  switch (type) {
+    case 'NE':
+      return false;
+    case 'ER':
+      return !success;
+    case 'SU':
+      return success;
+    default:
+      return true;
+  }
+}

@@ -1,0 +1,69 @@
+import { Inject, Injectable, type BeforeApplicationShutdown, type OnModuleInit } from '@nestjs/common';
+import { APP_CONFIG, createLogger, type AppConfig } from '@hemato/common';
+import { MllpServer, tlsFromConfig } from '@hemato/hl7';
+import type { MllpStats, MllpStatsSource } from '../admin/health/mllp-stats';
+import { Hl7IntakeService } from './hl7-intake.service';
+
+const log = createLogger('hl7-listener');
+
+/** The MLLP listener of the gateway: starts with the app (MLLP_PORT, 0 = any free port), stops before the database. */
+@Injectable()
+export class Hl7ListenerService implements OnModuleInit, BeforeApplicationShutdown, MllpStatsSource {
+  private readonly server: MllpServer;
+
+  constructor(
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'hl7'>,
+    intake: Hl7IntakeService,
+  ) {
+    const c = config.hl7;
+    this.server = new MllpServer(
+      {
+        host: c.MLLP_HOST,
+        port: c.MLLP_PORT,
+        maxMessageBytes: c.MLLP_MAX_MESSAGE_BYTES,
+        idleTimeoutMs: c.MLLP_IDLE_TIMEOUT_MS,
+        maxConnections: c.MLLP_MAX_CONNECTIONS,
+        tls: tlsFromConfig(c),
+      },
+      {
+        onMessage: (frame) => intake.handleFrame(frame),
+        onOversize: (head, size) => intake.oversizeReply(head, size),
+        onHandlerError: (frame, err) => intake.errorReply(frame, err),
+      },
+    );
+  }
+
+  async onModuleInit(): Promise<void> {
+    const port = await this.server.listen();
+    log.info({ host: this.config.hl7.MLLP_HOST, port, tls: !!tlsFromConfig(this.config.hl7) }, 'MLLP listening');
+  }
+
+  async beforeApplicationShutdown(): Promise<void> {
+    await this.server.close();
+  }
+
+  /** The bound port (useful with MLLP_PORT=0). */
+  get port(): number {
+    return this.server.port;
+  }
+
+  /** For the admin health page: address, open connections and message counts (no message content). */
+  mllpStats(): MllpStats {
+    return {
+      listening: this.port > 0,
+      host: this.config.hl7.MLLP_HOST,
+      port: this.port,
+      tls: !!tlsFromConfig(this.config.hl7),
+      connections: this.server.connections,
+      peers: this.server.peers(),
+      messagesTotal: this.server.messagesTotal,
+      lastMessageAt: this.server.lastMessageAt?.toISOString() ?? null,
+    };
+  }
+
+  /** `mllp://host:port` (or `mllps://` with TLS) for the start banner. */
+  url(): string {
+    const host = this.config.hl7.MLLP_HOST === '0.0.0.0' ? '127.0.0.1' : this.config.hl7.MLLP_HOST;
+    return `${tlsFromConfig(this.config.hl7) ? 'mllps' : 'mllp'}://${host}:${this.port}`;
+  }
+}

@@ -1,0 +1,158 @@
+import { Inject, Injectable } from '@nestjs/common';
+import { APP_CONFIG, DeliveryStatus, DomainError, DomainErrorCode, createLogger, type AppConfig } from '@hemato/common';
+import type { ReportResults } from '@hemato/hemato-client';
+import { MllpClient, buildOruR01, newControlId, pidFromIdentity, sendWithRetry, type RetryPolicy } from '@hemato/hl7';
+import { DeliveryEntity, InboundMessageEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
+import { PatientIdentityReader } from '@hemato/privacy';
+import { DataSource } from 'typeorm';
+
+const log = createLogger('deliver-hl7');
+
+/** What a delivery job ends with: the lifecycle reads `status` (acknowledged / failed) from here. */
+export interface Hl7DeliveryResult {
+  deliveryId: string;
+  orderId: string;
+  status: DeliveryStatus;
+  /** MSA-1 of the last ACK (AA/AE/AR), or null when none came. */
+  outcome: string | null;
+  attempts: number;
+}
+
+/** Sends within one job run; when they are used up the job fails and BullMQ retries it later. */
+export const DEFAULT_HL7_RETRY: RetryPolicy = { attempts: 4, baseDelayMs: 1000, maxDelayMs: 15_000 };
+
+/** Thrown when this run gave up but the job has attempts left: BullMQ retries it with backoff. */
+export class Hl7DeliveryRetryableError extends Error {
+  constructor(message: string) {
+    super(message);
+    this.name = 'Hl7DeliveryRetryableError';
+  }
+}
+
+/**
+ * Delivers one `deliveries` row (target hl7): builds ORU^R01 from its report (PID from the order's
+ * stored identity), sends it to HL7_RESULT_HOST:HL7_RESULT_PORT, and records every attempt, the ACK
+ * and the outcome. AA → acknowledged; AR → failed at once; AE / timeout / connection loss → retried.
+ * The control id is kept across retries so the receiver can drop duplicates.
+ */
+@Injectable()
+export class DeliverHl7Service {
+  constructor(
+    private readonly ds: DataSource,
+    private readonly identities: PatientIdentityReader,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'hl7'>,
+  ) {}
+
+  async deliver(
+    deliveryId: string,
+    opts: { finalAttempt: boolean; policy?: RetryPolicy } = { finalAttempt: true },
+  ): Promise<Hl7DeliveryResult> {
+    const repo = this.ds.getRepository(DeliveryEntity);
+    const delivery = await repo.findOne({ where: { id: deliveryId } });
+    if (!delivery) throw new DomainError(DomainErrorCode.NotFound, `Delivery ${deliveryId} not found`);
+    const result = (d: DeliveryEntity): Hl7DeliveryResult => ({
+      deliveryId: d.id,
+      orderId: d.orderId,
+      status: d.status,
+      outcome: d.outcome,
+      attempts: d.attempts,
+    });
+    if (delivery.status === DeliveryStatus.Acknowledged || delivery.status === DeliveryStatus.Failed) {
+      return result(delivery);
+    }
+    const fail = async (error: string): Promise<Hl7DeliveryResult> => {
+      await repo.update({ id: deliveryId }, { status: DeliveryStatus.Failed, error });
+      log.warn({ deliveryId, orderId: delivery.orderId, error }, 'HL7 delivery failed');
+      return result({ ...delivery, status: DeliveryStatus.Failed, error });
+    };
+
+    const c = this.config.hl7;
+    if (!c.HL7_RESULT_HOST || !c.HL7_RESULT_PORT) return fail('HL7_RESULT_HOST / HL7_RESULT_PORT are not configured');
+    const [order, report] = await Promise.all([
+      this.ds.getRepository(OrderEntity).findOne({ where: { id: delivery.orderId } }),
+      this.ds.getRepository(ReportEntity).findOne({ where: { id: delivery.reportId } }),
+    ]);
+    if (!order || !report) return fail('order or report of the delivery is missing');
+    const inbound = order.inboundMessageId
+      ? await this.ds.getRepository(InboundMessageEntity).findOne({ where: { id: order.inboundMessageId } })
+      : null;
+    const [toApp = '', toFacility = ''] = (inbound?.sender ?? '').split('|');
+    const identity = order.patientProxyId ? await this.identities.read(this.ds.manager, order.patientProxyId) : null;
+    if (!identity) return fail('the patient identity of the order is not available');
+
+    const controlId = delivery.controlId ?? newControlId('HBR');
+    const details = order.details ?? {};
+    const { message } = buildOruR01({
+      report: report.raw as ReportResults,
+      reportVersion: report.version,
+      us: { application: c.HL7_SENDING_APP, facility: c.HL7_SENDING_FACILITY },
+      to: { application: toApp, facility: toFacility },
+      order: {
+        placerOrderNumber: order.placerOrderNumber,
+        fillerOrderNumber: order.fillerOrderNumber,
+        test: { system: order.testSystem, code: order.testCode, display: order.testDisplay },
+        collectionTime: typeof details.collectionTime === 'string' ? details.collectionTime : null,
+      },
+      hl7Pid: identity.hl7Pid ?? pidFromIdentity(identity),
+      controlId,
+      reportedAt: report.fetchedAt,
+    });
+    await repo.update({ id: deliveryId }, { status: DeliveryStatus.Sending, controlId });
+
+    const client = new MllpClient({
+      host: c.HL7_RESULT_HOST,
+      port: c.HL7_RESULT_PORT,
+      ackTimeoutMs: c.HL7_ACK_TIMEOUT_MS,
+      tls: c.HL7_RESULT_TLS
+        ? {
+            ...(c.HL7_RESULT_TLS_CA_FILE ? { caFile: c.HL7_RESULT_TLS_CA_FILE } : {}),
+            ...(c.HL7_RESULT_TLS_CERT_FILE ? { certFile: c.HL7_RESULT_TLS_CERT_FILE } : {}),
+            ...(c.HL7_RESULT_TLS_KEY_FILE ? { keyFile: c.HL7_RESULT_TLS_KEY_FILE } : {}),
+          }
+        : null,
+    });
+    let attempts = delivery.attempts;
+    try {
+      const outcome = await sendWithRetry(
+        client,
+        message,
+        controlId,
+        opts.policy ?? DEFAULT_HL7_RETRY,
+        async (_n, o) => {
+          attempts++;
+          await repo.update(
+            { id: deliveryId },
+            {
+              attempts,
+              lastAttemptAt: new Date(),
+              outcome: o.ack?.code ?? null,
+              response: o.ack?.raw ?? null,
+              error: o.error,
+            },
+          );
+        },
+      );
+      const last = { ...delivery, attempts, outcome: outcome.ack?.code ?? null };
+      switch (outcome.result) {
+        case 'accepted':
+          await repo.update({ id: deliveryId }, { status: DeliveryStatus.Acknowledged, error: null });
+          log.info({ deliveryId, orderId: order.id, attempts }, 'ORU acknowledged');
+          return result({ ...last, status: DeliveryStatus.Acknowledged });
+        case 'rejected':
+          return {
+            ...(await fail(outcome.lastError ?? 'rejected by the receiver (AR)')),
+            attempts,
+            outcome: last.outcome,
+          };
+        case 'gave_up':
+          if (opts.finalAttempt) {
+            return { ...(await fail(`gave up: ${outcome.lastError ?? 'no ACK'}`)), attempts, outcome: last.outcome };
+          }
+          await repo.update({ id: deliveryId }, { status: DeliveryStatus.Pending });
+          throw new Hl7DeliveryRetryableError(`ORU not acknowledged yet: ${outcome.lastError ?? 'no ACK'}`);
+      }
+    } finally {
+      client.close();
+    }
+  }
+}

@@ -1,0 +1,295 @@
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { PatientIdentityReader } from '@hemato/privacy';
+import { startGateway, type TestGateway } from './support/gateway';
+import { RawMllpConnection, ackOf } from './support/mllp-test-client';
+import { TINY_PNG, orderMessage } from './support/fixtures';
+
+jest.setTimeout(60_000);
+
+describe('HL7 v2 order intake over MLLP', () => {
+  let gw: TestGateway;
+  let conn: RawMllpConnection;
+  const env = {
+    IMAGE_DIR: mkdtempSync(path.join(os.tmpdir(), 'hl7-img-')),
+    HEMATO_ORDER_CODES: 'LN|34994-4=pbs_v1,LN|57021-8=pbs_v1+cbc_v1',
+    HL7_SENDING_APP: 'HB-TEST',
+    HL7_SENDING_FACILITY: 'HB-FAC',
+  };
+
+  beforeAll(async () => {
+    gw = await startGateway(env);
+    conn = await RawMllpConnection.open(gw.mllpPort);
+  });
+  afterAll(async () => {
+    conn?.close();
+    await gw?.close();
+  });
+
+  const ordersOf = (controlId: string) =>
+    gw.db.query(
+      `SELECT o.* FROM orders o JOIN inbound_messages im ON im.id = o.inbound_message_id WHERE im.control_id = $1 ORDER BY o.placer_order_number`,
+      [controlId],
+    ) as Promise<Array<Record<string, any>>>;
+
+  it('answers AA to an ORM^O01 v2.3 only after its order is stored, and reports the MLLP url', async () => {
+    expect(gw.gateway.urls.mllp).toMatch(/^mllp:\/\/127\.0\.0\.1:\d+$/);
+    const reply = await conn.request(orderMessage({ controlId: 'ORM-1' }));
+    const ack = ackOf(reply);
+    expect(ack.code).toBe('AA');
+    expect(ack.acked).toBe('ORM-1');
+    expect(ack.controlId).not.toBe('ORM-1');
+    expect(reply).toMatch(/^MSH\|\^~\\&\|HB-TEST\|HB-FAC\|LIS\|GENHOSP\|\d{14}[+-]\d{4}\|\|ACK\^O01\^ACK\|/);
+    // The ACK came after the commit: the order is visible from another connection right away.
+    const orders = await ordersOf('ORM-1');
+    expect(orders).toHaveLength(1);
+    const o = orders[0]!;
+    expect(o.status).toBe('received');
+    expect(o.placer_order_number).toBe('PL-ORM-1');
+    expect(o.filler_order_number).toMatch(/^HB\d{6}\d{6}$/);
+    expect(o.test_system).toBe('LN');
+    expect(o.test_code).toBe('34994-4');
+    expect(o.tasks).toEqual(['pbs_v1']);
+    expect(o.details.orderingProvider).toEqual({ id: '1234', family: 'WELBY', given: 'MARCUS', authority: 'NPI' });
+    expect(o.details.collectionTime).toBe('2026-01-01T11:30:00');
+    // No patient identity in the order's details.
+    expect(JSON.stringify(o.details)).not.toMatch(/TESTPATIENT|MRN0001|19700102/);
+    const msg = await gw.db.query(`SELECT * FROM inbound_messages WHERE control_id = 'ORM-1'`);
+    expect(msg[0].ack_code).toBe('AA');
+    expect(msg[0].status).toBe('accepted');
+    expect(msg[0].ack).toBe(reply);
+    // The PID was kept (encrypted) verbatim so the ORU can echo it; the proxy row holds no clear identifier.
+    const identity = await gw.gateway.app
+      .get(PatientIdentityReader, { strict: false })
+      .read(gw.db.manager, o.patient_proxy_id);
+    expect(identity?.primary).toEqual({ authority: 'GENHOSP', value: 'MRN0001' });
+    expect(identity?.hl7Pid).toMatch(
+      /^PID\|1\|\|MRN0001\^\^\^GENHOSP\^MR~99887766\^\^\^NATID\^NI\|\|TESTPATIENT\^ALICE\^Q\|/,
+    );
+    const proxyRow = await gw.db.query(`SELECT * FROM patient_proxies WHERE id = $1`, [o.patient_proxy_id]);
+    expect(JSON.stringify(proxyRow)).not.toContain('MRN0001');
+  });
+
+  it('turns every ORC/OBR group of an OML^O21 v2.5.1 into its own order, with specimen, diagnoses and notes', async () => {
+    const reply = await conn.request(
+      orderMessage({
+        controlId: 'OML-1',
+        type: 'OML',
+        version: '2.5.1',
+        groups: [
+          {
+            placer: 'PL-A',
+            extra: [
+              'NTE|1||Suspected malaria \\T\\ anaemia',
+              'DG1|1||B50.9^Plasmodium falciparum malaria, unspecified^I10||20260101|W',
+              'DG1|2||D64.9^Anaemia, unspecified^I10C||20260101|W',
+              'SPM|1|SP-77||BLDV^Blood venous^HL70487|||||||||||||20260101110000|20260101113000',
+            ],
+          },
+          { placer: 'PL-B', code: '57021-8' },
+        ],
+      }),
+    );
+    expect(ackOf(reply).code).toBe('AA');
+    const orders = await ordersOf('OML-1');
+    expect(orders.map((o) => o.placer_order_number)).toEqual(['PL-A', 'PL-B']);
+    expect(orders[1]!.tasks).toEqual(['pbs_v1', 'cbc_v1']);
+    const d = orders[0]!.details;
+    expect(d.notes).toEqual(['Suspected malaria & anaemia']);
+    expect(d.diagnoses).toEqual([
+      { code: 'B50.9', display: 'Plasmodium falciparum malaria, unspecified', system: 'I10', type: 'W' },
+      { code: 'D64.9', display: 'Anaemia, unspecified', system: 'I10C', type: 'W' },
+    ]);
+    expect(d.specimens).toEqual([
+      {
+        id: 'SP-77',
+        type: { code: 'BLDV', display: 'Blood venous', system: 'HL70487' },
+        collectedAt: '2026-01-01T11:00:00',
+        receivedAt: '2026-01-01T11:30:00',
+      },
+    ]);
+    expect(d.collectionTime).toBe('2026-01-01T11:30:00');
+  });
+
+  it.each(['2.3', '2.3.1', '2.4', '2.5', '2.5.1'])('accepts ORM^O01 version %s', async (version) => {
+    const reply = await conn.request(orderMessage({ controlId: `V-${version}`, version }));
+    expect(ackOf(reply).code).toBe('AA');
+    expect(await ordersOf(`V-${version}`)).toHaveLength(1);
+  });
+
+  it('records OBX ED (base64 PNG) and RP (URL) images as image sources of the order', async () => {
+    const b64 = TINY_PNG.toString('base64');
+    const reply = await conn.request(
+      orderMessage({
+        controlId: 'IMG-1',
+        groups: [
+          {
+            placer: 'PL-IMG',
+            extra: [
+              `OBX|1|ED|SMEAR^Smear image^L||^IM^PNG^Base64^${b64}||||||F`,
+              'OBX|2|RP|SMEAR^Smear image^L||https://pacs.example/img?id=7\\T\\sig=abc^PACS^IM^JPEG||||||F',
+            ],
+          },
+        ],
+      }),
+    );
+    expect(ackOf(reply).code).toBe('AA');
+    const [order] = await ordersOf('IMG-1');
+    const images = await gw.db.query(`SELECT * FROM image_files WHERE order_id = $1 ORDER BY name`, [order!.id]);
+    expect(images).toHaveLength(2);
+    expect(images[0]).toMatchObject({
+      source: 'inline',
+      status: 'stored',
+      media_type: 'image/png',
+      size_bytes: String(TINY_PNG.length),
+    });
+    expect(images[0].content_hash).toMatch(/^[0-9a-f]{56}$/);
+    expect(images[1]).toMatchObject({
+      source: 'url',
+      status: 'pending',
+      source_url: 'https://pacs.example/img?id=7&sig=abc',
+      media_type: 'image/jpeg',
+    });
+    expect(order!.images_complete).toBe(true);
+  });
+
+  it('replays the stored ACK for the same MSH-3 + MSH-10 and creates nothing new', async () => {
+    const msg = orderMessage({ controlId: 'DUP-1' });
+    const first = await conn.request(msg);
+    const second = await conn.request(msg);
+    expect(ackOf(first).code).toBe('AA');
+    expect(second).toBe(first);
+    expect(await ordersOf('DUP-1')).toHaveLength(1);
+    // The same control id from another sender is another message.
+    const other = await conn.request(orderMessage({ controlId: 'DUP-1', sendingApp: 'OTHERLIS' }));
+    expect(ackOf(other).code).toBe('AA');
+    const n = await gw.db.query(`SELECT count(*)::int AS n FROM inbound_messages WHERE control_id = 'DUP-1'`);
+    expect(n[0].n).toBe(2);
+  });
+
+  it('answers AE 101 with an ERR when a required field is missing, and stores no order', async () => {
+    const reply = await conn.request(orderMessage({ controlId: 'AE-101', groups: [{ placer: 'PL-X', code: '' }] }));
+    const ack = ackOf(reply);
+    expect(ack.code).toBe('AE');
+    expect(ack.errors).toHaveLength(1);
+    expect(ack.errors[0]).toContain('101^Required field missing^HL70357');
+    expect(ack.errors[0]).toMatch(/^ERR\|OBR\^1\^4\^101&Required field missing&HL70357\|OBR\^1\^4\|/);
+    expect(await ordersOf('AE-101')).toHaveLength(0);
+    const noPid = ackOf(await conn.request(orderMessage({ controlId: 'AE-PID', omitPid: true })));
+    expect(noPid.code).toBe('AE');
+    expect(noPid.errors[0]).toContain('|PID^1|101^');
+  });
+
+  it('answers AE 103 for an unmapped test code, for the whole message', async () => {
+    const reply = await conn.request(
+      orderMessage({ controlId: 'AE-103', groups: [{ placer: 'PL-OK' }, { placer: 'PL-BAD', code: '12345-6' }] }),
+    );
+    const ack = ackOf(reply);
+    expect(ack.code).toBe('AE');
+    expect(ack.errors[0]).toContain('|103^Table value not found^HL70357|E|');
+    expect(ack.errors[0]).toContain('OBR^2^4');
+    expect(await ordersOf('AE-103')).toHaveLength(0);
+    const stored = await gw.db.query(`SELECT status, ack_code FROM inbound_messages WHERE control_id = 'AE-103'`);
+    expect(stored[0]).toEqual({ status: 'rejected', ack_code: 'AE' });
+  });
+
+  it('answers AR 200 for an unsupported message type and AR 203 for an unsupported version', async () => {
+    const adt = orderMessage({ controlId: 'AR-200' }).replace('ORM^O01', 'ADT^A01');
+    const ack = ackOf(await conn.request(adt));
+    expect(ack.code).toBe('AR');
+    expect(ack.acked).toBe('AR-200');
+    expect(ack.errors[0]).toContain('|200^Unsupported message type^HL70357|F|');
+    const v = ackOf(await conn.request(orderMessage({ controlId: 'AR-203', version: '2.7' })));
+    expect(v.code).toBe('AR');
+    expect(v.errors[0]).toContain('|203^');
+    const stored = await gw.db.query(`SELECT count(*)::int AS n FROM inbound_messages WHERE control_id LIKE 'AR-%'`);
+    expect(stored[0].n).toBe(0);
+  });
+
+  it('answers AR 102 to input that is not HL7 and to a message the parser refuses', async () => {
+    const garbage = ackOf(await conn.request('this is not hl7 at all'));
+    expect(garbage.code).toBe('AR');
+    expect(garbage.acked).toBe('');
+    expect(garbage.errors[0]).toContain('|102^Data type error^HL70357|');
+    const charset = ackOf(await conn.request(orderMessage({ controlId: 'AR-CS', charset: 'KOI8-R' })));
+    expect(charset.code).toBe('AR');
+    expect(charset.errors[0]).toContain('|102^');
+  });
+
+  it('cancels an order on ORC-1 CA and refuses (AE) to cancel it twice or to cancel an unknown one', async () => {
+    expect(ackOf(await conn.request(orderMessage({ controlId: 'NW-C', groups: [{ placer: 'PL-CANCEL' }] }))).code).toBe(
+      'AA',
+    );
+    const ca = ackOf(
+      await conn.request(orderMessage({ controlId: 'CA-1', groups: [{ placer: 'PL-CANCEL', control: 'CA' }] })),
+    );
+    expect(ca.code).toBe('AA');
+    const [order] = await ordersOf('NW-C');
+    expect(order!.status).toBe('cancelled');
+    const events = await gw.db.query(`SELECT to_status, actor FROM order_events WHERE order_id = $1 ORDER BY id`, [
+      order!.id,
+    ]);
+    expect(events.map((e: { to_status: string }) => e.to_status)).toEqual(['received', 'cancelled']);
+    const again = ackOf(
+      await conn.request(orderMessage({ controlId: 'CA-2', groups: [{ placer: 'PL-CANCEL', control: 'CA' }] })),
+    );
+    expect(again.code).toBe('AE');
+    expect(again.errors[0]).toContain('|207^');
+    const unknown = ackOf(
+      await conn.request(orderMessage({ controlId: 'CA-3', groups: [{ placer: 'PL-NOPE', control: 'CA' }] })),
+    );
+    expect(unknown.code).toBe('AE');
+    expect(unknown.errors[0]).toContain('|204^Unknown key identifier^HL70357|');
+  });
+
+  it('reads MSH-18 8859/1 (Latin-1 bytes) and UNICODE UTF-8 correctly and answers in the same character set', async () => {
+    const latin = orderMessage({ controlId: 'CS-LATIN', charset: '8859/1', patientName: 'MÜLLER^JOSÉ' });
+    const replyLatin = await conn.request(latin, 'latin1');
+    expect(ackOf(replyLatin).code).toBe('AA');
+    const utf = orderMessage({ controlId: 'CS-UTF8', charset: 'UNICODE UTF-8', patientName: 'ŁUKASZ^ŻÓŁW' });
+    expect(ackOf(await conn.request(utf, 'utf8')).code).toBe('AA');
+    const raw = await gw.db.query(
+      `SELECT control_id, raw FROM inbound_messages WHERE control_id LIKE 'CS-%' ORDER BY control_id`,
+    );
+    expect(raw[0].raw).toContain('MÜLLER^JOSÉ');
+    expect(raw[1].raw).toContain('ŁUKASZ^ŻÓŁW');
+  });
+
+  it('speaks enhanced mode: commit ACK per MSH-15 and application ACK per MSH-16', async () => {
+    const c = await RawMllpConnection.open(gw.mllpPort);
+    try {
+      c.send(orderMessage({ controlId: 'ENH-1', acceptAck: 'AL', appAck: 'AL' }));
+      const [commit, app] = await c.waitFor(2);
+      expect(ackOf(commit!)).toMatchObject({ code: 'CA', acked: 'ENH-1' });
+      expect(ackOf(app!)).toMatchObject({ code: 'AA', acked: 'ENH-1' });
+      expect(ackOf(commit!).controlId).not.toBe(ackOf(app!).controlId);
+      // AL / ER: commit ACK always, application ACK only for an error.
+      c.send(orderMessage({ controlId: 'ENH-2', acceptAck: 'AL', appAck: 'ER' }));
+      c.send(
+        orderMessage({ controlId: 'ENH-3', acceptAck: 'AL', appAck: 'ER', groups: [{ placer: 'X', code: 'NOPE' }] }),
+      );
+      const more = await c.waitFor(5);
+      expect(more.slice(2).map((r) => [ackOf(r).code, ackOf(r).acked])).toEqual([
+        ['CA', 'ENH-2'],
+        ['CA', 'ENH-3'],
+        ['AE', 'ENH-3'],
+      ]);
+      // NE / AL: no commit ACK, only the application ACK.
+      c.send(orderMessage({ controlId: 'ENH-4', acceptAck: 'NE', appAck: 'AL' }));
+      const [last] = (await c.waitFor(6)).slice(5);
+      expect(ackOf(last!)).toMatchObject({ code: 'AA', acked: 'ENH-4' });
+      // Unsupported type in enhanced mode: CR.
+      c.send(orderMessage({ controlId: 'ENH-5', acceptAck: 'AL', appAck: 'AL' }).replace('ORM^O01', 'ADT^A08'));
+      const [cr] = (await c.waitFor(7)).slice(6);
+      expect(ackOf(cr!)).toMatchObject({ code: 'CR', acked: 'ENH-5' });
+      // Duplicate in enhanced mode: both stored ACKs again.
+      c.send(orderMessage({ controlId: 'ENH-1', acceptAck: 'AL', appAck: 'AL' }));
+      const replay = (await c.waitFor(9)).slice(7);
+      expect(replay).toEqual([commit, app]);
+      expect(await ordersOf('ENH-1')).toHaveLength(1);
+    } finally {
+      c.close();
+    }
+  });
+});

@@ -1,0 +1,198 @@
+import { DeliveryStatus, DeliveryTarget, OrderStatus, SourceChannel, loadConfig, rootLogger } from '@hemato/common';
+import { MllpClient, readAck, readHeader, sendWithRetry } from '@hemato/hl7';
+import { DeliveryEntity, OrderEntity, ReportEntity, createDataSource } from '@hemato/persistence';
+import { PatientIdentityReader, PatientProxyService } from '@hemato/privacy';
+import { testEnv } from '@hemato/testing';
+import { Message } from 'node-hl7-client';
+import type { DataSource } from 'typeorm';
+import { DeliverHl7Service } from '../../apps/worker/src/delivery-hl7/deliver-hl7.service';
+import { migratedDatabase } from './support/gateway';
+import { scriptedReceiver } from './support/test-receiver';
+
+rootLogger().level = process.env.TEST_LOG_LEVEL ?? 'silent';
+const FAST = { attempts: 5, baseDelayMs: 20, maxDelayMs: 100 };
+const ORU = (id: string) => `MSH|^~\\&|HB|HB|LIS|GENHOSP|20260101||ORU^R01^ORU_R01|${id}|P|2.5.1\rPID|1||X`;
+
+describe('MLLP sender', () => {
+  it('retries AE with the same control id until AA', async () => {
+    const rx = await scriptedReceiver(['AE', 'AE', 'AA']);
+    const client = new MllpClient({ host: '127.0.0.1', port: rx.port, ackTimeoutMs: 2000 });
+    const out = await sendWithRetry(client, ORU('C-1'), 'C-1', FAST);
+    client.close();
+    await rx.server.close();
+    expect(out.result).toBe('accepted');
+    expect(out.attempts).toBe(3);
+    expect(readAck(out.ack!.raw)?.ackedControlId).toBe('C-1');
+    expect(rx.received.map((m) => readHeader(m)?.controlId)).toEqual(['C-1', 'C-1', 'C-1']);
+  });
+
+  it('retries after an ACK timeout and after a lost connection', async () => {
+    const rx = await scriptedReceiver(['silent', 'drop', 'AA']);
+    const client = new MllpClient({ host: '127.0.0.1', port: rx.port, ackTimeoutMs: 300 });
+    const errors: Array<string | null> = [];
+    const out = await sendWithRetry(client, ORU('C-2'), 'C-2', FAST, (_n, o) => {
+      errors.push(o.error);
+    });
+    client.close();
+    await rx.server.close();
+    expect(out.result).toBe('accepted');
+    expect(out.attempts).toBe(3);
+    expect(errors[0]).toMatch(/no ACK within 300 ms/);
+    expect(errors[1]).toMatch(/connection closed before the ACK/);
+    expect(errors[2]).toBeNull();
+  });
+
+  it('gives up at once on AR', async () => {
+    const rx = await scriptedReceiver(['AR']);
+    const client = new MllpClient({ host: '127.0.0.1', port: rx.port, ackTimeoutMs: 2000 });
+    const out = await sendWithRetry(client, ORU('C-3'), 'C-3', FAST);
+    client.close();
+    await rx.server.close();
+    expect(out.result).toBe('rejected');
+    expect(out.attempts).toBe(1);
+    expect(rx.received).toHaveLength(1);
+  });
+
+  it('gives up after the attempts when the receiver is down', async () => {
+    const client = new MllpClient({ host: '127.0.0.1', port: 1, ackTimeoutMs: 200 });
+    const out = await sendWithRetry(client, ORU('C-4'), 'C-4', { attempts: 3, baseDelayMs: 10, maxDelayMs: 20 });
+    expect(out.result).toBe('gave_up');
+    expect(out.attempts).toBe(3);
+    expect(out.lastError).toMatch(/connect failed/);
+  });
+});
+
+describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
+  let ds: DataSource;
+  let env: NodeJS.ProcessEnv;
+  const PID = 'PID|1||MRN0042^^^GENHOSP^MR||TESTPATIENT^BOB||19800304|M';
+
+  beforeAll(async () => {
+    const url = await migratedDatabase();
+    env = testEnv({ DATABASE_URL: url });
+    ds = await createDataSource({ url }).initialize();
+  });
+  afterAll(async () => ds?.destroy());
+
+  async function seed(version = 1) {
+    const config = loadConfig(env);
+    const proxy = await new PatientProxyService(config).resolve(ds.manager, {
+      primary: { authority: 'GENHOSP', value: 'MRN0042' },
+      identifiers: [{ authority: 'GENHOSP', value: 'MRN0042', type: 'MR' }],
+      hl7Pid: PID,
+    });
+    const [inbound] = await ds.query(
+      `INSERT INTO inbound_messages (channel, sender, control_id, raw) VALUES ('hl7', 'LIS|GENHOSP', $1, 'MSH|...') RETURNING id`,
+      [`IN-${Math.random()}`],
+    );
+    const order = await ds.getRepository(OrderEntity).save({
+      status: OrderStatus.Delivering,
+      sourceChannel: SourceChannel.Hl7,
+      placerOrderNumber: 'PL-42',
+      fillerOrderNumber: `HB${Math.floor(Math.random() * 1e12)}`,
+      patientProxyId: proxy.id,
+      inboundMessageId: inbound.id,
+      testSystem: 'LN',
+      testCode: '34994-4',
+      testDisplay: 'PBS',
+      tasks: ['pbs_v1'],
+      details: { collectionTime: '2026-01-01T11:30:00' },
+    });
+    const report = await ds.getRepository(ReportEntity).save({
+      orderId: order.id,
+      version,
+      hematoStudyId: 'study-1',
+      raw: {
+        pbs_study_id: 'study-1',
+        file_ids: [],
+        feature_statistics: { 'rbc-density': { value: '4.1', unit: '10*12/L' } },
+        morphological_findings: { blast: { count: 2 } },
+        diagnostic_report: { differential_diagnosis: [{ score: 5, confidence: 0.8, 'icd10-code': 'C91.0' }] },
+        pathology_report: 'Blasts seen.',
+      },
+    });
+    const delivery = await ds.getRepository(DeliveryEntity).save({
+      orderId: order.id,
+      reportId: report.id,
+      target: DeliveryTarget.Hl7,
+    });
+    return { order, delivery };
+  }
+
+  function service(port: number) {
+    const config = loadConfig({
+      ...env,
+      HL7_RESULT_HOST: '127.0.0.1',
+      HL7_RESULT_PORT: String(port),
+      HL7_ACK_TIMEOUT_MS: '500',
+    });
+    return new DeliverHl7Service(ds, new PatientIdentityReader(config), config);
+  }
+
+  it('sends the ORU with the original PID, retries AE, and records acknowledged with attempts, ACK and control id', async () => {
+    const rx = await scriptedReceiver(['AE', 'AA']);
+    const { order, delivery } = await seed();
+    const result = await service(rx.port).deliver(delivery.id, { finalAttempt: true, policy: FAST });
+    await rx.server.close();
+    expect(result).toMatchObject({
+      deliveryId: delivery.id,
+      orderId: order.id,
+      status: 'acknowledged',
+      outcome: 'AA',
+      attempts: 2,
+    });
+    const row = await ds.getRepository(DeliveryEntity).findOneByOrFail({ id: delivery.id });
+    expect(row.status).toBe(DeliveryStatus.Acknowledged);
+    expect(row.attempts).toBe(2);
+    expect(row.outcome).toBe('AA');
+    expect(row.lastAttemptAt).not.toBeNull();
+    const sent = new Message({ text: rx.received[1]! });
+    expect(row.controlId).toBe(sent.get('MSH.10').toString());
+    expect(readAck(row.response!)?.ackedControlId).toBe(row.controlId);
+    expect(rx.received[0]!.split('\r')[1]).toBe(PID);
+    expect(sent.get('MSH.5').toString()).toBe('LIS');
+    expect(sent.get('MSH.6').toString()).toBe('GENHOSP');
+    expect(sent.get('OBR.2').toString()).toBe('PL-42');
+    expect(sent.get('OBR.3').toString()).toBe(order.fillerOrderNumber);
+    expect(sent.get('OBR.25').toString()).toBe('F');
+    // The proxy id never reaches the hospital, the real identifier does.
+    expect(rx.received[1]).toContain('MRN0042');
+    expect(rx.received[1]).not.toMatch(/pp-[0-9a-f]{24}/);
+  });
+
+  it('marks the delivery failed, visibly, when the receiver answers AR', async () => {
+    const rx = await scriptedReceiver(['AR']);
+    const { delivery } = await seed(2);
+    const result = await service(rx.port).deliver(delivery.id, { finalAttempt: false, policy: FAST });
+    await rx.server.close();
+    expect(result.status).toBe('failed');
+    const row = await ds.getRepository(DeliveryEntity).findOneByOrFail({ id: delivery.id });
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, outcome: 'AR' });
+    expect(row.error).toMatch(/AR/);
+    expect(new Message({ text: rx.received[0]! }).get('OBR.25').toString()).toBe('C');
+  });
+
+  it('leaves the delivery pending and throws (for the job to retry later) when retries run out before the last job attempt', async () => {
+    const rx = await scriptedReceiver(['AE', 'AE', 'AE', 'AE', 'AE', 'AE']);
+    const { delivery } = await seed();
+    await expect(
+      service(rx.port).deliver(delivery.id, {
+        finalAttempt: false,
+        policy: { attempts: 2, baseDelayMs: 10, maxDelayMs: 10 },
+      }),
+    ).rejects.toThrow(/not acknowledged yet/);
+    let row = await ds.getRepository(DeliveryEntity).findOneByOrFail({ id: delivery.id });
+    expect(row).toMatchObject({ status: 'pending', attempts: 2, outcome: 'AE' });
+    const firstControlId = row.controlId;
+    // The last job attempt gives up for good, still with the same control id.
+    const result = await service(rx.port).deliver(delivery.id, {
+      finalAttempt: true,
+      policy: { attempts: 2, baseDelayMs: 10, maxDelayMs: 10 },
+    });
+    await rx.server.close();
+    expect(result.status).toBe('failed');
+    row = await ds.getRepository(DeliveryEntity).findOneByOrFail({ id: delivery.id });
+    expect(row).toMatchObject({ status: 'failed', attempts: 4, controlId: firstControlId });
+    expect(new Set(rx.received.map((m) => readHeader(m)?.controlId))).toEqual(new Set([firstControlId]));
+  });
+});

@@ -1,0 +1,34 @@
+import { MllpServer, buildAck, readHeader, type AckCode } from '@hemato/hl7';
+
+/**
+ * A hospital-side MLLP receiver for ORU tests: answers each message according to a script
+ * (`AA`, `AE`, `AR`, `silent` = never answer, `drop` = close the connection), then AA.
+ */
+export async function scriptedReceiver(script: Array<AckCode | 'silent' | 'drop'>) {
+  const received: string[] = [];
+  let i = 0;
+  const server = new MllpServer(
+    { host: '127.0.0.1', port: 0, maxMessageBytes: 10 * 1024 * 1024, idleTimeoutMs: 0, maxConnections: 10 },
+    {
+      onMessage: async (frame, conn) => {
+        const text = frame.toString('utf8');
+        received.push(text);
+        const step = script[i++] ?? 'AA';
+        if (step === 'silent') return [];
+        if (step === 'drop') {
+          conn.close();
+          return [];
+        }
+        return [
+          Buffer.from(
+            buildAck({ header: readHeader(text), code: step, us: { application: 'LIS', facility: 'GENHOSP' } }),
+          ),
+        ];
+      },
+      onOversize: () => [],
+      onHandlerError: () => [],
+    },
+  );
+  const port = await server.listen();
+  return { server, port, received };
+}
