@@ -89,5 +89,3 @@ export async function readJsonBody(req: IncomingMessage): Promise<unknown> {
 
 export const isRecord = (v: unknown): v is Record<string, unknown> =>
   typeof v === 'object' && v !== null && !Array.isArray(v);
-
-export const sleep = (ms: number) => new Promise<void>((resolve) => setTimeout(resolve, ms));

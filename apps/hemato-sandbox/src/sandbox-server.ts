@@ -9,8 +9,8 @@ import { type AuthVerdict, type Principal, SandboxAuth } from './auth';
 import { Directory, readPublicKey, sha256Hex, stableId } from './directory';
 import { checkOutboundUrl, checkTasks, Engine } from './engine';
 import { Faults } from './faults';
-import { checkAndAnalyseCached, fileIdOf, FileProblem, fileTypeOf } from './files';
-import { delta, HttpError, isRecord, readJsonBody, sendEnvelope, sendJson, SANDBOX_VERSION, sleep } from './http-kit';
+import { checkAndAnalyseCached, FileProblem, fileTypeOf } from './files';
+import { delta, HttpError, isRecord, readJsonBody, sendEnvelope, sendJson, SANDBOX_VERSION } from './http-kit';
 import { type LoggedCallback, type LoggedRequest, Ring, safeHeaders } from './request-log';
 import { type Run, type Study, StudyStore } from './store';
 
@@ -43,6 +43,8 @@ export class SandboxServer {
   readonly requests: Ring<LoggedRequest>;
   readonly callbacks: Ring<LoggedCallback>;
   private readonly log = createLogger('hemato-sandbox');
+  /** Wake-ups of injected-latency sleeps, so close() need not wait them out. */
+  private readonly sleepers = new Set<() => void>();
 
   constructor(private readonly config: SandboxConfig) {
     const sb = config.sandbox;
@@ -104,7 +106,7 @@ export class SandboxServer {
         await this.routeAdmin(ctx);
       } else {
         const latency = this.faults.latencyFor(p);
-        if (latency > 0) await sleep(latency);
+        if (latency > 0) await this.wait(latency);
         const fault = this.faults.forRequest(p);
         if (fault?.kind === 'rate_limit') {
           if (ctx.entry) ctx.entry.fault = `429 retry-after ${fault.retryAfterS}`;
@@ -692,7 +694,20 @@ export class SandboxServer {
     });
   }
 
+  private wait(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const wake = () => {
+        clearTimeout(timer);
+        this.sleepers.delete(wake);
+        resolve();
+      };
+      const timer = setTimeout(wake, ms);
+      this.sleepers.add(wake);
+    });
+  }
+
   async close(): Promise<void> {
+    for (const wake of [...this.sleepers]) wake();
     await this.engine.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
@@ -701,5 +716,3 @@ export class SandboxServer {
     await this.store.flush();
   }
 }
-
-export { fileIdOf };

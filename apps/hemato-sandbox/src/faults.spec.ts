@@ -1,0 +1,40 @@
+import { Faults } from './faults';
+
+describe('Faults', () => {
+  it('injects nothing by default', () => {
+    const f = new Faults();
+    for (let i = 0; i < 50; i++) expect(f.forRequest('/pbs')).toBeUndefined();
+    expect(f.dropCallback()).toBe(false);
+    expect(f.failRun()).toBeUndefined();
+  });
+
+  it('applies a share exactly (0.25 → every fourth request)', () => {
+    const f = new Faults();
+    f.set({ error_rate: 0.25 });
+    const hits = Array.from({ length: 20 }, () => f.forRequest('/pbs')).filter(Boolean);
+    expect(hits).toHaveLength(5);
+    expect(hits[0]).toEqual({ kind: 'error', status: 503 });
+  });
+
+  it('counts down fail_next and rate_limit_next, 429 first', () => {
+    const f = new Faults();
+    f.set({ fail_next: 1, rate_limit_next: 1, retry_after_s: 9 });
+    expect(f.forRequest('/x')).toEqual({ kind: 'rate_limit', retryAfterS: 9 });
+    expect(f.forRequest('/x')).toEqual({ kind: 'error', status: 503 });
+    expect(f.forRequest('/x')).toBeUndefined();
+  });
+
+  it('limits request faults to the given path prefixes', () => {
+    const f = new Faults();
+    f.set({ error_rate: 1, latency_ms: 10, paths: ['/pbs'] });
+    expect(f.forRequest('/heartbeat')).toBeUndefined();
+    expect(f.latencyFor('/heartbeat')).toBe(0);
+    expect(f.forRequest('/pbs/1/status')).toBeDefined();
+  });
+
+  it('refuses unknown knobs and out-of-range shares', () => {
+    const f = new Faults();
+    expect(() => f.set({ nope: 1 })).toThrow();
+    expect(() => f.set({ error_rate: 2 })).toThrow();
+  });
+});
