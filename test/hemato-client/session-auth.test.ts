@@ -71,6 +71,7 @@ describe('Hemato client: session auth against a local Hemato.AI', () => {
     server.refuseNewSessions = true;
     const err = await client.getStatus('whatever').catch((e: unknown) => e);
     expect(err).toMatchObject({ kind: 'http', status: 401, error: 'session expired', path: '/pbs/whatever/status' });
+    expect(err).toMatchObject({ attempts: 2 });
     expect(server.count('POST', /^\/auth\/login$/)).toBe(2);
     expect(server.count('GET', /\/status$/)).toBe(2);
   });

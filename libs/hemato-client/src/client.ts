@@ -563,10 +563,12 @@ export class HematoClient {
     }
 
     const errorBase = { method: spec.method, path: spec.path };
-    let attempt = 0;
+    let attempt = 0; // counts against the retry budget
+    let sent = 0; // every HTTP attempt, including the one after a re-login
     let renewed = false;
     for (;;) {
       attempt++;
+      sent++;
       const token = spec.auth ? await this.auth.token() : undefined;
       const reqHeaders = token ? { ...headers, authorization: token } : headers;
       let body: Buffer | Readable | AsyncIterable<Buffer> | undefined = jsonBytes;
@@ -614,7 +616,7 @@ export class HematoClient {
             ...errorBase,
             kind: 'aborted',
             message: `Hemato.AI ${spec.method} ${spec.path}: aborted`,
-            attempts: attempt,
+            attempts: sent,
             cause: e,
           });
         }
@@ -635,7 +637,7 @@ export class HematoClient {
           const delayMs = this.backoff(attempt);
           this.options.onRetry?.({ ...errorBase, attempt, delayMs, reason: kind });
           this.log.warn({ ...errorBase, attempt, delayMs, code }, 'retrying hemato call');
-          await this.wait(delayMs, spec, attempt);
+          await this.wait(delayMs, spec, sent);
           continue;
         }
         throw new HematoApiError({
@@ -643,7 +645,7 @@ export class HematoClient {
           kind,
           message: `Hemato.AI ${spec.method} ${spec.path}: ${timedOut ? `no answer within ${spec.timeoutMs} ms` : `network error ${code || (e as Error).message}`}`,
           retryable: !tlsFailure,
-          attempts: attempt,
+          attempts: sent,
           cause: e,
         });
       }
@@ -667,13 +669,13 @@ export class HematoClient {
             kind: 'invalid_response',
             message: `Hemato.AI ${spec.method} ${spec.path}: ${status} without a JSON envelope`,
             status,
-            attempts: attempt,
+            attempts: sent,
           });
         }
         // A 2xx to an upload means the service read the whole body: the hash is final.
-        return { status, body: parsed, envelope, attempts: attempt, uploaded: opened?.result() };
+        return { status, body: parsed, envelope, attempts: sent, uploaded: opened?.result() };
       }
-      if (spec.accept?.(status)) return { status, body: parsed, envelope, attempts: attempt };
+      if (spec.accept?.(status)) return { status, body: parsed, envelope, attempts: sent };
       if (body instanceof Readable && !body.destroyed) body.destroy();
 
       if (status === 401 && spec.auth && token !== undefined && !renewed && replayable) {
@@ -694,7 +696,7 @@ export class HematoClient {
         user_message: envelope.user_message || undefined,
         debug_info: envelope.debug_info,
         retryable: RETRYABLE_STATUS.has(status),
-        attempts: attempt,
+        attempts: sent,
         retryAfterMs,
       });
       if (RETRYABLE_STATUS.has(status) && canRetry(true)) {
@@ -702,14 +704,14 @@ export class HematoClient {
         const delayMs = retryAfterMs ?? this.backoff(attempt);
         this.options.onRetry?.({ ...errorBase, attempt, delayMs, reason: 'status', status, retryAfterMs });
         this.log.warn({ ...errorBase, attempt, status, delayMs }, 'retrying hemato call');
-        await this.wait(delayMs, spec, attempt);
+        await this.wait(delayMs, spec, sent);
         continue;
       }
       throw error;
     }
   }
 
-  private async wait(ms: number, spec: CallSpec, attempt: number): Promise<void> {
+  private async wait(ms: number, spec: CallSpec, attempts: number): Promise<void> {
     try {
       await sleep(ms, spec.signal);
     } catch (e) {
@@ -718,7 +720,7 @@ export class HematoClient {
         path: spec.path,
         kind: 'aborted',
         message: `Hemato.AI ${spec.method} ${spec.path}: aborted`,
-        attempts: attempt,
+        attempts,
         cause: e,
       });
     }
