@@ -2,7 +2,16 @@ import { JobName, QueueName, loadConfig } from '@hemato/common';
 import type { ReportResults } from '@hemato/hemato-client';
 import { buildReportResources, buildReportTransaction } from '@hemato/fhir';
 import { TestFhirServer, fhirValidationErrors } from '@hemato/testing';
-import type { DiagnosticReport, Device, Observation, Patient, Provenance, Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
+import type {
+  DiagnosticReport,
+  Device,
+  Observation,
+  Patient,
+  Provenance,
+  Resource,
+  ServiceRequest,
+  Task,
+} from '@medplum/fhirtypes';
 import { getQueueToken } from '@nestjs/bullmq';
 import type { INestApplicationContext } from '@nestjs/common';
 import type { Queue } from 'bullmq';
@@ -25,10 +34,20 @@ function results(version: number): ReportResults {
       'platelet-density': { value: 210.5, unit: 'cells/megapixel' },
       parasitemia: { value: '2.10', unit: '%' },
     },
-    morphological_findings: { 'ring trophozoite': { count: '12', heat_map: [{ center: [435, 345], radius: 35 }] }, blast: { count: 0 } },
+    morphological_findings: {
+      'ring trophozoite': { count: '12', heat_map: [{ center: [435, 345], radius: 35 }] },
+      blast: { count: 0 },
+    },
     diagnostic_report: {
       differential_diagnosis: [
-        { score: 7, confidence: '0.95', 'clinical-significance': 'D', 'icd10-code': 'B50', 'english-long': 'Malaria Infection with Plasmodium Falciparum', 'english-short': 'Malaria' },
+        {
+          score: 7,
+          confidence: '0.95',
+          'clinical-significance': 'D',
+          'icd10-code': 'B50',
+          'english-long': 'Malaria Infection with Plasmodium Falciparum',
+          'english-short': 'Malaria',
+        },
         { score: 3, confidence: '0.40', 'icd10-code': 'D64.9', 'english-short': 'Anaemia, unspecified' },
       ],
     },
@@ -54,7 +73,10 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     const keyFile = path.join(dir, 'smart.pem');
     writeFileSync(keyFile, await exportPKCS8(keys.privateKey), { mode: 0o600 });
     ehr = await TestFhirServer.start({
-      auth: { kind: 'smart', clients: [{ clientId: 'bridge', jwks: [{ ...(await exportJWK(keys.publicKey)), kid: 'k1', alg: 'RS384' }] }] },
+      auth: {
+        kind: 'smart',
+        clients: [{ clientId: 'bridge', jwks: [{ ...(await exportJWK(keys.publicKey)), kid: 'k1', alg: 'RS384' }] }],
+      },
     });
     const started = await startGateway('fhirdelivery', {
       FHIR_EHR_BASE_URL: ehr.baseUrl,
@@ -110,7 +132,9 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
 
   async function deliveryDone(deliveryId: string): Promise<any> {
     for (;;) {
-      const [row] = await ds.query(`SELECT status, attempts, outcome, response, error FROM deliveries WHERE id = $1`, [deliveryId]);
+      const [row] = await ds.query(`SELECT status, attempts, outcome, response, error FROM deliveries WHERE id = $1`, [
+        deliveryId,
+      ]);
       if (row.status === 'acknowledged') return row;
       await new Promise((r) => setTimeout(r, 100));
     }
@@ -147,10 +171,17 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     expect(observations).toHaveLength(6); // 3 feature statistics + 2 findings + the narrative
     expect(dr.result?.map((r) => r.reference).sort()).toEqual(observations.map((o) => `Observation/${o.id}`).sort());
     const rbc = observations.find((o) => o.code.coding?.[0]?.code === 'rbc-density')!;
-    expect(rbc.valueQuantity).toEqual({ value: 4512.33, unit: 'cells/megapixel', system: 'http://unitsofmeasure.org', code: '{cells}/{megapixel}' });
+    expect(rbc.valueQuantity).toEqual({
+      value: 4512.33,
+      unit: 'cells/megapixel',
+      system: 'http://unitsofmeasure.org',
+      code: '{cells}/{megapixel}',
+    });
     expect(observations.find((o) => o.code.coding?.[0]?.code === 'parasitemia')!.valueQuantity?.code).toBe('%');
     expect(observations.find((o) => o.code.coding?.[0]?.code === 'ring trophozoite')!.valueInteger).toBe(12);
-    expect(observations.find((o) => o.code.coding?.[0]?.code === '18314-5')!.valueString).toContain('Ring trophozoites');
+    expect(observations.find((o) => o.code.coding?.[0]?.code === '18314-5')!.valueString).toContain(
+      'Ring trophozoites',
+    );
 
     const devices = await all<Device>('Device');
     expect(devices).toHaveLength(1);

@@ -194,6 +194,88 @@ describe('FHIR REST intake', () => {
     expect(fhirValidationErrors(r.body)).toEqual([]);
   });
 
+  it('takes a batch Bundle entry by entry: DocumentReference and Binary images, an image URL, and a failing entry with its own outcome', async () => {
+    const bundle = {
+      resourceType: 'Bundle',
+      type: 'batch',
+      entry: [
+        {
+          fullUrl: 'urn:uuid:7a000000-0000-4000-8000-000000000001',
+          resource: patient('pb', 'MRN-B'),
+          request: { method: 'POST', url: 'Patient' },
+        },
+        {
+          fullUrl: 'urn:uuid:7a000000-0000-4000-8000-000000000002',
+          resource: { resourceType: 'Binary', contentType: 'image/png', data: PNG_1x1 },
+          request: { method: 'POST', url: 'Binary' },
+        },
+        {
+          fullUrl: 'urn:uuid:7a000000-0000-4000-8000-000000000003',
+          resource: {
+            resourceType: 'DocumentReference',
+            status: 'current',
+            content: [
+              {
+                attachment: {
+                  contentType: 'image/png',
+                  url: 'urn:uuid:7a000000-0000-4000-8000-000000000002',
+                  title: 'from-binary.png',
+                },
+              },
+              {
+                attachment: {
+                  contentType: 'image/jpeg',
+                  url: 'https://images.hospital.example/smear/42.jpg',
+                  title: 'remote.jpg',
+                },
+              },
+            ],
+          },
+          request: { method: 'POST', url: 'DocumentReference' },
+        },
+        {
+          resource: serviceRequest({
+            subject: { reference: 'urn:uuid:7a000000-0000-4000-8000-000000000001' },
+            supportingInfo: [{ reference: 'urn:uuid:7a000000-0000-4000-8000-000000000003' }],
+          }),
+          request: { method: 'POST', url: 'ServiceRequest' },
+        },
+        {
+          resource: serviceRequest({
+            code: { coding: [{ system: 'http://loinc.org', code: '0000-0' }] },
+            subject: { reference: 'urn:uuid:7a000000-0000-4000-8000-000000000001' },
+          }),
+          request: { method: 'POST', url: 'ServiceRequest' },
+        },
+      ],
+    };
+    const r = await fhirFetch(`${base}/fhir`, { body: bundle });
+    expect(r.status).toBe(200);
+    expect(r.body.type).toBe('batch-response');
+    expect(r.body.entry.map((e: { response: { status: string } }) => e.response.status)).toEqual([
+      '200 OK',
+      '200 OK',
+      '200 OK',
+      '201 Created',
+      '422',
+    ]);
+    expect(r.body.entry[4].response.outcome.issue[0].expression).toEqual(['Bundle.entry[4].resource.code']);
+    const images = await ds.query(
+      `SELECT name, source, status, source_url FROM image_files WHERE order_id = $1 ORDER BY name`,
+      [r.body.entry[3].resource.id],
+    );
+    expect(images).toEqual([
+      { name: 'from-binary.png', source: 'inline', status: 'stored', source_url: null },
+      {
+        name: 'remote.jpg',
+        source: 'url',
+        status: 'pending',
+        source_url: 'https://images.hospital.example/smear/42.jpg',
+      },
+    ]);
+    expect(fhirValidationErrors(r.body)).toEqual([]);
+  });
+
   it('points Bundle errors at the entry and refuses Bundles that are not transaction/batch', async () => {
     const bad = await fhirFetch(`${base}/fhir`, {
       body: {

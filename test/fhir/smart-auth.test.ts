@@ -56,10 +56,12 @@ describe('SMART Backend Services client against the test EHR', () => {
     expect(ehr.tokensIssued.length - issuedBefore).toBe(1);
     const first = ehr.tokensIssued.at(-1)!;
     expect(first).toMatchObject({ clientId: 'bridge-rs', scope: 'system/Patient.read system/DiagnosticReport.write' });
-    expect(ehr.requests.filter((r) => r.path === `/Patient/${pat.id}`).slice(-2).map((r) => r.authorization)).toEqual([
-      `Bearer ${first.token}`,
-      `Bearer ${first.token}`,
-    ]);
+    expect(
+      ehr.requests
+        .filter((r) => r.path === `/Patient/${pat.id}`)
+        .slice(-2)
+        .map((r) => r.authorization),
+    ).toEqual([`Bearer ${first.token}`, `Bearer ${first.token}`]);
 
     now += 200_000; // still well within expires_in (300 s): the cached token is used
     expect(await smart.getToken()).toBe(first.token);
@@ -93,20 +95,26 @@ describe('SMART Backend Services client against the test EHR', () => {
     const dir = mkdtempSync(path.join(tmpdir(), 'smart-'));
     const keyFile = path.join(dir, 'key.pem');
     writeFileSync(keyFile, esPem, { mode: 0o600 });
-    const config = loadConfig({
-      NODE_ENV: 'test',
-      FHIR_EHR_BASE_URL: ehr.baseUrl,
-      FHIR_EHR_AUTH: 'smart',
-      FHIR_SMART_CLIENT_ID: 'bridge-es',
-      FHIR_SMART_KEY_FILE: keyFile,
-      FHIR_SMART_KEY_ID: 'es-1',
-      FHIR_SMART_ALG: 'ES384',
-      FHIR_SMART_SCOPES: 'system/ServiceRequest.read system/Patient.read system/DiagnosticReport.write',
-    } as NodeJS.ProcessEnv, ['fhir']);
+    const config = loadConfig(
+      {
+        NODE_ENV: 'test',
+        FHIR_EHR_BASE_URL: ehr.baseUrl,
+        FHIR_EHR_AUTH: 'smart',
+        FHIR_SMART_CLIENT_ID: 'bridge-es',
+        FHIR_SMART_KEY_FILE: keyFile,
+        FHIR_SMART_KEY_ID: 'es-1',
+        FHIR_SMART_ALG: 'ES384',
+        FHIR_SMART_SCOPES: 'system/ServiceRequest.read system/Patient.read system/DiagnosticReport.write',
+      } as NodeJS.ProcessEnv,
+      ['fhir'],
+    );
     const client = (await EhrClient.fromConfig(config.fhir))!;
     expect(client.smart).toBeDefined();
     expect((await client.read<Patient>('Patient', pat.id)).id).toBe(pat.id);
-    expect(ehr.tokensIssued.at(-1)).toMatchObject({ clientId: 'bridge-es', scope: 'system/ServiceRequest.read system/Patient.read' });
+    expect(ehr.tokensIssued.at(-1)).toMatchObject({
+      clientId: 'bridge-es',
+      scope: 'system/ServiceRequest.read system/Patient.read',
+    });
   });
 
   it('reports a refused client assertion (unknown kid) as an error, and a wrong static token as 401', async () => {

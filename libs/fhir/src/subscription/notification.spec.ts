@@ -42,9 +42,17 @@ describe('parseNotification', () => {
     });
     expect(n.shape).toBe('backport');
     if (n.shape !== 'backport') return;
-    expect(n.status).toMatchObject({ type: 'event-notification', subscription: 'http://ehr/Subscription/s1', eventsSinceStart: 7 });
+    expect(n.status).toMatchObject({
+      type: 'event-notification',
+      subscription: 'http://ehr/Subscription/s1',
+      eventsSinceStart: 7,
+    });
     expect(n.status.events).toEqual([
-      expect.objectContaining({ eventNumber: 7, focus: 'http://ehr/ServiceRequest/9', resource: { resourceType: 'ServiceRequest', id: '9' } }),
+      expect.objectContaining({
+        eventNumber: 7,
+        focus: 'http://ehr/ServiceRequest/9',
+        resource: { resourceType: 'ServiceRequest', id: '9' },
+      }),
     ]);
 
     const basic = parseNotification({
@@ -56,18 +64,26 @@ describe('parseNotification', () => {
             resourceType: 'Basic',
             code: { text: 'status' },
             extension: [
-              { url: 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/subscription', valueReference: { reference: 'Subscription/2' } },
+              {
+                url: 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/subscription',
+                valueReference: { reference: 'Subscription/2' },
+              },
               { url: 'http://hl7.org/fhir/uv/subscriptions-backport/StructureDefinition/type', valueCode: 'heartbeat' },
             ],
           },
         },
       ],
     });
-    expect(basic).toMatchObject({ shape: 'backport', status: { type: 'heartbeat', subscription: 'Subscription/2', events: [] } });
+    expect(basic).toMatchObject({
+      shape: 'backport',
+      status: { type: 'heartbeat', subscription: 'Subscription/2', events: [] },
+    });
   });
 
   it('refuses a Bundle that is not a notification', () => {
-    expect(() => parseNotification({ resourceType: 'Bundle', type: 'searchset', entry: [] })).toThrow(FhirOperationError);
+    expect(() => parseNotification({ resourceType: 'Bundle', type: 'searchset', entry: [] })).toThrow(
+      FhirOperationError,
+    );
   });
 
   it('verifies X-Signature as hex HMAC-SHA256 of the body', () => {
