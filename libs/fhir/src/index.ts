@@ -11,3 +11,4 @@ export * from './ehr/ehr-client';
 export * from './subscription/notification';
 export * from './subscription/subscription-resource';
 export * from './results/order-report.mapper';
+export * from './results/report-pdf';

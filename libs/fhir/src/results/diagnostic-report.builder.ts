@@ -14,6 +14,7 @@ import type {
   ServiceRequest,
 } from '@medplum/fhirtypes';
 import { FhirSystems, Loinc } from '../systems';
+import { textToPdf } from './report-pdf';
 import { toUcum } from './ucum';
 
 /** What the builder needs to know about one stored report and its order. No PHI beyond the subject reference. */
@@ -219,6 +220,13 @@ export function buildReportResources(input: ReportBuildInput): ReportResources {
         language: 'en',
         data: Buffer.from(text, 'utf8').toString('base64'),
         title: `Hemato.AI report ${r.pbs_study_id} v${input.version}`,
+        creation: issued,
+      },
+      {
+        contentType: 'application/pdf',
+        language: 'en',
+        data: textToPdf(text, `Hemato.AI report ${r.pbs_study_id} v${input.version}`).toString('base64'),
+        title: `Hemato.AI report ${r.pbs_study_id} v${input.version} (PDF)`,
         creation: issued,
       },
     ],
