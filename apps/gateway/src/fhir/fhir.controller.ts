@@ -131,13 +131,34 @@ export class FhirController {
           await this.intake.parse(withImages.get(i)!, { resolver, client, path: `Bundle.entry[${i}].resource` }),
         );
       }
-      await this.repo.transaction(async (manager) => {
-        for (const [i, p] of parsed)
-          results.set(
-            i,
-            await this.intake.store(p, { resolver, client, raw, manager, path: `Bundle.entry[${i}].resource` }),
+      const keys = new Map<string, number>();
+      for (const [i, p] of parsed) {
+        if (!p.externalKey) continue;
+        if (keys.has(p.externalKey)) {
+          throw FhirOperationError.invalid(
+            `Same identifier as Bundle.entry[${keys.get(p.externalKey)}]`,
+            `Bundle.entry[${i}].resource.identifier`,
+            'duplicate',
           );
-      });
+        }
+        keys.set(p.externalKey, i);
+      }
+      const storeAll = () =>
+        this.repo.transaction(async (manager) => {
+          for (const [i, p] of parsed)
+            results.set(
+              i,
+              await this.intake.store(p, { resolver, client, raw, manager, path: `Bundle.entry[${i}].resource` }),
+            );
+        });
+      try {
+        await storeAll();
+      } catch (err) {
+        // Another request stored one of these identifiers meanwhile: once more, and it is found as existing.
+        if ((err as { driverError?: { code?: string } })?.driverError?.code !== '23505') throw err;
+        results.clear();
+        await storeAll();
+      }
       const created = [...results.values()].filter(
         (r): r is IntakeResult => !(r instanceof FhirOperationError) && r.created,
       );
