@@ -1,4 +1,4 @@
-import { createDataSource, MIGRATIONS, revertLastMigration, runMigrations } from '@hemato/persistence';
+import { createDataSource, MIGRATIONS, OrderEntity, revertLastMigration, runMigrations } from '@hemato/persistence';
 import { createTestDatabase } from '@hemato/testing';
 import type { DataSource } from 'typeorm';
 
@@ -67,7 +67,6 @@ describe('migrations', () => {
   });
 
   it('bumps the optimistic version on every save', async () => {
-    const { OrderEntity } = await import('@hemato/persistence');
     const repo = ds.getRepository(OrderEntity);
     const order = await repo.save(
       repo.create({ status: 'received' as never, sourceChannel: 'fhir' as never, fillerOrderNumber: 'F2' }),

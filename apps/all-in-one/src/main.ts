@@ -1,7 +1,9 @@
 import 'reflect-metadata';
 import { ConfigError, createLogger, loadConfig } from '@hemato/common';
 import { createDataSource, runMigrations } from '@hemato/persistence';
+import { ensureFirstAdmin } from '../../gateway/src/admin/auth/first-admin';
 import { bootstrapGateway } from '../../gateway/src/bootstrap';
+import { bootstrapSandbox } from '../../hemato-sandbox/src/bootstrap';
 import { bootstrapWorker } from '../../worker/src/bootstrap';
 import { startEmbeddedPostgres } from './embedded/embedded-postgres';
 import { startEmbeddedRedis } from './embedded/embedded-redis';
@@ -35,12 +37,33 @@ async function main() {
     lines.push(`redis (embedded): ${redis.url}`);
   }
 
+  // The built-in sandbox stands in for Hemato.AI unless HEMATO_BASE_URL points elsewhere.
+  const sandboxCfg = loadConfig(env, ['core', 'sandbox']);
+  if (!env.HEMATO_BASE_URL && sandboxCfg.sandbox.SANDBOX_ENABLED) {
+    const sandbox = await bootstrapSandbox({
+      core: { ...sandboxCfg.core, HOST: '127.0.0.1' },
+      sandbox: sandboxCfg.sandbox,
+    });
+    stops.unshift({ name: 'sandbox', stop: () => sandbox.close() });
+    env.HEMATO_BASE_URL = sandbox.url;
+    env.HEMATO_AUTH ??= 'session';
+    env.HEMATO_USER ??= 'ali@example.com';
+    env.HEMATO_PASSWORD ??= 'hemato-sandbox';
+    lines.push(`hemato-sandbox: ${sandbox.url} (user ali@example.com / hemato-sandbox)`);
+  }
+  // Results for HL7 orders go to an MLLP receiver; by default one on this machine (npm run demo listens there).
+  env.HL7_RESULT_HOST ??= '127.0.0.1';
+  env.HL7_RESULT_PORT ??= '2576';
+  lines.push(`HL7 results (ORU^R01) to: mllp://${env.HL7_RESULT_HOST}:${env.HL7_RESULT_PORT}`);
+
   const config = loadConfig(env);
 
   const ds = await createDataSource({ url: config.database.DATABASE_URL }).initialize();
   try {
     const applied = await runMigrations(ds);
     if (applied.length) log.info({ applied }, 'migrations applied');
+    const admin = await ensureFirstAdmin(ds);
+    if (admin) lines.push(`dashboard admin (shown once): ${admin.email} / ${admin.password}`);
   } finally {
     await ds.destroy();
   }

@@ -1,6 +1,6 @@
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import { PinoNestLogger, createLogger } from '@hemato/common';
+import { PinoNestLogger, createLogger, rootLogger } from '@hemato/common';
 import { setupAdminOpenApi } from './admin/openapi';
 import { GatewayModule, type GatewayConfig } from './gateway.module';
 import { Hl7ListenerService } from './hl7/hl7-listener.service';
@@ -13,9 +13,12 @@ export interface RunningGateway {
 
 /** Starts the gateway's HTTP server on `PORT` (0 = any free port). */
 export async function bootstrapGateway(config: GatewayConfig): Promise<RunningGateway> {
+  rootLogger().level = config.core.LOG_LEVEL;
   const app = await NestFactory.create<NestExpressApplication>(GatewayModule.forRoot(config), {
     logger: new PinoNestLogger(),
     bodyParser: false,
+    // Throw on a failed start (the caller decides), instead of Nest exiting the process.
+    abortOnError: false,
   });
   app.disable('x-powered-by');
   // JSON (incl. application/fhir+json) is parsed; image bodies are left as streams for the upload routes.

@@ -5,6 +5,8 @@ import { PersistenceModule } from '@hemato/persistence';
 import { AdminModule } from './admin/admin.module';
 import { FhirModule } from './fhir/fhir.module';
 import { HealthModule } from './health/health.module';
+import { HematoCallbacksModule } from './hemato-callbacks/hemato-callbacks.module';
+import { ImagesModule } from './images/images.module';
 import { Hl7Module } from './hl7/hl7.module';
 
 export type GatewayConfig = AppConfig;
@@ -21,8 +23,10 @@ export class GatewayModule {
         QueueModule.forRoot({ redisUrl: config.redis.REDIS_URL, prefix: config.redis.QUEUE_PREFIX }),
         OrdersModule,
         HealthModule,
-        Hl7Module,
+        HematoCallbacksModule,
+        ImagesModule,
         FhirModule,
+        Hl7Module,
         AdminModule,
       ],
     };

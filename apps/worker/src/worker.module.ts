@@ -6,7 +6,10 @@ import { PersistenceModule } from '@hemato/persistence';
 import { JobRegistry } from './jobs/job-registry';
 import { DeliveriesProcessor, MaintenanceProcessor, OrdersProcessor } from './jobs/processors';
 import { EchoHandler } from './maintenance/echo.handler';
+import { ReconcileScheduler } from './lifecycle/reconcile-scheduler';
 import { StartOrderHandler } from './lifecycle/start-order.handler';
+import { STEP_HANDLERS } from './lifecycle/step.handlers';
+import { ImageWatcher } from './images/image-watcher';
 import { DeliverHl7Handler } from './delivery-hl7/deliver-hl7.handler';
 import { DeliverHl7Service } from './delivery-hl7/deliver-hl7.service';
 import { DeliverFhirHandler } from './delivery-fhir/deliver-fhir.handler';
@@ -34,6 +37,9 @@ export class WorkerModule {
         MaintenanceProcessor,
         EchoHandler,
         StartOrderHandler,
+        ...STEP_HANDLERS,
+        ReconcileScheduler,
+        ImageWatcher,
         DeliverHl7Service,
         DeliverHl7Handler,
         DeliverFhirService,

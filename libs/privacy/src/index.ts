@@ -3,3 +3,4 @@ export * from './phi-cipher';
 export * from './patient-proxy.service';
 export * from './phi-guard';
 export * from './privacy.module';
+export * from './phi-guard-context';

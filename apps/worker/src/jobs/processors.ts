@@ -1,9 +1,19 @@
 import { Processor, WorkerHost } from '@nestjs/bullmq';
-import { QueueName, createLogger } from '@hemato/common';
-import type { Job } from 'bullmq';
+import { JobName, QueueName, createLogger, type OrderJobData } from '@hemato/common';
+import { DeliveryCompletion, StepFailure } from '@hemato/orders';
+import { UnrecoverableError, type Job } from 'bullmq';
 import { JobRegistry } from './job-registry';
 
 const log = createLogger('processor');
+
+/** True when BullMQ will not try this job again. */
+function isFinal(job: Job, err: unknown): boolean {
+  return err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+}
+
+function reasonOf(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
 
 /** The same dispatch for every queue; each queue gets its own BullMQ worker and concurrency. */
 abstract class DispatchingProcessor extends WorkerHost {
@@ -11,38 +21,59 @@ abstract class DispatchingProcessor extends WorkerHost {
     super();
   }
 
+  /** Runs after every attempt; `err` set when it failed, `final` when no retry follows. */
+  protected async after(_job: Job, _err?: unknown, _final?: boolean): Promise<void> {}
+
   async process(job: Job): Promise<unknown> {
     const started = Date.now();
+    let result: unknown;
     try {
-      const result = await this.registry.dispatch(job);
+      result = await this.registry.dispatch(job);
       log.debug({ jobId: job.id, job: job.name, ms: Date.now() - started }, 'job done');
-      return result;
     } catch (err) {
+      const final = isFinal(job, err);
       log.warn(
-        {
-          jobId: job.id,
-          job: job.name,
-          attempt: job.attemptsMade + 1,
-          err: err instanceof Error ? err.message : String(err),
-        },
+        { jobId: job.id, job: job.name, attempt: job.attemptsMade + 1, final, err: reasonOf(err) },
         'job failed',
+      );
+      await this.after(job, err, final).catch((e: unknown) =>
+        log.error({ jobId: job.id, err: reasonOf(e) }, 'after-failure hook failed'),
       );
       throw err;
     }
+    await this.after(job);
+    return result;
   }
 }
 
 @Processor(QueueName.Orders, { concurrency: 16 })
 export class OrdersProcessor extends DispatchingProcessor {
-  constructor(registry: JobRegistry) {
+  constructor(
+    registry: JobRegistry,
+    private readonly failure: StepFailure,
+  ) {
     super(registry);
+  }
+
+  protected override async after(job: Job<OrderJobData>, err?: unknown, final?: boolean) {
+    if (err && final) await this.failure.record(job.data.orderId, job.name as JobName, reasonOf(err));
   }
 }
 
 @Processor(QueueName.Deliveries, { concurrency: 8 })
 export class DeliveriesProcessor extends DispatchingProcessor {
-  constructor(registry: JobRegistry) {
+  constructor(
+    registry: JobRegistry,
+    private readonly completion: DeliveryCompletion,
+  ) {
     super(registry);
+  }
+
+  /** A settled delivery may complete (or fail) its order. */
+  protected override async after(job: Job<OrderJobData>, err?: unknown, final?: boolean) {
+    if (err && !final) return;
+    if (err && job.data.deliveryId) await this.completion.markExhausted(job.data.deliveryId, reasonOf(err));
+    await this.completion.check(job.data.orderId);
   }
 }
 

@@ -168,6 +168,8 @@ export const ordersSection = z.object({
   S3_ACCESS_KEY_ID: optionalString(),
   S3_SECRET_ACCESS_KEY: secret('S3_SECRET_ACCESS_KEY', optionalString()),
   POLL_DEADLINE_MS: int(30 * 60_000, 1),
+  /** Longest wait between two status polls (polls start at 1 s and double up to this). */
+  POLL_MAX_INTERVAL_MS: int(30_000, 100),
   RECONCILE_INTERVAL_MS: int(60_000, 1000),
   STALE_AFTER_MS: int(5 * 60_000, 1000),
 });
@@ -180,7 +182,9 @@ export const dashboardSection = z.object({
   /** How long a locked account stays locked. */
   ADMIN_LOCKOUT_MS: int(15 * 60_000, 1000),
   /** Session cookie `Secure` flag: `auto` sets it when the request came over TLS (or X-Forwarded-Proto https). */
-  ADMIN_COOKIE_SECURE: z.enum(['auto', 'always', 'never'], { message: 'must be auto, always or never' }).default('auto'),
+  ADMIN_COOKIE_SECURE: z
+    .enum(['auto', 'always', 'never'], { message: 'must be auto, always or never' })
+    .default('auto'),
   /** Embedded `npm start` creates the first admin (password printed once) when there is no dashboard user. */
   ADMIN_BOOTSTRAP: bool(true),
 });

@@ -15,6 +15,18 @@ export enum JobName {
   Echo = 'maintenance.echo',
   /** First step of every new order: fetch URL images, then wait for images or move to ready. */
   OrderStart = 'orders.start',
+  /** Workflow 1: create the study (tags: proxy ids only). Workflow 2: submit the signed list URL. */
+  OrderCreateStudy = 'orders.create-study',
+  /** Uploads every image not yet confirmed by Hemato.AI. */
+  OrderUploadImages = 'orders.upload-images',
+  /** Requests the diagnostic tasks with a signed per-study callback URL. */
+  OrderRequestTasks = 'orders.request-tasks',
+  /** Re-reads the study status (after a callback, or as a poll with backoff until the deadline). */
+  OrderCheckStatus = 'orders.check-status',
+  /** Fetches and stores the report (a new version is a revision), then starts the deliveries. */
+  OrderFetchReport = 'orders.fetch-report',
+  /** Re-drives orders whose state has not moved within its deadline. */
+  Reconcile = 'maintenance.reconcile',
   /** Sends a report as ORU^R01 over MLLP and records the ACK (data: orderId + deliveryId). */
   DeliverHl7 = 'deliveries.hl7',
   /** Writes a report to the EHR as a FHIR transaction and records the outcome (data: orderId + deliveryId). */
@@ -25,6 +37,12 @@ export enum JobName {
 export const JOB_QUEUE: Record<JobName, QueueName> = {
   [JobName.Echo]: QueueName.Maintenance,
   [JobName.OrderStart]: QueueName.Orders,
+  [JobName.OrderCreateStudy]: QueueName.Orders,
+  [JobName.OrderUploadImages]: QueueName.Orders,
+  [JobName.OrderRequestTasks]: QueueName.Orders,
+  [JobName.OrderCheckStatus]: QueueName.Orders,
+  [JobName.OrderFetchReport]: QueueName.Orders,
+  [JobName.Reconcile]: QueueName.Maintenance,
   [JobName.DeliverHl7]: QueueName.Deliveries,
   [JobName.DeliverFhir]: QueueName.Deliveries,
 };

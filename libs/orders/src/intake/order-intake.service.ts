@@ -104,11 +104,18 @@ export class OrderIntakeService {
     return saved;
   }
 
-  /** Starts the lifecycle of committed orders (one job each, id = order id: enqueuing twice is a no-op). */
+  /**
+   * Starts the lifecycle of committed orders: one job each, with an id derived from the order, so
+   * enqueuing twice is a no-op. If Redis is down now, the reconciler starts them later.
+   */
   async afterCommit(orderIds: string[]): Promise<void> {
     if (orderIds.length === 0) return;
     await this.queue.addBulk(
-      orderIds.map((orderId) => ({ name: JobName.OrderStart, data: { orderId }, opts: { jobId: `start:${orderId}` } })),
+      orderIds.map((orderId) => ({
+        name: JobName.OrderStart,
+        data: { orderId },
+        opts: { jobId: `${JobName.OrderStart}~${orderId}~v1` },
+      })),
     );
   }
 }

@@ -1,10 +1,11 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { APP_CONFIG, OrderStatus, createLogger, type AppConfig } from '@hemato/common';
+import { APP_CONFIG, JobName, OrderStatus, createLogger, type AppConfig } from '@hemato/common';
 import { ImageFileEntity, OrderEntity } from '@hemato/persistence';
 import { DataSource } from 'typeorm';
 import { FILE_STORE } from '../images/file-store.provider';
 import type { FileStore } from '../images/file-store';
 import { fetchImage } from '../images/image-fetcher';
+import { LifecycleQueue } from './lifecycle-queue';
 import { OrderTransitions, appendEvent } from './order-transitions.service';
 
 const log = createLogger('start-order');
@@ -18,6 +19,7 @@ export class StartOrderUseCase {
   constructor(
     private readonly ds: DataSource,
     private readonly transitions: OrderTransitions,
+    private readonly queue: LifecycleQueue,
     @Inject(FILE_STORE) private readonly files: FileStore,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'orders'>,
   ) {}
@@ -66,7 +68,12 @@ export class StartOrderUseCase {
     }
 
     if (order.imagesComplete) {
-      await this.transitions.move(orderId, OrderStatus.Ready, { actor: 'worker', expectFrom: [OrderStatus.Received] });
+      const moved = await this.transitions.move(orderId, OrderStatus.Ready, {
+        actor: 'worker',
+        expectFrom: [OrderStatus.Received],
+        deadlineMs: this.config.orders.STALE_AFTER_MS,
+      });
+      await this.queue.step(JobName.OrderCreateStudy, moved);
       return OrderStatus.Ready;
     }
     await this.transitions.move(orderId, OrderStatus.AwaitingImages, {

@@ -1,0 +1,82 @@
+import { Controller, Get, Inject, NotFoundException, Param, Res, UnauthorizedException } from '@nestjs/common';
+import { APP_CONFIG, type AppConfig } from '@hemato/common';
+import {
+  FILE_STORE,
+  STUDY_FILES_PREFIX,
+  orderCallbackUrl,
+  studyFilesBase,
+  verifyStudyFiles,
+  type FileStore,
+} from '@hemato/orders';
+import { ImageFileEntity, OrderEntity } from '@hemato/persistence';
+import { PatientProxyService } from '@hemato/privacy';
+import type { Response } from 'express';
+import { DataSource } from 'typeorm';
+
+/**
+ * Workflow 2: the list document and the files Hemato.AI downloads, at signed URLs that expire.
+ * The list names the patient only by proxy id.
+ */
+@Controller(STUDY_FILES_PREFIX.replace(/^\//, ''))
+export class StudyFilesController {
+  constructor(
+    private readonly ds: DataSource,
+    private readonly proxies: PatientProxyService,
+    @Inject(FILE_STORE) private readonly files: FileStore,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'security' | 'core'>,
+  ) {}
+
+  private async authorised(orderId: string, expires: string, signature: string): Promise<OrderEntity> {
+    const check = verifyStudyFiles(this.config.security.CALLBACK_SIGNING_SECRET, orderId, expires, signature);
+    if (!check.ok) throw new UnauthorizedException(`Signature refused: ${check.reason}`);
+    const order = await this.ds.manager.findOne(OrderEntity, { where: { id: orderId } });
+    if (!order) throw new NotFoundException('No such study');
+    return order;
+  }
+
+  private baseUrl(): string {
+    return this.config.core.PUBLIC_BASE_URL ?? `http://127.0.0.1:${this.config.core.PORT}`;
+  }
+
+  @Get(':orderId/:expires/:signature/list.json')
+  async list(
+    @Param('orderId') orderId: string,
+    @Param('expires') expires: string,
+    @Param('signature') signature: string,
+  ) {
+    const order = await this.authorised(orderId, expires, signature);
+    const images = await this.ds.manager.find(ImageFileEntity, {
+      where: { orderId, status: 'stored' },
+      order: { createdAt: 'ASC' },
+    });
+    const proxy = order.patientProxyId ? await this.proxies.proxyOf(this.ds.manager, order.patientProxyId) : null;
+    const base = studyFilesBase(this.baseUrl(), this.config.security.CALLBACK_SIGNING_SECRET, orderId);
+    const collected = (order.details as { collectedAt?: string }).collectedAt;
+    return {
+      peripheral_blood_sample_id: order.id,
+      ...(proxy ? { patient_proxy_medical_record_number: proxy.proxyId } : {}),
+      ...(collected ? { sample_collection_timestamp: collected } : {}),
+      clinical_tasks_requested: order.tasks,
+      files: images.map((i) => `${base}/files/${i.id}`),
+      callback_url: orderCallbackUrl(this.baseUrl(), this.config.security.CALLBACK_SIGNING_SECRET, { orderId }),
+    };
+  }
+
+  @Get(':orderId/:expires/:signature/files/:imageId')
+  async file(
+    @Param('orderId') orderId: string,
+    @Param('expires') expires: string,
+    @Param('signature') signature: string,
+    @Param('imageId') imageId: string,
+    @Res() res: Response,
+  ) {
+    await this.authorised(orderId, expires, signature);
+    const image = /^[0-9a-f-]{36}$/.test(imageId)
+      ? await this.ds.manager.findOne(ImageFileEntity, { where: { id: imageId, orderId } })
+      : null;
+    if (!image?.storageKey) throw new NotFoundException('No such file');
+    res.setHeader('Content-Type', image.mediaType ?? 'application/octet-stream');
+    res.setHeader('Content-Length', String(image.sizeBytes));
+    (await this.files.open(image.storageKey)).pipe(res);
+  }
+}

@@ -1,0 +1,5 @@
+import { Module } from '@nestjs/common';
+import { OrderImagesController } from './order-images.controller';
+
+@Module({ controllers: [OrderImagesController] })
+export class ImagesModule {}

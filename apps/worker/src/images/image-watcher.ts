@@ -1,0 +1,104 @@
+import { createReadStream } from 'node:fs';
+import { mkdir, readdir, rename, stat } from 'node:fs/promises';
+import path from 'node:path';
+import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
+import { APP_CONFIG, createLogger, type AppConfig } from '@hemato/common';
+import { ImageIntakeService } from '@hemato/orders';
+import { OrderEntity } from '@hemato/persistence';
+import { DataSource } from 'typeorm';
+
+const log = createLogger('image-watcher');
+const SCAN_MS = 2000;
+const IMAGE_FILE = /\.(jpe?g|png|zip)$/i;
+
+/**
+ * The drop folder: `<IMAGE_WATCH_DIR>/<placer or filler number>/<image>`. A file is taken once its
+ * size has not changed between two scans (a scanner may still be writing it), added to the order,
+ * and moved to `<folder>/.done/` (or `.rejected/` with the reason logged). A `COMPLETE` file in the
+ * folder marks the order's images complete.
+ */
+@Injectable()
+export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
+  private timer?: NodeJS.Timeout;
+  private readonly sizes = new Map<string, number>();
+  private scanning = false;
+
+  constructor(
+    private readonly ds: DataSource,
+    private readonly images: ImageIntakeService,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'orders'>,
+  ) {}
+
+  onApplicationBootstrap(): void {
+    if (!this.config.orders.IMAGE_WATCH_DIR) return;
+    this.timer = setInterval(() => void this.scan(), SCAN_MS);
+    this.timer.unref();
+    log.info('watching the image drop folder');
+  }
+
+  onModuleDestroy(): void {
+    if (this.timer) clearInterval(this.timer);
+  }
+
+  /** One pass over the drop folder (also called by tests). */
+  async scan(): Promise<void> {
+    const root = this.config.orders.IMAGE_WATCH_DIR;
+    if (!root || this.scanning) return;
+    this.scanning = true;
+    try {
+      await mkdir(root, { recursive: true });
+      for (const dir of await readdir(root, { withFileTypes: true })) {
+        if (dir.isDirectory() && !dir.name.startsWith('.'))
+          await this.scanOrderFolder(path.join(root, dir.name), dir.name);
+      }
+    } catch (err) {
+      log.warn({ err: err instanceof Error ? err.message : String(err) }, 'drop folder scan failed');
+    } finally {
+      this.scanning = false;
+    }
+  }
+
+  private async scanOrderFolder(folder: string, number: string): Promise<void> {
+    const entries = await readdir(folder, { withFileTypes: true });
+    const files = entries.filter((e) => e.isFile() && IMAGE_FILE.test(e.name));
+    const completeMarker = entries.some((e) => e.isFile() && e.name === 'COMPLETE');
+    if (files.length === 0 && !completeMarker) return;
+    const order = await this.ds.manager.findOne(OrderEntity, {
+      where: [{ fillerOrderNumber: number }, { placerOrderNumber: number }],
+      order: { createdAt: 'DESC' },
+    });
+    if (!order) return;
+    for (const f of files) {
+      const full = path.join(folder, f.name);
+      const size = (await stat(full)).size;
+      if (this.sizes.get(full) !== size) {
+        this.sizes.set(full, size);
+        continue;
+      }
+      this.sizes.delete(full);
+      try {
+        await this.images.add(order.id, f.name, createReadStream(full), 'watch', 'drop-folder');
+        await this.moveTo(folder, '.done', f.name);
+      } catch (err) {
+        log.warn({ orderId: order.id, err: err instanceof Error ? err.message : String(err) }, 'dropped image refused');
+        await this.moveTo(folder, '.rejected', f.name);
+      }
+    }
+    if (completeMarker && files.every((f) => !this.sizes.has(path.join(folder, f.name)))) {
+      try {
+        await this.images.complete(order.id, 'drop-folder', 'COMPLETE file in the drop folder');
+        await this.moveTo(folder, '.done', 'COMPLETE');
+      } catch (err) {
+        log.warn(
+          { orderId: order.id, err: err instanceof Error ? err.message : String(err) },
+          'could not complete images',
+        );
+      }
+    }
+  }
+
+  private async moveTo(folder: string, sub: string, name: string) {
+    await mkdir(path.join(folder, sub), { recursive: true });
+    await rename(path.join(folder, name), path.join(folder, sub, name));
+  }
+}

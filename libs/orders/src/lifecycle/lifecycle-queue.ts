@@ -1,0 +1,72 @@
+import { InjectQueue } from '@nestjs/bullmq';
+import { Injectable } from '@nestjs/common';
+import { JobName, OrderStatus, QueueName, queueOf, type OrderJobData } from '@hemato/common';
+import type { Queue } from 'bullmq';
+
+export interface StepJobData extends OrderJobData {
+  /** Status polls: which poll this is (drives the backoff); absent for a callback-driven check. */
+  poll?: number;
+}
+
+/** The job that moves an order on from a status, or null where the order waits for something outside. */
+export function stepForStatus(status: OrderStatus, workflow: '1' | '2' = '1'): JobName | null {
+  switch (status) {
+    case OrderStatus.Received:
+      return JobName.OrderStart;
+    case OrderStatus.Ready:
+      return JobName.OrderCreateStudy;
+    case OrderStatus.StudyCreated:
+      return workflow === '2' ? JobName.OrderCheckStatus : JobName.OrderUploadImages;
+    case OrderStatus.Uploading:
+      return JobName.OrderUploadImages;
+    case OrderStatus.TasksRequested:
+    case OrderStatus.Processing:
+      return JobName.OrderCheckStatus;
+    case OrderStatus.ReportReady:
+    case OrderStatus.Delivering:
+      return JobName.OrderFetchReport;
+    case OrderStatus.AwaitingImages:
+    case OrderStatus.Completed:
+    case OrderStatus.Rejected:
+    case OrderStatus.Cancelled:
+    case OrderStatus.Failed:
+      return null;
+  }
+}
+
+/**
+ * Enqueues lifecycle jobs. Job ids are deterministic per order version, so the same step for the
+ * same state is queued once however many times it is asked for; `tag` makes a deliberate re-run
+ * (reconciler, admin retry, poll number) distinct.
+ */
+@Injectable()
+export class LifecycleQueue {
+  constructor(
+    @InjectQueue(QueueName.Orders) private readonly orders: Queue<StepJobData>,
+    @InjectQueue(QueueName.Deliveries) private readonly deliveries: Queue<OrderJobData>,
+  ) {}
+
+  async step(
+    job: JobName,
+    order: { id: string; version: number },
+    opts: { delayMs?: number; tag?: string; poll?: number } = {},
+  ): Promise<void> {
+    const q = queueOf(job) === QueueName.Deliveries ? this.deliveries : this.orders;
+    const jobId = [job, order.id, `v${order.version}`, opts.tag].filter(Boolean).join('~');
+    await q.add(
+      job,
+      { orderId: order.id, ...(opts.poll !== undefined ? { poll: opts.poll } : {}) },
+      { jobId, delay: opts.delayMs },
+    );
+  }
+
+  async delivery(
+    job: JobName.DeliverHl7 | JobName.DeliverFhir,
+    orderId: string,
+    deliveryId: string,
+    tag?: string,
+  ): Promise<void> {
+    const jobId = [job, deliveryId, tag].filter(Boolean).join('~');
+    await this.deliveries.add(job, { orderId, deliveryId }, { jobId });
+  }
+}

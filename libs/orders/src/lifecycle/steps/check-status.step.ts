@@ -1,0 +1,99 @@
+import { Injectable } from '@nestjs/common';
+import { JobName, OrderStatus, createLogger } from '@hemato/common';
+import { OrderEntity } from '@hemato/persistence';
+import { StepContext } from './step-context';
+
+const log = createLogger('step:check-status');
+
+const WAITING: readonly OrderStatus[] = [OrderStatus.StudyCreated, OrderStatus.TasksRequested, OrderStatus.Processing];
+
+/**
+ * Re-reads the study status from Hemato.AI (a callback is only a hint). Ready: fetch the report.
+ * Failed: the order fails with Hemato.AI's `user_message`. Still working: record the progress and,
+ * for a poll, schedule the next one (1 s doubling to POLL_MAX_INTERVAL_MS) until POLL_DEADLINE_MS.
+ * On a completed order (a callback after a revision) it looks for a newer report.
+ */
+@Injectable()
+export class CheckStatusStep {
+  constructor(private readonly ctx: StepContext) {}
+
+  async execute(orderId: string, poll?: number): Promise<void> {
+    const order = await this.ctx.order(orderId);
+    if (!order || !order.hematoStudyId) return;
+    const revisionCheck = order.status === OrderStatus.Completed && poll === undefined;
+    if (!WAITING.includes(order.status) && !revisionCheck) return;
+
+    const client = this.ctx.hemato.get();
+    const status = await this.ctx.guard.forOrder(order, () => client.getStatus(order.hematoStudyId!));
+    await this.ctx.ds.manager.update(
+      OrderEntity,
+      { id: orderId },
+      {
+        hematoReportStatus: status.reportStatus,
+        hematoProgress: status.progress,
+        hematoUserMessage: status.userMessage ?? null,
+      },
+    );
+
+    if (revisionCheck) {
+      if (status.reportStatus === 'ready')
+        await this.ctx.queue.step(JobName.OrderFetchReport, order, { tag: `rev${Date.now()}` });
+      return;
+    }
+
+    switch (status.reportStatus) {
+      case 'ready':
+        await this.ctx.queue.step(JobName.OrderFetchReport, order);
+        return;
+      case 'failed': {
+        const reason = status.userMessage ?? status.progressMessage ?? 'Hemato.AI reported the study as failed';
+        await this.ctx.transitions.move(orderId, OrderStatus.Failed, {
+          actor: 'hemato',
+          patch: {
+            failureReason: reason,
+            failedStep: JobName.OrderCheckStatus,
+            hematoUserMessage: status.userMessage ?? null,
+          },
+          detail: { step: 'hemato_processing', reason },
+        });
+        log.warn({ orderId, studyId: order.hematoStudyId }, 'Hemato.AI processing failed');
+        return;
+      }
+      case 'pending':
+      case 'processing':
+      default: {
+        // The deadline was set when the tasks were requested; moving to processing keeps it.
+        const deadline = order.stateDeadlineAt?.getTime() ?? Date.now() + this.ctx.config.orders.POLL_DEADLINE_MS;
+        let current = order;
+        if (order.status !== OrderStatus.Processing && (status.reportStatus === 'processing' || status.progress > 0)) {
+          current = await this.ctx.transitions.move(orderId, OrderStatus.Processing, {
+            actor: 'hemato',
+            expectFrom: [OrderStatus.StudyCreated, OrderStatus.TasksRequested],
+            detail: { progress: status.progress, message: status.progressMessage },
+            deadlineMs: Math.max(0, deadline - Date.now()),
+          });
+        }
+        if (poll === undefined) return;
+        if (Date.now() > deadline) {
+          await this.failOnDeadline(orderId);
+          return;
+        }
+        const delay = Math.min(1000 * 2 ** Math.min(poll, 20), this.ctx.config.orders.POLL_MAX_INTERVAL_MS);
+        await this.ctx.queue.step(JobName.OrderCheckStatus, current, {
+          delayMs: delay,
+          poll: poll + 1,
+          tag: `p${poll + 1}`,
+        });
+      }
+    }
+  }
+
+  private async failOnDeadline(orderId: string) {
+    const reason = `No report from Hemato.AI within ${Math.round(this.ctx.config.orders.POLL_DEADLINE_MS / 1000)} s`;
+    await this.ctx.transitions.move(orderId, OrderStatus.Failed, {
+      actor: 'worker',
+      patch: { failureReason: reason, failedStep: JobName.OrderCheckStatus },
+      detail: { step: 'wait_for_report', reason },
+    });
+  }
+}

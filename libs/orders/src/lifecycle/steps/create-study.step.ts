@@ -1,0 +1,67 @@
+import { Injectable } from '@nestjs/common';
+import { JobName, OrderStatus, createLogger } from '@hemato/common';
+import { ImageFileEntity } from '@hemato/persistence';
+import { studyFilesBase } from '../../hemato/signed-urls';
+import { StepContext } from './step-context';
+
+const log = createLogger('step:create-study');
+
+/**
+ * `ready → study_created`. Workflow 1: a new study tagged with proxy ids only, then uploads.
+ * Workflow 2: Hemato.AI is handed a signed list URL and fetches the files itself.
+ * Once a study id is stored it is never created again for the order.
+ */
+@Injectable()
+export class CreateStudyStep {
+  constructor(private readonly ctx: StepContext) {}
+
+  async execute(orderId: string): Promise<void> {
+    const order = await this.ctx.order(orderId);
+    if (!order || order.status !== OrderStatus.Ready) return;
+    const client = this.ctx.hemato.get();
+
+    if (order.hematoStudyId) {
+      // Created before a crash, not yet moved on: move on with the stored study.
+      const moved = await this.ctx.transitions.move(orderId, OrderStatus.StudyCreated, {
+        actor: 'worker',
+        expectFrom: [OrderStatus.Ready],
+        deadlineMs: this.ctx.staleMs(),
+      });
+      await this.ctx.queue.step(JobName.OrderUploadImages, moved);
+      return;
+    }
+
+    if (this.ctx.workflow === '2') {
+      const stored = await this.ctx.ds.manager.count(ImageFileEntity, { where: { orderId, status: 'stored' } });
+      if (stored === 0) throw new Error('Order has no stored image to submit');
+      const listUrl = `${studyFilesBase(this.ctx.publicBaseUrl(), this.ctx.config.security.CALLBACK_SIGNING_SECRET, orderId)}/list.json`;
+      const study = await this.ctx.guard.forOrder(order, () => client.submitFromList(listUrl, order.tasks));
+      const moved = await this.ctx.transitions.move(orderId, OrderStatus.StudyCreated, {
+        actor: 'worker',
+        expectFrom: [OrderStatus.Ready],
+        patch: { hematoStudyId: study.studyId, details: { ...order.details, workflow: '2' } },
+        detail: { studyId: study.studyId, workflow: 2 },
+        deadlineMs: this.ctx.config.orders.POLL_DEADLINE_MS,
+      });
+      log.info({ orderId, studyId: study.studyId }, 'workflow 2 study submitted');
+      await this.ctx.queue.step(JobName.OrderCheckStatus, moved, { delayMs: 1000, poll: 1, tag: 'p1' });
+      return;
+    }
+
+    const proxy = order.patientProxyId
+      ? await this.ctx.proxies.proxyOf(this.ctx.ds.manager, order.patientProxyId)
+      : null;
+    const tags: Record<string, string> = { bridge_order_id: order.id };
+    if (proxy) tags.patient_proxy_id = proxy.proxyId;
+    const study = await this.ctx.guard.forOrder(order, () => client.createStudy(tags));
+    const moved = await this.ctx.transitions.move(orderId, OrderStatus.StudyCreated, {
+      actor: 'worker',
+      expectFrom: [OrderStatus.Ready],
+      patch: { hematoStudyId: study.studyId },
+      detail: { studyId: study.studyId },
+      deadlineMs: this.ctx.staleMs(),
+    });
+    log.info({ orderId, studyId: study.studyId }, 'study created');
+    await this.ctx.queue.step(JobName.OrderUploadImages, moved);
+  }
+}

@@ -1,0 +1,135 @@
+import { isDeepStrictEqual } from 'node:util';
+import { Injectable } from '@nestjs/common';
+import { DeliveryStatus, DeliveryTarget, JobName, OrderStatus, SourceChannel, createLogger } from '@hemato/common';
+import { DeliveryEntity, ReportEntity, type OrderEntity } from '@hemato/persistence';
+import { Not } from 'typeorm';
+import { StepContext } from './step-context';
+
+const log = createLogger('step:fetch-report');
+
+const FETCHABLE: readonly OrderStatus[] = [
+  OrderStatus.TasksRequested,
+  OrderStatus.Processing,
+  OrderStatus.ReportReady,
+  OrderStatus.Delivering,
+  OrderStatus.Completed,
+];
+
+/**
+ * Fetches the report and stores it by version (a version already stored is not stored again; a new
+ * one on a completed order is a revision, delivered as a correction), then starts one delivery per
+ * target. Deliveries are rows unique per (report, target): a re-run never delivers twice.
+ */
+@Injectable()
+export class FetchReportStep {
+  constructor(private readonly ctx: StepContext) {}
+
+  async execute(orderId: string): Promise<void> {
+    let order = await this.ctx.order(orderId);
+    if (!order || !order.hematoStudyId || !FETCHABLE.includes(order.status)) return;
+    const client = this.ctx.hemato.get();
+    const report = await this.ctx.guard.forOrder(order, () => client.getReport(order!.hematoStudyId!));
+
+    const latest = await this.ctx.ds.manager.findOne(ReportEntity, { where: { orderId }, order: { version: 'DESC' } });
+    const version =
+      report.version ??
+      (latest && isDeepStrictEqual(latest.raw, report.raw) ? latest.version : (latest?.version ?? 0) + 1);
+    await this.ctx.ds.manager
+      .createQueryBuilder()
+      .insert()
+      .into(ReportEntity)
+      .values({
+        orderId,
+        version,
+        hematoStudyId: order.hematoStudyId,
+        raw: report.raw as unknown as Record<string, any>,
+      })
+      .orIgnore()
+      .execute();
+    const stored = await this.ctx.ds.manager.findOneOrFail(ReportEntity, { where: { orderId, version } });
+    const isNew = !latest || version > latest.version;
+
+    if (order.status === OrderStatus.Completed) {
+      if (!isNew) return;
+      order = await this.ctx.transitions.move(orderId, OrderStatus.ReportReady, {
+        actor: 'hemato',
+        detail: { version, revision: true },
+        deadlineMs: this.ctx.staleMs(),
+      });
+      log.info({ orderId, version }, 'report revision stored');
+    } else if (order.status === OrderStatus.TasksRequested || order.status === OrderStatus.Processing) {
+      order = await this.ctx.transitions.move(orderId, OrderStatus.ReportReady, {
+        actor: 'hemato',
+        expectFrom: [OrderStatus.TasksRequested, OrderStatus.Processing],
+        patch: { hematoProgress: 1, hematoReportStatus: 'ready' },
+        detail: {
+          version,
+          findings: Object.keys(report.morphologicalFindings),
+          diagnoses: report.differentialDiagnosis.map((d) => d.icd10Code),
+        },
+        deadlineMs: this.ctx.staleMs(),
+      });
+    }
+    await this.startDeliveries(order, stored);
+  }
+
+  /** Delivery targets for an order: back the way it came, or both channels where configured. */
+  targets(order: OrderEntity): DeliveryTarget[] {
+    const cfg = this.ctx.config;
+    if (cfg.orders.RESULT_DELIVERY === 'both') {
+      const out: DeliveryTarget[] = [];
+      if (order.sourceChannel === SourceChannel.Hl7 || cfg.hl7.HL7_RESULT_HOST) out.push(DeliveryTarget.Hl7);
+      if (order.sourceChannel === SourceChannel.Fhir || cfg.fhir.FHIR_EHR_BASE_URL) out.push(DeliveryTarget.Fhir);
+      return out;
+    }
+    switch (order.sourceChannel) {
+      case SourceChannel.Hl7:
+        return [DeliveryTarget.Hl7];
+      case SourceChannel.Fhir:
+        return [DeliveryTarget.Fhir];
+      case SourceChannel.Api:
+        return [];
+    }
+  }
+
+  private async startDeliveries(order: OrderEntity, report: ReportEntity): Promise<void> {
+    const targets = this.targets(order);
+    for (const target of targets) {
+      await this.ctx.ds.manager
+        .createQueryBuilder()
+        .insert()
+        .into(DeliveryEntity)
+        .values({ orderId: order.id, reportId: report.id, target, status: DeliveryStatus.Pending })
+        .orIgnore()
+        .execute();
+    }
+    if (order.status === OrderStatus.ReportReady) {
+      order = await this.ctx.transitions.move(order.id, OrderStatus.Delivering, {
+        actor: 'worker',
+        expectFrom: [OrderStatus.ReportReady],
+        detail: { version: report.version, targets },
+        deadlineMs: this.ctx.staleMs(),
+      });
+    }
+    if (targets.length === 0 && order.status === OrderStatus.Delivering) {
+      // Nothing to send (orders from the upload API are read through the API): done.
+      await this.ctx.transitions.move(order.id, OrderStatus.Completed, {
+        actor: 'worker',
+        expectFrom: [OrderStatus.Delivering],
+        detail: { version: report.version },
+      });
+      return;
+    }
+    const open = await this.ctx.ds.manager.find(DeliveryEntity, {
+      where: { reportId: report.id, status: Not(DeliveryStatus.Acknowledged) },
+    });
+    for (const d of open) {
+      await this.ctx.queue.delivery(
+        d.target === DeliveryTarget.Hl7 ? JobName.DeliverHl7 : JobName.DeliverFhir,
+        order.id,
+        d.id,
+        `a${d.attempts}`,
+      );
+    }
+  }
+}
