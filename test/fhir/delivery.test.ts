@@ -145,8 +145,9 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
   it('writes the DiagnosticReport, its Observations, Device and Provenance once, even when the first write is retried', async () => {
     const { deliveryId } = await addReport(1);
     ehr.failAfterCommit = 1; // the EHR commits the first transaction but the answer is lost (500)
-    await queue.add(JobName.DeliverFhir, { orderId, deliveryId });
+    const job = await queue.add(JobName.DeliverFhir, { orderId, deliveryId });
     const row = await deliveryDone(deliveryId);
+    expect((await queue.getJob(job.id!))?.attemptsMade).toBeGreaterThanOrEqual(1);
     expect(row.attempts).toBe(2);
     expect(row.outcome).toBe('200');
     expect(JSON.parse(row.response).type).toBe('transaction-response');
@@ -213,6 +214,31 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     expect((await all<Observation>('Observation')).every((o) => o.status === 'corrected')).toBe(true);
     expect(await all<Provenance>('Provenance')).toHaveLength(2);
     expect(await all<Device>('Device')).toHaveLength(1);
+  });
+
+  it('keeps the EHR OperationOutcome on the delivery row when the EHR refuses the write for good (no retry)', async () => {
+    const { deliveryId } = await addReport(3);
+    ehr.rejectNextWrite(422, 'Subject does not match the ServiceRequest');
+    await queue.add(JobName.DeliverFhir, { orderId, deliveryId });
+    let row: any;
+    for (;;) {
+      [row] = await ds.query(`SELECT status, attempts, outcome, response, error FROM deliveries WHERE id = $1`, [
+        deliveryId,
+      ]);
+      if (row.status === 'failed') break;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+    expect(row.attempts).toBe(1);
+    expect(row.outcome).toBe('422');
+    expect(JSON.parse(row.response)).toMatchObject({
+      resourceType: 'OperationOutcome',
+      issue: [{ diagnostics: 'Subject does not match the ServiceRequest' }],
+    });
+    // Nothing changed on the EHR: still version 2.
+    expect((await all<DiagnosticReport>('DiagnosticReport'))[0]!.conclusion).toContain('Revised count');
+    expect(await all<Provenance>('Provenance')).toHaveLength(2);
+    await ds.query(`DELETE FROM deliveries WHERE id = $1`, [deliveryId]);
+    await ds.query(`DELETE FROM reports WHERE order_id = $1 AND version = 3`, [orderId]);
   });
 
   it('serves our Task and DiagnosticReport for EHRs that pull, and every resource validates', async () => {

@@ -79,7 +79,9 @@ export class DeliverFhirService {
     } catch (err) {
       const e = err instanceof EhrHttpError ? err : new EhrHttpError(String(err), null, undefined);
       await this.finish(deliveryId, {
-        status: DeliveryStatus.Failed,
+        // A transient failure stays pending (BullMQ retries; the processor marks it failed when attempts run out),
+        // so the lifecycle does not fail the order while a retry is due.
+        status: e.transient ? DeliveryStatus.Pending : DeliveryStatus.Failed,
         outcome: e.status === null ? null : String(e.status),
         response: e.body === undefined ? null : JSON.stringify(e.body),
         error: e.message,

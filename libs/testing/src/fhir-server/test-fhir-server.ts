@@ -82,6 +82,7 @@ export class TestFhirServer {
   failAfterCommit = 0;
   /** Next N FHIR requests are answered 503 without processing. */
   failBeforeProcessing = 0;
+  private readonly rejections: Array<{ status: number; code: string; diagnostics: string }> = [];
   /** Token endpoint `expires_in` (seconds), changeable between tests. */
   tokenExpiresIn: number;
   /** Style for plain rest-hook subscriptions, changeable between tests. */
@@ -119,6 +120,11 @@ export class TestFhirServer {
   /** Waits for every rest-hook delivery started so far. */
   async settled(): Promise<void> {
     while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+
+  /** The next write is refused, unprocessed, with this status and an OperationOutcome. */
+  rejectNextWrite(status: number, diagnostics: string, code = 'business-rule'): void {
+    this.rejections.push({ status, code, diagnostics });
   }
 
   /** Invalidate every access token issued (the next FHIR call with one gets 401). */
@@ -208,6 +214,11 @@ export class TestFhirServer {
       this.failBeforeProcessing--;
       this.requests.push({ method: req.method ?? 'GET', path, status: 503, authorization: authz });
       return this.send(res, 503, outcome('transient', 'Service temporarily unavailable'));
+    }
+    const rejection = req.method !== 'GET' ? this.rejections.shift() : undefined;
+    if (rejection) {
+      this.requests.push({ method: req.method ?? 'GET', path, status: rejection.status, authorization: authz });
+      return this.send(res, rejection.status, outcome(rejection.code, rejection.diagnostics));
     }
 
     const query: Record<string, string | string[]> = {};
