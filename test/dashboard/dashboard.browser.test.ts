@@ -1,5 +1,5 @@
 import { createServer, type Server } from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { connect, type AddressInfo } from 'node:net';
 import type { Browser, Page } from 'playwright-core';
 import {
   createUser,
@@ -261,6 +261,19 @@ describe('admin dashboard in Chromium', () => {
       'postgres',
     );
     await expectText(p.locator('.card', { has: p.getByRole('heading', { name: 'Last errors' }) }), 'F-FAILED-1');
+    // The MLLP listener counts a connection opened now (the page refreshes every 5 s).
+    const mllpPort = await p.evaluate(async () => {
+      const h = (await (await fetch('/api/admin/health')).json()) as { mllp: { stats: { port: number } | null } };
+      return h.mllp.stats?.port ?? 0;
+    });
+    expect(mllpPort).toBeGreaterThan(0);
+    const mllp = p.locator('.card', { has: p.getByRole('heading', { name: 'MLLP listener' }) });
+    await expectText(mllp, '0 open connections');
+    const socket = connect(mllpPort, '127.0.0.1');
+    await new Promise<void>((r) => socket.once('connect', () => r()));
+    await expectText(mllp, '1 open connection', 15_000);
+    socket.destroy();
+
     const heartbeat = p.locator('.card', { has: p.getByRole('heading', { name: 'Hemato.AI heartbeat' }) });
     await expectText(heartbeat, 'up');
     await expectText(heartbeat, 'version 9.8.7');
