@@ -2,7 +2,8 @@ import path from 'node:path';
 import type { CallbackBody, StatusResults } from '@hemato/hemato-client';
 import type { Logger } from '@hemato/common';
 import type { Faults } from './faults';
-import { checkAndAnalyseCached, fileIdOf, FileProblem, fileTypeOf } from './files';
+import type { AnalysisPool } from './analysis-pool';
+import { fileIdOf, FileProblem, fileTypeOf } from './files';
 import { isRecord } from './http-kit';
 import { buildReport } from './report';
 import type { LoggedCallback, Ring } from './request-log';
@@ -62,6 +63,7 @@ export class Engine {
     private readonly store: StudyStore,
     private readonly faults: Faults,
     private readonly callbacks: Ring<LoggedCallback>,
+    private readonly pool: AnalysisPool,
     private readonly options: EngineOptions,
     private readonly log: Logger,
   ) {}
@@ -338,11 +340,12 @@ export class Engine {
           type = fileTypeOf(undefined, null, `x.${bytes[0] === 0x89 ? 'png' : bytes[0] === 0xff ? 'jpg' : 'zip'}`).type;
         }
         const fileId = fileIdOf(bytes);
-        const images = checkAndAnalyseCached(fileId, bytes, type);
+        const size = bytes.length; // the bytes may be handed to a worker thread (and detached) below
+        const images = await this.pool.analyse(fileId, bytes, type);
         const file: StoredFile = {
           file_id: fileId,
           content_type: type,
-          bytes: bytes.length,
+          bytes: size,
           uploaded_at: new Date().toISOString(),
           images,
         };

@@ -164,24 +164,3 @@ export function checkAndAnalyse(bytes: Uint8Array, declared: HematoFileType): Im
     throw new FileProblem('the zip holds no images: it must contain at least one .jpg or .png file');
   return out;
 }
-
-const CACHE_MAX = 2000;
-const cache = new Map<string, ImageAnalysis[]>();
-
-/**
- * {@link checkAndAnalyse} remembered by file id: the id is a hash of the bytes, so the same bytes
- * (a benchmark re-sending one image, a retried upload to another study) are decoded once.
- */
-export function checkAndAnalyseCached(fileId: string, bytes: Uint8Array, declared: HematoFileType): ImageAnalysis[] {
-  const key = `${fileId}|${declared}`;
-  const hit = cache.get(key);
-  if (hit) {
-    cache.delete(key);
-    cache.set(key, hit); // most recently used last
-    return hit;
-  }
-  const images = checkAndAnalyse(bytes, declared);
-  cache.set(key, images);
-  if (cache.size > CACHE_MAX) cache.delete(cache.keys().next().value as string);
-  return images;
-}

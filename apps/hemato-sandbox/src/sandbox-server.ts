@@ -9,7 +9,8 @@ import { type AuthVerdict, type Principal, SandboxAuth } from './auth';
 import { Directory, readPublicKey, sha256Hex, stableId } from './directory';
 import { checkOutboundUrl, checkTasks, Engine } from './engine';
 import { Faults } from './faults';
-import { checkAndAnalyseCached, FileProblem, fileTypeOf } from './files';
+import { FileProblem, fileTypeOf } from './files';
+import { AnalysisPool } from './analysis-pool';
 import { delta, HttpError, isRecord, readJsonBody, sendEnvelope, sendJson, SANDBOX_VERSION } from './http-kit';
 import { type LoggedCallback, type LoggedRequest, Ring, safeHeaders } from './request-log';
 import { type Run, type Study, StudyStore } from './store';
@@ -42,6 +43,7 @@ export class SandboxServer {
   readonly engine: Engine;
   readonly requests: Ring<LoggedRequest>;
   readonly callbacks: Ring<LoggedCallback>;
+  readonly pool = new AnalysisPool();
   private readonly log = createLogger('hemato-sandbox');
   /** Wake-ups of injected-latency sleeps, so close() need not wait them out. */
   private readonly sleepers = new Set<() => void>();
@@ -72,6 +74,7 @@ export class SandboxServer {
       this.store,
       this.faults,
       this.callbacks,
+      this.pool,
       {
         processingMs: sb.SANDBOX_PROCESSING_MS,
         maxFileBytes: sb.SANDBOX_MAX_FILE_BYTES,
@@ -443,7 +446,14 @@ export class SandboxServer {
         'This study no longer accepts files.',
       );
     }
-    const images = checkAndAnalyseCached(fileId, bytes, type);
+    const images = await this.pool.analyse(fileId, bytes, type);
+    if (study.closed && !study.files.some((f) => f.file_id === fileId)) {
+      throw new HttpError(
+        409,
+        'diagnostic tasks were requested while this file was analysed',
+        'This study no longer accepts files.',
+      );
+    }
     if (!study.files.some((f) => f.file_id === fileId)) {
       study.files.push({
         file_id: fileId,
@@ -458,7 +468,15 @@ export class SandboxServer {
       ctx.res,
       201,
       results,
-      { debug_info: { duplicate: false, files: study.files.length, images: images.length, type_from: source } },
+      {
+        debug_info: {
+          duplicate: false,
+          files: study.files.length,
+          images: images.length,
+          type_from: source,
+          worker_threads: this.pool.threaded,
+        },
+      },
       ctx.started,
     );
   }
@@ -709,6 +727,7 @@ export class SandboxServer {
   async close(): Promise<void> {
     for (const wake of [...this.sleepers]) wake();
     await this.engine.close();
+    await this.pool.close();
     await new Promise<void>((resolve) => {
       this.server.close(() => resolve());
       this.server.closeAllConnections();
