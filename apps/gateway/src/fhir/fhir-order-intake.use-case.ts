@@ -72,6 +72,7 @@ export class FhirOrderIntakeUseCase {
       resolver: ctx.resolver,
       ifNoneExist: ctx.ifNoneExist,
       ehrBaseUrl: ctx.ehrBaseUrl,
+      sourceAuthority: ctx.client,
       path: ctx.path,
     });
   }

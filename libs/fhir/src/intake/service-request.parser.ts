@@ -48,6 +48,11 @@ export interface ParseOptions {
   ifNoneExist?: string;
   /** Where the ServiceRequest lives (EHR base URL), for subscription intake; undefined for REST. */
   ehrBaseUrl?: string;
+  /**
+   * Who sent it (e.g. the authenticated client): the assigning authority for a patient known only by a
+   * bare reference like `Patient/1`, so two senders' `Patient/1` stay two patients.
+   */
+  sourceAuthority?: string;
 }
 
 const ACCEPTED_STATUSES: ReadonlyArray<ServiceRequest['status']> = ['active', 'revoked'];
@@ -237,7 +242,8 @@ async function resolvePatient(
   let primary: PatientIdentity['primary'];
   if (mrn) primary = { authority: mrn.system ?? 'FHIR', value: mrn.value! };
   else if (logical) primary = { authority: logical.system ?? 'FHIR', value: logical.value! };
-  else if (fhirPatientRef) primary = { authority: opts.ehrBaseUrl ?? 'FHIR', value: fhirPatientRef };
+  else if (fhirPatientRef)
+    primary = { authority: opts.ehrBaseUrl ?? `fhir:${opts.sourceAuthority ?? 'unknown'}`, value: fhirPatientRef };
   else throw FhirOperationError.unprocessable('The Patient has no identifier', `${p}.subject`);
 
   const name = patient?.name?.find((n) => n.use === 'official') ?? patient?.name?.[0];
