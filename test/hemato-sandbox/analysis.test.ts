@@ -12,9 +12,6 @@ describe('sandbox image analysis on synthetic smears', () => {
   it.each(cases)('counts what the generator drew ($width x $height $format, parasites $parasites)', (c) => {
     const { image, truth } = generateSmearWithTruth(c);
     const [a] = checkAndAnalyse(image, c.format === 'png' ? 'image/png' : 'image/jpeg');
-    console.log(
-      JSON.stringify({ c, truth: { ...truth, parasiteCells: undefined }, a: { ...a, parasites: a.parasites.length } }),
-    );
     expect(a.parasites.length).toBe(truth.parasites);
     expect(a.wbc).toBe(truth.wbc);
     expect(Math.abs(a.rbc - truth.rbc)).toBeLessThanOrEqual(Math.max(2, truth.rbc * 0.05));
