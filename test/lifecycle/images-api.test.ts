@@ -1,0 +1,229 @@
+import { createReadStream } from 'node:fs';
+import { mkdtemp, rm, writeFile } from 'node:fs/promises';
+import http from 'node:http';
+import type { AddressInfo } from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { MllpClient } from '@hemato/hl7';
+import { OrderStatus } from '@hemato/common';
+import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
+import { eventually, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+
+const MAX_BYTES = 1024 * 1024;
+
+interface Reply {
+  status: number;
+  body: any;
+}
+
+/** A PUT whose body is streamed from a file on disk (chunked), as a scanner client would send it. */
+function putFile(url: string, file: string, headers: Record<string, string>): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream', ...headers },
+    });
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // not JSON: keep the text
+        }
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+    });
+    // The server may answer (413, 401) and close before the whole body is sent: that is not a failure.
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    createReadStream(file).on('error', reject).pipe(req);
+  });
+}
+
+async function postJson(url: string, headers: Record<string, string>): Promise<Reply> {
+  const res = await fetch(url, { method: 'POST', headers });
+  return { status: res.status, body: await res.json() };
+}
+
+describe('images that arrive after the order (upload API) and by URL', () => {
+  let p: Pipeline;
+  let client: MllpClient;
+  let tmp: string;
+  let imageServer: http.Server;
+  let imageServerUrl: string;
+  const fetched: string[] = [];
+  const auth = { authorization: 'Bearer test-api-key' };
+
+  beforeAll(async () => {
+    tmp = await mkdtemp(path.join(os.tmpdir(), 'hb-images-api-'));
+    const smear = generateSmear({ width: 320, height: 240, format: 'png', seed: 11, parasites: true });
+    imageServer = http.createServer((req, res) => {
+      fetched.push(req.url ?? '');
+      res.writeHead(200, { 'content-type': 'image/png', 'content-length': smear.length });
+      res.end(smear);
+    });
+    await new Promise<void>((r) => imageServer.listen(0, '127.0.0.1', r));
+    imageServerUrl = `http://127.0.0.1:${(imageServer.address() as AddressInfo).port}`;
+    p = await startPipeline('imgapi', {
+      IMAGE_MAX_BYTES: String(MAX_BYTES),
+      IMAGE_URL_ALLOWED_HOSTS: '127.0.0.1',
+      IMAGE_QUIET_PERIOD_MS: '0',
+    });
+    client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await p?.close();
+    await new Promise((r) => imageServer?.close(r));
+    await rm(tmp, { recursive: true, force: true });
+  });
+
+  async function sendOrder(placer: string, extra: { imageUrls?: string[] } = {}): Promise<OrderEntity> {
+    const ack = await client.send(sampleOrm({ controlId: `C-${placer}`, placer, ...extra }), `C-${placer}`);
+    expect(ack.code).toBe('AA');
+    return eventually(
+      () => p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: placer } }),
+      10_000,
+      'order row',
+    );
+  }
+
+  async function statusOf(id: string): Promise<OrderStatus> {
+    return (await p.db.manager.findOneOrFail(OrderEntity, { where: { id } })).status;
+  }
+
+  async function reaches(id: string, status: OrderStatus, timeoutMs = 60_000): Promise<OrderEntity> {
+    return eventually(
+      async () => {
+        const o = await p.db.manager.findOneOrFail(OrderEntity, { where: { id } });
+        return o.status === status ? o : null;
+      },
+      timeoutMs,
+      status,
+    );
+  }
+
+  async function file(name: string, data: Buffer): Promise<string> {
+    const f = path.join(tmp, name);
+    await writeFile(f, data);
+    return f;
+  }
+
+  it('an order without images waits; uploaded images and POST complete take it to an ORU', async () => {
+    const order = await sendOrder('PL-UP-1');
+    await reaches(order.id, OrderStatus.AwaitingImages, 20_000);
+
+    const url = `${p.httpUrl}/api/orders/${order.id}/images`;
+    const smear1 = await file('a.png', generateSmear({ width: 400, height: 300, format: 'png', seed: 7 }));
+    const smear2 = await file('b.jpg', generateSmear({ width: 400, height: 300, format: 'jpeg', seed: 9 }));
+
+    // Auth: no key, wrong key.
+    expect((await putFile(`${url}/a.png`, smear1, {})).status).toBe(401);
+    expect((await putFile(`${url}/a.png`, smear1, { authorization: 'Bearer not-a-key' })).status).toBe(401);
+    expect((await postJson(`${url}/complete`, {})).status).toBe(401);
+
+    // Complete with no image yet is refused.
+    const early = await postJson(`${url}/complete`, auth);
+    expect(early.status).toBe(409);
+    expect(early.body.message).toMatch(/no image/i);
+
+    // A body that is not an image.
+    const text = await file('notes.txt', Buffer.from('this is a lab note, not an image\n'.repeat(10)));
+    const bad = await putFile(`${url}/notes.png`, text, auth);
+    expect([415, 422]).toContain(bad.status);
+    expect(bad.body.message).toMatch(/JPEG, PNG/);
+
+    // Over IMAGE_MAX_BYTES.
+    const pngSignature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
+    const big = await file('big.png', Buffer.concat([pngSignature, Buffer.alloc(MAX_BYTES + 1)]));
+    const tooBig = await putFile(`${url}/big.png`, big, auth);
+    expect(tooBig.status).toBe(413);
+    expect(tooBig.body.message).toMatch(/larger than the limit/);
+
+    // Two good images; the same name and bytes again is accepted once (idempotent).
+    const up1 = await putFile(`${url}/a.png`, smear1, auth);
+    expect(up1.status).toBe(200);
+    expect(up1.body).toMatchObject({ name: 'a.png', mediaType: 'image/png', created: true, imagesComplete: false });
+    const again = await putFile(`${url}/a.png`, smear1, auth);
+    expect(again.status).toBe(200);
+    expect(again.body.created).toBe(false);
+    const clash = await putFile(`${url}/a.png`, smear2, auth);
+    expect(clash.status).toBe(409);
+    const up2 = await putFile(`${url}/b.jpg`, smear2, auth);
+    expect(up2.status).toBe(200);
+    expect(up2.body.mediaType).toBe('image/jpeg');
+
+    const images = await p.db.manager.find(ImageFileEntity, { where: { orderId: order.id } });
+    expect(images.map((i) => i.name).sort()).toEqual(['a.png', 'b.jpg']);
+    // Refused bodies left no image behind, and the order still waits.
+    expect(await statusOf(order.id)).toBe(OrderStatus.AwaitingImages);
+
+    const done = await postJson(`${url}/complete`, auth);
+    expect(done.status).toBe(200);
+    expect(done.body).toEqual({ orderId: order.id, status: OrderStatus.Ready });
+
+    const oru = await p.receiver.waitFor((m) => m.includes('PL-UP-1'), 90_000);
+    expect(oru).toMatch(/\|ORU\^R01/);
+    await reaches(order.id, OrderStatus.Completed, 30_000);
+
+    // Too late for more images.
+    const late = await putFile(`${url}/c.png`, smear1, auth);
+    expect(late.status).toBe(409);
+    expect(late.body.message).toMatch(/takes no more images/);
+  });
+
+  it('an order with an expected image count moves on when the last one arrives', async () => {
+    const order = await sendOrder('PL-UP-2');
+    await reaches(order.id, OrderStatus.AwaitingImages, 20_000);
+    // No channel sets the count yet: set it as an intake would.
+    await p.db.manager.update(OrderEntity, { id: order.id }, { expectedImageCount: 2 });
+    const url = `${p.httpUrl}/api/orders/${order.id}/images`;
+    const one = await putFile(
+      `${url}/one.png`,
+      await file('one.png', generateSmear({ width: 300, height: 200, format: 'png', seed: 21 })),
+      auth,
+    );
+    expect(one.body.imagesComplete).toBe(false);
+    expect(await statusOf(order.id)).toBe(OrderStatus.AwaitingImages);
+    const two = await putFile(
+      `${url}/two.png`,
+      await file('two.png', generateSmear({ width: 300, height: 200, format: 'png', seed: 22 })),
+      auth,
+    );
+    expect(two.status).toBe(200);
+    expect(two.body.imagesComplete).toBe(true);
+    await p.receiver.waitFor((m) => m.includes('PL-UP-2'), 90_000);
+    await reaches(order.id, OrderStatus.Completed, 30_000);
+    const events = await p.db.manager.find(OrderEventEntity, { where: { orderId: order.id }, order: { id: 'ASC' } });
+    const ready = events.find((e) => e.type === 'status_changed' && e.toStatus === 'ready');
+    expect(JSON.stringify(ready?.detail)).toMatch(/expected count of 2 reached/);
+  });
+
+  it('an RP image URL on an allowed host is fetched and the order completes', async () => {
+    const order = await sendOrder('PL-URL-1', { imageUrls: [`${imageServerUrl}/slides/PL-URL-1.png?x=1&y=2`] });
+    await p.receiver.waitFor((m) => m.includes('PL-URL-1'), 90_000);
+    await reaches(order.id, OrderStatus.Completed, 30_000);
+    expect(fetched).toContain('/slides/PL-URL-1.png?x=1&y=2');
+    const [image] = await p.db.manager.find(ImageFileEntity, { where: { orderId: order.id } });
+    expect(image).toMatchObject({ status: 'stored', mediaType: 'image/png' });
+  });
+
+  it('an RP image URL on a host not allowed fails the order with the reason, and nothing is fetched', async () => {
+    const before = fetched.length;
+    const port = new URL(imageServerUrl).port;
+    const order = await sendOrder('PL-URL-2', { imageUrls: [`http://localhost:${port}/slides/PL-URL-2.png`] });
+    const failed = await reaches(order.id, OrderStatus.Failed, 20_000);
+    expect(failed.failureReason).toMatch(/localhost is not in IMAGE_URL_ALLOWED_HOSTS/);
+    expect(failed.failedStep).toBe('fetch_images');
+    expect(fetched.length).toBe(before);
+    expect(p.receiver.messages.some((m) => m.includes('PL-URL-2'))).toBe(false);
+  });
+});

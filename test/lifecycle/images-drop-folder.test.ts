@@ -1,0 +1,120 @@
+import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { MllpClient } from '@hemato/hl7';
+import { OrderStatus } from '@hemato/common';
+import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
+import { eventually, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+
+async function list(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort();
+  } catch {
+    return [];
+  }
+}
+
+describe('images dropped in the watched folder, and the quiet period', () => {
+  let p: Pipeline;
+  let client: MllpClient;
+  let dropDir: string;
+
+  beforeAll(async () => {
+    dropDir = await mkdtemp(path.join(os.tmpdir(), 'hb-drop-'));
+    p = await startPipeline('imgdrop', { IMAGE_WATCH_DIR: dropDir, IMAGE_QUIET_PERIOD_MS: '3000' });
+    client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await p?.close();
+    await rm(dropDir, { recursive: true, force: true });
+  });
+
+  async function waitingOrder(placer: string): Promise<OrderEntity> {
+    const ack = await client.send(sampleOrm({ controlId: `C-${placer}`, placer }), `C-${placer}`);
+    expect(ack.code).toBe('AA');
+    return eventually(
+      async () => {
+        const o = await p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: placer } });
+        return o?.status === OrderStatus.AwaitingImages ? o : null;
+      },
+      20_000,
+      'awaiting_images',
+    );
+  }
+
+  async function completed(id: string): Promise<OrderEntity> {
+    return eventually(
+      async () => {
+        const o = await p.db.manager.findOneOrFail(OrderEntity, { where: { id } });
+        return o.status === OrderStatus.Completed ? o : null;
+      },
+      60_000,
+      'completed',
+    );
+  }
+
+  async function readyReason(id: string): Promise<string> {
+    const events = await p.db.manager.find(OrderEventEntity, { where: { orderId: id }, order: { id: 'ASC' } });
+    const path = events.filter((e) => e.type === 'status_changed').map((e) => e.toStatus);
+    expect(path.slice(0, 3)).toEqual(['received', 'awaiting_images', 'ready']);
+    return JSON.stringify(events.find((e) => e.toStatus === 'ready')?.detail);
+  }
+
+  it('an image in <dir>/<placer number>/ and a COMPLETE file take a waiting order to an ORU', async () => {
+    const order = await waitingOrder('PL-DROP-1');
+    const folder = path.join(dropDir, 'PL-DROP-1');
+    await mkdir(folder, { recursive: true });
+    await writeFile(
+      path.join(folder, 'x.png'),
+      generateSmear({ width: 400, height: 300, format: 'png', seed: 7, parasites: true }),
+    );
+    await writeFile(path.join(folder, 'COMPLETE'), '');
+
+    const oru = await p.receiver.waitFor((m) => m.includes('PL-DROP-1'), 90_000);
+    expect(oru).toMatch(/\|ORU\^R01/);
+    await completed(order.id);
+    expect(await readyReason(order.id)).toMatch(/COMPLETE file in the drop folder/);
+    const images = await p.db.manager.find(ImageFileEntity, { where: { orderId: order.id } });
+    expect(images.map((i) => [i.name, i.source, i.mediaType])).toEqual([['x.png', 'watch', 'image/png']]);
+    // Taken files leave the folder for .done/.
+    expect(await list(folder)).toEqual(['.done']);
+    expect(await list(path.join(folder, '.done'))).toEqual(['COMPLETE', 'x.png']);
+  });
+
+  it('without COMPLETE, images are complete after IMAGE_QUIET_PERIOD_MS; a non-image is set aside', async () => {
+    const order = await waitingOrder('PL-DROP-2');
+    const folder = path.join(dropDir, 'PL-DROP-2');
+    await mkdir(folder, { recursive: true });
+    await writeFile(path.join(folder, 'y.png'), generateSmear({ width: 400, height: 300, format: 'png', seed: 8 }));
+    await writeFile(path.join(folder, 'z.png'), 'not an image at all, only text');
+
+    await p.receiver.waitFor((m) => m.includes('PL-DROP-2'), 90_000);
+    await completed(order.id);
+    expect(await readyReason(order.id)).toMatch(/no new image for 3 s/);
+    const images = await p.db.manager.find(ImageFileEntity, { where: { orderId: order.id } });
+    expect(images.map((i) => i.name)).toEqual(['y.png']);
+    expect(await list(path.join(folder, '.done'))).toEqual(['y.png']);
+    expect(await list(path.join(folder, '.rejected'))).toEqual(['z.png']);
+  });
+
+  it('files for a number no order carries stay where they are', async () => {
+    const folder = path.join(dropDir, 'PL-NOBODY');
+    await mkdir(folder, { recursive: true });
+    await writeFile(path.join(folder, 'w.png'), generateSmear({ width: 64, height: 64, format: 'png', seed: 3 }));
+    // Another order's image being taken shows that scans ran meanwhile.
+    const order = await waitingOrder('PL-DROP-3');
+    await mkdir(path.join(dropDir, 'PL-DROP-3'), { recursive: true });
+    await writeFile(
+      path.join(dropDir, 'PL-DROP-3', 'v.png'),
+      generateSmear({ width: 64, height: 64, format: 'png', seed: 4 }),
+    );
+    await eventually(
+      () => p.db.manager.findOne(ImageFileEntity, { where: { orderId: order.id, name: 'v.png' } }),
+      20_000,
+      'v.png taken',
+    );
+    expect(await list(folder)).toEqual(['w.png']);
+  });
+});
