@@ -1,6 +1,8 @@
 import { Module } from '@nestjs/common';
+import { OrderActionsService } from '@hemato/orders';
 import { HealthModule } from '../health/health.module';
 import { AdminActionsController } from './actions/admin-actions.controller';
+import { ORDER_ACTIONS } from './actions/order-actions.port';
 import { AuditController } from './audit/audit.controller';
 import { AuditService } from './audit/audit.service';
 import { AdminAuthController } from './auth/admin-auth.controller';
@@ -37,6 +39,8 @@ import { DashboardStaticController } from './static/dashboard-static.controller'
     AdminOrdersService,
     OrderChangeListener,
     AdminHealthService,
+    // The lifecycle's actions, behind the port the admin API was written against.
+    { provide: ORDER_ACTIONS, useExisting: OrderActionsService },
   ],
   exports: [AdminAuthService, AuditService],
 })

@@ -1,5 +1,4 @@
-import { Body, Controller, HttpCode, Param, ParseUUIDPipe, Post, Req, Res, UseGuards } from '@nestjs/common';
-import { ModuleRef } from '@nestjs/core';
+import { Body, Controller, HttpCode, Inject, Param, ParseUUIDPipe, Post, Req, Res, UseGuards } from '@nestjs/common';
 import { ApiBody, ApiCookieAuth, ApiProperty, ApiTags } from '@nestjs/swagger';
 import { createLogger, DomainError } from '@hemato/common';
 import type { Request, Response } from 'express';
@@ -32,7 +31,7 @@ export class ActionOutcomeDto {
 @RequireRole('admin')
 export class AdminActionsController {
   constructor(
-    private readonly moduleRef: ModuleRef,
+    @Inject(ORDER_ACTIONS) private readonly actions: OrderActionsPort,
     private readonly audit: AuditService,
   ) {}
 
@@ -87,14 +86,6 @@ export class AdminActionsController {
     return this.run('inbound.replay', 'inbound_message', id, u, req, res, (a, actor) => a.replayInbound(id, actor));
   }
 
-  private actions(): OrderActionsPort | null {
-    try {
-      return this.moduleRef.get<OrderActionsPort>(ORDER_ACTIONS, { strict: false });
-    } catch {
-      return null;
-    }
-  }
-
   private async run(
     action: string,
     targetType: string,
@@ -106,24 +97,9 @@ export class AdminActionsController {
     detail: Record<string, unknown> = {},
   ): Promise<void> {
     const ip = clientIp(req);
-    const actions = this.actions();
-    if (!actions) {
-      await this.audit.record({
-        userId: user.userId,
-        userEmail: user.email,
-        action,
-        targetType,
-        targetId,
-        outcome: 'failed',
-        detail: { ...detail, reason: 'not available' },
-        ip,
-      });
-      res.status(501).json({ ok: false, message: 'Order actions are not available in this build' });
-      return;
-    }
     let outcome: ActionOutcome;
     try {
-      outcome = await fn(actions, `admin:${user.email}`);
+      outcome = await fn(this.actions, `admin:${user.email}`);
     } catch (err) {
       // Domain errors (not found, conflict) are meant for people; anything else is logged, not shown.
       const message = err instanceof DomainError ? err.message : 'The action failed; see the gateway log';
