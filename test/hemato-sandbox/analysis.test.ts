@@ -6,8 +6,10 @@ describe('sandbox image analysis on synthetic smears', () => {
     { width: 800, height: 600, format: 'png' as const, seed: 1, parasites: true },
     { width: 800, height: 600, format: 'jpeg' as const, seed: 2, parasites: true },
     { width: 640, height: 480, format: 'jpeg' as const, seed: 3, parasites: false },
-    { width: 2400, height: 1600, format: 'jpeg' as const, seed: 4, parasites: true },
+    { width: 1800, height: 1300, format: 'jpeg' as const, seed: 4, parasites: true }, // pooled 2x2
     { width: 300, height: 200, format: 'png' as const, seed: 5, parasites: true },
+    { width: 600, height: 400, format: 'png' as const, seed: 6, parasites: true, wbcCount: 3, rbcCount: 20 },
+    { width: 600, height: 400, format: 'jpeg' as const, seed: 7, parasites: false, wbcCount: 0, rbcCount: 5 },
   ];
   it.each(cases)('counts what the generator drew ($width x $height $format, parasites $parasites)', (c) => {
     const { image, truth } = generateSmearWithTruth(c);
