@@ -128,6 +128,26 @@ describe('admin API', () => {
     expect((await fetch(`${g.baseUrl}/api/admin/orders?status=bogus`, { headers })).status).toBe(400);
   });
 
+  it('filters by channel and by date range', async () => {
+    const admin = await apiSignIn(g.baseUrl, 'ada@lab.example', 'admin-password-123');
+    const headers = { cookie: admin.cookie! };
+    const old = await insertOrder(g.ds, { filler: 'DATE-OLD', channel: 'fhir' });
+    const mid = await insertOrder(g.ds, { filler: 'DATE-MID', channel: 'hl7' });
+    await insertOrder(g.ds, { filler: 'DATE-NEW', channel: 'fhir' });
+    await g.ds.query(`UPDATE orders SET created_at = '2025-01-10T12:00:00Z' WHERE id = $1`, [old]);
+    await g.ds.query(`UPDATE orders SET created_at = '2025-02-10T12:00:00Z' WHERE id = $1`, [mid]);
+    const fillers = async (qs: string) =>
+      (
+        (await (await fetch(`${g.baseUrl}/api/admin/orders?q=DATE-&${qs}`, { headers })).json()).items as Array<{
+          fillerOrderNumber: string;
+        }>
+      ).map((o) => o.fillerOrderNumber);
+    expect(await fillers('channel=fhir')).toEqual(['DATE-NEW', 'DATE-OLD']);
+    expect(await fillers('from=2025-01-01&to=2025-03-01')).toEqual(['DATE-MID', 'DATE-OLD']);
+    expect(await fillers('from=2025-02-01&to=2025-03-01&channel=hl7')).toEqual(['DATE-MID']);
+    expect((await fetch(`${g.baseUrl}/api/admin/orders?from=yesterday`, { headers })).status).toBe(400);
+  });
+
   it('documents the API with OpenAPI behind the same sign-in', async () => {
     expect((await fetch(`${g.baseUrl}/api/docs-json`)).status).toBe(401);
     const admin = await apiSignIn(g.baseUrl, 'ada@lab.example', 'admin-password-123');
