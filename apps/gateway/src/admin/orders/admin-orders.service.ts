@@ -4,7 +4,7 @@ import { PatientIdentityReader, type PatientIdentity } from '@hemato/privacy';
 import type { Readable } from 'node:stream';
 import { DataSource } from 'typeorm';
 import { AdminOrdersRepository, type Cursor, type OrderListFilter, type OrderListRow } from './admin-orders.repository';
-import { maskedPatient, maskInbound, type MaskedPatient } from './phi-mask';
+import { elideBase64, maskedPatient, maskInbound, type MaskedPatient } from './phi-mask';
 
 export interface HeatSpot {
   finding: string;
@@ -155,7 +155,8 @@ export class AdminOrdersService {
       ? await this.identities.read(this.ds.manager, order.patient_proxy_id as string)
       : null;
     const inbound = order.inbound_message_id ? await this.repo.inbound(order.inbound_message_id as string) : null;
-    return { identity, rawInbound: (inbound?.raw as string | undefined) ?? null };
+    const raw = inbound?.raw as string | undefined;
+    return { identity, rawInbound: raw === undefined ? null : elideBase64(raw) };
   }
 
   async openImage(orderId: string, imageId: string): Promise<{ stream: Readable; mediaType: string }> {

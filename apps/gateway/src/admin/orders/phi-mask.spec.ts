@@ -1,4 +1,4 @@
-import { MASK, maskFhir, maskHl7 } from './phi-mask';
+import { elideBase64, MASK, maskFhir, maskHl7 } from './phi-mask';
 
 describe('masking the raw inbound message', () => {
   it('masks every filled field of PID and NK1 and leaves order segments as they were', () => {
@@ -45,5 +45,14 @@ describe('masking the raw inbound message', () => {
     expect(masked).toContain('PL-1');
     expect(masked).toContain('Patient/p1');
     expect(maskFhir('not json')).not.toContain('not json');
+  });
+
+  it('shows the length of inline base64 images instead of the data', () => {
+    const data = Buffer.alloc(3000, 7).toString('base64');
+    const line = `OBX|1|ED|IMG^Smear image^L|1|^IM^PNG^Base64^${data}||||||F`;
+    expect(elideBase64(line)).toBe(
+      `OBX|1|ED|IMG^Smear image^L|1|^IM^PNG^Base64^[${data.length} characters of base64]||||||F`,
+    );
+    expect(elideBase64('PID|1||MRN123')).toBe('PID|1||MRN123');
   });
 });

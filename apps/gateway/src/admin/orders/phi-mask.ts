@@ -52,7 +52,7 @@ export function maskFhir(raw: string): string {
 }
 
 export function maskInbound(channel: string, raw: string): string {
-  return channel === 'hl7' ? maskHl7(raw) : maskFhir(raw);
+  return elideBase64(channel === 'hl7' ? maskHl7(raw) : maskFhir(raw));
 }
 
 /** What the page shows before a reveal: that there is a patient, never who. */
@@ -65,4 +65,12 @@ export interface MaskedPatient {
 export function maskedPatient(identity: PatientIdentity | null): MaskedPatient | null {
   if (!identity) return null;
   return { name: MASK, identifiers: MASK, birthDate: MASK };
+}
+
+/**
+ * Inline images (HL7 OBX ED, FHIR attachment data) make a message megabytes long: the page shows
+ * the size of each base64 run instead of the run itself.
+ */
+export function elideBase64(text: string): string {
+  return text.replace(/[A-Za-z0-9+/]{512,}={0,2}/g, (run) => `[${run.length} characters of base64]`);
 }
