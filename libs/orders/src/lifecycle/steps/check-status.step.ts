@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { JobName, OrderStatus, createLogger } from '@hemato/common';
+import { DomainError, DomainErrorCode, JobName, OrderStatus, createLogger } from '@hemato/common';
 import { OrderEntity } from '@hemato/persistence';
 import { StepContext } from './step-context';
 
@@ -66,12 +66,20 @@ export class CheckStatusStep {
         const deadline = order.stateDeadlineAt?.getTime() ?? Date.now() + this.ctx.config.orders.POLL_DEADLINE_MS;
         let current = order;
         if (order.status !== OrderStatus.Processing && (status.reportStatus === 'processing' || status.progress > 0)) {
-          current = await this.ctx.transitions.move(orderId, OrderStatus.Processing, {
-            actor: 'hemato',
-            expectFrom: [OrderStatus.StudyCreated, OrderStatus.TasksRequested],
-            detail: { progress: status.progress, message: status.progressMessage },
-            deadlineMs: Math.max(0, deadline - Date.now()),
-          });
+          try {
+            current = await this.ctx.transitions.move(orderId, OrderStatus.Processing, {
+              actor: 'hemato',
+              expectFrom: [OrderStatus.StudyCreated, OrderStatus.TasksRequested],
+              detail: { progress: status.progress, message: status.progressMessage },
+              deadlineMs: Math.max(0, deadline - Date.now()),
+            });
+          } catch (err) {
+            // A concurrent check (callback and poll at once) moved it first: carry on from its state.
+            if (!(err instanceof DomainError) || err.code !== DomainErrorCode.Conflict) throw err;
+            const now = await this.ctx.order(orderId);
+            if (!now || !WAITING.includes(now.status)) return;
+            current = now;
+          }
         }
         if (poll === undefined) return;
         if (Date.now() > deadline) {

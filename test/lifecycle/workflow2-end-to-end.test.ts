@@ -1,0 +1,78 @@
+import { MllpClient } from '@hemato/hl7';
+import { OrderStatus } from '@hemato/common';
+import { OrderEntity } from '@hemato/persistence';
+import { eventually, generateSmear, phiValues, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+
+interface LoggedRequest {
+  method: string;
+  path: string;
+  body?: any;
+  status?: number;
+  pbs_study_id?: string;
+}
+
+describe('workflow 2: Hemato.AI downloads the list and the files from signed gateway URLs', () => {
+  let p: Pipeline;
+  let client: MllpClient;
+
+  beforeAll(async () => {
+    p = await startPipeline('wf2', { HEMATO_WORKFLOW: '2' });
+    client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await p?.close();
+  });
+
+  it('a parasite smear order completes with an ORU carrying B50, with no file uploaded by us', async () => {
+    const smear = generateSmear({ width: 640, height: 480, format: 'png', seed: 7, parasites: true });
+    const ack = await client.send(
+      sampleOrm({ controlId: 'WF2-1', placer: 'PL-WF2-1', images: [{ data: smear, subtype: 'PNG' }] }),
+      'WF2-1',
+    );
+    expect(ack.code).toBe('AA');
+
+    const oru = await p.receiver.waitFor((m) => m.includes('PL-WF2-1'), 90_000);
+    const obx = oru.split('\r').filter((s) => s.startsWith('OBX|'));
+    expect(obx.some((s) => /ring trophozoite/i.test(s.split('|')[3] ?? ''))).toBe(true);
+    expect(obx.some((s) => s.split('|')[2] === 'CWE' && (s.split('|')[5] ?? '').startsWith('B50^'))).toBe(true);
+
+    const order = await eventually(
+      async () => {
+        const o = await p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: 'PL-WF2-1' } });
+        return o?.status === OrderStatus.Completed ? o : null;
+      },
+      30_000,
+      'completed',
+    );
+    expect(order.hematoStudyId).toBeTruthy();
+
+    const { requests } = (await (await fetch(`${p.sandbox.url}/_sandbox/requests`)).json()) as {
+      requests: LoggedRequest[];
+    };
+    const creates = requests.filter((r) => r.method === 'POST' && r.path === '/pbs');
+    expect(creates).toHaveLength(1);
+    const listUrl = String(creates[0]!.body?.list_url ?? '');
+    expect(listUrl.startsWith(`${p.httpUrl}/`)).toBe(true);
+    expect(creates[0]!.status).toBe(201);
+    expect(requests.filter((r) => /^\/pbs\/[^/]+\/files$/.test(r.path))).toEqual([]);
+
+    // The list served at the signed URL names the file by signed URL, and holds no patient data.
+    const list = await fetch(listUrl);
+    expect(list.status).toBe(200);
+    const doc = (await list.json()) as { files: string[] };
+    expect(doc.files).toHaveLength(1);
+    const text = JSON.stringify(doc).toLowerCase();
+    for (const value of phiValues()) expect(text).not.toContain(value.toLowerCase());
+    const file = await fetch(doc.files[0]!);
+    expect(file.status).toBe(200);
+    expect(Buffer.from(await file.arrayBuffer()).equals(smear)).toBe(true);
+
+    // A tampered signature gets nothing.
+    const parts = listUrl.split('/');
+    const sig = parts[parts.length - 2]!;
+    parts[parts.length - 2] = (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1);
+    expect((await fetch(parts.join('/'))).status).toBe(401);
+  });
+});
