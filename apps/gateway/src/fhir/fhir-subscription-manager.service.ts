@@ -22,6 +22,13 @@ export class FhirSubscriptionManager implements OnApplicationBootstrap, OnApplic
 
   onApplicationBootstrap(): void {
     if (!this.config.fhir.FHIR_SUBSCRIPTION_AUTO_CREATE || !this.ehr) return;
+    if (!this.config.core.PUBLIC_BASE_URL) {
+      log.warn(
+        {},
+        'FHIR_SUBSCRIPTION_AUTO_CREATE needs PUBLIC_BASE_URL (where the EHR reaches us): not creating a Subscription',
+      );
+      return;
+    }
     void this.ensure().catch((err: unknown) =>
       log.warn({ err: (err as Error).message }, 'could not ensure the EHR Subscription'),
     );
