@@ -157,6 +157,21 @@ describe('FHIR Subscription intake', () => {
     await off(sub);
   });
 
+  it('answers 503 when the EHR cannot be read, so the EHR sends the notification again', async () => {
+    const sub = await subscribe({
+      channel: { type: 'rest-hook', payload: 'application/fhir+json', header: [`Authorization: Bearer ${API_KEY}`] },
+    });
+    ehr.failBeforeProcessing = 1; // our read of the ServiceRequest gets a 503
+    const sr = await order();
+    const d = lastDelivery(sub.id);
+    expect(d.status).toBe(503);
+    expect(await orderFor(sr)).toBeUndefined();
+    const again = await ehr.replay(d);
+    expect(again.status).toBe(200);
+    expect(await orderFor(sr)).toBeDefined();
+    await off(sub);
+  });
+
   it('empty POST (no payload): the active ServiceRequests are searched and taken in once', async () => {
     const sub = await subscribe({ channel: { type: 'rest-hook', header: [`Authorization: Bearer ${API_KEY}`] } });
     const sr = await order();
