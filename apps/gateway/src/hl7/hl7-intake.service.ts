@@ -51,6 +51,16 @@ type NotStored = 'rejected' | 'unavailable' | 'internal';
 
 /** Largest group commit: bounds transaction time and the ACK latency of the first message in it. */
 const MAX_BATCH = 200;
+/** Pooled connections left to the rest of the gateway (health, admin, callbacks) by the HL7 batches. */
+const POOL_RESERVE = 2;
+/** A batch that lost a deadlock or serialization race is run again this many times. */
+const RACE_RETRIES = 3;
+
+/** Deadlock or serialization failure: the batch did nothing wrong and can be run again. */
+function isRace(err: unknown): boolean {
+  const code = (err as { code?: string } | null)?.code;
+  return code === '40P01' || code === '40001';
+}
 
 /** pg / node errors meaning "the database is not there", as opposed to a problem with one message. */
 function isUnavailable(err: unknown): boolean {
@@ -73,23 +83,30 @@ const REJECT = Symbol('reject');
 @Injectable()
 export class Hl7IntakeService {
   private readonly us: Hl7Identity;
-  private readonly batcher = new CommitBatcher<PreparedMessage, StoredOutcome>(
-    (items) => this.commit(items),
-    MAX_BATCH,
-  );
+  /**
+   * Batches commit in parallel, each on its own pooled connection. A connection's messages always go
+   * to the same batcher, so they are applied in the order they arrived.
+   */
+  private readonly batchers: Array<CommitBatcher<PreparedMessage, StoredOutcome>>;
 
   constructor(
     private readonly ds: DataSource,
     private readonly intake: OrderIntakeService,
     private readonly codes: OrderCodeTable,
     private readonly transitions: OrderTransitions,
-    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'hl7'>,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'hl7' | 'database'>,
   ) {
     this.us = { application: config.hl7.HL7_SENDING_APP, facility: config.hl7.HL7_SENDING_FACILITY };
+    // As many group commits in flight as the pool allows (each holds one connection for its transaction).
+    const parallel = Math.max(1, config.database.DATABASE_POOL_SIZE - POOL_RESERVE);
+    this.batchers = Array.from(
+      { length: parallel },
+      () => new CommitBatcher<PreparedMessage, StoredOutcome>((items) => this.commit(items), MAX_BATCH),
+    );
   }
 
   /** Answers one complete MLLP frame: the encoded ACK(s) to send back. */
-  async handleFrame(frame: Buffer): Promise<Buffer[]> {
+  async handleFrame(frame: Buffer, connectionId = 0): Promise<Buffer[]> {
     const header = readHeader(frame);
     if (!header) {
       return this.notStored(null, 'utf8', 'rejected', {
@@ -143,7 +160,8 @@ export class Hl7IntakeService {
       );
     }
     const sender = `${header.sendingApplication}|${header.sendingFacility}`;
-    const outcome = await this.batcher.submit({ header, encoding, text, sender, parsed });
+    const batcher = this.batchers[connectionId % this.batchers.length]!;
+    const outcome = await batcher.submit({ header, encoding, text, sender, parsed });
     return this.encode(outcome.replies, encoding);
   }
 
@@ -189,32 +207,47 @@ export class Hl7IntakeService {
     return out;
   }
 
-  /** One transaction for a batch; each message in its own savepoint so one failure spares the others. */
+  /**
+   * One transaction for a batch. Optimistic first (no savepoints: fewer round trips); if a message
+   * fails, the batch is run again with each message in its own savepoint, so one failure (answered
+   * AR) spares the others. Nothing is acknowledged before the COMMIT returned.
+   */
   private async commit(items: PreparedMessage[]): Promise<StoredOutcome[]> {
-    const multi = items.length > 1;
-    let results: StoredOutcome[];
-    try {
-      results = await this.ds.transaction(async (m) => {
-        const out: StoredOutcome[] = [];
-        for (const item of items) {
-          if (multi) await m.query('SAVEPOINT hl7_msg');
-          try {
-            out.push(await this.store(m, item));
-            if (multi) await m.query('RELEASE SAVEPOINT hl7_msg');
-          } catch (err) {
-            if (!multi || isUnavailable(err)) throw err;
-            await m.query('ROLLBACK TO SAVEPOINT hl7_msg');
-            log.error({ err: (err as Error).message, controlId: item.header.controlId }, 'HL7 message not stored');
-            out.push({ replies: this.failedReplies(item.header, 'internal'), orderIds: [] });
-          }
+    let isolate = false;
+    for (let attempt = 0; ; attempt++) {
+      try {
+        return await this.commitOnce(items, isolate);
+      } catch (err) {
+        const why: NotStored = isUnavailable(err) ? 'unavailable' : 'internal';
+        if (why === 'internal' && isRace(err) && attempt < RACE_RETRIES) continue;
+        if (why === 'internal' && items.length > 1 && !isolate) {
+          isolate = true;
+          continue;
         }
-        return out;
-      });
-    } catch (err) {
-      const why: NotStored = isUnavailable(err) ? 'unavailable' : 'internal';
-      log.error({ err: (err as Error).message, messages: items.length, why }, 'HL7 batch not committed');
-      return items.map((item) => ({ replies: this.failedReplies(item.header, why), orderIds: [] }));
+        log.error({ err: (err as Error).message, messages: items.length, why }, 'HL7 batch not committed');
+        return items.map((item) => ({ replies: this.failedReplies(item.header, why), orderIds: [] }));
+      }
     }
+  }
+
+  private async commitOnce(items: PreparedMessage[], isolate: boolean): Promise<StoredOutcome[]> {
+    const multi = isolate && items.length > 1;
+    const results = await this.ds.transaction(async (m) => {
+      const out: StoredOutcome[] = [];
+      for (const item of items) {
+        if (multi) await m.query('SAVEPOINT hl7_msg');
+        try {
+          out.push(await this.store(m, item));
+          if (multi) await m.query('RELEASE SAVEPOINT hl7_msg');
+        } catch (err) {
+          if (!multi || isUnavailable(err) || isRace(err)) throw err;
+          await m.query('ROLLBACK TO SAVEPOINT hl7_msg');
+          log.error({ err: (err as Error).message, controlId: item.header.controlId }, 'HL7 message not stored');
+          out.push({ replies: this.failedReplies(item.header, 'internal'), orderIds: [] });
+        }
+      }
+      return out;
+    });
     const orderIds = results.flatMap((r) => r.orderIds);
     if (orderIds.length > 0) {
       // Committed: the ACK may go. Starting the lifecycle is best-effort here (the reconciler catches stragglers).
@@ -237,11 +270,25 @@ export class Hl7IntakeService {
   /** Stores one message, its orders or cancellations, and its ACK (inside the batch transaction). */
   private async store(m: EntityManager, item: PreparedMessage): Promise<StoredOutcome> {
     const { header } = item;
+    // Without cancellations the outcome is known before anything is written (AE for the issues found,
+    // else AA — and if a write fails the whole transaction rolls back, the ACK with it): the row is
+    // inserted with its ACK, one statement fewer per message. A CA may still turn into AE: updated below.
+    const hasCancel = item.parsed.issues.length === 0 && item.parsed.groups.some((g) => g.control === 'CA');
+    const planned = this.outcome(header, item.parsed.issues);
     const inserted: Array<{ id: string }> = await m.query(
-      `INSERT INTO inbound_messages (channel, sender, control_id, message_type, raw, status)
-       VALUES ('hl7', $1, $2, $3, $4, 'processing')
+      `INSERT INTO inbound_messages (channel, sender, control_id, message_type, raw, status, ack_code, ack, error)
+       VALUES ('hl7', $1, $2, $3, $4, $5, $6, $7, $8)
        ON CONFLICT (sender, control_id) DO NOTHING RETURNING id`,
-      [item.sender, header.controlId, `${header.messageCode}^${header.triggerEvent}`, item.text],
+      [
+        item.sender,
+        header.controlId,
+        `${header.messageCode}^${header.triggerEvent}`,
+        item.text,
+        hasCancel ? 'processing' : planned.status,
+        hasCancel ? null : planned.ackCode,
+        hasCancel ? null : planned.replies.join('\n'),
+        hasCancel ? null : planned.error,
+      ],
     );
     if (inserted.length === 0) {
       const prev: Array<{ ack: string | null }> = await m.query(
@@ -263,40 +310,50 @@ export class Hl7IntakeService {
       };
     }
     const inboundId = inserted[0]!.id;
-    let issues = item.parsed.issues;
+    if (item.parsed.issues.length > 0) return { replies: planned.replies, orderIds: [] };
     let orderIds: string[] = [];
-    if (issues.length === 0) {
-      const groups = item.parsed.groups;
-      const savepoint = groups.some((g) => g.control === 'CA');
-      if (savepoint) await m.query('SAVEPOINT hl7_body');
-      try {
-        for (const g of groups) {
-          if (g.control === 'NW') {
-            orderIds.push(await this.createOrder(m, item, g, inboundId));
-          } else {
-            const problem = await this.cancel(m, item, g);
-            if (problem) {
-              issues = [problem];
-              throw REJECT;
-            }
+    let issues: Hl7Issue[] = [];
+    if (hasCancel) await m.query('SAVEPOINT hl7_body');
+    try {
+      for (const g of item.parsed.groups) {
+        if (g.control === 'NW') {
+          orderIds.push(await this.createOrder(m, item, g, inboundId));
+        } else {
+          const problem = await this.cancel(m, item, g);
+          if (problem) {
+            issues = [problem];
+            throw REJECT;
           }
         }
-      } catch (err) {
-        if (err !== REJECT) throw err;
-        await m.query('ROLLBACK TO SAVEPOINT hl7_body');
-        orderIds = [];
       }
+    } catch (err) {
+      if (err !== REJECT) throw err;
+      await m.query('ROLLBACK TO SAVEPOINT hl7_body');
+      orderIds = [];
     }
-    const code = issues.length === 0 ? 'AA' : 'AE';
-    const replies = this.replies(header, code, issues);
+    if (!hasCancel) return { replies: planned.replies, orderIds };
+    const final = this.outcome(header, issues);
     await m.query(`UPDATE inbound_messages SET status = $2, ack_code = $3, ack = $4, error = $5 WHERE id = $1`, [
       inboundId,
-      code === 'AA' ? 'accepted' : 'rejected',
-      isEnhanced(header) ? [wants(header.acceptAckType, true) ? 'CA' : null, code].filter(Boolean).join(',') : code,
-      replies.join('\n'),
-      issues.length ? issues.map((i) => `${i.code} ${i.text}`).join('; ') : null,
+      final.status,
+      final.ackCode,
+      final.replies.join('\n'),
+      final.error,
     ]);
-    return { replies, orderIds };
+    return { replies: final.replies, orderIds };
+  }
+
+  /** The ACK(s) and stored status for a stored message with these issues (none: accepted). */
+  private outcome(header: MshHeader, issues: Hl7Issue[]) {
+    const code = issues.length === 0 ? 'AA' : 'AE';
+    return {
+      replies: this.replies(header, code, issues),
+      status: code === 'AA' ? 'accepted' : 'rejected',
+      ackCode: isEnhanced(header)
+        ? [wants(header.acceptAckType, true) ? 'CA' : null, code].filter(Boolean).join(',')
+        : code,
+      error: issues.length ? issues.map((i) => `${i.code} ${i.text}`).join('; ') : null,
+    };
   }
 
   private async createOrder(

@@ -26,7 +26,7 @@ export class Hl7ListenerService implements OnModuleInit, BeforeApplicationShutdo
         tls: tlsFromConfig(c),
       },
       {
-        onMessage: (frame) => intake.handleFrame(frame),
+        onMessage: (frame, conn) => intake.handleFrame(frame, conn.id),
         onOversize: (head, size) => intake.oversizeReply(head, size),
         onHandlerError: (frame, err) => intake.errorReply(frame, err),
       },

@@ -1,0 +1,150 @@
+/**
+ * `npm run bench:mllp`: N ORM^O01 messages over K parallel MLLP connections (loopback) to the real
+ * gateway (each ACK only after the order is committed in PostgreSQL), then the same harness against a
+ * bare MLLP echo that stores nothing. Prints one JSON line:
+ * `{"msgs_per_s":…,"ack_p50_ms":…,"ack_p99_ms":…,"echo_msgs_per_s":…}`.
+ * Each connection keeps one message in flight (as interface engines do). The server runs in a child
+ * process so the harness does not share its event loop. Env: BENCH_MESSAGES (default 20000),
+ * BENCH_CONNECTIONS (64), DATABASE_URL (admin URL of the server to make the bench database on,
+ * default local PostgreSQL), REDIS_URL.
+ */
+import { fork, type ChildProcess } from 'node:child_process';
+import net from 'node:net';
+import { loadConfig, rootLogger } from '@hemato/common';
+import { MllpDecoder, MllpServer, encodeFrame, readAck } from '@hemato/hl7';
+import { createDataSource, runMigrations } from '@hemato/persistence';
+import { createTestDatabase, dropRunDatabases, testEnv } from '@hemato/testing';
+import { bootstrapGateway } from '../apps/gateway/src/bootstrap';
+
+const N = Number(process.env.BENCH_MESSAGES ?? 20_000);
+const K = Number(process.env.BENCH_CONNECTIONS ?? 64);
+
+function orm(i: number, run: string): string {
+  const id = `${run}-${i}`;
+  return [
+    `MSH|^~\\&|BENCHLIS|BENCHHOSP|HEMATO-BRIDGE|HEMATO|20260101120000||ORM^O01|${id}|P|2.3`,
+    `PID|1||MRN${run}${i}^^^BENCHHOSP^MR||BENCH^PATIENT${i}||19700101|F`,
+    `ORC|NW|PL${id}||||||||||1234^WELBY^MARCUS`,
+    `OBR|1|PL${id}||34994-4^Peripheral blood smear^LN|||20260101113000`,
+    'NTE|1||benchmark order',
+  ].join('\r');
+}
+
+/** K connections, one message in flight each, until N are acknowledged. */
+async function drive(port: number, run: string, expectAck: boolean) {
+  let next = 0;
+  const latencies: number[] = [];
+  const codes = new Map<string, number>();
+  const started = process.hrtime.bigint();
+  await Promise.all(
+    Array.from({ length: K }, async () => {
+      const socket = net.connect({ port, host: '127.0.0.1' });
+      socket.setNoDelay(true);
+      await new Promise<void>((resolve, reject) => {
+        socket.once('connect', () => resolve());
+        socket.once('error', reject);
+      });
+      const decoder = new MllpDecoder(1024 * 1024);
+      let waiting: ((frame: Buffer) => void) | null = null;
+      socket.on('data', (chunk: Buffer) => {
+        for (const ev of decoder.push(chunk)) if (ev.kind === 'frame' && waiting) waiting(ev.data);
+      });
+      while (next < N) {
+        const i = next++;
+        const t0 = process.hrtime.bigint();
+        const reply = await new Promise<Buffer>((resolve) => {
+          waiting = resolve;
+          socket.write(encodeFrame(orm(i, run)));
+        });
+        latencies.push(Number(process.hrtime.bigint() - t0) / 1e6);
+        if (expectAck) {
+          const code = readAck(reply.toString('utf8'))?.code ?? '?';
+          codes.set(code, (codes.get(code) ?? 0) + 1);
+        }
+      }
+      socket.destroy();
+    }),
+  );
+  const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  latencies.sort((a, b) => a - b);
+  const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
+  return { rate: N / seconds, p50: pct(0.5), p99: pct(0.99), codes: Object.fromEntries(codes) };
+}
+
+/** Starts the server role in a child process; resolves with its MLLP port. */
+function startChild(role: 'gateway' | 'echo', env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; port: number }> {
+  const child = fork(__filename, [role], { env: { ...process.env, ...env }, stdio: 'inherit' });
+  return new Promise((resolve, reject) => {
+    child.once('message', (m: { port: number }) => resolve({ child, port: m.port }));
+    child.once('exit', (code) => reject(new Error(`${role} exited with ${code}`)));
+  });
+}
+
+async function stopChild(child: ChildProcess): Promise<void> {
+  const exited = new Promise((r) => child.once('exit', r));
+  child.kill('SIGTERM');
+  await exited;
+}
+
+async function main(): Promise<void> {
+  rootLogger().level = 'warn';
+  const databaseUrl = await createTestDatabase('benchmllp');
+  const ds = await createDataSource({ url: databaseUrl }).initialize();
+  await runMigrations(ds);
+  await ds.destroy();
+  const env = testEnv({ DATABASE_URL: databaseUrl, LOG_LEVEL: 'warn', DATABASE_POOL_SIZE: '16' });
+  const run = Date.now().toString(36);
+
+  const gw = await startChild('gateway', env as Record<string, string>);
+  await drive(gw.port, `${run}w`, true).catch(() => undefined); // warm-up: JIT, pool, caches (not counted)
+  const durable = await drive(gw.port, run, true);
+  await stopChild(gw.child);
+
+  const echo = await startChild('echo', {});
+  await drive(echo.port, `${run}w`, false);
+  const bare = await drive(echo.port, run, false);
+  await stopChild(echo.child);
+  await dropRunDatabases();
+
+  if ((durable.codes as Record<string, number>).AA !== N) {
+    process.stderr.write(`not every message was accepted: ${JSON.stringify(durable.codes)}\n`);
+    process.exitCode = 1;
+  }
+  const r = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+  process.stdout.write(
+    JSON.stringify({
+      msgs_per_s: r(durable.rate),
+      ack_p50_ms: r(durable.p50, 2),
+      ack_p99_ms: r(durable.p99, 2),
+      echo_msgs_per_s: r(bare.rate),
+    }) + '\n',
+  );
+}
+
+async function serveGateway(): Promise<void> {
+  const gw = await bootstrapGateway(loadConfig(process.env));
+  const port = Number(new URL(gw.urls.mllp!.replace(/^mllps?:/, 'http:')).port);
+  process.on('SIGTERM', () => void gw.app.close().then(() => process.exit(0)));
+  process.send!({ port });
+}
+
+async function serveEcho(): Promise<void> {
+  const server = new MllpServer(
+    { host: '127.0.0.1', port: 0, maxMessageBytes: 1024 * 1024, idleTimeoutMs: 0, maxConnections: 10_000 },
+    {
+      onMessage: async (frame) => [frame],
+      onOversize: () => [],
+      onHandlerError: () => [],
+    },
+  );
+  const port = await server.listen();
+  process.on('SIGTERM', () => void server.close().then(() => process.exit(0)));
+  process.send!({ port });
+}
+
+const role = process.argv[2];
+const task = role === 'gateway' ? serveGateway() : role === 'echo' ? serveEcho() : main();
+task.catch((err: unknown) => {
+  process.stderr.write(`bench:mllp failed: ${err instanceof Error ? err.stack : String(err)}\n`);
+  process.exit(1);
+});
