@@ -136,4 +136,34 @@ describe('Hemato.AI sandbox: file uploads', () => {
     expect(http.status).toBe(400);
     expect(http.body.error).toMatch(/must be an https URL/);
   });
+
+  it('with Expect: 100-continue, refuses a bad upload before the body is sent and asks for a good one', async () => {
+    const id = await createStudy(sb.url, token);
+    const send = (auth: string) =>
+      new Promise<{ status: number; continued: boolean }>((resolve, reject) => {
+        let continued = false;
+        const rq = request(`${sb.url}/pbs/${id}/files`, {
+          method: 'POST',
+          headers: {
+            authorization: auth,
+            'content-type': 'image/png',
+            'content-length': png.length,
+            expect: '100-continue',
+          },
+        });
+        rq.on('continue', () => {
+          continued = true;
+          rq.end(png);
+        });
+        rq.on('response', (res) => {
+          resolve({ status: res.statusCode ?? 0, continued });
+          res.resume();
+          if (!continued) rq.destroy(); // the body is never sent
+        });
+        rq.on('error', (err) => (continued ? reject(err) : undefined));
+        rq.flushHeaders();
+      });
+    expect(await send('not-a-token')).toEqual({ status: 401, continued: false });
+    expect(await send(token)).toEqual({ status: 201, continued: true });
+  });
 });

@@ -24,9 +24,12 @@ interface Ctx {
   path: string;
   started: bigint;
   entry?: LoggedRequest;
+  /** The client sent `Expect: 100-continue` and waits for our go before sending the body. */
+  continuePending?: boolean;
 }
 
 const STUDY_PATH = /^\/pbs\/([^/]+)\/(files|tasks|status|report)$/;
+const UPLOAD_PATH = /^\/pbs\/[^/]+\/files$/;
 const ADMIN_STUDY_PATH = /^\/_sandbox\/pbs\/([^/]+)(\/revise)?$/;
 
 /**
@@ -87,13 +90,20 @@ export class SandboxServer {
       { keepAliveTimeout: 65_000, requestTimeout: 0 },
       (req, res) => void this.handle(req, res),
     );
+    // `Expect: 100-continue` (curl does this for bodies over 1 MB): refuse a bad upload before its body is sent.
+    this.server.on('checkContinue', (req: IncomingMessage, res: ServerResponse) => void this.handle(req, res, true));
   }
 
-  private async handle(req: IncomingMessage, res: ServerResponse): Promise<void> {
+  private async handle(req: IncomingMessage, res: ServerResponse, continuePending = false): Promise<void> {
     const started = process.hrtime.bigint();
     const url = new URL(req.url ?? '/', 'http://sandbox.local');
     const p = url.pathname.replace(/\/+$/, '') || '/';
-    const ctx: Ctx = { req, res, url, path: p, started };
+    const ctx: Ctx = { req, res, url, path: p, started, continuePending };
+    // Only uploads decide late (after auth, type and size checks) whether they want the body.
+    if (continuePending && !UPLOAD_PATH.test(p)) {
+      res.writeContinue();
+      ctx.continuePending = false;
+    }
     const admin = p.startsWith('/_sandbox');
     if (!admin) {
       ctx.entry = this.requests.add({
@@ -143,6 +153,8 @@ export class SandboxServer {
   }
 
   private answerError(ctx: Ctx, err: unknown): void {
+    // The client held the body back (Expect: 100-continue): do not reuse a connection it may never send.
+    if (ctx.continuePending && !ctx.res.headersSent) ctx.res.setHeader('connection', 'close');
     if (err instanceof HttpError) {
       sendEnvelope(
         ctx.res,
@@ -410,6 +422,11 @@ export class SandboxServer {
     const declared = Number(req.headers['content-length'] ?? NaN);
     if (Number.isFinite(declared) && declared > max) throw tooLarge();
 
+    if (ctx.continuePending) {
+      // Every check passed: now ask for the body (a refused upload is answered before it is sent).
+      ctx.res.writeContinue();
+      ctx.continuePending = false;
+    }
     // Stream the body: hash as it arrives, hold it once (preallocated when the length is known) for decoding.
     const hash = createHash('sha224');
     let size = 0;
