@@ -79,14 +79,15 @@ export class FetchReportStep {
     if (cfg.orders.RESULT_DELIVERY === 'both') {
       const out: DeliveryTarget[] = [];
       if (order.sourceChannel === SourceChannel.Hl7 || cfg.hl7.HL7_RESULT_HOST) out.push(DeliveryTarget.Hl7);
-      if (order.sourceChannel === SourceChannel.Fhir || cfg.fhir.FHIR_EHR_BASE_URL) out.push(DeliveryTarget.Fhir);
+      if (cfg.fhir.FHIR_EHR_BASE_URL) out.push(DeliveryTarget.Fhir);
       return out;
     }
     switch (order.sourceChannel) {
       case SourceChannel.Hl7:
         return [DeliveryTarget.Hl7];
       case SourceChannel.Fhir:
-        return [DeliveryTarget.Fhir];
+        // Without an EHR to write to, the EHR pulls the result through the FHIR read API: nothing to push.
+        return cfg.fhir.FHIR_EHR_BASE_URL ? [DeliveryTarget.Fhir] : [];
       case SourceChannel.Api:
         return [];
     }
