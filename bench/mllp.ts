@@ -18,6 +18,7 @@ import { bootstrapGateway } from '../apps/gateway/src/bootstrap';
 
 const N = Number(process.env.BENCH_MESSAGES ?? 20_000);
 const K = Number(process.env.BENCH_CONNECTIONS ?? 64);
+const WARMUP = Math.min(1000, Math.ceil(N / 10));
 
 function orm(i: number, run: string): string {
   const id = `${run}-${i}`;
@@ -31,7 +32,7 @@ function orm(i: number, run: string): string {
 }
 
 /** K connections, one message in flight each, until N are acknowledged. */
-async function drive(port: number, run: string, expectAck: boolean) {
+async function drive(port: number, run: string, expectAck: boolean, total = N) {
   let next = 0;
   const latencies: number[] = [];
   const codes = new Map<string, number>();
@@ -49,7 +50,7 @@ async function drive(port: number, run: string, expectAck: boolean) {
       socket.on('data', (chunk: Buffer) => {
         for (const ev of decoder.push(chunk)) if (ev.kind === 'frame' && waiting) waiting(ev.data);
       });
-      while (next < N) {
+      while (next < total) {
         const i = next++;
         const t0 = process.hrtime.bigint();
         const reply = await new Promise<Buffer>((resolve) => {
@@ -68,7 +69,7 @@ async function drive(port: number, run: string, expectAck: boolean) {
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
   latencies.sort((a, b) => a - b);
   const pct = (p: number) => latencies[Math.min(latencies.length - 1, Math.floor(p * latencies.length))]!;
-  return { rate: N / seconds, p50: pct(0.5), p99: pct(0.99), codes: Object.fromEntries(codes) };
+  return { rate: total / seconds, p50: pct(0.5), p99: pct(0.99), codes: Object.fromEntries(codes) };
 }
 
 /** Starts the server role in a child process; resolves with its MLLP port. */
@@ -96,12 +97,12 @@ async function main(): Promise<void> {
   const run = Date.now().toString(36);
 
   const gw = await startChild('gateway', env as Record<string, string>);
-  await drive(gw.port, `${run}w`, true).catch(() => undefined); // warm-up: JIT, pool, caches (not counted)
+  await drive(gw.port, `${run}w`, true, WARMUP); // warm-up: JIT, pool, caches (not counted)
   const durable = await drive(gw.port, run, true);
   await stopChild(gw.child);
 
   const echo = await startChild('echo', {});
-  await drive(echo.port, `${run}w`, false);
+  await drive(echo.port, `${run}w`, false, WARMUP);
   const bare = await drive(echo.port, run, false);
   await stopChild(echo.child);
   await dropRunDatabases();

@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import { loadConfig } from '@hemato/common';
 import { createDataSource, runMigrations } from '@hemato/persistence';
 import { createTestDatabase, testEnv } from '@hemato/testing';
@@ -15,7 +16,9 @@ export interface TestGateway {
 
 /** A migrated, empty database for one test file. */
 export async function migratedDatabase(): Promise<string> {
-  const url = await createTestDatabase('hl7');
+  // A label unique per call: createTestDatabase's counter restarts in every test file, and with
+  // --runInBand all files share one pid.
+  const url = await createTestDatabase(`hl7${randomBytes(4).toString('hex')}`);
   const ds = await createDataSource({ url }).initialize();
   try {
     await runMigrations(ds);
