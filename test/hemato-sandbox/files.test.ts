@@ -102,6 +102,7 @@ describe('Hemato.AI sandbox: file uploads', () => {
         `${sb.url}/pbs/${id}/files`,
         {
           method: 'POST',
+          agent: false,
           headers: { authorization: token, 'content-type': 'image/png', 'transfer-encoding': 'chunked' },
         },
         (res) => {
@@ -155,12 +156,14 @@ describe('Hemato.AI sandbox: file uploads', () => {
           continued = true;
           rq.end(png);
         });
+        let answered = false;
         rq.on('response', (res) => {
+          answered = true;
           resolve({ status: res.statusCode ?? 0, continued });
           res.resume();
           if (!continued) rq.destroy(); // the body is never sent
         });
-        rq.on('error', (err) => (continued ? reject(err) : undefined));
+        rq.on('error', (err) => (answered ? undefined : reject(err)));
         rq.flushHeaders();
       });
     expect(await send('not-a-token')).toEqual({ status: 401, continued: false });
