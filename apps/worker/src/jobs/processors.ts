@@ -1,4 +1,4 @@
-import { Processor, WorkerHost } from '@nestjs/bullmq';
+import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
 import { JobName, QueueName, createLogger, type OrderJobData } from '@hemato/common';
 import { DeliveryCompletion, StepFailure } from '@hemato/orders';
 import { UnrecoverableError, type Job } from 'bullmq';
@@ -19,6 +19,16 @@ function reasonOf(err: unknown): string {
 abstract class DispatchingProcessor extends WorkerHost {
   constructor(private readonly registry: JobRegistry) {
     super();
+  }
+
+  /**
+   * Connection and bookkeeping errors of the BullMQ worker (Redis gone, keys flushed). Without a
+   * listener Node would treat them as unhandled; the jobs' state is in PostgreSQL and the reconciler
+   * re-drives it, so they are logged and survived.
+   */
+  @OnWorkerEvent('error')
+  onWorkerError(err: Error): void {
+    log.warn({ err: err.message }, 'queue worker error');
   }
 
   /** Runs after every attempt; `err` set when it failed, `final` when no retry follows. */

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { JobName } from '@hemato/common';
+import { DomainError, DomainErrorCode, JobName } from '@hemato/common';
 import {
   CheckStatusStep,
   CreateStudyStep,
@@ -13,12 +13,17 @@ import {
 import type { Job } from 'bullmq';
 import { HandlesJob, type JobHandler } from '../jobs/job-handler';
 
-/** Each handler is thin: the step lives in `@hemato/orders`; errors are sorted into retry / give up. */
-async function run(fn: () => Promise<void>): Promise<{ ok: true }> {
+/**
+ * Each handler is thin: the step lives in `@hemato/orders`; errors are sorted into retry / give up.
+ * A Conflict means another job (a callback, a poll, the reconciler) moved the order on first: this
+ * job has nothing left to do.
+ */
+async function run(fn: () => Promise<void>): Promise<{ ok: true; skipped?: string }> {
   try {
     await fn();
     return { ok: true };
   } catch (err) {
+    if (err instanceof DomainError && err.code === DomainErrorCode.Conflict) return { ok: true, skipped: err.message };
     throw classifyStepError(err);
   }
 }

@@ -40,9 +40,13 @@ export class Reconciler {
     // Claim the rows (touching updated_at) so two workers reconciling at once do not both re-drive them.
     const stale: Array<{ id: string; status: OrderStatus; version: number; workflow: string | null }> =
       await this.ds.query(
-        `UPDATE orders SET updated_at = now()
-        WHERE id IN (SELECT id FROM orders WHERE status = ANY($1) AND updated_at < $2 ORDER BY updated_at LIMIT 500 FOR UPDATE SKIP LOCKED)
-        RETURNING id, status, version, details->>'workflow' AS workflow`,
+        // (A CTE, because TypeORM answers a bare UPDATE ... RETURNING with [rows, count], not rows.)
+        `WITH claimed AS (
+         UPDATE orders SET updated_at = now()
+          WHERE id IN (SELECT id FROM orders WHERE status = ANY($1) AND updated_at < $2
+                        ORDER BY updated_at LIMIT 500 FOR UPDATE SKIP LOCKED)
+          RETURNING id, status, version, details->>'workflow' AS workflow)
+       SELECT * FROM claimed`,
         [MOVING, staleBefore],
       );
     let requeued = 0;

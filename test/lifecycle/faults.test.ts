@@ -1,0 +1,181 @@
+import { OrderStatus } from '@hemato/common';
+import { MllpClient } from '@hemato/hl7';
+import { OrderEntity, ReportEntity } from '@hemato/persistence';
+import { eventually, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+
+/** How the system survives Hemato.AI misbehaving: each case ends with every order completed exactly once. */
+describe('lifecycle under Hemato.AI faults', () => {
+  let p: Pipeline;
+  let client: MllpClient;
+  const smear = generateSmear({ width: 320, height: 240, format: 'png', seed: 11, parasites: true });
+
+  beforeAll(async () => {
+    p = await startPipeline('faults');
+    client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
+  });
+  afterAll(async () => {
+    client?.close();
+    await p?.close();
+  });
+  afterEach(async () => {
+    await fetch(`${p.sandbox.url}/_sandbox/faults`, { method: 'DELETE' }).catch(() => undefined);
+    await setFaults({});
+  });
+
+  async function setFaults(faults: Record<string, unknown>) {
+    const res = await fetch(`${p.sandbox.url}/_sandbox/faults`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify(faults),
+    });
+    expect(res.status).toBeLessThan(300);
+  }
+
+  async function send(placer: string): Promise<void> {
+    const ack = await client.send(
+      sampleOrm({ controlId: `C-${placer}`, placer, images: [{ data: smear, subtype: 'PNG' }] }),
+      `C-${placer}`,
+    );
+    expect(ack.code).toBe('AA');
+  }
+
+  async function completed(placer: string, timeoutMs = 90_000): Promise<OrderEntity> {
+    return eventually(
+      async () => {
+        const o = await p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: placer } });
+        return o?.status === OrderStatus.Completed ? o : null;
+      },
+      timeoutMs,
+      `${placer} completed`,
+    );
+  }
+
+  /** Results received for a placer number (ORC-2, first component). */
+  const placerOf = (m: string) =>
+    m
+      .split('\r')
+      .find((s) => s.startsWith('ORC|'))
+      ?.split('|')[2]
+      ?.split('^')[0];
+  const orusFor = (placer: string) => p.receiver.messages.filter((m) => placerOf(m) === placer);
+
+  async function studiesFor(orderId: string): Promise<number> {
+    const res = await fetch(`${p.sandbox.url}/_sandbox/pbs`);
+    const { studies } = (await res.json()) as { studies: Array<{ tags: Record<string, string> }> };
+    return studies.filter((s) => s.tags?.bridge_order_id === orderId).length;
+  }
+
+  it('the sandbox answering 503 for a while: retried until it recovers, one study, one result', async () => {
+    await setFaults({ error_rate: 1, error_status: 503 });
+    await send('PL-503');
+    await eventually(
+      async () => {
+        const o = await p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: 'PL-503' } });
+        return o?.status === OrderStatus.Ready ? o : null;
+      },
+      20_000,
+      'order waiting on Hemato.AI',
+    );
+    await new Promise((r) => setTimeout(r, 3000));
+    await setFaults({});
+    const order = await completed('PL-503');
+    expect(orusFor('PL-503')).toHaveLength(1);
+    expect(await studiesFor(order.id)).toBe(1);
+  });
+
+  it('callbacks dropped: polling finishes the job', async () => {
+    await setFaults({ callback_drop_rate: 1 });
+    await send('PL-NOCB');
+    const order = await completed('PL-NOCB');
+    expect(orusFor('PL-NOCB')).toHaveLength(1);
+    const cbs = (await (await fetch(`${p.sandbox.url}/_sandbox/callbacks`)).json()) as {
+      callbacks?: Array<Record<string, unknown>>;
+    };
+    const mine = (cbs.callbacks ?? []).filter((c) => c.pbs_study_id === order.hematoStudyId);
+    expect(mine.length).toBeGreaterThan(0);
+    expect(mine.map((c) => c.outcome)).toEqual(mine.map(() => 'dropped'));
+    // No callback reached the gateway: the timeline has polls, no callback event.
+    const events: Array<{ type: string }> = await p.db.query(`SELECT type FROM order_events WHERE order_id = $1`, [
+      order.id,
+    ]);
+    expect(events.map((e) => e.type)).not.toContain('hemato_callback');
+  });
+
+  it('Hemato.AI failing the study: the order fails visibly with its user_message', async () => {
+    await setFaults({ processing_fail_rate: 1, processing_fail_message: 'Smear too thick to analyse' });
+    await send('PL-FAIL');
+    const failed = await eventually(
+      async () => {
+        const o = await p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: 'PL-FAIL' } });
+        return o?.status === OrderStatus.Failed ? o : null;
+      },
+      60_000,
+      'order failed',
+    );
+    expect(failed.failureReason).toContain('Smear too thick to analyse');
+    expect(orusFor('PL-FAIL')).toHaveLength(0);
+  });
+
+  it('a report revision is stored as version 2 and delivered as a correction (OBR-25 C)', async () => {
+    await send('PL-REV');
+    const order = await completed('PL-REV');
+    const res = await fetch(`${p.sandbox.url}/_sandbox/pbs/${order.hematoStudyId}/revise`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ pathology_report: 'Revised: ring forms confirmed on review.' }),
+    });
+    expect(res.status).toBe(202);
+    const correction = await p.receiver.waitFor((m) => placerOf(m) === 'PL-REV' && m.includes('Revised'), 60_000);
+    const obr = correction.split('\r').find((s) => s.startsWith('OBR|'))!;
+    expect(obr.split('|')[25]).toBe('C');
+    await completed('PL-REV');
+    const versions = await p.db.manager.find(ReportEntity, { where: { orderId: order.id }, order: { version: 'ASC' } });
+    expect(versions.map((v) => v.version)).toEqual([1, 2]);
+    expect(orusFor('PL-REV')).toHaveLength(2);
+  }, 150_000);
+});
+
+describe('cancellation', () => {
+  let p: Pipeline;
+  let client: MllpClient;
+
+  beforeAll(async () => {
+    p = await startPipeline('cancel', { SANDBOX_PROCESSING_MS: '4000' });
+    client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
+  });
+  afterAll(async () => {
+    client?.close();
+    await p?.close();
+  });
+
+  it('an order cancelled while Hemato.AI works stops there: no report is fetched, no result is sent', async () => {
+    const smear = generateSmear({ width: 320, height: 240, format: 'png', seed: 5, parasites: true });
+    const ack = await client.send(
+      sampleOrm({ controlId: 'C-CANCEL', placer: 'PL-CANCEL', images: [{ data: smear, subtype: 'PNG' }] }),
+      'C-CANCEL',
+    );
+    expect(ack.code).toBe('AA');
+    const order = await eventually(
+      async () => {
+        const o = await p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: 'PL-CANCEL' } });
+        return o && [OrderStatus.TasksRequested, OrderStatus.Processing].includes(o.status) ? o : null;
+      },
+      60_000,
+      'order with Hemato.AI',
+    );
+    const { OrderActionsService } = await import('@hemato/orders');
+    const result = await p.gateway.app.get(OrderActionsService).cancel(order.id, 'admin:test', 'ordered in error');
+    expect(result).toEqual({ ok: true, message: 'Order cancelled: no further step will run' });
+    // Wait past the sandbox's processing time and its callback.
+    await new Promise((r) => setTimeout(r, 7000));
+    const after = await p.db.manager.findOneOrFail(OrderEntity, { where: { id: order.id } });
+    expect(after.status).toBe(OrderStatus.Cancelled);
+    expect(await p.db.manager.count(ReportEntity, { where: { orderId: order.id } })).toBe(0);
+    expect(p.receiver.messages.filter((m) => m.includes('PL-CANCEL'))).toHaveLength(0);
+    // Cancelling twice is refused with a reason.
+    expect(await p.gateway.app.get(OrderActionsService).cancel(order.id, 'admin:test', 'again')).toEqual({
+      ok: false,
+      message: 'An order that is cancelled cannot be cancelled',
+    });
+  }, 120_000);
+});
