@@ -5,7 +5,10 @@ import { PatientIdentityReader, PatientProxyService } from '@hemato/privacy';
 import { testEnv } from '@hemato/testing';
 import { Message } from 'node-hl7-client';
 import type { DataSource } from 'typeorm';
-import { DeliverHl7Service } from '../../apps/worker/src/delivery-hl7/deliver-hl7.service';
+import { Queue, QueueEvents, Worker } from 'bullmq';
+import { DEFAULT_JOB_OPTIONS, JobName, QueueName, queueOf, type OrderJobData } from '@hemato/common';
+import { DeliverHl7Handler } from '../../apps/worker/src/delivery-hl7/deliver-hl7.handler';
+import { DeliverHl7Service, type Hl7DeliveryResult } from '../../apps/worker/src/delivery-hl7/deliver-hl7.service';
 import { migratedDatabase } from './support/gateway';
 import { scriptedReceiver } from './support/test-receiver';
 
@@ -194,5 +197,35 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
     row = await ds.getRepository(DeliveryEntity).findOneByOrFail({ id: delivery.id });
     expect(row).toMatchObject({ status: 'failed', attempts: 4, controlId: firstControlId });
     expect(new Set(rx.received.map((m) => readHeader(m)?.controlId))).toEqual(new Set([firstControlId]));
+  });
+
+  it('runs as the deliveries.hl7 BullMQ job on the deliveries queue and returns how the delivery ended', async () => {
+    expect(queueOf(JobName.DeliverHl7)).toBe(QueueName.Deliveries);
+    const rx = await scriptedReceiver(['AE', 'AA']);
+    const { order, delivery } = await seed();
+    const connection = { url: env.REDIS_URL! };
+    const prefix = env.QUEUE_PREFIX!;
+    const queue = new Queue(QueueName.Deliveries, { connection, prefix });
+    const events = new QueueEvents(QueueName.Deliveries, { connection, prefix });
+    const handler = new DeliverHl7Handler(service(rx.port));
+    const worker = new Worker<OrderJobData>(QueueName.Deliveries, (job) => handler.handle(job), { connection, prefix });
+    try {
+      await events.waitUntilReady();
+      const job = await queue.add(
+        JobName.DeliverHl7,
+        { orderId: order.id, deliveryId: delivery.id },
+        { ...DEFAULT_JOB_OPTIONS, jobId: `hl7-${delivery.id}` },
+      );
+      const result = (await job.waitUntilFinished(events, 30_000)) as Hl7DeliveryResult;
+      expect(result).toMatchObject({ deliveryId: delivery.id, orderId: order.id, status: 'acknowledged', attempts: 2 });
+      const row = await ds.getRepository(DeliveryEntity).findOneByOrFail({ id: delivery.id });
+      expect(row.status).toBe('acknowledged');
+    } finally {
+      await worker.close();
+      await events.close();
+      await queue.obliterate({ force: true });
+      await queue.close();
+      await rx.server.close();
+    }
   });
 });
