@@ -1,5 +1,6 @@
 import { OrderStatus } from '@hemato/common';
 import { MllpClient } from '@hemato/hl7';
+import { OrderActionsService } from '@hemato/orders';
 import { OrderEntity, ReportEntity } from '@hemato/persistence';
 import { eventually, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
 
@@ -163,7 +164,6 @@ describe('cancellation', () => {
       60_000,
       'order with Hemato.AI',
     );
-    const { OrderActionsService } = await import('@hemato/orders');
     const result = await p.gateway.app.get(OrderActionsService).cancel(order.id, 'admin:test', 'ordered in error');
     expect(result).toEqual({ ok: true, message: 'Order cancelled: no further step will run' });
     // Wait past the sandbox's processing time and its callback.
