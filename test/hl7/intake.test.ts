@@ -1,6 +1,7 @@
 import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
+import { encodeFrame } from '@hemato/hl7';
 import { PatientIdentityReader } from '@hemato/privacy';
 import { startGateway, type TestGateway } from './support/gateway';
 import { RawMllpConnection, ackOf } from './support/mllp-test-client';
@@ -166,6 +167,15 @@ describe('HL7 v2 order intake over MLLP', () => {
     expect(ackOf(other).code).toBe('AA');
     const n = await gw.db.query(`SELECT count(*)::int AS n FROM inbound_messages WHERE control_id = 'DUP-1'`);
     expect(n[0].n).toBe(2);
+    // Copies pipelined in one write (they land in one group commit): the first is stored, the others replay it.
+    const c = await RawMllpConnection.open(gw.mllpPort);
+    const copy = orderMessage({ controlId: 'DUP-BATCH' });
+    c.write(Buffer.concat([encodeFrame(copy), encodeFrame(copy), encodeFrame(copy)]));
+    const replies = await c.waitFor(3);
+    c.close();
+    expect(ackOf(replies[0]!).code).toBe('AA');
+    expect(replies).toEqual([replies[0], replies[0], replies[0]]);
+    expect(await ordersOf('DUP-BATCH')).toHaveLength(1);
   });
 
   it('answers AE 101 with an ERR when a required field is missing, and stores no order', async () => {

@@ -38,6 +38,15 @@ interface PreparedMessage {
   text: string;
   sender: string;
   parsed: ParsedOrderMessage;
+  /** The outcome known before writing (set once: the ACK stored and the ACK sent must be the same). */
+  planned?: Outcome;
+}
+
+interface Outcome {
+  replies: string[];
+  status: string;
+  ackCode: string;
+  error: string | null;
 }
 
 interface StoredOutcome {
@@ -234,10 +243,12 @@ export class Hl7IntakeService {
     const multi = isolate && items.length > 1;
     const results = await this.ds.transaction(async (m) => {
       const out: StoredOutcome[] = [];
-      for (const item of items) {
+      // Optimistic path: every inbound row of the batch in one INSERT (a round trip per batch, not per message).
+      const preInserted = isolate ? null : await this.insertInbound(m, items);
+      for (const [k, item] of items.entries()) {
         if (multi) await m.query('SAVEPOINT hl7_msg');
         try {
-          out.push(await this.store(m, item));
+          out.push(await this.store(m, item, preInserted ? preInserted[k]! : undefined));
           if (multi) await m.query('RELEASE SAVEPOINT hl7_msg');
         } catch (err) {
           if (!multi || isUnavailable(err) || isRace(err)) throw err;
@@ -268,28 +279,76 @@ export class Hl7IntakeService {
   }
 
   /** Stores one message, its orders or cancellations, and its ACK (inside the batch transaction). */
-  private async store(m: EntityManager, item: PreparedMessage): Promise<StoredOutcome> {
+  /** The inbound_messages column values of a message (with its ACK when the outcome is known up front). */
+  private inboundRow(item: PreparedMessage): unknown[] {
+    const { header } = item;
+    const hasCancel = item.parsed.issues.length === 0 && item.parsed.groups.some((g) => g.control === 'CA');
+    const planned = (item.planned ??= this.outcome(header, item.parsed.issues));
+    return [
+      item.sender,
+      header.controlId,
+      `${header.messageCode}^${header.triggerEvent}`,
+      item.text,
+      hasCancel ? 'processing' : planned.status,
+      hasCancel ? null : planned.ackCode,
+      hasCancel ? null : planned.replies.join('\n'),
+      hasCancel ? null : planned.error,
+    ];
+  }
+
+  /**
+   * Inserts the inbound rows of a batch in one statement. Returns per item its new row id, or null
+   * when the (sender, control id) was already there (or came earlier in the same batch): a duplicate.
+   */
+  private async insertInbound(m: EntityManager, items: PreparedMessage[]): Promise<Array<{ id: string } | null>> {
+    const params: unknown[] = [];
+    const tuples = items.map((item) => {
+      const base = params.length;
+      params.push(...this.inboundRow(item));
+      return `('hl7', ${Array.from({ length: 8 }, (_, i) => `$${base + i + 1}`).join(', ')})`;
+    });
+    const rows: Array<{ id: string; sender: string; control_id: string }> = await m.query(
+      `INSERT INTO inbound_messages (channel, sender, control_id, message_type, raw, status, ack_code, ack, error)
+       VALUES ${tuples.join(', ')}
+       ON CONFLICT (sender, control_id) DO NOTHING RETURNING id, sender, control_id`,
+      params,
+    );
+    const byKey = new Map(rows.map((r) => [`${r.sender}\u0000${r.control_id}`, r.id]));
+    return items.map((item) => {
+      const key = `${item.sender}\u0000${item.header.controlId}`;
+      const id = byKey.get(key);
+      if (id === undefined) return null;
+      byKey.delete(key); // a second copy in the same batch is a duplicate of the first
+      return { id };
+    });
+  }
+
+  /**
+   * Stores one message's orders or cancellations (and its inbound row, unless the batch inserted it:
+   * `preInserted` is then its id, or null for a duplicate).
+   */
+  private async store(
+    m: EntityManager,
+    item: PreparedMessage,
+    preInserted?: { id: string } | null,
+  ): Promise<StoredOutcome> {
     const { header } = item;
     // Without cancellations the outcome is known before anything is written (AE for the issues found,
     // else AA — and if a write fails the whole transaction rolls back, the ACK with it): the row is
-    // inserted with its ACK, one statement fewer per message. A CA may still turn into AE: updated below.
+    // inserted with its ACK, no update needed. A CA may still turn into AE: updated below.
     const hasCancel = item.parsed.issues.length === 0 && item.parsed.groups.some((g) => g.control === 'CA');
-    const planned = this.outcome(header, item.parsed.issues);
-    const inserted: Array<{ id: string }> = await m.query(
-      `INSERT INTO inbound_messages (channel, sender, control_id, message_type, raw, status, ack_code, ack, error)
-       VALUES ('hl7', $1, $2, $3, $4, $5, $6, $7, $8)
-       ON CONFLICT (sender, control_id) DO NOTHING RETURNING id`,
-      [
-        item.sender,
-        header.controlId,
-        `${header.messageCode}^${header.triggerEvent}`,
-        item.text,
-        hasCancel ? 'processing' : planned.status,
-        hasCancel ? null : planned.ackCode,
-        hasCancel ? null : planned.replies.join('\n'),
-        hasCancel ? null : planned.error,
-      ],
-    );
+    const planned = (item.planned ??= this.outcome(header, item.parsed.issues));
+    const inserted: Array<{ id: string }> =
+      preInserted !== undefined
+        ? preInserted
+          ? [preInserted]
+          : []
+        : await m.query(
+            `INSERT INTO inbound_messages (channel, sender, control_id, message_type, raw, status, ack_code, ack, error)
+             VALUES ('hl7', $1, $2, $3, $4, $5, $6, $7, $8)
+             ON CONFLICT (sender, control_id) DO NOTHING RETURNING id`,
+            this.inboundRow(item),
+          );
     if (inserted.length === 0) {
       const prev: Array<{ ack: string | null }> = await m.query(
         `SELECT ack FROM inbound_messages WHERE sender = $1 AND control_id = $2`,
@@ -344,7 +403,7 @@ export class Hl7IntakeService {
   }
 
   /** The ACK(s) and stored status for a stored message with these issues (none: accepted). */
-  private outcome(header: MshHeader, issues: Hl7Issue[]) {
+  private outcome(header: MshHeader, issues: Hl7Issue[]): Outcome {
     const code = issues.length === 0 ? 'AA' : 'AE';
     return {
       replies: this.replies(header, code, issues),
