@@ -75,7 +75,11 @@ describe('FHIR end to end: EHR order → Hemato.AI sandbox → DiagnosticReport 
       },
     });
     await ehr.settled();
-    const pat = await ehr.create(patient(undefined as never, 'MRN-E2E') as unknown as Patient);
+    const pat = await ehr.create({
+      ...patient(undefined as never, 'MRN-E2E'),
+      address: [{ line: ['48 Larkspur Terrace'], city: 'Wexbridge', postalCode: '90311' }],
+      telecom: [{ system: 'phone', value: '555-0199-2211' }],
+    } as unknown as Patient);
     const smear = generateSmear({ width: 640, height: 480, format: 'png', seed: 7, parasites: true });
     const media = await ehr.create<Media>({
       resourceType: 'Media',
@@ -128,5 +132,21 @@ describe('FHIR end to end: EHR order → Hemato.AI sandbox → DiagnosticReport 
     expect(ours.body.status).toBe('completed');
     expect(ours.body.businessStatus.coding[0].code).toBe('completed');
     expect(ours.body.output[0].valueReference.reference).toBe(`DiagnosticReport/${order.id}`);
+
+    // No PHI reached Hemato.AI: none of the Patient's values is in the sandbox's request log.
+    const log = (await (await fetch(`${p.sandbox.url}/_sandbox/requests`)).text()).toLowerCase();
+    expect(log).toContain('patient_proxy_id');
+    for (const value of [
+      'MRN-E2E',
+      'Testperson',
+      'Alex',
+      '1970-01-01',
+      '19700101',
+      '48 Larkspur Terrace',
+      'Wexbridge',
+      '555-0199-2211',
+    ]) {
+      expect(log).not.toContain(value.toLowerCase());
+    }
   });
 });

@@ -62,7 +62,7 @@ async function main() {
   try {
     const applied = await runMigrations(ds);
     if (applied.length) log.info({ applied }, 'migrations applied');
-    const admin = await ensureFirstAdmin(ds);
+    const admin = config.dashboard.ADMIN_BOOTSTRAP ? await ensureFirstAdmin(ds) : null;
     if (admin) lines.push(`dashboard admin (shown once): ${admin.email} / ${admin.password}`);
   } finally {
     await ds.destroy();

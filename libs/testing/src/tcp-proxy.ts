@@ -7,6 +7,8 @@ import net from 'node:net';
 export class TcpProxy {
   private server?: net.Server;
   private readonly sockets = new Set<net.Socket>();
+  /** While paused the port stays bound (nobody else can take it) but every connection is cut at once. */
+  private paused = false;
   port = 0;
 
   constructor(
@@ -27,8 +29,12 @@ export class TcpProxy {
     return u.toString();
   }
 
-  async start(port = this.port): Promise<this> {
+  async start(port = 0): Promise<this> {
     this.server = net.createServer((client) => {
+      if (this.paused) {
+        client.destroy();
+        return;
+      }
       const upstream = net.connect(this.targetPort, this.targetHost);
       for (const s of [client, upstream]) {
         this.sockets.add(s);
@@ -44,18 +50,19 @@ export class TcpProxy {
     return this;
   }
 
-  /** Cuts every connection and stops listening (the port stays reserved for `resume`). */
+  /** Cuts every connection; new ones are cut as they come, until `resume`. */
   async pause(): Promise<void> {
+    this.paused = true;
     for (const s of this.sockets) s.destroy();
-    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
-    this.server = undefined;
   }
 
   async resume(): Promise<void> {
-    await this.start(this.port);
+    this.paused = false;
   }
 
   async stop(): Promise<void> {
     await this.pause();
+    await new Promise<void>((resolve) => (this.server ? this.server.close(() => resolve()) : resolve()));
+    this.server = undefined;
   }
 }

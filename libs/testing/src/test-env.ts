@@ -34,7 +34,9 @@ let counter = 0;
 
 /** Creates an empty database for one test file and returns its URL. */
 export async function createTestDatabase(label = 'db'): Promise<string> {
-  const name = `hb_${runId()}_${label.replace(/[^a-z0-9]/gi, '').toLowerCase()}_${process.pid}_${++counter}`;
+  // The counter restarts in every test file (Jest gives each its own module registry): a random part
+  // keeps two files of one run apart.
+  const name = `hb_${runId()}_${label.replace(/[^a-z0-9]/gi, '').toLowerCase()}_${++counter}_${randomBytes(4).toString('hex')}`;
   const admin = new Client({ connectionString: adminDatabaseUrl() });
   await admin.connect();
   try {
@@ -62,7 +64,7 @@ export async function dropRunDatabases(): Promise<number> {
 
 /** A Redis key prefix unique to this run and test file. */
 export function testQueuePrefix(label = 'q'): string {
-  return `hbtest:${runId()}:${label}:${process.pid}:${++counter}`;
+  return `hbtest:${runId()}:${label}:${++counter}${randomBytes(4).toString('hex')}`;
 }
 
 /**

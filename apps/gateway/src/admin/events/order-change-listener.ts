@@ -29,7 +29,13 @@ export class OrderChangeListener implements OnModuleInit, OnModuleDestroy {
     this.stopped = true;
     if (this.retry) clearTimeout(this.retry);
     this.changes.complete();
-    await this.client?.end().catch(() => undefined);
+    const client = this.client;
+    this.client = null;
+    // pg's end() never settles on a connection that already broke (a database blip): shutdown must
+    // not hang on it, so it gets one second.
+    if (client) {
+      await Promise.race([client.end().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
+    }
   }
 
   private async connect(): Promise<void> {
