@@ -8,11 +8,11 @@
  *
  * Prints one JSON line: `{"orders":500,"orders_per_min":…,"p50_ms":…,"p95_ms":…}` (settings on stderr).
  * Makes its own database (dropped at the end) and Redis prefix (deleted at the end).
- * Env: BENCH_ORDERS (500), BENCH_IN_FLIGHT (40), BENCH_CONNECTIONS (8), BENCH_TIMEOUT_MS (600000),
+ * Env: BENCH_ORDERS (500), BENCH_IN_FLIGHT (24), BENCH_CONNECTIONS (8), BENCH_TIMEOUT_MS (600000),
  * BENCH_LOG_LEVEL (silent), BENCH_KEEP_DB (1: keep the database for a look at the order timelines), DATABASE_URL (admin URL of the PostgreSQL to make the database on), REDIS_URL.
  */
 import { fork, type ChildProcess } from 'node:child_process';
-import { loadConfig } from '@hemato/common';
+import { loadConfig, rootLogger } from '@hemato/common';
 import { MllpClient, MllpServer, buildAck, readHeader } from '@hemato/hl7';
 import {
   SAMPLE_PATIENT,
@@ -29,7 +29,7 @@ import { bootstrapWorker } from '../apps/worker/src/bootstrap';
 import { Redis } from 'ioredis';
 
 const N = Number(process.env.BENCH_ORDERS ?? 500);
-const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 40);
+const IN_FLIGHT = Number(process.env.BENCH_IN_FLIGHT ?? 24);
 const CONNECTIONS = Number(process.env.BENCH_CONNECTIONS ?? 8);
 const TIMEOUT_MS = Number(process.env.BENCH_TIMEOUT_MS ?? 600_000);
 const SANDBOX_MODE = process.env.BENCH_SANDBOX ?? 'process';
@@ -37,6 +37,7 @@ const WORKER_MODE = process.env.BENCH_WORKER ?? 'inline';
 
 /** The worker alone, in a child process (`--worker-child`), on the environment the parent gives it. */
 async function workerChild() {
+  rootLogger().level = process.env.LOG_LEVEL ?? 'silent';
   const worker = await bootstrapWorker(loadConfig(process.env));
   process.send?.({ ready: true });
   process.on('disconnect', () => void worker.close().finally(() => process.exit(0)));
@@ -54,6 +55,7 @@ async function child<T>(role: string, env?: NodeJS.ProcessEnv): Promise<{ messag
 
 /** The sandbox alone, in a child process (`--sandbox-child`): it reports its URL over IPC. */
 async function sandboxChild() {
+  rootLogger().level = 'silent';
   const sandbox = await bootstrapSandbox(
     loadConfig(testEnv({ LOG_LEVEL: 'silent', SANDBOX_PORT: '0', SANDBOX_PROCESSING_MS: '0' }), ['core', 'sandbox']),
   );
@@ -90,6 +92,8 @@ function resultReceiver(onResult: (placer: string) => void): MllpServer {
 }
 
 async function main() {
+  // The logger takes LOG_LEVEL from the process environment, not from the pipeline's: only the JSON line on stdout.
+  rootLogger().level = process.env.BENCH_LOG_LEVEL ?? 'silent';
   const run = Date.now().toString(36);
   const accepted = new Map<string, number>();
   const latencies: number[] = [];
