@@ -15,7 +15,6 @@ import type { Queue } from 'bullmq';
 import type { EntityManager } from 'typeorm';
 import { FILE_STORE } from '../images/file-store.provider';
 import { sniffMediaType, type FileStore } from '../images/file-store';
-import { appendEvent } from '../lifecycle/order-transitions.service';
 import type { NewOrderInput } from './new-order';
 
 const log = createLogger('order-intake');
@@ -33,13 +32,6 @@ export class OrderIntakeService {
     @InjectQueue(QueueName.Orders) private readonly queue: Queue<OrderJobData>,
   ) {}
 
-  /** A new filler order number: ours, unique, readable on the phone (`HB` + date + counter). */
-  async nextFillerNumber(manager: EntityManager): Promise<string> {
-    const rows: Array<{ n: string }> = await manager.query(`SELECT nextval('filler_number_seq')::text AS n`);
-    const day = new Date().toISOString().slice(2, 10).replace(/-/g, '');
-    return `HB${day}${rows[0]!.n.padStart(6, '0')}`;
-  }
-
   /**
    * Stores one order (status `received`), its patient proxy and its inline images. Image bytes are
    * written to the content-addressed store first: if the transaction rolls back they are orphans, never
@@ -47,27 +39,45 @@ export class OrderIntakeService {
    */
   async create(manager: EntityManager, input: NewOrderInput): Promise<OrderEntity> {
     const proxy = await this.proxies.resolve(manager, input.patient);
-    const fillerOrderNumber = await this.nextFillerNumber(manager);
     const images = input.images ?? [];
-    const order = manager.create(OrderEntity, {
-      status: OrderStatus.Received,
-      sourceChannel: input.sourceChannel,
-      placerOrderNumber: input.placerOrderNumber,
-      fillerOrderNumber,
-      externalKey: input.externalKey ?? null,
-      patientProxyId: proxy.id,
-      inboundMessageId: input.inboundMessageId ?? null,
-      testSystem: input.test.system,
-      testCode: input.test.code,
-      testDisplay: input.test.display ?? null,
-      tasks: input.tasks,
-      details: input.details ?? {},
-      expectedImageCount: input.expectedImageCount ?? null,
-      // Images carried by the order are all there is: the order need not wait for more.
-      imagesComplete: images.length > 0,
-      stateDeadlineAt: new Date(Date.now() + this.config.orders.STALE_AFTER_MS),
-    });
-    const saved = await manager.save(order);
+    // One round trip for the order, its filler number and its first timeline line: intake runs once per
+    // inbound order group, on the ACK's critical path.
+    const rows: Array<{ id: string }> = await manager.query(
+      `WITH o AS (
+         INSERT INTO orders (status, source_channel, placer_order_number, filler_order_number, external_key,
+                             patient_proxy_id, inbound_message_id, test_system, test_code, test_display, tasks,
+                             details, expected_image_count, images_complete, state_deadline_at)
+         VALUES ($1, $2, $3, 'HB' || to_char(now(), 'YYMMDD') || lpad(nextval('filler_number_seq')::text, 6, '0'),
+                 $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14)
+         RETURNING id, filler_order_number, created_at),
+       e AS (
+         INSERT INTO order_events (order_id, type, from_status, to_status, actor, detail)
+         SELECT id, 'status_changed', NULL, $1, $15,
+                jsonb_build_object('channel', $2::text, 'tasks', $10::text[], 'images', $16::int, 'fillerOrderNumber', filler_order_number)
+           FROM o)
+       SELECT * FROM o`,
+      [
+        OrderStatus.Received,
+        input.sourceChannel,
+        input.placerOrderNumber,
+        input.externalKey ?? null,
+        proxy.id,
+        input.inboundMessageId ?? null,
+        input.test.system,
+        input.test.code,
+        input.test.display ?? null,
+        input.tasks,
+        JSON.stringify(input.details ?? {}),
+        input.expectedImageCount ?? null,
+        // Images carried by the order are all there is: the order need not wait for more.
+        images.length > 0,
+        new Date(Date.now() + this.config.orders.STALE_AFTER_MS),
+        input.actor,
+        images.length,
+      ],
+    );
+    // Read back through the entity so callers get every column (defaults included) typed.
+    const saved = await manager.findOneOrFail(OrderEntity, { where: { id: rows[0]!.id } });
     for (const image of images) {
       if (image.kind === 'inline') {
         const stored = await this.files.put(image.data, this.config.orders.IMAGE_MAX_BYTES);
@@ -92,14 +102,6 @@ export class OrderIntakeService {
         });
       }
     }
-    await appendEvent(manager, {
-      orderId: saved.id,
-      type: 'status_changed',
-      fromStatus: null,
-      toStatus: OrderStatus.Received,
-      actor: input.actor,
-      detail: { channel: input.sourceChannel, tasks: input.tasks, images: images.length, fillerOrderNumber },
-    });
     log.info({ orderId: saved.id, channel: input.sourceChannel }, 'order received');
     return saved;
   }
