@@ -41,19 +41,40 @@ export class PatientProxyService {
    * is refreshed with the latest demographics, so a result is addressed as the last order was.
    */
   async resolve(manager: EntityManager, identity: PatientIdentity): Promise<PatientProxyRef> {
-    const lookup = this.lookupKey(identity.primary.authority, identity.primary.value);
-    const enc = this.cipher.encrypt(JSON.stringify(identity));
-    const proxyId = 'pp-' + randomBytes(12).toString('hex');
-    const rows: Array<{ id: string; proxy_id: string }> = await manager.query(
+    return (await this.resolveMany(manager, [identity]))[0]!;
+  }
+
+  /** `resolve` for many patients in one statement (a batch of orders); results in the same order. */
+  async resolveMany(manager: EntityManager, identities: PatientIdentity[]): Promise<PatientProxyRef[]> {
+    if (identities.length === 0) return [];
+    const lookups = identities.map((i) => this.lookupKey(i.primary.authority, i.primary.value));
+    // One row per patient: ON CONFLICT DO UPDATE may not touch the same row twice in a statement.
+    const last = new Map<string, PatientIdentity>();
+    lookups.forEach((l, k) => last.set(l, identities[k]!));
+    const params: unknown[] = [];
+    const tuples = [...last].map(([lookup, identity]) => {
+      const b = params.length;
+      params.push(
+        'pp-' + randomBytes(12).toString('hex'),
+        lookup,
+        this.cipher.encrypt(JSON.stringify(identity)),
+        this.cipher.keyId,
+      );
+      return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4})`;
+    });
+    const rows: Array<{ id: string; proxy_id: string; lookup_hmac: string }> = await manager.query(
       `INSERT INTO patient_proxies (proxy_id, lookup_hmac, identity_enc, key_id)
-       VALUES ($1, $2, $3, $4)
+       VALUES ${tuples.join(', ')}
        ON CONFLICT (lookup_hmac) DO UPDATE SET identity_enc = EXCLUDED.identity_enc, key_id = EXCLUDED.key_id, updated_at = now()
-       RETURNING id, proxy_id`,
-      [proxyId, lookup, enc, this.cipher.keyId],
+       RETURNING id, proxy_id, lookup_hmac`,
+      params,
     );
-    const row = rows[0];
-    if (!row) throw new Error('patient proxy upsert returned no row');
-    return { id: row.id, proxyId: row.proxy_id };
+    const byLookup = new Map(rows.map((r) => [r.lookup_hmac, { id: r.id, proxyId: r.proxy_id }]));
+    return lookups.map((l) => {
+      const ref = byLookup.get(l);
+      if (!ref) throw new Error('patient proxy upsert returned no row');
+      return ref;
+    });
   }
 
   /** The proxy for a row id, for the Hemato.AI path (no PHI). */

@@ -25,7 +25,7 @@ import {
   type MshHeader,
   type ParsedOrderMessage,
 } from '@hemato/hl7';
-import { OrderCodeTable, OrderIntakeService, OrderTransitions } from '@hemato/orders';
+import { OrderCodeTable, OrderIntakeService, OrderTransitions, type NewOrderInput } from '@hemato/orders';
 import { DataSource, type EntityManager } from 'typeorm';
 import { CommitBatcher } from './commit-batcher';
 
@@ -245,7 +245,28 @@ export class Hl7IntakeService {
       const out: StoredOutcome[] = [];
       // Optimistic path: every inbound row of the batch in one INSERT (a round trip per batch, not per message).
       const preInserted = isolate ? null : await this.insertInbound(m, items);
+      // New, valid messages that only create orders (the common case): all their orders in one statement.
+      const created = new Map<number, string[]>();
+      if (preInserted) {
+        const batch: Array<{ k: number; input: NewOrderInput }> = [];
+        for (const [k, item] of items.entries()) {
+          const row = preInserted[k];
+          if (!row || item.parsed.issues.length > 0 || !item.parsed.groups.every((g) => g.control === 'NW')) continue;
+          created.set(k, []);
+          for (const g of item.parsed.groups) batch.push({ k, input: this.orderInput(item, g, row.id) });
+        }
+        const orders = await this.intake.createMany(
+          m,
+          batch.map((b) => b.input),
+        );
+        orders.forEach((o, i) => created.get(batch[i]!.k)!.push(o.id));
+      }
       for (const [k, item] of items.entries()) {
+        const done = created.get(k);
+        if (done) {
+          out.push({ replies: item.planned!.replies, orderIds: done });
+          continue;
+        }
         if (multi) await m.query('SAVEPOINT hl7_msg');
         try {
           out.push(await this.store(m, item, preInserted ? preInserted[k]! : undefined));
@@ -421,9 +442,14 @@ export class Hl7IntakeService {
     g: Hl7OrderGroup,
     inboundId: string,
   ): Promise<string> {
+    return (await this.intake.create(m, this.orderInput(item, g, inboundId))).id;
+  }
+
+  /** The order an NW group asks for, as order intake takes it. */
+  private orderInput(item: PreparedMessage, g: Hl7OrderGroup, inboundId: string): NewOrderInput {
     const patient = item.parsed.patient;
     if (!patient || !g.test) throw new Error('validated NW group without patient or test');
-    const order = await this.intake.create(m, {
+    return {
       sourceChannel: SourceChannel.Hl7,
       placerOrderNumber: g.placerOrderNumber,
       patient,
@@ -437,8 +463,7 @@ export class Hl7IntakeService {
           : { kind: 'url' as const, name: img.name, url: img.url, mediaType: img.mediaType },
       ),
       actor: 'hl7',
-    });
-    return order.id;
+    };
   }
 
   /** ORC-1 CA: the sender's order with that placer number moves to cancelled, if its state allows. */
