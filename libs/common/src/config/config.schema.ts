@@ -116,6 +116,8 @@ export const hl7Section = z.object({
   MLLP_MAX_MESSAGE_BYTES: int(30 * 1024 * 1024, 1024),
   MLLP_IDLE_TIMEOUT_MS: int(600_000, 0),
   MLLP_MAX_CONNECTIONS: int(500, 1),
+  /** HL7 group commits in flight at once (each a transaction batching concurrent messages); about the core count. */
+  MLLP_COMMIT_CONCURRENCY: int(2, 1),
   MLLP_TLS_CERT_FILE: optionalString(),
   MLLP_TLS_KEY_FILE: optionalString(),
   MLLP_TLS_CA_FILE: optionalString(),
