@@ -4,6 +4,7 @@ import {
   FILE_STORE,
   STUDY_FILES_PREFIX,
   orderCallbackUrl,
+  publicBaseUrl,
   studyFilesBase,
   verifyStudyFiles,
   type FileStore,
@@ -35,7 +36,7 @@ export class StudyFilesController {
   }
 
   private baseUrl(): string {
-    return this.config.core.PUBLIC_BASE_URL ?? `http://127.0.0.1:${this.config.core.PORT}`;
+    return publicBaseUrl(this.config.core);
   }
 
   @Get(':orderId/:expires/:signature/list.json')

@@ -18,6 +18,11 @@ export const STUDY_FILES_PREFIX = '/hemato/studies';
 
 const FILES_TTL_SECONDS = 24 * 3600;
 
+/** Where Hemato.AI reaches this gateway: PUBLIC_BASE_URL, else the gateway's own loopback address. */
+export function publicBaseUrl(core: { PUBLIC_BASE_URL?: string; PORT: number }): string {
+  return core.PUBLIC_BASE_URL ?? `http://127.0.0.1:${core.PORT}`;
+}
+
 /** Callback URL for an order: per study (workflow 1) or per order (workflow 2). */
 export function orderCallbackUrl(
   baseUrl: string,

@@ -12,6 +12,8 @@ export interface StoredFile {
   /** SHA-224 hex of the bytes: Hemato.AI's file id is `sha224-i-` + this. */
   sha224: string;
   size: number;
+  /** The first bytes (up to 16), enough to tell the file type without reading it again. */
+  head: Buffer;
 }
 
 /** Where image bytes live. Content-addressed, so a retried write is harmless. */
@@ -26,6 +28,7 @@ export interface FileStore {
 export function hashingLimiter(maxBytes: number) {
   const hash = createHash('sha224');
   let size = 0;
+  let head = Buffer.alloc(0);
   const transform = new Transform({
     transform(chunk: Buffer, _enc, cb) {
       size += chunk.length;
@@ -34,10 +37,11 @@ export function hashingLimiter(maxBytes: number) {
         return;
       }
       hash.update(chunk);
+      if (head.length < 16) head = Buffer.concat([head, chunk.subarray(0, 16 - head.length)]);
       cb(null, chunk);
     },
   });
-  return { transform, result: () => ({ sha224: hash.digest('hex'), size }) };
+  return { transform, result: () => ({ sha224: hash.digest('hex'), size, head }) };
 }
 
 /** Files under a local folder: `<root>/<first 2 hex>/<sha224>`. */
@@ -50,11 +54,11 @@ export class LocalFileStore implements FileStore {
     const { transform, result } = hashingLimiter(maxBytes);
     try {
       await pipeline(Buffer.isBuffer(source) ? Readable.from([source]) : source, transform, createWriteStream(tmp));
-      const { sha224, size } = result();
+      const { sha224, size, head } = result();
       const key = `${sha224.slice(0, 2)}/${sha224}`;
       await mkdir(path.join(this.root, sha224.slice(0, 2)), { recursive: true });
       await rename(tmp, path.join(this.root, key));
-      return { key, sha224, size };
+      return { key, sha224, size, head };
     } catch (err) {
       await rm(tmp, { force: true });
       throw err;

@@ -48,14 +48,7 @@ export class ImageIntakeService {
       throw new DomainError(DomainErrorCode.Conflict, `Order is ${order.status}: it takes no more images`);
     }
     const stored = await this.files.put(source, this.config.orders.IMAGE_MAX_BYTES);
-    const head = Buffer.alloc(16);
-    const stream = await this.files.open(stored.key);
-    for await (const chunk of stream) {
-      (chunk as Buffer).copy(head, 0, 0, 16);
-      break;
-    }
-    stream.destroy();
-    const mediaType = sniffMediaType(head);
+    const mediaType = sniffMediaType(stored.head);
     if (!mediaType) throw new DomainError(DomainErrorCode.Unsupported, 'Only JPEG, PNG or a zip of them are accepted');
     const existing = await this.ds.manager.findOne(ImageFileEntity, { where: { orderId, name } });
     if (existing) {

@@ -16,6 +16,7 @@ import type { Queue } from 'bullmq';
 import type { EntityManager } from 'typeorm';
 import { FILE_STORE } from '../images/file-store.provider';
 import { sniffMediaType, type FileStore } from '../images/file-store';
+import { stepJobId } from '../lifecycle/lifecycle-queue';
 import type { NewOrderInput } from './new-order';
 
 const log = createLogger('order-intake');
@@ -153,7 +154,7 @@ export class OrderIntakeService {
       orderIds.map((orderId) => ({
         name: JobName.OrderStart,
         data: { orderId },
-        opts: { jobId: `${JobName.OrderStart}~${orderId}~v1` },
+        opts: { jobId: stepJobId(JobName.OrderStart, { id: orderId, version: 1 }) },
       })),
     );
   }

@@ -34,6 +34,11 @@ export function stepForStatus(status: OrderStatus, workflow: '1' | '2' = '1'): J
   }
 }
 
+/** The id of a step's job: one per order version (and `tag`, for a deliberate re-run). */
+export function stepJobId(job: JobName, order: { id: string; version: number }, tag?: string): string {
+  return [job, order.id, `v${order.version}`, tag].filter(Boolean).join('~');
+}
+
 /**
  * Enqueues lifecycle jobs. Job ids are deterministic per order version, so the same step for the
  * same state is queued once however many times it is asked for; `tag` makes a deliberate re-run
@@ -52,7 +57,7 @@ export class LifecycleQueue {
     opts: { delayMs?: number; tag?: string; poll?: number } = {},
   ): Promise<void> {
     const q = queueOf(job) === QueueName.Deliveries ? this.deliveries : this.orders;
-    const jobId = [job, order.id, `v${order.version}`, opts.tag].filter(Boolean).join('~');
+    const jobId = stepJobId(job, order, opts.tag);
     await q.add(
       job,
       { orderId: order.id, ...(opts.poll !== undefined ? { poll: opts.poll } : {}) },

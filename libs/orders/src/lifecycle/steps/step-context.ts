@@ -8,6 +8,7 @@ import { DataSource } from 'typeorm';
 import { FILE_STORE } from '../../images/file-store.provider';
 import type { FileStore } from '../../images/file-store';
 import { HematoClientHolder } from '../../hemato/hemato-client.provider';
+import { publicBaseUrl } from '../../hemato/signed-urls';
 import { LifecycleQueue } from '../lifecycle-queue';
 import { OrderTransitions } from '../order-transitions.service';
 
@@ -31,7 +32,7 @@ export class StepContext {
 
   /** Where Hemato.AI reaches this gateway (callback and workflow-2 URLs). */
   publicBaseUrl(): string {
-    return this.config.core.PUBLIC_BASE_URL ?? `http://127.0.0.1:${this.config.core.PORT}`;
+    return publicBaseUrl(this.config.core);
   }
 
   get workflow(): '1' | '2' {
