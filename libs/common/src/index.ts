@@ -8,3 +8,4 @@ export * from './errors/domain-error';
 export * from './domain/order-status';
 export * from './queue/redis-options';
 export * from './queue/queue.module';
+export * from './random/pooled-random';

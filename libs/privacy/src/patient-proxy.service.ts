@@ -1,6 +1,6 @@
-import { createHmac, randomBytes } from 'node:crypto';
+import { createHmac } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { APP_CONFIG, type AppConfig } from '@hemato/common';
+import { APP_CONFIG, pooledRandomBytes, type AppConfig } from '@hemato/common';
 import { PatientProxyEntity } from '@hemato/persistence';
 import type { EntityManager } from 'typeorm';
 import { PhiCipher } from './phi-cipher';
@@ -55,7 +55,7 @@ export class PatientProxyService {
     const tuples = [...last].map(([lookup, identity]) => {
       const b = params.length;
       params.push(
-        'pp-' + randomBytes(12).toString('hex'),
+        'pp-' + pooledRandomBytes(12).toString('hex'),
         lookup,
         this.cipher.encrypt(JSON.stringify(identity)),
         this.cipher.keyId,

@@ -1,4 +1,5 @@
-import { createCipheriv, createDecipheriv, randomBytes } from 'node:crypto';
+import { createCipheriv, createDecipheriv } from 'node:crypto';
+import { pooledRandomBytes } from '@hemato/common';
 
 /**
  * AES-256-GCM for PHI at rest. Ciphertext is `keyId.iv.tag.data` (base64url parts): the key id lets
@@ -22,7 +23,7 @@ export class PhiCipher {
   }
 
   encrypt(plain: string): string {
-    const iv = randomBytes(12);
+    const iv = pooledRandomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.current.key, iv);
     const data = Buffer.concat([cipher.update(plain, 'utf8'), cipher.final()]);
     return [this.current.id, iv, cipher.getAuthTag(), data]
