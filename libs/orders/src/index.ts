@@ -22,3 +22,4 @@ export * from './lifecycle/steps/request-tasks.step';
 export * from './lifecycle/steps/check-status.step';
 export * from './lifecycle/steps/fetch-report.step';
 export * from './actions/order-actions.service';
+export * from './images/s3-file-store';

@@ -6,3 +6,4 @@ export * from './fhir-server';
 export * from './mllp-result-receiver';
 export * from './pipeline';
 export * from './hl7-samples';
+export * from './s3-server';

@@ -12,7 +12,7 @@ export class HealthController {
     return { status: 'ok' };
   }
 
-  /** PostgreSQL and Redis answer; 503 names the part that does not. */
+  /** PostgreSQL and Redis answer (and the S3 bucket with IMAGE_STORE=s3); 503 names the part that does not. */
   @Get('ready')
   async ready(@Res() res: Response) {
     const report = await this.readiness.check();

@@ -1,5 +1,6 @@
-import { Inject, Injectable, type OnModuleDestroy } from '@nestjs/common';
+import { Inject, Injectable, Optional, type OnModuleDestroy } from '@nestjs/common';
 import { APP_CONFIG, redisOptionsFromUrl, type AppConfig } from '@hemato/common';
+import { FILE_STORE, type FileStore } from '@hemato/orders';
 import IORedis from 'ioredis';
 import { DataSource } from 'typeorm';
 
@@ -31,7 +32,10 @@ function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
   });
 }
 
-/** Asks PostgreSQL and Redis, each with a short timeout, and names what did not answer. */
+/**
+ * Asks PostgreSQL and Redis (and a file store on the network: the S3 bucket), each with a short
+ * timeout, and names what did not answer.
+ */
 @Injectable()
 export class ReadinessService implements OnModuleDestroy {
   /** Its own connection, failing fast (no offline queue), so a dead Redis shows at once. */
@@ -40,6 +44,7 @@ export class ReadinessService implements OnModuleDestroy {
   constructor(
     private readonly ds: DataSource,
     @Inject(APP_CONFIG) config: Pick<AppConfig, 'redis'>,
+    @Optional() @Inject(FILE_STORE) private readonly files?: FileStore,
   ) {
     this.redis = new IORedis({
       ...redisOptionsFromUrl(config.redis.REDIS_URL),
@@ -67,7 +72,12 @@ export class ReadinessService implements OnModuleDestroy {
         checks[name] = { ok: false, ms: Date.now() - started, error: err instanceof Error ? err.message : String(err) };
       }
     };
-    await Promise.all([run('postgres', () => this.ds.query('SELECT 1')), run('redis', () => this.redis.ping())]);
+    const files = this.files;
+    await Promise.all([
+      run('postgres', () => this.ds.query('SELECT 1')),
+      run('redis', () => this.redis.ping()),
+      ...(files?.check ? [run('image_store', () => files.check!())] : []),
+    ]);
     const failing = Object.entries(checks)
       .filter(([, c]) => !c.ok)
       .map(([n]) => n);

@@ -1,5 +1,5 @@
 import { z } from 'zod';
-import { bool, int, list, optionalString, optionalUrl, port, secret, url } from './env-helpers';
+import { bool, int, list, optionalBool, optionalString, optionalUrl, port, secret, url } from './env-helpers';
 
 /**
  * The one schema for every environment variable hemato-bridge reads, grouped by capability.
@@ -154,27 +154,50 @@ export const fhirSection = z.object({
   FHIR_SUBSCRIPTION_AUTO_CREATE: bool(false),
 });
 
-export const ordersSection = z.object({
-  /** Where results go: back the way the order came, or to both channels. */
-  RESULT_DELIVERY: z.enum(['origin', 'both'], { message: 'must be origin or both' }).default('origin'),
-  IMAGE_STORE: z.enum(['local', 's3'], { message: 'must be local or s3' }).default('local'),
-  IMAGE_DIR: optionalString(),
-  IMAGE_MAX_BYTES: int(200 * 1024 * 1024, 1),
-  /** Hosts image URLs may be fetched from, comma-separated; empty refuses every URL. */
-  IMAGE_URL_ALLOWED_HOSTS: list(),
-  IMAGE_WATCH_DIR: optionalString(),
-  IMAGE_QUIET_PERIOD_MS: int(0),
-  S3_ENDPOINT: optionalUrl(['http', 'https'], 'https://s3.eu-west-1.amazonaws.com'),
-  S3_BUCKET: optionalString(),
-  S3_REGION: z.string().default('us-east-1'),
-  S3_ACCESS_KEY_ID: optionalString(),
-  S3_SECRET_ACCESS_KEY: secret('S3_SECRET_ACCESS_KEY', optionalString()),
-  POLL_DEADLINE_MS: int(30 * 60_000, 1),
-  /** Longest wait between two status polls (polls start at 1 s and double up to this). */
-  POLL_MAX_INTERVAL_MS: int(30_000, 100),
-  RECONCILE_INTERVAL_MS: int(60_000, 1000),
-  STALE_AFTER_MS: int(5 * 60_000, 1000),
-});
+export const ordersSection = z
+  .object({
+    /** Where results go: back the way the order came, or to both channels. */
+    RESULT_DELIVERY: z.enum(['origin', 'both'], { message: 'must be origin or both' }).default('origin'),
+    IMAGE_STORE: z.enum(['local', 's3'], { message: 'must be local or s3' }).default('local'),
+    IMAGE_DIR: optionalString(),
+    IMAGE_MAX_BYTES: int(200 * 1024 * 1024, 1),
+    /** Hosts image URLs may be fetched from, comma-separated; empty refuses every URL. */
+    IMAGE_URL_ALLOWED_HOSTS: list(),
+    IMAGE_WATCH_DIR: optionalString(),
+    IMAGE_QUIET_PERIOD_MS: int(0),
+    /** An S3-compatible server (MinIO, Ceph, ...); unset is AWS S3 in S3_REGION. */
+    S3_ENDPOINT: optionalUrl(['http', 'https'], 'https://s3.eu-west-1.amazonaws.com'),
+    S3_BUCKET: optionalString(),
+    S3_REGION: z.string().default('us-east-1'),
+    S3_ACCESS_KEY_ID: optionalString(),
+    S3_SECRET_ACCESS_KEY: secret('S3_SECRET_ACCESS_KEY', optionalString()),
+    /** Path-style URLs (`<endpoint>/<bucket>/<key>`); unset: on with S3_ENDPOINT (MinIO, Ceph need it), off for AWS. */
+    S3_FORCE_PATH_STYLE: optionalBool(),
+    /** Folder inside the bucket the images go under. */
+    S3_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9!_.*'()/-]*$/, "letters, digits, / and ! _ . * ' ( ) - only")
+      .default('images/')
+      .transform((v) => {
+        const folder = v.replace(/^\/+|\/+$/g, '');
+        return folder ? `${folder}/` : '';
+      }),
+    POLL_DEADLINE_MS: int(30 * 60_000, 1),
+    /** Longest wait between two status polls (polls start at 1 s and double up to this). */
+    POLL_MAX_INTERVAL_MS: int(30_000, 100),
+    RECONCILE_INTERVAL_MS: int(60_000, 1000),
+    STALE_AFTER_MS: int(5 * 60_000, 1000),
+  })
+  .superRefine(
+    (v, ctx) => {
+      if (v.IMAGE_STORE !== 's3') return;
+      for (const key of ['S3_BUCKET', 'S3_ACCESS_KEY_ID', 'S3_SECRET_ACCESS_KEY'] as const) {
+        if (!v[key]) ctx.addIssue({ code: 'custom', path: [key], message: 'is required when IMAGE_STORE=s3' });
+      }
+    },
+    // Checked even when another variable is wrong, so one start lists every problem.
+    { when: (payload) => typeof payload.value === 'object' && payload.value !== null },
+  );
 
 export const dashboardSection = z.object({
   /** How long a dashboard sign-in lasts without activity. */

@@ -52,6 +52,37 @@ describe('loadConfig', () => {
     });
   });
 
+  it('asks for the bucket and its credentials only when IMAGE_STORE=s3', () => {
+    expect(loadConfig(good, ['orders']).orders.IMAGE_STORE).toBe('local');
+    let error: unknown;
+    try {
+      loadConfig({ ...good, IMAGE_STORE: 's3', S3_SECRET_ACCESS_KEY: ' ', IMAGE_MAX_BYTES: 'lots' }, ['orders']);
+    } catch (e) {
+      error = e;
+    }
+    expect(error).toBeInstanceOf(ConfigError);
+    // The missing S3 settings are listed beside an unrelated bad value, not after it is fixed.
+    expect((error as ConfigError).problems).toEqual([
+      expect.stringMatching(/^IMAGE_MAX_BYTES: must be a number/),
+      'S3_BUCKET: is required when IMAGE_STORE=s3 (not set)',
+      'S3_ACCESS_KEY_ID: is required when IMAGE_STORE=s3 (not set)',
+      'S3_SECRET_ACCESS_KEY: is required when IMAGE_STORE=s3 (value hidden)',
+    ]);
+
+    const s3 = { ...good, IMAGE_STORE: 's3', S3_BUCKET: 'smears', S3_ACCESS_KEY_ID: 'id', S3_SECRET_ACCESS_KEY: 'sk' };
+    const aws = loadConfig(s3, ['orders']).orders;
+    expect(aws).toMatchObject({ S3_BUCKET: 'smears', S3_PREFIX: 'images/' });
+    expect(aws.S3_FORCE_PATH_STYLE).toBeUndefined();
+    const minio = loadConfig(
+      { ...s3, S3_ENDPOINT: 'http://127.0.0.1:9000', S3_PREFIX: '/hb/smears', S3_FORCE_PATH_STYLE: 'false' },
+      ['orders'],
+    ).orders;
+    expect(minio).toMatchObject({ S3_PREFIX: 'hb/smears/', S3_FORCE_PATH_STYLE: false });
+    expect(() => loadConfig({ ...s3, S3_FORCE_PATH_STYLE: 'maybe' }, ['orders'])).toThrow(
+      /S3_FORCE_PATH_STYLE: must be true or false/,
+    );
+  });
+
   it('validates only the sections asked for', () => {
     expect(() => loadConfig({}, ['core', 'sandbox'])).not.toThrow();
     expect(() => loadConfig({}, ['database'])).toThrow(/DATABASE_URL: is required/);

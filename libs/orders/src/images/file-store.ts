@@ -22,6 +22,8 @@ export interface FileStore {
   put(source: Readable | Buffer, maxBytes: number): Promise<StoredFile>;
   open(key: string): Promise<Readable>;
   size(key: string): Promise<number>;
+  /** A store on the network: it answers and may be used (throws with the reason otherwise). */
+  check?(): Promise<void>;
 }
 
 /** A limit and a hash on a stream passing through. */
