@@ -2,6 +2,7 @@ import { mkdtempSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { encodeFrame } from '@hemato/hl7';
+import { Message } from 'node-hl7-client';
 import { PatientIdentityReader } from '@hemato/privacy';
 import { startGateway, type TestGateway } from './support/gateway';
 import { RawMllpConnection, ackOf } from './support/mllp-test-client';
@@ -274,6 +275,17 @@ describe('HL7 v2 order intake over MLLP', () => {
       expect(ackOf(commit!)).toMatchObject({ code: 'CA', acked: 'ENH-1' });
       expect(ackOf(app!)).toMatchObject({ code: 'AA', acked: 'ENH-1' });
       expect(ackOf(commit!).controlId).not.toBe(ackOf(app!).controlId);
+      // The commit ACK is an ACK; the application ACK of an ORM^O01 (v2.3) is ORR^O02 with our filler number.
+      expect(commit!.split('|')[8]).toBe('ACK^O01^ACK');
+      const orr = new Message({ text: app! });
+      expect(orr.get('MSH.9').toRaw()).toBe('ORR^O02');
+      expect(orr.get('MSH.15').toString()).toBe('NE');
+      const [enh1] = await ordersOf('ENH-1');
+      expect(orr.get('ORC.1').toString()).toBe('OK');
+      expect(orr.get('ORC.2').toString()).toBe('PL-ENH-1');
+      expect(orr.get('ORC.3').toRaw()).toBe(`${enh1!.filler_order_number}^HB-TEST`);
+      expect(orr.get('ORC.5').toString()).toBe('SC');
+      expect(orr.get('OBR.4').toRaw()).toBe('34994-4^Peripheral blood smear^LN');
       // AL / ER: commit ACK always, application ACK only for an error.
       c.send(orderMessage({ controlId: 'ENH-2', acceptAck: 'AL', appAck: 'ER' }));
       c.send(
@@ -285,6 +297,11 @@ describe('HL7 v2 order intake over MLLP', () => {
         ['CA', 'ENH-3'],
         ['AE', 'ENH-3'],
       ]);
+      // The refused group is named: unable to accept, no filler number, and the ERR says why.
+      const refused = more[4]!.split('\r');
+      expect(refused[0]!.split('|')[8]).toBe('ORR^O02');
+      expect(refused.find((seg) => seg.startsWith('ORC'))).toBe('ORC|UA|X');
+      expect(refused.find((seg) => seg.startsWith('ERR'))).toContain('103^Table value not found^HL70357');
       // NE / AL: no commit ACK, only the application ACK.
       c.send(orderMessage({ controlId: 'ENH-4', acceptAck: 'NE', appAck: 'AL' }));
       const [last] = (await c.waitFor(6)).slice(5);
@@ -298,6 +315,68 @@ describe('HL7 v2 order intake over MLLP', () => {
       const replay = (await c.waitFor(9)).slice(7);
       expect(replay).toEqual([commit, app]);
       expect(await ordersOf('ENH-1')).toHaveLength(1);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('answers an enhanced-mode OML^O21 with ORL^O22 per group, and a cancellation with ORC-1 CR', async () => {
+    const c = await RawMllpConnection.open(gw.mllpPort);
+    try {
+      c.send(
+        orderMessage({
+          controlId: 'ENH-OML',
+          type: 'OML',
+          acceptAck: 'NE',
+          appAck: 'AL',
+          groups: [{ placer: 'ENH-OML-A' }, { placer: 'ENH-OML-B', code: '57021-8' }],
+        }),
+      );
+      const [orl] = await c.waitFor(1);
+      const orders = await ordersOf('ENH-OML');
+      expect(orders).toHaveLength(2);
+      const segs = orl!.split('\r');
+      expect(segs[0]!.split('|')[8]).toBe('ORL^O22^ORL_O22');
+      expect(ackOf(orl!)).toMatchObject({ code: 'AA', acked: 'ENH-OML' });
+      // v2.5.1 nests orders under the patient: a PID with the identifiers only (no name, birth date, address).
+      expect(segs.find((s) => s.startsWith('PID'))).toBe('PID|1||MRN0001^^^GENHOSP^MR~99887766^^^NATID^NI');
+      expect(orl).not.toMatch(/TESTPATIENT|19700102|TEST STREET/);
+      expect(segs.filter((s) => s.startsWith('ORC'))).toEqual(
+        orders.map((o) => `ORC|OK|${o.placer_order_number}|${o.filler_order_number}^HB-TEST||SC`),
+      );
+      // The stored ACK is the one sent (a duplicate gets it again).
+      const stored = await gw.db.query(
+        `SELECT ack, ack_code, status FROM inbound_messages WHERE control_id = 'ENH-OML'`,
+      );
+      expect(stored[0]).toMatchObject({ ack: orl, ack_code: 'AA', status: 'accepted' });
+
+      // Cancel the first order: ORC-1 CR with its filler number, status CA.
+      c.send(
+        orderMessage({
+          controlId: 'ENH-CA',
+          acceptAck: 'NE',
+          appAck: 'AL',
+          groups: [{ control: 'CA', placer: 'ENH-OML-A' }],
+        }),
+      );
+      const [, cancelled] = await c.waitFor(2);
+      const a = orders.find((o) => o.placer_order_number === 'ENH-OML-A')!;
+      expect(ackOf(cancelled!)).toMatchObject({ code: 'AA', acked: 'ENH-CA' });
+      expect(cancelled!.split('\r').find((s) => s.startsWith('ORC'))).toBe(
+        `ORC|CR|ENH-OML-A|${a.filler_order_number}^HB-TEST||CA`,
+      );
+      // Cancelling an order we never had: AE, ORC-1 UC.
+      c.send(
+        orderMessage({
+          controlId: 'ENH-CA2',
+          acceptAck: 'NE',
+          appAck: 'AL',
+          groups: [{ control: 'CA', placer: 'NOPE-1' }],
+        }),
+      );
+      const [, , unable] = await c.waitFor(3);
+      expect(ackOf(unable!)).toMatchObject({ code: 'AE', acked: 'ENH-CA2' });
+      expect(unable!.split('\r').find((s) => s.startsWith('ORC'))).toBe('ORC|UC|NOPE-1');
     } finally {
       c.close();
     }

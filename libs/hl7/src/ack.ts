@@ -100,8 +100,21 @@ function esc(v: string): string {
  * a third of the budget at 1,000 msgs/s on two cores); tests parse its output back with node-hl7-client.
  */
 export function buildAck(opts: AckOptions): string {
+  return responseSegments(opts, `ACK^${esc(opts.header?.triggerEvent ?? '')}^ACK`).join('\r');
+}
+
+/** HL7 version we answer in: the sender's when it is a v2 version, else 2.5.1. */
+export function replyVersion(h: MshHeader | null): string {
+  return h?.version && /^2\.\d(\.\d)?$/.test(h.version) ? h.version : '2.5.1';
+}
+
+/**
+ * MSH + MSA + ERR of a response to `opts.header` (an ACK or an order response), with `messageType` in
+ * MSH-9 and, when given, MSH-15/16 (our own acknowledgement wishes for this message).
+ */
+export function responseSegments(opts: AckOptions, messageType: string, ackTypes?: [string, string]): string[] {
   const h = opts.header;
-  const version = h?.version && /^2\.\d(\.\d)?$/.test(h.version) ? h.version : '2.5.1';
+  const version = replyVersion(h);
   const processing = ['P', 'T', 'D'].includes(h?.processingId ?? '') ? h!.processingId : 'P';
   const msh = [
     'MSH',
@@ -112,12 +125,13 @@ export function buildAck(opts: AckOptions): string {
     esc(h?.sendingFacility ?? ''),
     hl7Timestamp(),
     '',
-    `ACK^${esc(h?.triggerEvent ?? '')}^ACK`,
+    messageType,
     esc(opts.controlId ?? newControlId()),
     processing,
     version,
   ];
-  if (h?.characterSet) msh.push('', '', '', '', '', esc(h.characterSet));
+  if (ackTypes || h?.characterSet) msh.push('', '', ackTypes?.[0] ?? '', ackTypes?.[1] ?? '');
+  if (h?.characterSet) msh.push('', esc(h.characterSet));
   const segments = [msh.join('|')];
   const text = opts.text ?? opts.issues?.[0]?.text;
   segments.push(['MSA', opts.code, esc(h?.controlId ?? ''), ...(text ? [esc(text.slice(0, 80))] : [])].join('|'));
@@ -140,7 +154,7 @@ export function buildAck(opts: AckOptions): string {
       ),
     );
   }
-  return segments.join('\r');
+  return segments;
 }
 
 /** Reads MSA-1/MSA-2 (and ERR texts) of an acknowledgement, tolerant of anything. */

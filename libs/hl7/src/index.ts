@@ -5,3 +5,4 @@ export * from './oru';
 export * from './mllp/framing';
 export * from './mllp/server';
 export * from './mllp/client';
+export * from './order-response';

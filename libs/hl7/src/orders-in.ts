@@ -28,9 +28,19 @@ export interface Hl7OrderGroup {
   images: Hl7ImageSource[];
 }
 
+/** An order group as far as it could be read, valid or not: what an order response (ORR/ORL) names. */
+export interface Hl7OrderRef {
+  control: 'NW' | 'CA';
+  placerOrderNumber: string;
+  test: { system: string | null; code: string; display: string | null } | null;
+}
+
 export interface ParsedOrderMessage {
   patient: PatientIdentity | null;
+  /** The valid order groups (when `issues` is empty: every group). */
   groups: Hl7OrderGroup[];
+  /** Every group with a readable order control and placer number, including those with issues. */
+  refs: Hl7OrderRef[];
   /** Problems that make the message an AE (nothing of it is stored as an order). */
   issues: Hl7Issue[];
 }
@@ -313,10 +323,11 @@ export function readOrderMessage(
       location: { segment: 'ORC' },
       text: 'The message has no ORC/OBR order group',
     });
-    return { patient: null, groups: [], issues };
+    return { patient: null, groups: [], refs: [], issues };
   }
 
   const out: Hl7OrderGroup[] = [];
+  const refs: Hl7OrderRef[] = [];
   let needsPatient = false;
   groups.forEach((g, i) => {
     const index = i + 1;
@@ -348,6 +359,15 @@ export function readOrderMessage(
       });
       return;
     }
+    const code = g.obr ? field(g.obr, '4.1') : '';
+    refs.push({
+      control,
+      placerOrderNumber: placer,
+      test:
+        control === 'NW' && g.obr && code
+          ? { code, display: field(g.obr, '4.2') || null, system: field(g.obr, '4.3') || null }
+          : null,
+    });
     if (control === 'CA') {
       out.push({ index, control, placerOrderNumber: placer, test: null, tasks: [], details: {}, images: [] });
       return;
@@ -422,7 +442,7 @@ export function readOrderMessage(
         }),
         null)
     : null;
-  return { patient, groups: out, issues };
+  return { patient, groups: out, refs, issues };
 }
 
 /** The image in an OBX, if it carries one: ED (base64 bytes) or RP (a URL). */

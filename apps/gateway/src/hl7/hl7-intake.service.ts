@@ -11,6 +11,7 @@ import {
 import {
   Hl7ErrorCode,
   buildAck,
+  buildOrderResponse,
   checkOrderHeader,
   decodeMessage,
   encodingFor,
@@ -23,6 +24,7 @@ import {
   type Hl7Issue,
   type Hl7OrderGroup,
   type MshHeader,
+  type OrderResponseLine,
   type ParsedOrderMessage,
 } from '@hemato/hl7';
 import { OrderCodeTable, OrderIntakeService, OrderTransitions, type NewOrderInput } from '@hemato/orders';
@@ -211,13 +213,56 @@ export class Hl7IntakeService {
     return wants(header.acceptAckType, false) ? [buildAck({ header, code, issues: [issue], us: this.us })] : [];
   }
 
-  /** The ACKs for a stored message: original AA/AE, or enhanced CA (per MSH-15) + AA/AE (per MSH-16). */
-  private replies(header: MshHeader, code: 'AA' | 'AE', issues: Hl7Issue[]): string[] {
+  /**
+   * The ACKs for a stored message: original AA/AE, or enhanced CA (per MSH-15) + the application
+   * acknowledgement (per MSH-16): ORR^O02 / ORL^O22 with one ORC per order group when the message was
+   * read as an order (`order` given), else an AA/AE ACK.
+   */
+  private replies(
+    header: MshHeader,
+    code: 'AA' | 'AE',
+    issues: Hl7Issue[],
+    order?: { lines: OrderResponseLine[]; item: PreparedMessage },
+  ): string[] {
     if (!isEnhanced(header)) return [buildAck({ header, code, issues, us: this.us })];
     const out: string[] = [];
     if (wants(header.acceptAckType, true)) out.push(buildAck({ header, code: 'CA', us: this.us }));
-    if (wants(header.applicationAckType, code === 'AA')) out.push(buildAck({ header, code, issues, us: this.us }));
+    if (wants(header.applicationAckType, code === 'AA')) {
+      out.push(
+        order
+          ? buildOrderResponse({
+              header,
+              code,
+              issues,
+              us: this.us,
+              lines: order.lines,
+              patientIds: order.item.parsed.patient?.identifiers,
+            })
+          : buildAck({ header, code, issues, us: this.us }),
+      );
+    }
     return out;
+  }
+
+  /**
+   * Whether the message's ACK can only be made after its orders are written: a cancellation may still
+   * fail (AE), and an accepted order's application ACK (ORR/ORL) carries the filler numbers assigned
+   * on insert. Such a row is inserted as `processing` and updated with its ACK in the same transaction.
+   */
+  private ackAfterWrite(item: PreparedMessage): boolean {
+    const { header, parsed } = item;
+    if (parsed.issues.length > 0) return false;
+    if (parsed.groups.some((g) => g.control === 'CA')) return true;
+    return isEnhanced(header) && wants(header.applicationAckType, true);
+  }
+
+  /** Every group of a message we did not take: unable to accept (NW) or to cancel (CA). */
+  private refusedLines(item: PreparedMessage): OrderResponseLine[] {
+    return item.parsed.refs.map((g) => ({
+      control: g.control === 'NW' ? 'UA' : 'UC',
+      placerOrderNumber: g.placerOrderNumber,
+      test: g.test,
+    }));
   }
 
   /**
@@ -250,7 +295,7 @@ export class Hl7IntakeService {
       // Optimistic path: every inbound row of the batch in one INSERT (a round trip per batch, not per message).
       const preInserted = isolate ? null : await this.insertInbound(m, items);
       // New, valid messages that only create orders (the common case): all their orders in one statement.
-      const created = new Map<number, string[]>();
+      const created = new Map<number, Array<{ id: string; filler: string }>>();
       if (preInserted) {
         const batch: Array<{ k: number; input: NewOrderInput }> = [];
         for (const [k, item] of items.entries()) {
@@ -263,12 +308,29 @@ export class Hl7IntakeService {
           m,
           batch.map((b) => b.input),
         );
-        orders.forEach((o, i) => created.get(batch[i]!.k)!.push(o.id));
+        orders.forEach((o, i) => created.get(batch[i]!.k)!.push({ id: o.id, filler: o.fillerOrderNumber }));
       }
+      // Accepted messages whose ACK names their orders (enhanced mode's ORR/ORL): made now, stored in one UPDATE.
+      const finals: Array<{ id: string; outcome: Outcome }> = [];
       for (const [k, item] of items.entries()) {
         const done = created.get(k);
         if (done) {
-          out.push({ replies: item.planned!.replies, orderIds: done });
+          if (!this.ackAfterWrite(item)) {
+            out.push({ replies: item.planned!.replies, orderIds: done.map((o) => o.id) });
+            continue;
+          }
+          const lines = item.parsed.groups.map((g, i): OrderResponseLine => {
+            const order = done[i]!;
+            return {
+              control: 'OK',
+              placerOrderNumber: g.placerOrderNumber,
+              fillerOrderNumber: order.filler,
+              test: g.test,
+            };
+          });
+          const final = this.outcome(item, [], lines);
+          finals.push({ id: preInserted![k]!.id, outcome: final });
+          out.push({ replies: final.replies, orderIds: done.map((o) => o.id) });
           continue;
         }
         if (multi) await m.query('SAVEPOINT hl7_msg');
@@ -282,6 +344,7 @@ export class Hl7IntakeService {
           out.push({ replies: this.failedReplies(item.header, 'internal'), orderIds: [] });
         }
       }
+      if (finals.length > 0) await this.storeFinalAcks(m, finals);
       return out;
     });
     const orderIds = results.flatMap((r) => r.orderIds);
@@ -307,17 +370,16 @@ export class Hl7IntakeService {
   /** The inbound_messages column values of a message (with its ACK when the outcome is known up front). */
   private inboundRow(item: PreparedMessage): unknown[] {
     const { header } = item;
-    const hasCancel = item.parsed.issues.length === 0 && item.parsed.groups.some((g) => g.control === 'CA');
-    const planned = (item.planned ??= this.outcome(header, item.parsed.issues));
+    const planned = this.ackAfterWrite(item) ? null : (item.planned ??= this.plannedOutcome(item));
     return [
       item.sender,
       header.controlId,
       `${header.messageCode}^${header.triggerEvent}`,
       item.text,
-      hasCancel ? 'processing' : planned.status,
-      hasCancel ? null : planned.ackCode,
-      hasCancel ? null : planned.replies.join('\n'),
-      hasCancel ? null : planned.error,
+      planned?.status ?? 'processing',
+      planned?.ackCode ?? null,
+      planned ? planned.replies.join('\n') : null,
+      planned?.error ?? null,
     ];
   }
 
@@ -358,11 +420,12 @@ export class Hl7IntakeService {
     preInserted?: { id: string } | null,
   ): Promise<StoredOutcome> {
     const { header } = item;
-    // Without cancellations the outcome is known before anything is written (AE for the issues found,
-    // else AA — and if a write fails the whole transaction rolls back, the ACK with it): the row is
-    // inserted with its ACK, no update needed. A CA may still turn into AE: updated below.
+    // Mostly the outcome is known before anything is written (AE for the issues found, else AA — and if
+    // a write fails the whole transaction rolls back, the ACK with it): the row is inserted with its ACK,
+    // no update needed. Otherwise (`ackAfterWrite`) the ACK is made and stored below.
+    const deferred = this.ackAfterWrite(item);
     const hasCancel = item.parsed.issues.length === 0 && item.parsed.groups.some((g) => g.control === 'CA');
-    const planned = (item.planned ??= this.outcome(header, item.parsed.issues));
+    const planned = deferred ? null : (item.planned ??= this.plannedOutcome(item));
     const inserted: Array<{ id: string }> =
       preInserted !== undefined
         ? preInserted
@@ -394,59 +457,73 @@ export class Hl7IntakeService {
       };
     }
     const inboundId = inserted[0]!.id;
-    if (item.parsed.issues.length > 0) return { replies: planned.replies, orderIds: [] };
+    if (planned && item.parsed.issues.length > 0) return { replies: planned.replies, orderIds: [] };
     let orderIds: string[] = [];
     let issues: Hl7Issue[] = [];
+    let lines: OrderResponseLine[] = [];
     if (hasCancel) await m.query('SAVEPOINT hl7_body');
     try {
       for (const g of item.parsed.groups) {
+        const line = { placerOrderNumber: g.placerOrderNumber, test: g.test };
         if (g.control === 'NW') {
-          orderIds.push(await this.createOrder(m, item, g, inboundId));
+          const order = await this.intake.create(m, this.orderInput(item, g, inboundId));
+          orderIds.push(order.id);
+          lines.push({ ...line, control: 'OK', fillerOrderNumber: order.fillerOrderNumber });
         } else {
-          const problem = await this.cancel(m, item, g);
-          if (problem) {
-            issues = [problem];
+          const result = await this.cancel(m, item, g);
+          if ('issue' in result) {
+            issues = [result.issue];
             throw REJECT;
           }
+          lines.push({ ...line, control: 'CR', fillerOrderNumber: result.fillerOrderNumber });
         }
       }
     } catch (err) {
       if (err !== REJECT) throw err;
       await m.query('ROLLBACK TO SAVEPOINT hl7_body');
       orderIds = [];
+      lines = this.refusedLines(item);
     }
-    if (!hasCancel) return { replies: planned.replies, orderIds };
-    const final = this.outcome(header, issues);
-    await m.query(`UPDATE inbound_messages SET status = $2, ack_code = $3, ack = $4, error = $5 WHERE id = $1`, [
-      inboundId,
-      final.status,
-      final.ackCode,
-      final.replies.join('\n'),
-      final.error,
-    ]);
+    if (planned) return { replies: planned.replies, orderIds };
+    const final = this.outcome(item, issues, lines);
+    await this.storeFinalAcks(m, [{ id: inboundId, outcome: final }]);
     return { replies: final.replies, orderIds };
   }
 
+  /** Stores the ACKs made after the orders were written (rows inserted as `processing`), in one statement. */
+  private async storeFinalAcks(m: EntityManager, finals: Array<{ id: string; outcome: Outcome }>): Promise<void> {
+    await m.query(
+      `UPDATE inbound_messages im SET status = u.status, ack_code = u.ack_code, ack = u.ack, error = u.error
+         FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::text[]) AS u (id, status, ack_code, ack, error)
+        WHERE im.id = u.id`,
+      [
+        finals.map((f) => f.id),
+        finals.map((f) => f.outcome.status),
+        finals.map((f) => f.outcome.ackCode),
+        finals.map((f) => f.outcome.replies.join('\n')),
+        finals.map((f) => f.outcome.error),
+      ],
+    );
+  }
+
+  /** The outcome of a message whose ACK does not depend on what is written: AE for its issues, else AA. */
+  private plannedOutcome(item: PreparedMessage): Outcome {
+    const issues = item.parsed.issues;
+    return this.outcome(item, issues, issues.length > 0 ? this.refusedLines(item) : []);
+  }
+
   /** The ACK(s) and stored status for a stored message with these issues (none: accepted). */
-  private outcome(header: MshHeader, issues: Hl7Issue[]): Outcome {
+  private outcome(item: PreparedMessage, issues: Hl7Issue[], lines: OrderResponseLine[]): Outcome {
+    const { header } = item;
     const code = issues.length === 0 ? 'AA' : 'AE';
     return {
-      replies: this.replies(header, code, issues),
+      replies: this.replies(header, code, issues, { lines, item }),
       status: code === 'AA' ? 'accepted' : 'rejected',
       ackCode: isEnhanced(header)
         ? [wants(header.acceptAckType, true) ? 'CA' : null, code].filter(Boolean).join(',')
         : code,
       error: issues.length ? issues.map((i) => `${i.code} ${i.text}`).join('; ') : null,
     };
-  }
-
-  private async createOrder(
-    m: EntityManager,
-    item: PreparedMessage,
-    g: Hl7OrderGroup,
-    inboundId: string,
-  ): Promise<string> {
-    return (await this.intake.create(m, this.orderInput(item, g, inboundId))).id;
   }
 
   /** The order an NW group asks for, as order intake takes it. */
@@ -471,9 +548,13 @@ export class Hl7IntakeService {
   }
 
   /** ORC-1 CA: the sender's order with that placer number moves to cancelled, if its state allows. */
-  private async cancel(m: EntityManager, item: PreparedMessage, g: Hl7OrderGroup): Promise<Hl7Issue | null> {
-    const rows: Array<{ id: string }> = await m.query(
-      `SELECT o.id FROM orders o JOIN inbound_messages im ON im.id = o.inbound_message_id
+  private async cancel(
+    m: EntityManager,
+    item: PreparedMessage,
+    g: Hl7OrderGroup,
+  ): Promise<{ issue: Hl7Issue } | { fillerOrderNumber: string }> {
+    const rows: Array<{ id: string; filler_order_number: string }> = await m.query(
+      `SELECT o.id, o.filler_order_number FROM orders o JOIN inbound_messages im ON im.id = o.inbound_message_id
        WHERE o.placer_order_number = $1 AND im.sender = $2 AND o.source_channel = 'hl7'
        ORDER BY o.created_at DESC LIMIT 1`,
       [g.placerOrderNumber, item.sender],
@@ -481,9 +562,11 @@ export class Hl7IntakeService {
     const id = rows[0]?.id;
     if (!id) {
       return {
-        code: Hl7ErrorCode.UnknownKeyIdentifier,
-        location: { segment: 'ORC', sequence: g.index, field: 2 },
-        text: `No order with placer number ${g.placerOrderNumber} from this sender`,
+        issue: {
+          code: Hl7ErrorCode.UnknownKeyIdentifier,
+          location: { segment: 'ORC', sequence: g.index, field: 2 },
+          text: `No order with placer number ${g.placerOrderNumber} from this sender`,
+        },
       };
     }
     try {
@@ -493,13 +576,15 @@ export class Hl7IntakeService {
         detail: { controlId: item.header.controlId, reason: 'ORC-1 CA' },
         patch: { failureReason: 'cancelled by the placer (ORC-1 CA)' },
       });
-      return null;
+      return { fillerOrderNumber: rows[0]!.filler_order_number };
     } catch (err) {
       if (err instanceof DomainError && err.code === DomainErrorCode.Conflict) {
         return {
-          code: Hl7ErrorCode.ApplicationInternalError,
-          location: { segment: 'ORC', sequence: g.index, field: 1 },
-          text: `Order ${g.placerOrderNumber} can no longer be cancelled: ${err.message}`,
+          issue: {
+            code: Hl7ErrorCode.ApplicationInternalError,
+            location: { segment: 'ORC', sequence: g.index, field: 1 },
+            text: `Order ${g.placerOrderNumber} can no longer be cancelled: ${err.message}`,
+          },
         };
       }
       throw err;
