@@ -1,4 +1,5 @@
-import { createReadStream } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,6 +11,8 @@ import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persiste
 import { eventually, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
 
 const MAX_BYTES = 1024 * 1024;
+/** Served as `image/png` by the test's image host: its bytes say otherwise. */
+const NOT_AN_IMAGE = Buffer.from('<html>sign in to view this slide</html>\n'.repeat(2000));
 
 interface Reply {
   status: number;
@@ -66,6 +69,11 @@ describe('images that arrive after the order (upload API) and by URL', () => {
     const smear = generateSmear({ width: 320, height: 240, format: 'png', seed: 11, parasites: true });
     imageServer = http.createServer((req, res) => {
       fetched.push(req.url ?? '');
+      if (req.url?.includes('not-an-image')) {
+        res.writeHead(200, { 'content-type': 'image/png' });
+        res.end(NOT_AN_IMAGE);
+        return;
+      }
       res.writeHead(200, { 'content-type': 'image/png', 'content-length': smear.length });
       res.end(smear);
     });
@@ -135,11 +143,17 @@ describe('images that arrive after the order (upload API) and by URL', () => {
     expect(early.status).toBe(409);
     expect(early.body.message).toMatch(/no image/i);
 
-    // A body that is not an image.
-    const text = await file('notes.txt', Buffer.from('this is a lab note, not an image\n'.repeat(10)));
+    // A body that is not an image (several MiB, so it arrives in many chunks): refused on its first bytes,
+    // and nothing of it is left in the image store.
+    const notImage = Buffer.from('this is a lab note, not an image\n'.repeat(100_000));
+    const text = await file('notes.txt', notImage);
     const bad = await putFile(`${url}/notes.png`, text, auth);
     expect([415, 422]).toContain(bad.status);
     expect(bad.body.message).toMatch(/JPEG, PNG/);
+    const sha = createHash('sha224').update(notImage).digest('hex');
+    const imageDir = p.config.orders.IMAGE_DIR!;
+    expect(existsSync(path.join(imageDir, sha.slice(0, 2), sha))).toBe(false);
+    expect(existsSync(path.join(imageDir, 'tmp')) ? readdirSync(path.join(imageDir, 'tmp')) : []).toEqual([]);
 
     // Over IMAGE_MAX_BYTES.
     const pngSignature = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
@@ -225,5 +239,14 @@ describe('images that arrive after the order (upload API) and by URL', () => {
     expect(failed.failedStep).toBe('fetch_images');
     expect(fetched.length).toBe(before);
     expect(p.receiver.messages.some((m) => m.includes('PL-URL-2'))).toBe(false);
+  });
+
+  it('an RP image URL answering something that is not an image fails the order, and nothing is stored', async () => {
+    const order = await sendOrder('PL-URL-3', { imageUrls: [`${imageServerUrl}/slides/not-an-image.png`] });
+    const failed = await reaches(order.id, OrderStatus.Failed, 20_000);
+    expect(failed.failureReason).toMatch(/did not return a JPEG, PNG or zip/);
+    expect(fetched).toContain('/slides/not-an-image.png');
+    const sha = createHash('sha224').update(NOT_AN_IMAGE).digest('hex');
+    expect(existsSync(path.join(p.config.orders.IMAGE_DIR!, sha.slice(0, 2), sha))).toBe(false);
   });
 });

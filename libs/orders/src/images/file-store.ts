@@ -83,6 +83,50 @@ export class LocalFileStore implements FileStore {
   }
 }
 
+/**
+ * Lets a stream through only once its first bytes are a JPEG, PNG or zip; otherwise fails it with
+ * `Unsupported` (`message`). Put in front of `FileStore.put`, a refused file never reaches the store
+ * (no orphan bytes), and nothing is read twice.
+ */
+export function imageTypeGate(message: string): Transform {
+  let head: Buffer | null = Buffer.alloc(0);
+  const check = (): DomainError | null =>
+    sniffMediaType(head!) ? null : new DomainError(DomainErrorCode.Unsupported, message);
+  return new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      if (head === null) return cb(null, chunk);
+      head = Buffer.concat([head, chunk]);
+      if (head.length < 8) return cb();
+      const refused = check();
+      const out = head;
+      head = null;
+      cb(refused, refused ? undefined : out);
+    },
+    flush(cb) {
+      // A file shorter than 8 bytes: judged on what there is.
+      if (head === null) return cb();
+      const refused = check();
+      cb(refused, refused ? undefined : head);
+    },
+  });
+}
+
+/**
+ * `source` through an `imageTypeGate`, ready for `FileStore.put`. On refusal the source is either
+ * destroyed (`'destroy'`: a download we stop fetching) or drained and discarded (`'drain'`: an HTTP
+ * request body, which must stay readable for the 4xx answer to reach the client).
+ */
+export function gateImageType(source: Readable, message: string, onRefused: 'drain' | 'destroy'): Readable {
+  const gate = imageTypeGate(message);
+  source.once('error', (err) => gate.destroy(err));
+  gate.once('error', () => {
+    source.unpipe(gate);
+    if (onRefused === 'destroy') source.destroy();
+    else source.resume();
+  });
+  return source.pipe(gate);
+}
+
 /** Image media type from the first bytes: JPEG, PNG or zip; anything else is null. */
 export function sniffMediaType(head: Buffer): 'image/jpeg' | 'image/png' | 'application/zip' | null {
   if (head.length >= 3 && head[0] === 0xff && head[1] === 0xd8 && head[2] === 0xff) return 'image/jpeg';

@@ -1,8 +1,8 @@
 import { isIP } from 'node:net';
-import { Readable } from 'node:stream';
+import type { Readable } from 'node:stream';
 import { DomainError, DomainErrorCode } from '@hemato/common';
 import { request } from 'undici';
-import { sniffMediaType, type FileStore, type StoredFile } from './file-store';
+import { gateImageType, sniffMediaType, type FileStore, type StoredFile } from './file-store';
 
 export interface FetchPolicy {
   /** Hosts (exact names, or `*.example.org`) images may be fetched from. Empty: none. */
@@ -57,33 +57,12 @@ export async function fetchImage(
     await res.body.dump();
     throw new DomainError(DomainErrorCode.TooLarge, `Image is ${declared} bytes, over the limit of ${policy.maxBytes}`);
   }
-  // Peek at the first bytes to check the type before storing the rest.
-  let head = Buffer.alloc(0);
-  let mediaType: string | null = null;
+  // The type is checked on the first bytes, before the store keeps anything.
   const body = res.body as unknown as Readable;
-  const checked = Readable.from(
-    (async function* () {
-      for await (const chunk of body) {
-        const buf = chunk as Buffer;
-        if (mediaType === null) {
-          head = Buffer.concat([head, buf]);
-          if (head.length < 8) continue;
-          mediaType = sniffMediaType(head);
-          if (!mediaType)
-            throw new DomainError(DomainErrorCode.Unsupported, 'Image URL did not return a JPEG, PNG or zip');
-          yield head;
-          continue;
-        }
-        yield buf;
-      }
-      if (mediaType === null) {
-        mediaType = sniffMediaType(head);
-        if (!mediaType)
-          throw new DomainError(DomainErrorCode.Unsupported, 'Image URL did not return a JPEG, PNG or zip');
-        yield head;
-      }
-    })(),
+  const stored = await store.put(
+    gateImageType(body, 'Image URL did not return a JPEG, PNG or zip', 'destroy'),
+    policy.maxBytes,
   );
-  const stored = await store.put(checked, policy.maxBytes);
+  const mediaType = sniffMediaType(stored.head);
   return { ...stored, mediaType: mediaType ?? 'application/octet-stream' };
 }

@@ -1,4 +1,4 @@
-import type { Readable } from 'node:stream';
+import { Readable } from 'node:stream';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   APP_CONFIG,
@@ -14,7 +14,7 @@ import { DataSource } from 'typeorm';
 import { LifecycleQueue } from '../lifecycle/lifecycle-queue';
 import { OrderTransitions, appendEvent } from '../lifecycle/order-transitions.service';
 import { FILE_STORE } from './file-store.provider';
-import { sniffMediaType, type FileStore } from './file-store';
+import { gateImageType, sniffMediaType, type FileStore } from './file-store';
 
 const log = createLogger('image-intake');
 
@@ -47,7 +47,15 @@ export class ImageIntakeService {
     if (!OPEN_FOR_IMAGES.includes(order.status)) {
       throw new DomainError(DomainErrorCode.Conflict, `Order is ${order.status}: it takes no more images`);
     }
-    const stored = await this.files.put(source, this.config.orders.IMAGE_MAX_BYTES);
+    // The type is checked on the first bytes, before the store keeps anything (a refused file leaves no bytes).
+    const stored = await this.files.put(
+      gateImageType(
+        Buffer.isBuffer(source) ? Readable.from([source]) : source,
+        'Only JPEG, PNG or a zip of them are accepted',
+        'drain',
+      ),
+      this.config.orders.IMAGE_MAX_BYTES,
+    );
     const mediaType = sniffMediaType(stored.head);
     if (!mediaType) throw new DomainError(DomainErrorCode.Unsupported, 'Only JPEG, PNG or a zip of them are accepted');
     const existing = await this.ds.manager.findOne(ImageFileEntity, { where: { orderId, name } });
