@@ -1,3 +1,4 @@
+import { randomUUID } from 'node:crypto';
 import { createDataSource, MIGRATIONS, OrderEntity, revertLastMigration, runMigrations } from '@hemato/persistence';
 import { createTestDatabase } from '@hemato/testing';
 import type { DataSource } from 'typeorm';
@@ -40,13 +41,34 @@ describe('migrations', () => {
     expect(await tables(ds)).toEqual(expect.arrayContaining(TABLES));
   });
 
-  it('has the indexes the dashboard lookups need', async () => {
+  it('serves the dashboard and intake lookups from indexes', async () => {
     const rows: Array<{ indexname: string }> = await ds.query(
       `SELECT indexname FROM pg_indexes WHERE tablename = 'orders'`,
     );
-    const names = rows.map((r) => r.indexname);
-    expect(names).toEqual(
-      expect.arrayContaining(['ix_orders_status_created', 'ix_orders_placer', 'ix_orders_patient_proxy']),
+    expect(rows.map((r) => r.indexname)).toEqual(
+      expect.arrayContaining(['ix_orders_status_created_id', 'ix_orders_created_id', 'ix_orders_placer_prefix']),
+    );
+    // Each lookup has an index path (sequential scans off: on an empty table the planner would prefer one).
+    const plan = async (sql: string, params: unknown[]) => {
+      const qr = ds.createQueryRunner();
+      try {
+        await qr.query('SET enable_seqscan = off');
+        const out: Array<{ 'QUERY PLAN': string }> = await qr.query(`EXPLAIN ${sql}`, params);
+        return out.map((r) => r['QUERY PLAN']).join('\n');
+      } finally {
+        await qr.query('RESET enable_seqscan');
+        await qr.release();
+      }
+    };
+    expect(await plan(`SELECT id FROM orders WHERE placer_order_number = $1`, ['PL-1'])).toMatch(/Index/);
+    expect(
+      await plan(`SELECT id FROM orders WHERE status = $1 ORDER BY created_at DESC, id DESC LIMIT 50`, ['failed']),
+    ).toMatch(/ix_orders_status_created_id/);
+    expect(await plan(`SELECT id FROM orders ORDER BY created_at DESC, id DESC LIMIT 50`, [])).toMatch(
+      /ix_orders_created_id/,
+    );
+    expect(await plan(`SELECT id FROM orders WHERE patient_proxy_id = $1`, [randomUUID()])).toMatch(
+      /ix_orders_patient_proxy/,
     );
   });
 

@@ -1,6 +1,12 @@
 import { InitialSchema1764270000000 } from './1764270000000-initial-schema';
 import { AdminDashboard1764280000000 } from './1764280000000-admin-dashboard';
 import { FhirSubscriptions1764290000000 } from './1764290000000-fhir-subscriptions';
+import { LeanOrderIndexes1764300000000 } from './1764300000000-lean-order-indexes';
 
 /** Every migration, oldest first. Landed migrations are never edited: add a new class. */
-export const MIGRATIONS = [InitialSchema1764270000000, AdminDashboard1764280000000, FhirSubscriptions1764290000000];
+export const MIGRATIONS = [
+  InitialSchema1764270000000,
+  AdminDashboard1764280000000,
+  FhirSubscriptions1764290000000,
+  LeanOrderIndexes1764300000000,
+];
