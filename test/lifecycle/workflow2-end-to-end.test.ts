@@ -1,6 +1,6 @@
 import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
-import { OrderEntity } from '@hemato/persistence';
+import { OrderEntity, OrderEventEntity } from '@hemato/persistence';
 import { eventually, generateSmear, phiValues, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
 
 interface LoggedRequest {
@@ -75,4 +75,45 @@ describe('workflow 2: Hemato.AI downloads the list and the files from signed gat
     parts[parts.length - 2] = (sig[0] === 'A' ? 'B' : 'A') + sig.slice(1);
     expect((await fetch(parts.join('/'))).status).toBe(401);
   });
+
+  it('with callbacks dropped, a study already ready at the first poll still completes (never seen processing)', async () => {
+    const faults = (body: Record<string, unknown>) =>
+      fetch(`${p.sandbox.url}/_sandbox/faults`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    expect((await faults({ callback_drop_rate: 1 })).status).toBeLessThan(300);
+    try {
+      const smear = generateSmear({ width: 320, height: 240, format: 'png', seed: 8, parasites: true });
+      const ack = await client.send(
+        sampleOrm({ controlId: 'WF2-2', placer: 'PL-WF2-2', images: [{ data: smear, subtype: 'PNG' }] }),
+        'WF2-2',
+      );
+      expect(ack.code).toBe('AA');
+      // The sandbox takes 300 ms; our first poll comes 1 s after the study is created: it sees `ready` at once.
+      await p.receiver.waitFor((m) => m.includes('PL-WF2-2'), 40_000);
+      const order = await eventually(
+        async () => {
+          const o = await p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: 'PL-WF2-2' } });
+          return o?.status === OrderStatus.Completed ? o : null;
+        },
+        20_000,
+        'completed',
+      );
+      const events = await p.db.manager.find(OrderEventEntity, { where: { orderId: order.id }, order: { id: 'ASC' } });
+      const path = events.filter((e) => e.type === 'status_changed').map((e) => e.toStatus);
+      expect(path).toEqual([
+        'received',
+        'ready',
+        'study_created',
+        'processing',
+        'report_ready',
+        'delivering',
+        'completed',
+      ]);
+    } finally {
+      await faults({});
+    }
+  }, 60_000);
 });

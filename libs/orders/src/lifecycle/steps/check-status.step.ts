@@ -41,10 +41,17 @@ export class CheckStatusStep {
       return;
     }
 
+    // The deadline was set when the tasks were requested; moving to processing keeps it.
+    const deadline = order.stateDeadlineAt?.getTime() ?? Date.now() + this.ctx.config.orders.POLL_DEADLINE_MS;
     switch (status.reportStatus) {
-      case 'ready':
-        await this.ctx.queue.step(JobName.OrderFetchReport, order);
+      case 'ready': {
+        // Workflow 2 has no upload or task steps of ours: a study can go from created to ready between two
+        // looks (no "processing" seen). The order passes through processing so the report can be fetched.
+        const current =
+          order.status === OrderStatus.StudyCreated ? await this.toProcessing(order, status, deadline) : order;
+        if (current) await this.ctx.queue.step(JobName.OrderFetchReport, current);
         return;
+      }
       case 'failed': {
         const reason = status.userMessage ?? status.progressMessage ?? 'Hemato.AI reported the study as failed';
         await this.ctx.transitions.move(orderId, OrderStatus.Failed, {
@@ -62,24 +69,10 @@ export class CheckStatusStep {
       case 'pending':
       case 'processing':
       default: {
-        // The deadline was set when the tasks were requested; moving to processing keeps it.
-        const deadline = order.stateDeadlineAt?.getTime() ?? Date.now() + this.ctx.config.orders.POLL_DEADLINE_MS;
-        let current = order;
+        let current: OrderEntity | null = order;
         if (order.status !== OrderStatus.Processing && (status.reportStatus === 'processing' || status.progress > 0)) {
-          try {
-            current = await this.ctx.transitions.move(orderId, OrderStatus.Processing, {
-              actor: 'hemato',
-              expectFrom: [OrderStatus.StudyCreated, OrderStatus.TasksRequested],
-              detail: { progress: status.progress, message: status.progressMessage },
-              deadlineMs: Math.max(0, deadline - Date.now()),
-            });
-          } catch (err) {
-            // A concurrent check (callback and poll at once) moved it first: carry on from its state.
-            if (!(err instanceof DomainError) || err.code !== DomainErrorCode.Conflict) throw err;
-            const now = await this.ctx.order(orderId);
-            if (!now || !WAITING.includes(now.status)) return;
-            current = now;
-          }
+          current = await this.toProcessing(order, status, deadline);
+          if (!current) return;
         }
         if (poll === undefined) return;
         if (Date.now() > deadline) {
@@ -93,6 +86,29 @@ export class CheckStatusStep {
           tag: `p${poll + 1}`,
         });
       }
+    }
+  }
+
+  /**
+   * Moves a waiting order to processing; null when a concurrent check (callback and poll at once) has
+   * moved it out of waiting first, else the order as it now is.
+   */
+  private async toProcessing(
+    order: OrderEntity,
+    status: { progress: number; progressMessage?: string | null },
+    deadline: number,
+  ): Promise<OrderEntity | null> {
+    try {
+      return await this.ctx.transitions.move(order.id, OrderStatus.Processing, {
+        actor: 'hemato',
+        expectFrom: [OrderStatus.StudyCreated, OrderStatus.TasksRequested],
+        detail: { progress: status.progress, message: status.progressMessage },
+        deadlineMs: Math.max(0, deadline - Date.now()),
+      });
+    } catch (err) {
+      if (!(err instanceof DomainError) || err.code !== DomainErrorCode.Conflict) throw err;
+      const now = await this.ctx.order(order.id);
+      return now && WAITING.includes(now.status) ? now : null;
     }
   }
 
