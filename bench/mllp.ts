@@ -9,6 +9,7 @@
  * default local PostgreSQL), REDIS_URL.
  */
 import { fork, type ChildProcess } from 'node:child_process';
+import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import net from 'node:net';
 import { loadConfig, rootLogger } from '@hemato/common';
 import { MllpDecoder, MllpServer, encodeFrame, readAck } from '@hemato/hl7';
@@ -81,6 +82,38 @@ function startChild(role: 'gateway' | 'echo', env: NodeJS.ProcessEnv): Promise<{
   });
 }
 
+/**
+ * CPU time (ms) used so far by the local PostgreSQL and Redis server processes, from /proc (Linux;
+ * empty elsewhere). Backends of the gateway's pool live through the run, so the difference is theirs.
+ */
+function serviceCpuMs(): { postgres?: number; redis?: number } {
+  if (!existsSync('/proc')) return {};
+  const out: { postgres?: number; redis?: number } = {};
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+      const comm = stat.slice(stat.indexOf('(') + 1, stat.lastIndexOf(')'));
+      const key = comm === 'postgres' ? 'postgres' : comm.startsWith('redis-server') ? 'redis' : null;
+      if (!key) continue;
+      const fields = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+      // utime and stime (fields 14 and 15 of stat) in clock ticks of 10 ms.
+      out[key] = (out[key] ?? 0) + (Number(fields[11]) + Number(fields[12])) * 10;
+    } catch {
+      // The process ended while we looked.
+    }
+  }
+  return out;
+}
+
+/** The gateway child's CPU time (µs) since the parent sent `mark`. */
+function cpuSinceMark(child: ChildProcess): Promise<NodeJS.CpuUsage> {
+  const answer = new Promise<NodeJS.CpuUsage>((resolve) =>
+    child.once('message', (m: { cpu: NodeJS.CpuUsage }) => resolve(m.cpu)),
+  );
+  child.send('cpu');
+  return answer;
+}
+
 async function stopChild(child: ChildProcess): Promise<void> {
   const exited = new Promise((r) => child.once('exit', r));
   child.kill('SIGTERM');
@@ -98,7 +131,11 @@ async function main(): Promise<void> {
 
   const gw = await startChild('gateway', env as Record<string, string>);
   await drive(gw.port, `${run}w`, true, WARMUP); // warm-up: JIT, pool, caches (not counted)
+  gw.child.send('mark');
+  const services0 = serviceCpuMs();
   const durable = await drive(gw.port, run, true);
+  const cpu = await cpuSinceMark(gw.child);
+  const services1 = serviceCpuMs();
   await stopChild(gw.child);
 
   const echo = await startChild('echo', {});
@@ -112,6 +149,13 @@ async function main(): Promise<void> {
     process.exitCode = 1;
   }
   const r = (x: number, d = 1) => Math.round(x * 10 ** d) / 10 ** d;
+  // Where the time goes (stderr, beside the figures): the gateway's own CPU per durable message.
+  const perMsg = (ms: number | undefined, ms0: number | undefined) =>
+    ms === undefined || ms0 === undefined ? 'n/a' : `${r(((ms - ms0) * 1000) / N)} µs`;
+  process.stderr.write(
+    `bench:mllp: CPU per durable message: gateway ${r(cpu.user / N)} µs user + ${r(cpu.system / N)} µs system, ` +
+      `PostgreSQL ${perMsg(services1.postgres, services0.postgres)}, Redis ${perMsg(services1.redis, services0.redis)}\n`,
+  );
   process.stdout.write(
     JSON.stringify({
       msgs_per_s: r(durable.rate),
@@ -126,6 +170,11 @@ async function serveGateway(): Promise<void> {
   const gw = await bootstrapGateway(loadConfig(process.env));
   const port = Number(new URL(gw.urls.mllp!.replace(/^mllps?:/, 'http:')).port);
   process.on('SIGTERM', () => void gw.app.close().then(() => process.exit(0)));
+  let mark: NodeJS.CpuUsage | undefined;
+  process.on('message', (m: string) => {
+    if (m === 'mark') mark = process.cpuUsage();
+    if (m === 'cpu') process.send!({ cpu: process.cpuUsage(mark) });
+  });
   process.send!({ port });
 }
 
