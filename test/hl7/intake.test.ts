@@ -320,6 +320,32 @@ describe('HL7 v2 order intake over MLLP', () => {
     }
   });
 
+  it('gives a copy of an enhanced-mode message, arriving in the same group commit, the same ACKs', async () => {
+    // A connection's messages go to group commit queue (connection number mod MLLP_COMMIT_CONCURRENCY, 2 here):
+    // connections opened one after another get consecutive numbers, so the 1st, 3rd and 5th share a queue.
+    // A first message keeps that queue busy, so the original and its copy (sent at the same moment, as a
+    // sender retrying on a new connection would) wait and go into the next batch together.
+    const conns: RawMllpConnection[] = [];
+    for (let i = 0; i < 5; i++) conns.push(await RawMllpConnection.open(gw.mllpPort));
+    try {
+      const [busy, , first, , copy] = conns;
+      for (let round = 1; round <= 5; round++) {
+        busy!.send(orderMessage({ controlId: `SB-BUSY-${round}` }));
+        const message = orderMessage({ controlId: `SB-${round}`, acceptAck: 'AL', appAck: 'AL' });
+        first!.send(message);
+        copy!.send(message);
+        const [a, b] = await Promise.all([first!.waitFor(2 * round), copy!.waitFor(2 * round)]);
+        await busy!.waitFor(round);
+        const mine = (r: string[]) => r.slice(-2);
+        expect(mine(b).map((x) => ackOf(x).code)).toEqual(['CA', 'AA']);
+        expect(mine(b)).toEqual(mine(a));
+        expect(await ordersOf(`SB-${round}`)).toHaveLength(1);
+      }
+    } finally {
+      for (const c of conns) c.close();
+    }
+  });
+
   it('answers an enhanced-mode OML^O21 with ORL^O22 per group, and a cancellation with ORC-1 CR', async () => {
     const c = await RawMllpConnection.open(gw.mllpPort);
     try {

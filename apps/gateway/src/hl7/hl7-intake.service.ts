@@ -291,7 +291,6 @@ export class Hl7IntakeService {
   private async commitOnce(items: PreparedMessage[], isolate: boolean): Promise<StoredOutcome[]> {
     const multi = isolate && items.length > 1;
     const results = await this.ds.transaction(async (m) => {
-      const out: StoredOutcome[] = [];
       // Optimistic path: every inbound row of the batch in one INSERT (a round trip per batch, not per message).
       const preInserted = isolate ? null : await this.insertInbound(m, items);
       // New, valid messages that only create orders (the common case): all their orders in one statement.
@@ -310,41 +309,42 @@ export class Hl7IntakeService {
         );
         orders.forEach((o, i) => created.get(batch[i]!.k)!.push({ id: o.id, filler: o.fillerOrderNumber }));
       }
-      // Accepted messages whose ACK names their orders (enhanced mode's ORR/ORL): made now, stored in one UPDATE.
+      const out: StoredOutcome[] = new Array<StoredOutcome>(items.length);
+      // Accepted messages whose ACK names their orders (enhanced mode's ORR/ORL): made now and stored in one
+      // UPDATE before the rest, so a copy of such a message later in this batch replays the real ACK.
       const finals: Array<{ id: string; outcome: Outcome }> = [];
       for (const [k, item] of items.entries()) {
         const done = created.get(k);
-        if (done) {
-          if (!this.ackAfterWrite(item)) {
-            out.push({ replies: item.planned!.replies, orderIds: done.map((o) => o.id) });
-            continue;
-          }
-          const lines = item.parsed.groups.map((g, i): OrderResponseLine => {
-            const order = done[i]!;
-            return {
-              control: 'OK',
-              placerOrderNumber: g.placerOrderNumber,
-              fillerOrderNumber: order.filler,
-              test: g.test,
-            };
-          });
-          const final = this.outcome(item, [], lines);
-          finals.push({ id: preInserted![k]!.id, outcome: final });
-          out.push({ replies: final.replies, orderIds: done.map((o) => o.id) });
+        if (!done) continue;
+        if (!this.ackAfterWrite(item)) {
+          out[k] = { replies: item.planned!.replies, orderIds: done.map((o) => o.id) };
           continue;
         }
+        const lines = item.parsed.groups.map((g, i): OrderResponseLine => ({
+          control: 'OK',
+          placerOrderNumber: g.placerOrderNumber,
+          fillerOrderNumber: done[i]!.filler,
+          test: g.test,
+        }));
+        const final = this.outcome(item, [], lines);
+        finals.push({ id: preInserted![k]!.id, outcome: final });
+        out[k] = { replies: final.replies, orderIds: done.map((o) => o.id) };
+      }
+      if (finals.length > 0) await this.storeFinalAcks(m, finals);
+      // The others one by one, in arrival order: duplicates, cancellations, rejected messages, isolated retries.
+      for (const [k, item] of items.entries()) {
+        if (created.has(k)) continue;
         if (multi) await m.query('SAVEPOINT hl7_msg');
         try {
-          out.push(await this.store(m, item, preInserted ? preInserted[k]! : undefined));
+          out[k] = await this.store(m, item, preInserted ? preInserted[k]! : undefined);
           if (multi) await m.query('RELEASE SAVEPOINT hl7_msg');
         } catch (err) {
           if (!multi || isUnavailable(err) || isRace(err)) throw err;
           await m.query('ROLLBACK TO SAVEPOINT hl7_msg');
           log.error({ err: (err as Error).message, controlId: item.header.controlId }, 'HL7 message not stored');
-          out.push({ replies: this.failedReplies(item.header, 'internal'), orderIds: [] });
+          out[k] = { replies: this.failedReplies(item.header, 'internal'), orderIds: [] };
         }
       }
-      if (finals.length > 0) await this.storeFinalAcks(m, finals);
       return out;
     });
     const orderIds = results.flatMap((r) => r.orderIds);
