@@ -2,14 +2,17 @@
  * `npm run demo`: with `npm start` running, sends one HL7 ORM^O01 with a synthetic parasite smear over
  * MLLP, receives the ORU^R01 the bridge sends back (it listens where the all-in-one delivers HL7 results,
  * 127.0.0.1:2576 by default), and prints it with the order's dashboard URL. Then the same order as a FHIR
- * ServiceRequest (inline image) and the DiagnosticReport read back, when the gateway has a FHIR API key
- * for us (`FHIR_API_KEYS=demo-key npm start`); without one, the FHIR part is skipped with a message.
+ * ServiceRequest (inline image) and the DiagnosticReport read back, with the FHIR API key `npm start`
+ * generated (read from `<DATA_DIR>/secrets.json`, default `./.data`); if the gateway refuses it, the FHIR
+ * part is skipped with a message.
  *
  * Options (flag or env): --base-url / DEMO_BASE_URL (http://127.0.0.1:3000), --mllp-host / DEMO_MLLP_HOST
  * (127.0.0.1), --mllp-port / DEMO_MLLP_PORT (2575), --result-port / DEMO_RESULT_PORT (2576, where the
- * bridge sends ORU^R01: its HL7_RESULT_PORT), --fhir-key / DEMO_FHIR_KEY (demo-key), --no-fhir,
+ * bridge sends ORU^R01: its HL7_RESULT_PORT), --fhir-key / DEMO_FHIR_KEY (default: the all-in-one's key), --no-fhir,
  * --timeout-ms / DEMO_TIMEOUT_MS (120000).
  */
+import { readFileSync } from 'node:fs';
+import path from 'node:path';
 import { MllpClient } from '@hemato/hl7';
 import { MllpResultReceiver } from '../libs/testing/src/mllp-result-receiver';
 import { sampleOrm } from '../libs/testing/src/hl7-samples';
@@ -25,9 +28,20 @@ const baseUrl = option('base-url', 'DEMO_BASE_URL', 'http://127.0.0.1:3000').rep
 const mllpHost = option('mllp-host', 'DEMO_MLLP_HOST', '127.0.0.1');
 const mllpPort = Number(option('mllp-port', 'DEMO_MLLP_PORT', '2575'));
 const resultPort = Number(option('result-port', 'DEMO_RESULT_PORT', '2576'));
-const fhirKey = option('fhir-key', 'DEMO_FHIR_KEY', 'demo-key');
+const fhirKey = option('fhir-key', 'DEMO_FHIR_KEY', localFhirKey() ?? 'demo-key');
 const withFhir = !process.argv.includes('--no-fhir') && process.env.DEMO_NO_FHIR !== '1';
 const timeoutMs = Number(option('timeout-ms', 'DEMO_TIMEOUT_MS', '120000'));
+
+/** The first FHIR API key the all-in-one generated (`npm start` keeps its secrets in DATA_DIR/secrets.json). */
+function localFhirKey(): string | undefined {
+  try {
+    const file = path.resolve(process.env.DATA_DIR ?? '.data', 'secrets.json');
+    const secrets = JSON.parse(readFileSync(file, 'utf8')) as { FHIR_API_KEYS?: string };
+    return secrets.FHIR_API_KEYS?.split(',')[0]?.trim() || undefined;
+  } catch {
+    return undefined;
+  }
+}
 
 /** Long fields (base64 images, PDFs) cut to a readable length. */
 function trim(value: string, max = 100): string {
@@ -179,8 +193,8 @@ async function fhirDemo(stamp: string, smear: Buffer): Promise<void> {
   const created = await fhir('/ServiceRequest', { method: 'POST', body: serviceRequest });
   if (created.status === 401) {
     console.log(
-      `   skipped: the gateway refused the FHIR API key (401). Start the bridge with \`FHIR_API_KEYS=demo-key npm start\`` +
-        ' (or pass --fhir-key=<one of FHIR_API_KEYS>) to see a DiagnosticReport too.',
+      "   skipped: the gateway refused the FHIR API key (401). Pass --fhir-key=<one of the gateway's FHIR_API_KEYS>" +
+        ' (`npm start` keeps its own in .data/secrets.json) to see a DiagnosticReport too.',
     );
     return;
   }

@@ -8,6 +8,8 @@ const GENERATED = {
   PHI_ENCRYPTION_KEY: () => randomBytes(32).toString('base64'),
   PHI_HMAC_KEY: () => randomBytes(32).toString('base64url'),
   API_KEYS: () => 'dev-' + randomBytes(18).toString('base64url'),
+  // The FHIR API is closed without a key; `npm run demo` reads this one from secrets.json.
+  FHIR_API_KEYS: () => 'fhir-' + randomBytes(18).toString('base64url'),
 } as const;
 
 /**
