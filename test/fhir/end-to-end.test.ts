@@ -2,12 +2,11 @@ import { mkdtempSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { OrderStatus } from '@hemato/common';
-import { OrderEntity } from '@hemato/persistence';
 import {
   BACKPORT_PROFILE,
   TestFhirServer,
-  eventually,
   fhirValidationErrors,
+  orderReaches,
   generateSmear,
   startPipeline,
   type Pipeline,
@@ -104,13 +103,11 @@ describe('FHIR end to end: EHR order → Hemato.AI sandbox → DiagnosticReport 
     });
     await ehr.settled();
 
-    const order = await eventually(
-      async () => {
-        const o = await p.db.manager.findOne(OrderEntity, { where: { externalKey: 'fhir:urn:ehr:placer|E2E-1' } });
-        return o?.status === OrderStatus.Completed ? o : null;
-      },
+    const order = await orderReaches(
+      p.db,
+      { externalKey: 'fhir:urn:ehr:placer|E2E-1' },
+      OrderStatus.Completed,
       120_000,
-      'FHIR order completed',
     );
 
     const reports = await ehr.search<DiagnosticReport>('DiagnosticReport');

@@ -1,7 +1,7 @@
+import { TcpProxy } from '@hemato/testing';
 import { startGateway, type TestGateway } from './support/gateway';
 import { RawMllpConnection, ackOf } from './support/mllp-test-client';
 import { orderMessage } from './support/fixtures';
-import { TcpProxy } from './support/tcp-proxy';
 
 jest.setTimeout(90_000);
 
@@ -10,23 +10,13 @@ describe('HL7 intake when PostgreSQL is unreachable', () => {
   let proxy: TcpProxy;
 
   beforeAll(async () => {
-    proxy = new TcpProxy('127.0.0.1', 5432);
-    await proxy.start();
-    gw = await startGateway(
-      { DATABASE_POOL_SIZE: '2' },
-      {
-        gatewayDatabaseUrl: (url) => {
-          const u = new URL(url);
-          u.port = String(proxy.port);
-          return u.toString();
-        },
-      },
-    );
+    proxy = await new TcpProxy('127.0.0.1', 5432).start();
+    gw = await startGateway({ DATABASE_POOL_SIZE: '2' }, { gatewayDatabaseUrl: (url) => proxy.rewrite(url) });
   });
   afterAll(async () => {
-    await proxy.restore();
+    await proxy.resume();
     await gw?.close();
-    await proxy.cut();
+    await proxy.stop();
   });
 
   const count = async (controlId: string) =>
@@ -41,7 +31,7 @@ describe('HL7 intake when PostgreSQL is unreachable', () => {
     const c = await RawMllpConnection.open(gw.mllpPort);
     expect(ackOf(await c.request(orderMessage({ controlId: 'UP-1' }))).code).toBe('AA');
 
-    await proxy.cut();
+    await proxy.pause();
     const down = ackOf(await c.request(orderMessage({ controlId: 'DOWN-1' })));
     expect(down.code).toBe('AR');
     expect(down.acked).toBe('DOWN-1');
@@ -58,7 +48,7 @@ describe('HL7 intake when PostgreSQL is unreachable', () => {
     const [ce] = await enh.waitFor(1, 60_000);
     expect(ackOf(ce!).code).toBe('CE');
 
-    await proxy.restore();
+    await proxy.resume();
     // The sender resends the same message: now it is stored, once.
     let again = '';
     for (let i = 0; i < 20; i++) {

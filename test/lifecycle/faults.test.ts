@@ -2,7 +2,7 @@ import { OrderStatus } from '@hemato/common';
 import { MllpClient } from '@hemato/hl7';
 import { OrderActionsService } from '@hemato/orders';
 import { OrderEntity, ReportEntity } from '@hemato/persistence';
-import { eventually, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+import { eventually, orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
 
 /** How the system survives Hemato.AI misbehaving: each case ends with every order completed exactly once. */
 describe('lifecycle under Hemato.AI faults', () => {
@@ -41,14 +41,7 @@ describe('lifecycle under Hemato.AI faults', () => {
   }
 
   async function completed(placer: string, timeoutMs = 90_000): Promise<OrderEntity> {
-    return eventually(
-      async () => {
-        const o = await p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: placer } });
-        return o?.status === OrderStatus.Completed ? o : null;
-      },
-      timeoutMs,
-      `${placer} completed`,
-    );
+    return orderReaches(p.db, { placerOrderNumber: placer }, OrderStatus.Completed, timeoutMs);
   }
 
   /** Results received for a placer number (ORC-2, first component). */

@@ -1,7 +1,15 @@
 import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
 import { OrderEntity, OrderEventEntity } from '@hemato/persistence';
-import { eventually, generateSmear, phiValues, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+import {
+  eventually,
+  orderReaches,
+  generateSmear,
+  phiValues,
+  sampleOrm,
+  startPipeline,
+  type Pipeline,
+} from '@hemato/testing';
 
 /** OBX segments of an ORU, as [value type, identifier, value] triples. */
 function obx(oru: string): Array<{ type: string; id: string; value: string }> {
@@ -55,14 +63,7 @@ describe('HL7 order to ORU^R01 through gateway, worker and the Hemato.AI sandbox
     expect(values.some((v) => /ring trophozoite/i.test(v.id))).toBe(true);
     expect(values.some((v) => v.type === 'CWE' && v.value.startsWith('B50^'))).toBe(true);
 
-    const done = await eventually(
-      async () => {
-        const o = await p.db.manager.findOneOrFail(OrderEntity, { where: { id: created.id } });
-        return o.status === OrderStatus.Completed ? o : null;
-      },
-      30_000,
-      'completed',
-    );
+    const done = await orderReaches(p.db, { id: created.id }, OrderStatus.Completed, 30_000);
     expect(done.hematoStudyId).toBeTruthy();
     const events = await p.db.manager.find(OrderEventEntity, { where: { orderId: created.id }, order: { id: 'ASC' } });
     const path = events.filter((e) => e.type === 'status_changed').map((e) => e.toStatus);

@@ -8,7 +8,7 @@ import path from 'node:path';
 import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
 import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
-import { eventually, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+import { eventually, orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
 
 const MAX_BYTES = 1024 * 1024;
 /** Served as `image/png` by the test's image host: its bytes say otherwise. */
@@ -108,16 +108,8 @@ describe('images that arrive after the order (upload API) and by URL', () => {
     return (await p.db.manager.findOneOrFail(OrderEntity, { where: { id } })).status;
   }
 
-  async function reaches(id: string, status: OrderStatus, timeoutMs = 60_000): Promise<OrderEntity> {
-    return eventually(
-      async () => {
-        const o = await p.db.manager.findOneOrFail(OrderEntity, { where: { id } });
-        return o.status === status ? o : null;
-      },
-      timeoutMs,
-      status,
-    );
-  }
+  const reaches = (id: string, status: OrderStatus, timeoutMs?: number) =>
+    orderReaches(p.db, { id }, status, timeoutMs);
 
   async function file(name: string, data: Buffer): Promise<string> {
     const f = path.join(tmp, name);

@@ -4,7 +4,7 @@ import path from 'node:path';
 import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
 import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
-import { eventually, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+import { eventually, orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
 
 async function list(dir: string): Promise<string[]> {
   try {
@@ -45,14 +45,7 @@ describe('images dropped in the watched folder, and the quiet period', () => {
   }
 
   async function completed(id: string): Promise<OrderEntity> {
-    return eventually(
-      async () => {
-        const o = await p.db.manager.findOneOrFail(OrderEntity, { where: { id } });
-        return o.status === OrderStatus.Completed ? o : null;
-      },
-      60_000,
-      'completed',
-    );
+    return orderReaches(p.db, { id }, OrderStatus.Completed);
   }
 
   async function readyReason(id: string): Promise<string> {

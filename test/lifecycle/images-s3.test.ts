@@ -8,6 +8,7 @@ import { ImageFileEntity, OrderEntity } from '@hemato/persistence';
 import {
   eventually,
   generateSmear,
+  orderReaches,
   sampleOrm,
   startPipeline,
   startS3Server,
@@ -51,16 +52,8 @@ describe('orders whose images live in an S3 bucket (IMAGE_STORE=s3)', () => {
     );
   }
 
-  async function reaches(id: string, status: OrderStatus, timeoutMs = 60_000): Promise<OrderEntity> {
-    return eventually(
-      async () => {
-        const o = await p.db.manager.findOneOrFail(OrderEntity, { where: { id } });
-        return o.status === status ? o : null;
-      },
-      timeoutMs,
-      status,
-    );
-  }
+  const reaches = (id: string, status: OrderStatus, timeoutMs?: number) =>
+    orderReaches(p.db, { id }, status, timeoutMs);
 
   it('reports the bucket in /health/ready', async () => {
     const res = await fetch(`${p.httpUrl}/health/ready`);

@@ -1,7 +1,7 @@
 import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
-import { OrderEntity, OrderEventEntity } from '@hemato/persistence';
-import { eventually, generateSmear, phiValues, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+import { OrderEventEntity } from '@hemato/persistence';
+import { orderReaches, generateSmear, phiValues, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
 
 interface LoggedRequest {
   method: string;
@@ -38,14 +38,7 @@ describe('workflow 2: Hemato.AI downloads the list and the files from signed gat
     expect(obx.some((s) => /ring trophozoite/i.test(s.split('|')[3] ?? ''))).toBe(true);
     expect(obx.some((s) => s.split('|')[2] === 'CWE' && (s.split('|')[5] ?? '').startsWith('B50^'))).toBe(true);
 
-    const order = await eventually(
-      async () => {
-        const o = await p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: 'PL-WF2-1' } });
-        return o?.status === OrderStatus.Completed ? o : null;
-      },
-      30_000,
-      'completed',
-    );
+    const order = await orderReaches(p.db, { placerOrderNumber: 'PL-WF2-1' }, OrderStatus.Completed, 30_000);
     expect(order.hematoStudyId).toBeTruthy();
 
     const { requests } = (await (await fetch(`${p.sandbox.url}/_sandbox/requests`)).json()) as {
@@ -93,14 +86,7 @@ describe('workflow 2: Hemato.AI downloads the list and the files from signed gat
       expect(ack.code).toBe('AA');
       // The sandbox takes 300 ms; our first poll comes 1 s after the study is created: it sees `ready` at once.
       await p.receiver.waitFor((m) => m.includes('PL-WF2-2'), 40_000);
-      const order = await eventually(
-        async () => {
-          const o = await p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: 'PL-WF2-2' } });
-          return o?.status === OrderStatus.Completed ? o : null;
-        },
-        20_000,
-        'completed',
-      );
+      const order = await orderReaches(p.db, { placerOrderNumber: 'PL-WF2-2' }, OrderStatus.Completed, 20_000);
       const events = await p.db.manager.find(OrderEventEntity, { where: { orderId: order.id }, order: { id: 'ASC' } });
       const path = events.filter((e) => e.type === 'status_changed').map((e) => e.toStatus);
       expect(path).toEqual([

@@ -1,8 +1,8 @@
 import net from 'node:net';
-import { loadConfig, type AppConfig } from '@hemato/common';
-import { createDataSource, runMigrations } from '@hemato/persistence';
+import { loadConfig, type AppConfig, type OrderStatus } from '@hemato/common';
+import { OrderEntity, createDataSource, runMigrations } from '@hemato/persistence';
 import type { INestApplicationContext } from '@nestjs/common';
-import type { DataSource } from 'typeorm';
+import type { DataSource, FindOptionsWhere } from 'typeorm';
 import { bootstrapGateway, type RunningGateway } from '../../../apps/gateway/src/bootstrap';
 import { bootstrapSandbox, type RunningSandbox } from '../../../apps/hemato-sandbox/src/bootstrap';
 import { bootstrapWorker } from '../../../apps/worker/src/bootstrap';
@@ -126,4 +126,24 @@ export async function eventually<T>(
     if (Date.now() > deadline) throw new Error(`timed out waiting for ${what}${last ? `: ${String(last)}` : ''}`);
     await new Promise((r) => setTimeout(r, 200));
   }
+}
+
+/**
+ * Waits until the order found by `where` (its id, placer number, external key, ...) has `status`, and
+ * returns it as it is then. The order need not exist yet.
+ */
+export function orderReaches(
+  db: DataSource,
+  where: FindOptionsWhere<OrderEntity>,
+  status: OrderStatus,
+  timeoutMs = 60_000,
+): Promise<OrderEntity> {
+  return eventually(
+    async () => {
+      const o = await db.manager.findOne(OrderEntity, { where });
+      return o?.status === status ? o : null;
+    },
+    timeoutMs,
+    `order ${JSON.stringify(where)} ${status}`,
+  );
 }
