@@ -1,5 +1,5 @@
 import { responseSegments, replyVersion, type AckOptions } from './ack';
-import { escapeHl7 } from './oru';
+import { cxList, escapeHl7 } from './oru';
 
 /**
  * ORC-1 of an order response (HL7 table 0119): OK = order accepted, UA = unable to accept,
@@ -46,10 +46,7 @@ export function buildOrderResponse(opts: OrderResponseOptions): string {
   const e = escapeHl7;
   // ORL^O22 up to v2.5.1 nests its orders in the patient group, which starts with a PID.
   if (oml && !/^2\.[6-9]/.test(version)) {
-    const cx = (opts.patientIds ?? [])
-      .map((id) => `${e(id.value)}^^^${e(id.authority ?? '')}^${e(id.type ?? '')}`.replace(/\^+$/, ''))
-      .join('~');
-    segments.push(`PID|1||${cx}`);
+    segments.push(`PID|1||${cxList(opts.patientIds ?? [])}`);
   }
   const filler = (n: string | null | undefined) => (n ? `${e(n)}^${e(opts.us.application)}` : '');
   opts.lines.forEach((line, i) => {

@@ -176,6 +176,15 @@ export function escapeHl7(v: string): string {
   );
 }
 
+/** PID-3: identifiers as CX repetitions `value^^^authority^type`. */
+export function cxList(ids: ReadonlyArray<{ value: string; authority?: string; type?: string }>): string {
+  return ids
+    .map((id) =>
+      `${escapeHl7(id.value)}^^^${escapeHl7(id.authority ?? '')}^${escapeHl7(id.type ?? '')}`.replace(/\^+$/, ''),
+    )
+    .join('~');
+}
+
 /** A PID built from stored identity fields, for orders whose PID was not kept verbatim. */
 export function pidFromIdentity(identity: {
   primary: { authority: string; value: string };
@@ -186,9 +195,7 @@ export function pidFromIdentity(identity: {
 }): string {
   const e = escapeHl7;
   const ids = identity.identifiers?.length ? identity.identifiers : [{ ...identity.primary }];
-  const cx = ids
-    .map((id) => `${e(id.value)}^^^${e(id.authority ?? '')}^${e(id.type ?? '')}`.replace(/\^+$/, ''))
-    .join('~');
+  const cx = cxList(ids);
   const name = identity.name
     ? `${e(identity.name.family ?? '')}^${e(identity.name.given?.[0] ?? '')}`.replace(/\^+$/, '')
     : '';

@@ -366,7 +366,6 @@ export class Hl7IntakeService {
     });
   }
 
-  /** Stores one message, its orders or cancellations, and its ACK (inside the batch transaction). */
   /** The inbound_messages column values of a message (with its ACK when the outcome is known up front). */
   private inboundRow(item: PreparedMessage): unknown[] {
     const { header } = item;

@@ -26,6 +26,16 @@ export interface FileStore {
   check?(): Promise<void>;
 }
 
+/** The store key of some bytes, whatever the store: `<first 2 hex>/<sha224>`. */
+export function storeKey(sha224: string): string {
+  return `${sha224.slice(0, 2)}/${sha224}`;
+}
+
+/** Refuses anything but a store key (a key comes back from the database: never a path to follow). */
+export function assertStoreKey(key: string): void {
+  if (!/^[0-9a-f]{2}\/[0-9a-f]{56}$/.test(key)) throw new Error('bad file store key');
+}
+
 /** A limit and a hash on a stream passing through. */
 export function hashingLimiter(maxBytes: number) {
   const hash = createHash('sha224');
@@ -57,7 +67,7 @@ export class LocalFileStore implements FileStore {
     try {
       await pipeline(Buffer.isBuffer(source) ? Readable.from([source]) : source, transform, createWriteStream(tmp));
       const { sha224, size, head } = result();
-      const key = `${sha224.slice(0, 2)}/${sha224}`;
+      const key = storeKey(sha224);
       await mkdir(path.join(this.root, sha224.slice(0, 2)), { recursive: true });
       await rename(tmp, path.join(this.root, key));
       return { key, sha224, size, head };
@@ -78,7 +88,7 @@ export class LocalFileStore implements FileStore {
   }
 
   private resolve(key: string): string {
-    if (!/^[0-9a-f]{2}\/[0-9a-f]{56}$/.test(key)) throw new Error('bad file store key');
+    assertStoreKey(key);
     return path.join(this.root, key);
   }
 }

@@ -13,7 +13,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { DomainError, DomainErrorCode, createLogger, type AppConfig } from '@hemato/common';
-import { hashingLimiter, type FileStore, type StoredFile } from './file-store';
+import { assertStoreKey, hashingLimiter, storeKey, type FileStore, type StoredFile } from './file-store';
 
 const log = createLogger('s3-file-store');
 
@@ -42,8 +42,6 @@ interface S3Failure {
   $metadata?: { httpStatusCode?: number };
   $retryable?: unknown;
 }
-
-const KEY = /^[0-9a-f]{2}\/[0-9a-f]{56}$/;
 
 /** The S3 store could not do its job; `httpStatus` is the server's answer, undefined when there was none. */
 export class S3StoreError extends DomainError {
@@ -115,7 +113,7 @@ export class S3FileStore implements FileStore {
 
   /** The object name of a store key. */
   objectKey(key: string): string {
-    if (!KEY.test(key)) throw new Error('bad file store key');
+    assertStoreKey(key);
     return this.prefix + key;
   }
 
@@ -138,7 +136,7 @@ export class S3FileStore implements FileStore {
         createWriteStream(tmp),
       );
       const { sha224, size, head } = result();
-      const key = `${sha224.slice(0, 2)}/${sha224}`;
+      const key = storeKey(sha224);
       // Without s3:ListBucket, AWS answers a HEAD for a missing object with 403: then just send it.
       if ((await this.storedSize(key, [404, 403])) !== size) await this.upload(key, tmp, size, md5.digest('base64'));
       return { key, sha224, size, head };
