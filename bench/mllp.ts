@@ -5,7 +5,7 @@
  * `{"msgs_per_s":…,"ack_p50_ms":…,"ack_p99_ms":…,"echo_msgs_per_s":…}`.
  * Each connection keeps one message in flight (as interface engines do). The server runs in a child
  * process so the harness does not share its event loop. Env: BENCH_MESSAGES (default 20000),
- * BENCH_CONNECTIONS (64), DATABASE_URL (admin URL of the server to make the bench database on,
+ * BENCH_CONNECTIONS (64), BENCH_CPU_PROF (a folder: the servers write CPU profiles there), DATABASE_URL (admin URL of the server to make the bench database on,
  * default local PostgreSQL), REDIS_URL.
  */
 import { fork, type ChildProcess } from 'node:child_process';
@@ -75,7 +75,10 @@ async function drive(port: number, run: string, expectAck: boolean, total = N) {
 
 /** Starts the server role in a child process; resolves with its MLLP port. */
 function startChild(role: 'gateway' | 'echo', env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; port: number }> {
-  const child = fork(__filename, [role], { env: { ...process.env, ...env }, stdio: 'inherit' });
+  // BENCH_CPU_PROF=<folder>: the server writes a V8 CPU profile there (open it in Chrome DevTools).
+  const prof = process.env.BENCH_CPU_PROF;
+  const execArgv = prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`, `--cpu-prof-name=${role}.cpuprofile`] : [];
+  const child = fork(__filename, [role], { env: { ...process.env, ...env }, stdio: 'inherit', execArgv });
   return new Promise((resolve, reject) => {
     child.once('message', (m: { port: number }) => resolve({ child, port: m.port }));
     child.once('exit', (code) => reject(new Error(`${role} exited with ${code}`)));

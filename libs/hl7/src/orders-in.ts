@@ -109,13 +109,15 @@ interface SegCtx {
   /** fields[n] = field n, raw (MSH counted as HL7 does: MSH-1 is the field separator). */
   fields: string[];
   d: Delims;
+  /** Components of each field's first repetition, split on first use (a field is read many times). */
+  comps: Array<string[] | undefined>;
 }
 
 function segCtx(raw: string, seq: number, d: Delims): SegCtx {
   const parts = raw.split(d.field);
   const name = (parts[0] ?? '').toUpperCase();
   const fields = name === 'MSH' ? ['MSH', d.field, ...parts.slice(1)] : parts;
-  return { name, seq, raw, fields, d };
+  return { name, seq, raw, fields, d, comps: [] };
 }
 
 /** Unescapes HL7 text: \F\ \S\ \T\ \R\ \E\, \Xhh..\ and \.br\; other sequences are dropped. */
@@ -156,14 +158,31 @@ function delimsOf(header: MshHeader): Delims {
   };
 }
 
+/** Paths as numbers, parsed once: `field()` runs ~20 times a message on the intake's hot path. */
+const PATHS = new Map<string, [number, number, number]>();
+
+function parsePath(path: string): [number, number, number] {
+  let p = PATHS.get(path);
+  if (!p) {
+    const [f = 0, c = 1, sc = 1] = path.split('.').map(Number);
+    p = [f, c, sc];
+    PATHS.set(path, p);
+  }
+  return p;
+}
+
 /** A value by HL7 path `field[.component[.subcomponent]]` (first repetition), unescaped and trimmed. */
 function field(s: SegCtx, path: string): string {
-  const [f, c = 1, sc = 1] = path.split('.').map(Number) as [number, number?, number?];
+  const [f, c, sc] = parsePath(path);
   const raw = s.fields[f] ?? '';
   if (s.name === 'MSH' && f <= 2) return raw;
-  const rep = raw.split(s.d.repetition)[0] ?? '';
-  const comp = rep.split(s.d.component)[c - 1] ?? '';
-  const sub = comp.split(s.d.subcomponent)[sc - 1] ?? '';
+  let comps = s.comps[f];
+  if (!comps) {
+    comps = (raw.split(s.d.repetition)[0] ?? '').split(s.d.component);
+    s.comps[f] = comps;
+  }
+  const comp = comps[c - 1] ?? '';
+  const sub = sc === 1 && !comp.includes(s.d.subcomponent) ? comp : (comp.split(s.d.subcomponent)[sc - 1] ?? '');
   return unescapeHl7(sub, s.d).trim();
 }
 

@@ -51,23 +51,19 @@ export class PatientProxyService {
     // One row per patient: ON CONFLICT DO UPDATE may not touch the same row twice in a statement.
     const last = new Map<string, PatientIdentity>();
     lookups.forEach((l, k) => last.set(l, identities[k]!));
-    const params: unknown[] = [];
-    const tuples = [...last].map(([lookup, identity]) => {
-      const b = params.length;
-      params.push(
-        'pp-' + pooledRandomBytes(12).toString('hex'),
-        lookup,
-        this.cipher.encrypt(JSON.stringify(identity)),
-        this.cipher.keyId,
-      );
-      return `($${b + 1}, $${b + 2}, $${b + 3}, $${b + 4})`;
-    });
+    const patients = [...last];
+    // One array per column and unnest(): a short statement whatever the count (see OrderIntakeService).
     const rows: Array<{ id: string; proxy_id: string; lookup_hmac: string }> = await manager.query(
       `INSERT INTO patient_proxies (proxy_id, lookup_hmac, identity_enc, key_id)
-       VALUES ${tuples.join(', ')}
+       SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
        ON CONFLICT (lookup_hmac) DO UPDATE SET identity_enc = EXCLUDED.identity_enc, key_id = EXCLUDED.key_id, updated_at = now()
        RETURNING id, proxy_id, lookup_hmac`,
-      params,
+      [
+        patients.map(() => 'pp-' + pooledRandomBytes(12).toString('hex')),
+        patients.map(([lookup]) => lookup),
+        patients.map(([, identity]) => this.cipher.encrypt(JSON.stringify(identity))),
+        patients.map(() => this.cipher.keyId),
+      ],
     );
     const byLookup = new Map(rows.map((r) => [r.lookup_hmac, { id: r.id, proxyId: r.proxy_id }]));
     return lookups.map((l) => {

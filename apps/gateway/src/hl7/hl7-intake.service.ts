@@ -387,17 +387,13 @@ export class Hl7IntakeService {
    * when the (sender, control id) was already there (or came earlier in the same batch): a duplicate.
    */
   private async insertInbound(m: EntityManager, items: PreparedMessage[]): Promise<Array<{ id: string } | null>> {
-    const params: unknown[] = [];
-    const tuples = items.map((item) => {
-      const base = params.length;
-      params.push(...this.inboundRow(item));
-      return `('hl7', ${Array.from({ length: 8 }, (_, i) => `$${base + i + 1}`).join(', ')})`;
-    });
+    // One array per column and unnest(): a short statement whatever the batch size.
+    const values = items.map((item) => this.inboundRow(item));
     const rows: Array<{ id: string; sender: string; control_id: string }> = await m.query(
       `INSERT INTO inbound_messages (channel, sender, control_id, message_type, raw, status, ack_code, ack, error)
-       VALUES ${tuples.join(', ')}
+       SELECT 'hl7', * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
        ON CONFLICT (sender, control_id) DO NOTHING RETURNING id, sender, control_id`,
-      params,
+      Array.from({ length: 8 }, (_, c) => values.map((row) => row[c])),
     );
     const byKey = new Map(rows.map((r) => [`${r.sender}\u0000${r.control_id}`, r.id]));
     return items.map((item) => {

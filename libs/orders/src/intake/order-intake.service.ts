@@ -57,59 +57,65 @@ export class OrderIntakeService {
     const deadline = new Date(Date.now() + this.config.orders.STALE_AFTER_MS);
     // Ids made here, so the rows coming back are matched to their inputs by id.
     const ids = inputs.map(() => randomUUID());
-    const params: unknown[] = [];
-    const tuples = inputs.map((input, k) => {
-      const b = params.length;
-      const images = input.images ?? [];
-      params.push(
-        ids[k],
-        input.sourceChannel,
-        input.placerOrderNumber,
-        input.externalKey ?? null,
-        proxies[k]!.id,
-        input.inboundMessageId ?? null,
-        input.test.system,
-        input.test.code,
-        input.test.display ?? null,
-        input.tasks,
-        JSON.stringify(input.details ?? {}),
-        input.expectedImageCount ?? null,
-        // Images carried by the order are all there is: the order need not wait for more.
-        images.length > 0,
-        input.actor,
-        images.length,
-      );
-      const p = (n: number) => `$${b + n}`;
-      return `(${p(1)}::uuid, ${p(2)}::text, ${p(3)}::text, ${p(4)}::text, ${p(5)}::uuid, ${p(6)}::uuid, ${p(7)}::text, ${p(8)}::text, ${p(9)}::text, ${p(10)}::text[], ${p(11)}::jsonb, ${p(12)}::int, ${p(13)}::boolean, ${p(14)}::text, ${p(15)}::int)`;
-    });
-    params.push(OrderStatus.Received, deadline);
-    const status = `$${params.length - 1}`;
-    const due = `$${params.length}`;
+    const column = <T>(pick: (input: NewOrderInput, k: number) => T): T[] => inputs.map(pick);
+    // One array per column and unnest(): the statement's text is the same whatever the count, so
+    // PostgreSQL parses a short statement with 16 parameters instead of one with 15 per order.
     const rows: Array<Record<string, unknown>> = await manager.query(
-      `WITH v (id, channel, placer, ext, proxy, inbound, tsys, tcode, tdisplay, tasks, details, expected, complete, actor, nimages) AS (
-         VALUES ${tuples.join(', ')}),
+      `WITH v AS (
+         SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::text[],
+                              $8::text[], $9::text[], $10::jsonb[], $11::jsonb[], $12::int[], $13::boolean[],
+                              $14::text[], $15::int[])
+                    AS v (id, channel, placer, ext, proxy, inbound, tsys, tcode, tdisplay, tasks, details, expected,
+                          complete, actor, nimages)),
        o AS (
          INSERT INTO orders (id, status, source_channel, placer_order_number, filler_order_number, external_key,
                              patient_proxy_id, inbound_message_id, test_system, test_code, test_display, tasks,
                              details, expected_image_count, images_complete, state_deadline_at)
-         SELECT id, ${status}, channel, placer, 'HB' || to_char(now(), 'YYMMDD') || lpad(nextval('filler_number_seq')::text, 6, '0'),
-                ext, proxy, inbound, tsys, tcode, tdisplay, tasks, details, expected, complete, ${due}
+         SELECT id, $16, channel, placer, 'HB' || to_char(now(), 'YYMMDD') || lpad(nextval('filler_number_seq')::text, 6, '0'),
+                ext, proxy, inbound, tsys, tcode, tdisplay, ARRAY(SELECT jsonb_array_elements_text(tasks)), details,
+                expected, complete, $17
            FROM v
          RETURNING *),
        e AS (
          INSERT INTO order_events (order_id, type, from_status, to_status, actor, detail)
-         SELECT o.id, 'status_changed', NULL, ${status}, v.actor,
+         SELECT o.id, 'status_changed', NULL, $16, v.actor,
                 jsonb_build_object('channel', v.channel, 'tasks', v.tasks, 'images', v.nimages, 'fillerOrderNumber', o.filler_order_number)
            FROM o JOIN v USING (id))
        SELECT * FROM o`,
-      params,
+      [
+        ids,
+        column((i) => i.sourceChannel),
+        column((i) => i.placerOrderNumber),
+        column((i) => i.externalKey ?? null),
+        column((_, k) => proxies[k]!.id),
+        column((i) => i.inboundMessageId ?? null),
+        column((i) => i.test.system),
+        column((i) => i.test.code),
+        column((i) => i.test.display ?? null),
+        column((i) => JSON.stringify(i.tasks)),
+        column((i) => JSON.stringify(i.details ?? {})),
+        column((i) => i.expectedImageCount ?? null),
+        // Images carried by the order are all there is: the order need not wait for more.
+        column((i) => (i.images ?? []).length > 0),
+        column((i) => i.actor),
+        column((i) => (i.images ?? []).length),
+        OrderStatus.Received,
+        deadline,
+      ],
     );
     const meta = manager.connection.getMetadata(OrderEntity);
-    const orders = rows.map((row) => {
+    const byId = new Map<string, OrderEntity>();
+    for (const row of rows) {
       // The returned row (defaults included) mapped onto the entity by its column metadata: no read-back.
       const order = manager.create(OrderEntity);
       for (const col of meta.columns)
         (order as unknown as Record<string, unknown>)[col.propertyName] = row[col.databaseName];
+      byId.set(order.id, order);
+    }
+    // RETURNING promises no row order: back in input order by the ids made above.
+    const orders = ids.map((id) => {
+      const order = byId.get(id);
+      if (!order) throw new Error('order insert returned no row for an input');
       return order;
     });
     for (const [k, input] of inputs.entries()) {
