@@ -135,6 +135,51 @@ describe('MLLP transport', () => {
     await server.close();
   });
 
+  it('stops reading from a peer that does not read its replies, and catches up once it does', async () => {
+    // Each reply is 256 KiB: a peer that sends and never reads would otherwise pile replies up in our memory.
+    const reply = Buffer.alloc(256 * 1024, 'A');
+    let handled = 0;
+    const server = new MllpServer(
+      { host: '127.0.0.1', port: 0, maxMessageBytes: 1024 * 1024, idleTimeoutMs: 0, maxConnections: 10 },
+      {
+        onMessage: async (frame) => {
+          handled++;
+          return [Buffer.concat([frame.subarray(0, 16), reply])];
+        },
+        onOversize: () => [],
+        onHandlerError: () => [],
+      },
+    );
+    const port = await server.listen();
+    const c = await RawMllpConnection.open(port);
+    try {
+      c.socket.pause(); // a stuck sender: it writes, it does not read
+      const total = 400;
+      // 32 KiB frames, so they reach the listener over many reads (as a steady sender's would).
+      const pad = 'x'.repeat(32 * 1024);
+      for (let i = 0; i < total; i++) c.send(`MSG-${String(i).padStart(4, '0')}${pad}`);
+      await new Promise((r) => setTimeout(r, 1000));
+      // Kernel buffers and the frames in progress hold a bounded number; the rest waits unread in TCP.
+      const whileStuck = handled;
+      expect(whileStuck).toBeLessThan(total / 2);
+      await new Promise((r) => setTimeout(r, 500));
+      expect(handled).toBe(whileStuck);
+      // Another peer is served meanwhile.
+      const other = await RawMllpConnection.open(port);
+      expect((await other.request('MSH|other')).startsWith('MSH|otherAAAA')).toBe(true);
+      other.close();
+      c.socket.resume();
+      const replies = await c.waitFor(total);
+      expect(replies).toHaveLength(total);
+      expect(replies.map((r) => r.slice(0, 8))).toEqual(
+        Array.from({ length: total }, (_, i) => `MSG-${String(i).padStart(4, '0')}`),
+      );
+    } finally {
+      c.close();
+      await server.close();
+    }
+  });
+
   it('enables TCP keep-alive on accepted sockets', async () => {
     let keepAlive: boolean | undefined;
     const orig = net.Socket.prototype.setKeepAlive;

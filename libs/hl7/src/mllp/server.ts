@@ -159,10 +159,29 @@ export class MllpServer {
     let inFlight = 0;
     let tail: Promise<void> = Promise.resolve();
     let paused = false;
+    /** Replies are queued in the socket beyond its high-water mark: the peer is not reading its ACKs. */
+    let unread = false;
+
+    // Reading pauses while too many frames are in progress or while the peer does not read its replies
+    // (a half-open or stuck sender): what it sends then waits in TCP buffers, not in our memory.
+    const flow = () => {
+      const hold = unread || inFlight >= maxInFlight;
+      if (hold && !paused) {
+        paused = true;
+        socket.pause();
+      } else if (paused && !unread && inFlight < maxInFlight / 2) {
+        paused = false;
+        socket.resume();
+      }
+    };
+    socket.on('drain', () => {
+      unread = false;
+      flow();
+    });
 
     const send = (replies: MllpReply) => {
       if (socket.destroyed || !socket.writable) return;
-      for (const r of replies) socket.write(encodeFrame(r));
+      for (const r of replies) if (!socket.write(encodeFrame(r))) unread = true;
     };
 
     socket.on('data', (chunk: Buffer) => {
@@ -195,16 +214,10 @@ export class MllpServer {
           .catch((err: unknown) => log.error({ conn: conn.id, err: (err as Error).message }, 'reply failed'))
           .finally(() => {
             inFlight--;
-            if (paused && inFlight < maxInFlight / 2) {
-              paused = false;
-              socket.resume();
-            }
+            flow();
           });
       }
-      if (inFlight >= maxInFlight && !paused) {
-        paused = true;
-        socket.pause();
-      }
+      flow();
     });
     socket.on('error', (err) => log.debug({ conn: conn.id, err: err.message }, 'connection error'));
     socket.on('close', () => this.sockets.delete(socket));
