@@ -72,8 +72,9 @@ export class OrderIntakeService {
                              patient_proxy_id, inbound_message_id, test_system, test_code, test_display, tasks,
                              details, expected_image_count, images_complete, state_deadline_at)
          SELECT id, $16, channel, placer, 'HB' || to_char(now(), 'YYMMDD') || lpad(nextval('filler_number_seq')::text, 6, '0'),
-                ext, proxy, inbound, tsys, tcode, tdisplay, ARRAY(SELECT jsonb_array_elements_text(tasks)), details,
-                expected, complete, $17
+                ext, proxy, inbound, tsys, tcode, tdisplay,
+                ARRAY(SELECT t FROM jsonb_array_elements_text(tasks) WITH ORDINALITY AS x (t, n) ORDER BY n),
+                details, expected, complete, $17
            FROM v
          RETURNING *),
        e AS (
