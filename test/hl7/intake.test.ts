@@ -407,4 +407,98 @@ describe('HL7 v2 order intake over MLLP', () => {
       c.close();
     }
   });
+
+  it('refuses (AE 100) a message with a second PID rather than file its orders under the first patient', async () => {
+    const two = orderMessage({ controlId: 'PID-2X', groups: [{ placer: 'PL-A' }] }).concat(
+      '\rPID|1||MRN-OTHER^^^GENHOSP^MR||OTHER^PATIENT||19800101|M\rORC|NW|PL-B\rOBR|2|PL-B||34994-4^Smear^LN',
+    );
+    const ack = ackOf(await conn.request(two));
+    expect(ack.code).toBe('AE');
+    expect(ack.errors[0]).toMatch(/^ERR\|PID\^2\^\^100&Segment sequence error&HL70357\|PID\^2\|100\^/);
+    expect(await ordersOf('PID-2X')).toHaveLength(0);
+  });
+
+  it('gives each further OBR under one ORC the placer number in its own OBR-2', async () => {
+    const msg = [
+      orderMessage({ controlId: 'OBR-2X', groups: [{ placer: 'PL-ORC' }] }).replace(
+        /\rOBR\|1\|PL-ORC\|/,
+        '\rOBR|1|PL-OBR1|',
+      ),
+      'OBR|2|PL-OBR2||34994-4^Smear^LN',
+    ].join('\r');
+    expect(ackOf(await conn.request(msg)).code).toBe('AA');
+    expect((await ordersOf('OBR-2X')).map((o) => o.placer_order_number)).toEqual(['PL-OBR2', 'PL-ORC']);
+  });
+
+  it('refuses for good what PostgreSQL could never store: NUL bytes, identifiers over 199 characters', async () => {
+    // Raw NUL in a note: AR 102 with a final reason (a resend would fail the same way), nothing stored.
+    const nul = ackOf(
+      await conn.request(
+        orderMessage({ controlId: 'NUL-1', groups: [{ placer: 'PL-NUL1', extra: ['NTE|1||a\u0000b'] }] }),
+      ),
+    );
+    expect(nul.code).toBe('AR');
+    expect(nul.errors[0]).toContain('|102^Data type error^HL70357|');
+    expect(nul.errors[0]).toContain('NUL');
+    // An escaped NUL (\X00\) is dropped from the value; the rest of the order is taken.
+    const x00 = orderMessage({ controlId: 'NUL-2', groups: [{ placer: 'PL-NUL2', extra: ['NTE|1||a\\X00\\b'] }] });
+    expect(ackOf(await conn.request(x00)).code).toBe('AA');
+    expect((await ordersOf('NUL-2'))[0]!.details.notes).toEqual(['ab']);
+    const long = ackOf(
+      await conn.request(orderMessage({ controlId: 'LONG-1', groups: [{ placer: 'P'.repeat(200) }] })),
+    );
+    expect(long.code).toBe('AE');
+    expect(long.errors[0]).toContain('|ORC^1^2|102^');
+    expect(await ordersOf('LONG-1')).toHaveLength(0);
+    const longId = 'C'.repeat(200);
+    const longMsh = ackOf(await conn.request(orderMessage({ controlId: longId })));
+    expect(longMsh).toMatchObject({ code: 'AR', acked: longId });
+    expect(longMsh.errors[0]).toContain('|MSH^1^10|102^');
+  });
+
+  it('answers a missing MSH-10 in enhanced mode with CR (nothing was committed), never CA', async () => {
+    const c = await RawMllpConnection.open(gw.mllpPort);
+    try {
+      c.send(orderMessage({ controlId: '', acceptAck: 'AL', appAck: 'AL' }));
+      const [only] = await c.waitFor(1);
+      expect(ackOf(only!).code).toBe('CR');
+      expect(ackOf(only!).errors[0]).toContain('|101^Required field missing^HL70357|');
+      await new Promise((r) => setTimeout(r, 300));
+      expect(c.replies).toHaveLength(1);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('echoes MSH-10 in MSA-2 exactly: escape sequences, UTF-8 sender and control id, a byte order mark', async () => {
+    const escaped = ackOf(await conn.request(orderMessage({ controlId: 'ESC\\T\\1' })));
+    expect(escaped).toMatchObject({ code: 'AA', acked: 'ESC\\T\\1' });
+    // UTF-8: MSH-3 and MSH-10 with non-ASCII letters come back (and are stored) as sent.
+    const utf = orderMessage({ controlId: 'UTF-ÄÖ', sendingApp: 'LÄB', charset: 'UNICODE UTF-8' });
+    const reply = Buffer.from(await conn.request(utf, 'utf8'), 'latin1').toString('utf8');
+    expect(ackOf(reply)).toMatchObject({ code: 'AA', acked: 'UTF-ÄÖ' });
+    expect(reply.split('\r')[0]!.split('|')[4]).toBe('LÄB');
+    const [row] = await gw.db.query(`SELECT sender FROM inbound_messages WHERE control_id = 'UTF-ÄÖ'`);
+    expect(row.sender).toBe('LÄB|GENHOSP');
+    // A UTF-8 byte order mark before MSH is not "no MSH".
+    const c = await RawMllpConnection.open(gw.mllpPort);
+    try {
+      c.write(
+        encodeFrame(
+          Buffer.concat([Buffer.from([0xef, 0xbb, 0xbf]), Buffer.from(orderMessage({ controlId: 'BOM-1' }))]),
+        ),
+      );
+      const [bom] = await c.waitFor(1);
+      expect(ackOf(bom!)).toMatchObject({ code: 'AA', acked: 'BOM-1' });
+    } finally {
+      c.close();
+    }
+  });
+
+  it('reads Latin-1 bytes as Latin-1 when MSH-18 is empty (a common sender habit), not as broken UTF-8', async () => {
+    const latin = orderMessage({ controlId: 'CS-NONE', patientName: 'MÜLLER^JOSÉ' });
+    expect(ackOf(await conn.request(latin, 'latin1')).code).toBe('AA');
+    const [row] = await gw.db.query(`SELECT raw FROM inbound_messages WHERE control_id = 'CS-NONE'`);
+    expect(row.raw).toContain('MÜLLER^JOSÉ');
+  });
 });

@@ -183,6 +183,28 @@ describe('MLLP transport', () => {
     }
   });
 
+  it('still answers a peer that half-closes right after sending (FIN), then closes', async () => {
+    const { server, port } = await echoServer();
+    try {
+      const socket = net.connect({ port, host: '127.0.0.1' });
+      await new Promise<void>((resolve) => socket.once('connect', () => resolve()));
+      const received: Buffer[] = [];
+      socket.on('data', (chunk: Buffer) => received.push(chunk));
+      const closed = new Promise<void>((resolve) => socket.once('close', () => resolve()));
+      const msgs = ['MSH|half-1', 'MSH|half-2', 'MSH|half-3'];
+      socket.end(Buffer.concat(msgs.map((m) => encodeFrame(m))));
+      await closed; // our side ends once the replies are written
+      const replies = Buffer.concat(received)
+        .toString('latin1')
+        .split('\x1c\r')
+        .filter(Boolean)
+        .map((f) => f.replace('\x0b', ''));
+      expect(replies).toEqual(msgs.map((m) => `ACK:${m.length}:${m}`));
+    } finally {
+      await server.close();
+    }
+  });
+
   it('enables TCP keep-alive on accepted sockets', async () => {
     let keepAlive: boolean | undefined;
     const orig = net.Socket.prototype.setKeepAlive;

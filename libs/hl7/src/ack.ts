@@ -1,4 +1,5 @@
 import { randomBytes } from 'node:crypto';
+import { delimsOf, unescapeHl7 } from './escaping';
 import type { MshHeader } from './header';
 
 /** HL7 table 0357 (message error condition codes) as used by this bridge. */
@@ -94,6 +95,16 @@ function esc(v: string): string {
 }
 
 /**
+ * A value read raw from the sender's MSH (MSH-3/4, MSH-10), for our reply. Raw values are already
+ * escaped with the sender's delimiters: with ours (`|^~\\&`, nearly always) they are echoed byte for byte,
+ * so MSA-2 matches MSH-10 exactly; with other delimiters they are unescaped, then escaped with ours.
+ */
+function fromSender(v: string, h: MshHeader | null): string {
+  if (h && h.fieldSeparator === '|' && h.encodingCharacters.startsWith('^~\\&')) return v.replace(/[\r\n]/g, ' ');
+  return esc(h ? unescapeHl7(v, delimsOf(h)) : v);
+}
+
+/**
  * Builds an ACK: MSH-9 `ACK^<event>^ACK`, a fresh MSH-10, MSA-2 = the message's MSH-10, one ERR per
  * issue (ERR-1 for v2.3/2.4 receivers, ERR-2/3/4/8 for v2.5+). A plain template rather than the
  * node-hl7-client builder: it is on the hot path of every message (the builder costs ~0.5 ms per ACK,
@@ -121,8 +132,8 @@ export function responseSegments(opts: AckOptions, messageType: string, ackTypes
     '^~\\&',
     esc(opts.us.application),
     esc(opts.us.facility),
-    esc(h?.sendingApplication ?? ''),
-    esc(h?.sendingFacility ?? ''),
+    fromSender(h?.sendingApplication ?? '', h),
+    fromSender(h?.sendingFacility ?? '', h),
     hl7Timestamp(),
     '',
     messageType,
@@ -134,7 +145,9 @@ export function responseSegments(opts: AckOptions, messageType: string, ackTypes
   if (h?.characterSet) msh.push('', esc(h.characterSet));
   const segments = [msh.join('|')];
   const text = opts.text ?? opts.issues?.[0]?.text;
-  segments.push(['MSA', opts.code, esc(h?.controlId ?? ''), ...(text ? [esc(text.slice(0, 80))] : [])].join('|'));
+  segments.push(
+    ['MSA', opts.code, fromSender(h?.controlId ?? '', h), ...(text ? [esc(text.slice(0, 80))] : [])].join('|'),
+  );
   for (const issue of opts.issues ?? []) {
     const loc = issue.location;
     const codeText = ERROR_TEXT[issue.code];

@@ -1,3 +1,5 @@
+import { isUtf8 } from 'node:buffer';
+
 /**
  * Reading an MSH before (or without) a full parse: enough to pick the character set, answer with an
  * ACK that names the message, and decide the acknowledgement mode. Tolerant by design: it sees
@@ -31,7 +33,10 @@ export interface MshHeader {
 
 /** The MSH segment's fields, read from raw bytes as Latin-1 (ASCII-compatible whatever the charset). */
 export function readHeader(raw: Buffer | string): MshHeader | null {
-  const text = typeof raw === 'string' ? raw : raw.subarray(0, 8192).toString('latin1');
+  let text = typeof raw === 'string' ? raw : raw.subarray(0, 8192).toString('latin1');
+  // A UTF-8 byte order mark before MSH (as text, or its bytes read as Latin-1).
+  if (text.startsWith('\ufeff')) text = text.slice(1);
+  else if (text.startsWith('\u00ef\u00bb\u00bf')) text = text.slice(3);
   const start = text.search(/\S/);
   if (start < 0 || text.slice(start, start + 3) !== 'MSH') return null;
   const seg = text.slice(start).split(/\r\n|\r|\n/, 1)[0]!;
@@ -65,12 +70,15 @@ export function readHeader(raw: Buffer | string): MshHeader | null {
 
 /**
  * Node encoding for an MSH-18 value, or null when we do not support it. Empty and `ASCII` are read as
- * UTF-8 (a superset); `8859/1` is Latin-1; `UNICODE UTF-8` (and the common `UTF-8`) is UTF-8.
+ * UTF-8 (a superset) — unless the bytes (`raw`, when given) are not valid UTF-8: senders that leave
+ * MSH-18 empty and send Latin-1 are common, and reading them as UTF-8 would garble names. `8859/1` is
+ * Latin-1; `UNICODE UTF-8` (and the common `UTF-8`) is UTF-8.
  */
-export function encodingFor(characterSet: string): BufferEncoding | null {
+export function encodingFor(characterSet: string, raw?: Buffer): BufferEncoding | null {
   switch (characterSet.trim().toUpperCase()) {
     case '':
     case 'ASCII':
+      return raw && !isUtf8(raw) ? 'latin1' : 'utf8';
     case 'UNICODE UTF-8':
     case 'UTF-8':
     case 'UTF8':
@@ -89,6 +97,19 @@ export function decodeMessage(raw: Buffer, encoding: BufferEncoding): string {
   let text = raw.toString(encoding);
   if (text.charCodeAt(0) === 0xfeff) text = text.slice(1);
   return text.replace(/\r\n|\n/g, '\r').replace(/^\s+/, '');
+}
+
+/**
+ * The header as the message's character set reads it. `readHeader` reads bytes as Latin-1 (it runs before
+ * the character set is known); in UTF-8 a non-ASCII MSH-3/4/10 then comes out garbled, so it is read
+ * again from the decoded text. ASCII headers (nearly all) are returned as they are.
+ */
+export function headerInCharset(raw: Buffer, header: MshHeader, text: string, encoding: BufferEncoding): MshHeader {
+  if (encoding !== 'utf8') return header;
+  const end = raw.indexOf(0x0d);
+  const head = raw.subarray(0, end < 0 ? Math.min(raw.length, 8192) : end);
+  if (!head.some((b) => b >= 0x80)) return header;
+  return readHeader(text) ?? header;
 }
 
 /** True when the sender (`MSH-3`, `MSH-4`) matches an allow-list of `APP|FACILITY` entries (`*` = any). */

@@ -1,5 +1,6 @@
 export * from './ack';
 export * from './header';
+export * from './escaping';
 export * from './orders-in';
 export * from './oru';
 export * from './mllp/framing';

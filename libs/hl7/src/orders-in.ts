@@ -1,7 +1,14 @@
 import { Message } from 'node-hl7-client';
 import type { PatientIdentity } from '@hemato/privacy';
 import { Hl7ErrorCode, type Hl7Issue } from './ack';
+import { delimsOf, unescapeHl7, type Delims } from './escaping';
 import type { MshHeader } from './header';
+
+/**
+ * Longest identifier we take (placer number, MSH-10): HL7 v2.5's EI.1 / ST limit of 199. Longer values
+ * would also overflow PostgreSQL's index entries, failing every resend the same way.
+ */
+export const MAX_IDENTIFIER_LENGTH = 199;
 
 /** Message types accepted as orders, with the versions we read. */
 export const SUPPORTED_ORDER_TYPES: ReadonlyArray<{ code: string; event: string }> = [
@@ -69,6 +76,25 @@ export function checkOrderHeader(h: MshHeader): Hl7Issue | null {
       text: `Version ${h.version || '(empty)'} is not accepted (2.3 to 2.5.1)`,
     };
   }
+  if (h.controlId.length > MAX_IDENTIFIER_LENGTH) {
+    return {
+      code: Hl7ErrorCode.DataTypeError,
+      location: { segment: 'MSH', field: 10 },
+      text: `Message control id is longer than ${MAX_IDENTIFIER_LENGTH} characters`,
+    };
+  }
+  for (const [field, value] of [
+    [3, h.sendingApplication],
+    [4, h.sendingFacility],
+  ] as const) {
+    if (value.length > MAX_IDENTIFIER_LENGTH) {
+      return {
+        code: Hl7ErrorCode.DataTypeError,
+        location: { segment: 'MSH', field },
+        text: `MSH-${field} is longer than ${MAX_IDENTIFIER_LENGTH} characters`,
+      };
+    }
+  }
   if (h.processingId && !['P', 'T', 'D'].includes(h.processingId.toUpperCase())) {
     return {
       code: Hl7ErrorCode.UnsupportedProcessingId,
@@ -85,15 +111,6 @@ export function parseMessage(text: string): Message {
   // Force the lazy parser through every segment now, so a malformed message fails here and not later.
   for (const seg of msg.toArray()) void seg.name;
   return msg;
-}
-
-/** The message's delimiters (MSH-1 and MSH-2). */
-interface Delims {
-  field: string;
-  component: string;
-  repetition: string;
-  escape: string;
-  subcomponent: string;
 }
 
 /**
@@ -118,44 +135,6 @@ function segCtx(raw: string, seq: number, d: Delims): SegCtx {
   const name = (parts[0] ?? '').toUpperCase();
   const fields = name === 'MSH' ? ['MSH', d.field, ...parts.slice(1)] : parts;
   return { name, seq, raw, fields, d, comps: [] };
-}
-
-/** Unescapes HL7 text: \F\ \S\ \T\ \R\ \E\, \Xhh..\ and \.br\; other sequences are dropped. */
-export function unescapeHl7(v: string, d: Delims = DEFAULT_DELIMS): string {
-  if (!v.includes(d.escape)) return v;
-  const e = d.escape.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  return v.replace(new RegExp(`${e}([^${e}]*)${e}`, 'g'), (_m, code: string) => {
-    switch (code) {
-      case 'F':
-        return d.field;
-      case 'S':
-        return d.component;
-      case 'T':
-        return d.subcomponent;
-      case 'R':
-        return d.repetition;
-      case 'E':
-        return d.escape;
-      case '.br':
-        return '\n';
-      default:
-        if (/^X[0-9A-Fa-f]+$/.test(code)) return Buffer.from(code.slice(1), 'hex').toString('latin1');
-        return '';
-    }
-  });
-}
-
-const DEFAULT_DELIMS: Delims = { field: '|', component: '^', repetition: '~', escape: '\\', subcomponent: '&' };
-
-function delimsOf(header: MshHeader): Delims {
-  const enc = header.encodingCharacters;
-  return {
-    field: header.fieldSeparator || '|',
-    component: enc[0] || '^',
-    repetition: enc[1] || '~',
-    escape: enc[2] || '\\',
-    subcomponent: enc[3] || '&',
-  };
 }
 
 /** Paths as numbers, parsed once: `field()` runs ~20 times a message on the intake's hot path. */
@@ -268,6 +247,8 @@ function hl7Time(v: string): string | null {
 
 interface GroupDraft {
   orc: SegCtx | null;
+  /** The ORC belongs to an earlier group too (a further OBR under one ORC). */
+  sharedOrc: boolean;
   obr: SegCtx | null;
   notes: string[];
   dg1: SegCtx[];
@@ -302,21 +283,30 @@ export function readOrderMessage(
   let pid: SegCtx | null = null;
   const groups: GroupDraft[] = [];
   let current = null as GroupDraft | null;
-  const newGroup = (orc: SegCtx | null): GroupDraft => {
-    const g: GroupDraft = { orc, obr: null, notes: [], dg1: [], obx: [], spm: [] };
+  const newGroup = (orc: SegCtx | null, sharedOrc = false): GroupDraft => {
+    const g: GroupDraft = { orc, sharedOrc, obr: null, notes: [], dg1: [], obx: [], spm: [] };
     groups.push(g);
     return g;
   };
   for (const s of segs) {
     switch (s.name) {
       case 'PID':
+        // ORM^O01 and OML^O21 carry one patient. Orders after a second PID would be filed under the
+        // first patient (a wrong-patient result), so such a message is refused, not guessed at.
+        if (pid) {
+          issues.push({
+            code: Hl7ErrorCode.SegmentSequence,
+            location: { segment: 'PID', sequence: s.seq },
+            text: "A second PID: one patient per message (send each patient's orders in their own message)",
+          });
+        }
         pid ??= s;
         break;
       case 'ORC':
         current = newGroup(s);
         break;
       case 'OBR':
-        if (!current || current.obr) current = newGroup(current?.orc ?? null);
+        if (!current || current.obr) current = newGroup(current?.orc ?? null, !!current?.orc);
         current.obr = s;
         break;
       case 'NTE':
@@ -367,7 +357,10 @@ export function readOrderMessage(
       });
       return;
     }
-    const placer = (g.orc ? field(g.orc, '2.1') : '') || (g.obr ? field(g.obr, '2.1') : '');
+    // A further OBR under one ORC is its own order: its OBR-2 names it, ORC-2 only when OBR-2 is empty.
+    const fromOrc = g.orc ? field(g.orc, '2.1') : '';
+    const fromObr = g.obr ? field(g.obr, '2.1') : '';
+    const placer = g.sharedOrc ? fromObr || fromOrc : fromOrc || fromObr;
     if (!placer) {
       issues.push({
         code: Hl7ErrorCode.RequiredFieldMissing,
@@ -375,6 +368,16 @@ export function readOrderMessage(
           ? { segment: 'ORC', sequence: g.orc.seq, field: 2 }
           : { segment: 'OBR', sequence: g.obr?.seq ?? 1, field: 2 },
         text: 'Placer order number (ORC-2 or OBR-2) is required',
+      });
+      return;
+    }
+    if (placer.length > MAX_IDENTIFIER_LENGTH) {
+      issues.push({
+        code: Hl7ErrorCode.DataTypeError,
+        location: g.orc
+          ? { segment: 'ORC', sequence: g.orc.seq, field: 2 }
+          : { segment: 'OBR', sequence: g.obr?.seq ?? 1, field: 2 },
+        text: `Placer order number is longer than ${MAX_IDENTIFIER_LENGTH} characters`,
       });
       return;
     }

@@ -15,6 +15,7 @@ import {
   checkOrderHeader,
   decodeMessage,
   encodingFor,
+  headerInCharset,
   parseMessage,
   readHeader,
   readOrderMessage,
@@ -122,7 +123,7 @@ export class Hl7IntakeService {
 
   /** Answers one complete MLLP frame: the encoded ACK(s) to send back. */
   async handleFrame(frame: Buffer, connectionId = 0): Promise<Buffer[]> {
-    const header = readHeader(frame);
+    let header = readHeader(frame);
     if (!header) {
       return this.notStored(null, 'utf8', 'rejected', {
         code: Hl7ErrorCode.DataTypeError,
@@ -130,7 +131,7 @@ export class Hl7IntakeService {
         text: 'Not an HL7 v2 message: no MSH segment',
       });
     }
-    const encoding = encodingFor(header.characterSet);
+    const encoding = encodingFor(header.characterSet, frame);
     if (!encoding) {
       return this.notStored(header, 'utf8', 'rejected', {
         code: Hl7ErrorCode.DataTypeError,
@@ -138,6 +139,9 @@ export class Hl7IntakeService {
         text: `Character set ${header.characterSet} is not supported (ASCII, 8859/1, UNICODE UTF-8)`,
       });
     }
+    const text = decodeMessage(frame, encoding);
+    // The MSH was read as Latin-1; in UTF-8 a non-ASCII sender or control id needs reading again.
+    header = headerInCharset(frame, header, text, encoding);
     const allow = this.config.hl7.MLLP_ALLOWED_SENDERS;
     if (!senderAllowed(allow, header.sendingApplication, header.sendingFacility)) {
       log.warn({ app: header.sendingApplication, facility: header.sendingFacility }, 'sender not on the allow-list');
@@ -149,7 +153,13 @@ export class Hl7IntakeService {
     }
     const typeIssue = checkOrderHeader(header);
     if (typeIssue) return this.notStored(header, encoding, 'rejected', typeIssue);
-    const text = decodeMessage(frame, encoding);
+    if (text.includes('\0')) {
+      // PostgreSQL cannot store a NUL, so a resend would fail the same way: refused for good.
+      return this.notStored(header, encoding, 'rejected', {
+        code: Hl7ErrorCode.DataTypeError,
+        text: 'The message contains NUL bytes',
+      });
+    }
     let parsed: ParsedOrderMessage;
     try {
       const msg = parseMessage(text);
@@ -162,17 +172,15 @@ export class Hl7IntakeService {
       });
     }
     if (!header.controlId) {
-      // Without MSH-10 the message cannot be deduplicated: refuse it, store nothing.
-      return this.encode(
-        this.replies(header, 'AE', [
-          {
-            code: Hl7ErrorCode.RequiredFieldMissing,
-            location: { segment: 'MSH', field: 10 },
-            text: 'MSH-10 message control id is required',
-          },
-        ]),
-        encoding,
-      );
+      // Without MSH-10 the message cannot be deduplicated: refuse it, store nothing (AE in original
+      // mode; in enhanced mode a commit reject, CR: nothing was committed).
+      const issue: Hl7Issue = {
+        code: Hl7ErrorCode.RequiredFieldMissing,
+        location: { segment: 'MSH', field: 10 },
+        text: 'MSH-10 message control id is required',
+      };
+      if (isEnhanced(header)) return this.notStored(header, encoding, 'rejected', issue);
+      return this.encode([buildAck({ header, code: 'AE', issues: [issue], us: this.us })], encoding);
     }
     const sender = `${header.sendingApplication}|${header.sendingFacility}`;
     const batcher = this.batchers[connectionId % this.batchers.length]!;

@@ -93,12 +93,15 @@ export class MllpServer {
           requestCert: !!t.requireClientCert,
           rejectUnauthorized: !!t.requireClientCert,
           minVersion: 'TLSv1.2',
+          allowHalfOpen: true,
         },
         onConnection,
       );
       server.on('tlsClientError', (err) => log.warn({ err: err.message }, 'TLS handshake failed'));
     } else {
-      server = net.createServer(onConnection);
+      // allowHalfOpen: a sender that half-closes (sends, then FIN) still reads the ACKs it is owed; the
+      // 'end' handler below closes our side once they are written.
+      server = net.createServer({ allowHalfOpen: true }, onConnection);
     }
     // Beyond the limit Node closes new sockets at once: the listener keeps serving those it has.
     server.maxConnections = this.opts.maxConnections;
