@@ -156,6 +156,21 @@ describe('HL7 v2 order intake over MLLP', () => {
     expect(order!.images_complete).toBe(true);
   });
 
+  it('refuses (AE 102) OBX ED bytes that are not a JPEG, PNG or zip, whatever OBX-5.3 says', async () => {
+    const notPng = Buffer.from('just some text, not an image').toString('base64');
+    const ack = ackOf(
+      await conn.request(
+        orderMessage({
+          controlId: 'IMG-BAD',
+          groups: [{ placer: 'PL-IMG-BAD', extra: [`OBX|1|ED|SMEAR^Smear image^L||^IM^PNG^Base64^${notPng}||||||F`] }],
+        }),
+      ),
+    );
+    expect(ack.code).toBe('AE');
+    expect(ack.errors[0]).toContain('|OBX^1^5^1^5|102^Data type error^HL70357|');
+    expect(await ordersOf('IMG-BAD')).toHaveLength(0);
+  });
+
   it('replays the stored ACK for the same MSH-3 + MSH-10 and creates nothing new', async () => {
     const msg = orderMessage({ controlId: 'DUP-1' });
     const first = await conn.request(msg);
@@ -500,5 +515,36 @@ describe('HL7 v2 order intake over MLLP', () => {
     expect(ackOf(await conn.request(latin, 'latin1')).code).toBe('AA');
     const [row] = await gw.db.query(`SELECT raw FROM inbound_messages WHERE control_id = 'CS-NONE'`);
     expect(row.raw).toContain('MÜLLER^JOSÉ');
+  });
+
+  it('refuses (AE 205) an NW that reuses a placer number of the same sender, in a later message or the same one', async () => {
+    expect(ackOf(await conn.request(orderMessage({ controlId: 'DUP-P1', groups: [{ placer: 'PL-DUP' }] }))).code).toBe(
+      'AA',
+    );
+    const again = ackOf(await conn.request(orderMessage({ controlId: 'DUP-P2', groups: [{ placer: 'PL-DUP' }] })));
+    expect(again.code).toBe('AE');
+    expect(again.errors[0]).toContain('|ORC^1^2|205^Duplicate key identifier^HL70357|');
+    const twice = ackOf(
+      await conn.request(
+        orderMessage({ controlId: 'DUP-P3', groups: [{ placer: 'PL-TWICE' }, { placer: 'PL-TWICE' }] }),
+      ),
+    );
+    expect(twice.code).toBe('AE');
+    expect(twice.errors[0]).toContain('|ORC^2^2|205^');
+    // Another sender may use the same number: placer numbers are unique per placer application.
+    const other = orderMessage({ controlId: 'DUP-P4', sendingApp: 'OTHERLIS', groups: [{ placer: 'PL-DUP' }] });
+    expect(ackOf(await conn.request(other)).code).toBe('AA');
+    const rows = await gw.db.query(
+      `SELECT count(*)::int AS n FROM orders WHERE placer_order_number IN ('PL-DUP', 'PL-TWICE')`,
+    );
+    expect(rows[0].n).toBe(2);
+    // So a cancellation names exactly one order.
+    const ca = ackOf(
+      await conn.request(orderMessage({ controlId: 'DUP-CA', groups: [{ placer: 'PL-DUP', control: 'CA' }] })),
+    );
+    expect(ca.code).toBe('AA');
+    const [first] = await ordersOf('DUP-P1');
+    expect(first!.status).toBe('cancelled');
+    expect((await ordersOf('DUP-P4'))[0]!.status).toBe('received');
   });
 });

@@ -9,3 +9,4 @@ export * from './domain/order-status';
 export * from './queue/redis-options';
 export * from './queue/queue.module';
 export * from './random/pooled-random';
+export * from './media/sniff-media-type';

@@ -1,3 +1,4 @@
+import { sniffMediaType } from '@hemato/common';
 import { Message } from 'node-hl7-client';
 import type { PatientIdentity } from '@hemato/privacy';
 import { Hl7ErrorCode, type Hl7Issue } from './ack';
@@ -493,7 +494,18 @@ function imageFrom(obx: SegCtx, issues: Hl7Issue[]): Unnamed<Hl7ImageSource> | n
       });
       return null;
     }
-    return { kind: 'inline', data: Buffer.from(data, 'base64'), mediaType: MEDIA[subtype] ?? null };
+    const bytes = Buffer.from(data, 'base64');
+    // Refused here, at the order, rather than failing later at Hemato.AI: the sender can fix it now.
+    const sniffed = sniffMediaType(bytes.subarray(0, 16));
+    if (!sniffed) {
+      issues.push({
+        code: Hl7ErrorCode.DataTypeError,
+        location: { segment: 'OBX', sequence: obx.seq, field: 5, component: 5 },
+        text: 'OBX-5 ED data is not a JPEG, PNG or zip image',
+      });
+      return null;
+    }
+    return { kind: 'inline', data: bytes, mediaType: sniffed };
   }
   if (type === 'RP') {
     // RP: pointer ^ application id ^ type of data ^ subtype. A URL may hold '&' (the subcomponent

@@ -43,6 +43,8 @@ interface PreparedMessage {
   parsed: ParsedOrderMessage;
   /** The outcome known before writing (set once: the ACK stored and the ACK sent must be the same). */
   planned?: Outcome;
+  /** Its NW placer numbers were checked against those already taken (once: see `refuseTakenPlacers`). */
+  placersChecked?: boolean;
 }
 
 interface Outcome {
@@ -80,7 +82,7 @@ function isUnavailable(err: unknown): boolean {
   const code = e?.code ?? '';
   if (['ECONNREFUSED', 'ECONNRESET', 'ETIMEDOUT', 'EPIPE', 'ENOTFOUND', 'EHOSTUNREACH'].includes(code)) return true;
   if (/^(08|57P0|53)/.test(code)) return true; // connection exception, admin shutdown, insufficient resources
-  return /connection terminated|timeout exceeded when trying to connect|connection error|not queryable|ECONNREFUSED|Connection terminated unexpectedly|Client was closed/i.test(
+  return /connection terminated|timeout exceeded when trying to connect|connection error|not queryable|ECONNREFUSED|Connection terminated unexpectedly|Client was closed|not currently accepting connections/i.test(
     e?.message ?? '',
   );
 }
@@ -299,6 +301,7 @@ export class Hl7IntakeService {
   private async commitOnce(items: PreparedMessage[], isolate: boolean): Promise<StoredOutcome[]> {
     const multi = isolate && items.length > 1;
     const results = await this.ds.transaction(async (m) => {
+      await this.refuseTakenPlacers(m, items);
       // Optimistic path: every inbound row of the batch in one INSERT (a round trip per batch, not per message).
       const preInserted = isolate ? null : await this.insertInbound(m, items);
       // New, valid messages that only create orders (the common case): all their orders in one statement.
@@ -365,6 +368,45 @@ export class Hl7IntakeService {
         );
     }
     return results;
+  }
+
+  /**
+   * A placer number names one order of its sender (HL7's placer order number is unique per placer
+   * application): an NW reusing one already taken — stored earlier, or by another message of this batch
+   * — would make a second study and a second result. Such a message is refused whole (AE 205) before its
+   * ACK is planned. One query per batch. Copies of one message (same MSH-10) are not collisions: they are
+   * duplicates, answered with the stored ACK. Two batches racing for one number: the unique key makes one
+   * fail (AR, resend later), and its resend is refused here.
+   */
+  private async refuseTakenPlacers(m: EntityManager, items: PreparedMessage[]): Promise<void> {
+    const fresh = items.filter((i) => !i.placersChecked && i.parsed.issues.length === 0);
+    for (const item of items) item.placersChecked = true;
+    const keyed = fresh.flatMap((item) =>
+      item.parsed.groups
+        .filter((g) => g.control === 'NW')
+        .map((g) => ({ item, group: g, key: placerKey(item.sender, g.placerOrderNumber) })),
+    );
+    if (keyed.length === 0) return;
+    const taken: Array<{ external_key: string }> = await m.query(
+      `SELECT external_key FROM orders WHERE external_key = ANY($1::text[])`,
+      [keyed.map((k) => k.key)],
+    );
+    const owner = new Map<string, string>(taken.map((t) => [t.external_key, '']));
+    const refused = new Set<PreparedMessage>();
+    for (const { item, group, key } of keyed) {
+      // The same group of a copy of the same message is no collision (the copy is a duplicate message).
+      const self = `${item.sender}\u0000${item.header.controlId}\u0000${group.index}`;
+      const first = owner.get(key);
+      if (first === undefined) owner.set(key, self);
+      if (first === undefined || first === self) continue;
+      if (refused.has(item)) continue;
+      refused.add(item);
+      item.parsed.issues.push({
+        code: Hl7ErrorCode.DuplicateKeyIdentifier,
+        location: { segment: 'ORC', sequence: group.index, field: 2 },
+        text: `Placer order number ${group.placerOrderNumber} is already used by another order from this sender`,
+      });
+    }
   }
 
   private failedReplies(header: MshHeader, why: 'unavailable' | 'internal'): string[] {
@@ -539,6 +581,7 @@ export class Hl7IntakeService {
       patient,
       test: g.test,
       tasks: g.tasks,
+      externalKey: placerKey(item.sender, g.placerOrderNumber),
       details: { ...g.details, sender: item.sender, controlId: item.header.controlId },
       inboundMessageId: inboundId,
       images: g.images.map((img) =>
@@ -593,6 +636,11 @@ export class Hl7IntakeService {
       throw err;
     }
   }
+}
+
+/** An HL7 order's unique key (orders.external_key): its sender (MSH-3|MSH-4) and placer number. */
+function placerKey(sender: string, placerOrderNumber: string): string {
+  return `hl7:${sender}|${placerOrderNumber}`;
 }
 
 /** Enhanced acknowledgement mode: MSH-15 or MSH-16 valued. */
