@@ -475,7 +475,7 @@ function imageFrom(obx: SegCtx, issues: Hl7Issue[]): Unnamed<Hl7ImageSource> | n
   const type = field(obx, '2').toUpperCase();
   if (type === 'ED') {
     // ED: source application ^ type of data ^ data subtype ^ encoding ^ data
-    const subtype = field(obx, '5.3').toUpperCase();
+    // OBX-5.3 (the sender's subtype label) is not trusted: the bytes say what they are (below).
     const encoding = field(obx, '5.4').toUpperCase();
     const data = field(obx, '5.5').replace(/\s+/g, '');
     if (!data) {
