@@ -510,6 +510,18 @@ describe('HL7 v2 order intake over MLLP', () => {
     }
   });
 
+  it('reads an MSH longer than 8 KiB whole: the answer names the message and the real problem', async () => {
+    // MSH-8 (security) with 9,000 characters: node-hl7-client refuses it (AR 102, unparseable); the header
+    // was once cut at 8 KiB, which misread MSH-12 and answered "unsupported version" (203).
+    const long = orderMessage({ controlId: 'LONG-MSH' }).replace(
+      '20260101120000||',
+      `20260101120000|${'S'.repeat(9000)}|`,
+    );
+    const ack = ackOf(await conn.request(long));
+    expect(ack).toMatchObject({ code: 'AR', acked: 'LONG-MSH' });
+    expect(ack.errors[0]).toContain('|102^Data type error^HL70357|');
+  });
+
   it('reads Latin-1 bytes as Latin-1 when MSH-18 is empty (a common sender habit), not as broken UTF-8', async () => {
     const latin = orderMessage({ controlId: 'CS-NONE', patientName: 'MÜLLER^JOSÉ' });
     expect(ackOf(await conn.request(latin, 'latin1')).code).toBe('AA');

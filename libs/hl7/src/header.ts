@@ -31,9 +31,23 @@ export interface MshHeader {
   characterSet: string;
 }
 
+/**
+ * The bytes up to the end of the first segment (the MSH) after any leading blank lines, at most 64 KiB:
+ * the rest of a frame is not needed, and an MSH is not cut short at an arbitrary length.
+ */
+function headBytes(raw: Buffer): Buffer {
+  let start = 0;
+  while (start < raw.length && start < 1024 && [0x20, 0x09, 0x0d, 0x0a, 0xef, 0xbb, 0xbf].includes(raw[start]!))
+    start++;
+  const cr = raw.indexOf(0x0d, start);
+  const lf = raw.indexOf(0x0a, start);
+  const end = cr < 0 ? lf : lf < 0 ? cr : Math.min(cr, lf);
+  return raw.subarray(0, Math.min(end < 0 ? raw.length : end + 1, 64 * 1024));
+}
+
 /** The MSH segment's fields, read from raw bytes as Latin-1 (ASCII-compatible whatever the charset). */
 export function readHeader(raw: Buffer | string): MshHeader | null {
-  let text = typeof raw === 'string' ? raw : raw.subarray(0, 8192).toString('latin1');
+  let text = typeof raw === 'string' ? raw : headBytes(raw).toString('latin1');
   // A UTF-8 byte order mark before MSH (as text, or its bytes read as Latin-1).
   if (text.startsWith('\ufeff')) text = text.slice(1);
   else if (text.startsWith('\u00ef\u00bb\u00bf')) text = text.slice(3);
