@@ -107,8 +107,11 @@ export class FhirController {
       throw FhirOperationError.invalid('Bundle.type must be transaction or batch', 'Bundle.type', 'value');
     }
     const entries = bundle.entry ?? [];
+    if (!Array.isArray(entries))
+      throw FhirOperationError.invalid('Bundle.entry must be an array', 'Bundle.entry', 'structure');
     entries.forEach((e, i) => {
-      if (!e.resource?.resourceType) throw FhirOperationError.required(`Bundle.entry[${i}].resource`);
+      if (!e || typeof e !== 'object' || !e.resource?.resourceType)
+        throw FhirOperationError.required(`Bundle.entry[${i}].resource`);
     });
     const srIndexes = entries
       .map((e, i) => (e.resource?.resourceType === 'ServiceRequest' ? i : -1))

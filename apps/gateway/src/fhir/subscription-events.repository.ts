@@ -55,6 +55,15 @@ export class SubscriptionEventsRepository {
     });
   }
 
+  /** Un-records event numbers whose handling failed, so their resend is not taken for a duplicate. */
+  async forget(subscription: string, eventNumbers: number[]): Promise<void> {
+    if (eventNumbers.length === 0) return;
+    await this.ds.query(`DELETE FROM fhir_subscription_events WHERE subscription = $1 AND event_number = ANY($2)`, [
+      subscription,
+      eventNumbers,
+    ]);
+  }
+
   /** Handshake or heartbeat: returns how many events the sender counted that we never saw. */
   async touch(subscription: string, kind: 'handshake' | 'heartbeat', eventsSinceStart?: number): Promise<number> {
     await this.ensure(subscription);

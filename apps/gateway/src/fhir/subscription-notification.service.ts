@@ -123,12 +123,14 @@ export class SubscriptionNotificationService {
       case 'query-event': {
         let needCatchUp = false;
         const focuses: string[] = [];
+        const recorded: number[] = [];
         for (const e of s.events) {
           const check = await this.events.record(s.subscription, e.eventNumber, e.focus);
           if (check.duplicate) {
             result.duplicates++;
             continue;
           }
+          recorded.push(e.eventNumber);
           if (check.gap > 0) {
             result.gaps += check.gap;
             log.warn(
@@ -140,11 +142,18 @@ export class SubscriptionNotificationService {
           if (e.focus) focuses.push(e.focus);
           else needCatchUp = true;
         }
-        for (const f of focuses) {
-          const m = /(?:^|\/)ServiceRequest\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/.*)?$/.exec(f);
-          if (m) await this.fromEhr(m[1]!, result);
+        try {
+          for (const f of focuses) {
+            const m = /(?:^|\/)ServiceRequest\/([A-Za-z0-9\-.]{1,64})(?:\/_history\/.*)?$/.exec(f);
+            if (m) await this.fromEhr(m[1]!, result);
+          }
+          if (needCatchUp) await this.catchUp(result);
+        } catch (err) {
+          // Not taken in (EHR or database unavailable): the events are forgotten so the resend the error
+          // answer asks for is handled, not dropped as a duplicate.
+          await this.events.forget(s.subscription, recorded);
+          throw err;
         }
-        if (needCatchUp) await this.catchUp(result);
         return;
       }
     }

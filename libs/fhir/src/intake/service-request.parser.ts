@@ -120,6 +120,24 @@ function absolute(reference: string, base?: string): string {
  * a business rule (order code not mapped, not an order, patient not found).
  */
 export async function parseServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promise<ParsedServiceRequest> {
+  try {
+    return await readServiceRequest(sr, opts);
+  } catch (err) {
+    // An element of the wrong JSON type (a string where R4 has an array, a number for a string) trips the
+    // reader: that is a malformed resource (400), not our failure. A failed fetch (undici's TypeError
+    // carries a cause) is not the client's fault and goes on as it is.
+    if (err instanceof TypeError && !(err as { cause?: unknown }).cause) {
+      throw FhirOperationError.invalid(
+        'The resource does not have the structure FHIR R4 defines: an element has the wrong JSON type',
+        opts.path ?? 'ServiceRequest',
+        'structure',
+      );
+    }
+    throw err;
+  }
+}
+
+async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promise<ParsedServiceRequest> {
   const p = opts.path ?? 'ServiceRequest';
   if (!sr || typeof sr !== 'object' || sr.resourceType !== 'ServiceRequest') {
     throw FhirOperationError.invalid('Expected a ServiceRequest resource', `${p}.resourceType`, 'structure');

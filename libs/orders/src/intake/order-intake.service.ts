@@ -3,6 +3,8 @@ import { InjectQueue } from '@nestjs/bullmq';
 import { Inject, Injectable } from '@nestjs/common';
 import {
   APP_CONFIG,
+  DomainError,
+  DomainErrorCode,
   JobName,
   OrderStatus,
   QueueName,
@@ -124,6 +126,10 @@ export class OrderIntakeService {
       const images = input.images ?? [];
       for (const image of images) {
         if (image.kind === 'inline') {
+          // The bytes say what they are, not the sender's label: refused here, before anything is kept.
+          if (!sniffMediaType(image.data.subarray(0, 16))) {
+            throw new DomainError(DomainErrorCode.Unsupported, `Image ${image.name} is not a JPEG, PNG or zip`);
+          }
           const stored = await this.files.put(image.data, this.config.orders.IMAGE_MAX_BYTES);
           await manager.insert(ImageFileEntity, {
             orderId: order.id,

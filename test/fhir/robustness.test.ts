@@ -1,0 +1,155 @@
+/*
+ * FHIR intake under malformed input and a failing EHR (found by an adversarial probe; each case failed
+ * before its fix): wrong JSON types answer 400, not 500; inline bytes that are no image answer 422; a
+ * Backport event whose handling failed (503) is taken in when the EHR sends it again.
+ */
+import { TestFhirServer } from '@hemato/testing';
+import type { Patient, ServiceRequest } from '@medplum/fhirtypes';
+import type { DataSource } from 'typeorm';
+import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
+import { API_KEY, fhirFetch, patient, serviceRequest, startGateway } from './fhir-helpers';
+
+const EHR_TOKEN = 'ehr-static-token-abc';
+
+function backport(
+  sub: string,
+  events: Array<{ n: number; focus?: string }>,
+  since?: number,
+  type = 'event-notification',
+) {
+  return {
+    resourceType: 'Bundle',
+    type: 'history',
+    entry: [
+      {
+        fullUrl: 'urn:uuid:6f1c1d3e-0000-4000-8000-000000000001',
+        resource: {
+          resourceType: 'Parameters',
+          parameter: [
+            { name: 'subscription', valueReference: { reference: sub } },
+            { name: 'status', valueCode: 'active' },
+            { name: 'type', valueCode: type },
+            ...(since !== undefined ? [{ name: 'events-since-subscription-start', valueString: String(since) }] : []),
+            ...events.map((e) => ({
+              name: 'notification-event',
+              part: [
+                { name: 'event-number', valueString: String(e.n) },
+                ...(e.focus ? [{ name: 'focus', valueReference: { reference: e.focus } }] : []),
+              ],
+            })),
+          ],
+        },
+      },
+    ],
+  };
+}
+
+describe('FHIR intake: malformed input and a failing EHR', () => {
+  let ehr: TestFhirServer;
+  let gw: RunningGateway;
+  let ds: DataSource;
+  let base: string;
+  let pat: Patient & { id: string };
+
+  beforeAll(async () => {
+    ehr = await TestFhirServer.start({ auth: { kind: 'bearer', token: EHR_TOKEN } });
+    ({ gw, ds, base } = await startGateway('fhirrobust', {
+      FHIR_EHR_BASE_URL: ehr.baseUrl,
+      FHIR_EHR_AUTH: 'bearer',
+      FHIR_EHR_TOKEN: EHR_TOKEN,
+    }));
+    pat = await ehr.create(patient(undefined as never, 'MRN-ROBUST') as unknown as Patient);
+  });
+  afterAll(async () => {
+    await gw?.app.close();
+    await ds?.destroy();
+    await ehr?.close();
+  });
+
+  const post = (body: unknown, extra: { headers?: Record<string, string>; token?: string | null } = {}) =>
+    fhirFetch(`${base}/fhir/ServiceRequest`, { body, ...extra });
+  const keyOf = (sr: Record<string, unknown>) => {
+    const id = (sr.identifier as Array<{ system: string; value: string }>)[0]!;
+    return `fhir:${id.system}|${id.value}`;
+  };
+  const countByKey = async (key: string) =>
+    (await ds.query(`SELECT count(*)::int AS n FROM orders WHERE external_key = $1`, [key]))[0].n as number;
+  const hook = (body: unknown) =>
+    fetch(`${base}/fhir/subscription-hook`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/fhir+json' },
+      body: JSON.stringify(body),
+    }).then(async (r) => ({ status: r.status, body: JSON.parse(await r.text()) }));
+
+  it('takes in a Backport event answered 503 (EHR read failed) when the EHR sends it again', async () => {
+    const sr = await ehr.create(
+      serviceRequest({ subject: { reference: `Patient/${pat.id}` } }) as unknown as ServiceRequest,
+    );
+    const n = backport(
+      `${ehr.baseUrl}/Subscription/f1`,
+      [{ n: 1, focus: `${ehr.baseUrl}/ServiceRequest/${sr.id}` }],
+      1,
+    );
+    ehr.failBeforeProcessing = 1;
+    expect((await hook(n)).status).toBe(503); // "send it again"
+    const again = await hook(n);
+    expect(again.status).toBe(200);
+    // It once answered "1 duplicate event(s)" and the order was lost (the event was recorded before the read).
+    expect(await countByKey(keyOf(sr as never))).toBe(1);
+  });
+
+  it.each([
+    ['identifier as a string', serviceRequest({ identifier: 'abc' })],
+    ['identifier as an object', serviceRequest({ identifier: { system: 'urn:x', value: 'y' } })],
+    ['code.coding as a string', serviceRequest({ code: { coding: 'x' } })],
+    [
+      'code.coding[0].code as a number',
+      serviceRequest({ code: { coding: [{ system: 'http://loinc.org', code: 34994 }] } }),
+    ],
+    ['subject.reference as a number', serviceRequest({ subject: { reference: 123 } })],
+    ['supportingInfo as an object', serviceRequest({ supportingInfo: { reference: 'Media/1' } })],
+    [
+      'contained as an object',
+      serviceRequest({ contained: { resourceType: 'Patient', id: 'p' }, subject: { reference: '#p' } }),
+    ],
+    [
+      'contained Patient.name as a string',
+      serviceRequest({
+        contained: [{ resourceType: 'Patient', id: 'p', name: 'Alex', identifier: [{ value: 'M1' }] }],
+        subject: { reference: '#p' },
+      }),
+    ],
+    ['note as a string', serviceRequest({ note: 'hello' })],
+    ['specimen as an object', serviceRequest({ specimen: { reference: 'Specimen/1' } })],
+  ])('answers 400 (OperationOutcome), not 500, to a ServiceRequest with %s', async (_name, body) => {
+    const r = await post(body);
+    expect(r.body.resourceType).toBe('OperationOutcome');
+    expect(r.status).toBe(400);
+  });
+
+  it.each([
+    ['entry as an object', { resource: serviceRequest() }],
+    ['entry [null]', [null]],
+  ])('answers 400, not 500, to a Bundle with %s', async (_name, entry) => {
+    const r = await fhirFetch(`${base}/fhir`, { body: { resourceType: 'Bundle', type: 'transaction', entry } });
+    expect(r.status).toBe(400);
+  });
+
+  it('refuses (422) inline attachment bytes that are not JPEG/PNG/zip, even labelled image/png', async () => {
+    const garbage = Buffer.from('this is not an image at all, just text').toString('base64');
+    const sr = serviceRequest({
+      contained: [
+        {
+          resourceType: 'Media',
+          id: 'm',
+          status: 'completed',
+          content: { contentType: 'image/png', data: garbage, title: 'x.png' },
+        },
+      ],
+      supportingInfo: [{ reference: '#m' }],
+    });
+    const r = await post(sr);
+    expect(r.status).toBe(422);
+    expect(await countByKey(keyOf(sr))).toBe(0);
+  });
+});
