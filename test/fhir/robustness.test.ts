@@ -1,13 +1,14 @@
 /*
  * FHIR intake under malformed input and a failing EHR (found by an adversarial probe; each case failed
  * before its fix): wrong JSON types answer 400, not 500; inline bytes that are no image answer 422; a
- * Backport event whose handling failed (503) is taken in when the EHR sends it again.
+ * Backport event whose handling failed (503) is taken in when the EHR sends it again; a batch answers
+ * an entry's refusal in that entry.
  */
 import { TestFhirServer } from '@hemato/testing';
 import type { Patient, ServiceRequest } from '@medplum/fhirtypes';
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
-import { API_KEY, fhirFetch, patient, serviceRequest, startGateway } from './fhir-helpers';
+import { API_KEY, PNG_1x1, fhirFetch, patient, serviceRequest, startGateway } from './fhir-helpers';
 
 const EHR_TOKEN = 'ehr-static-token-abc';
 
@@ -57,6 +58,7 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
       FHIR_EHR_BASE_URL: ehr.baseUrl,
       FHIR_EHR_AUTH: 'bearer',
       FHIR_EHR_TOKEN: EHR_TOKEN,
+      IMAGE_MAX_BYTES: '100000',
     }));
     pat = await ehr.create(patient(undefined as never, 'MRN-ROBUST') as unknown as Patient);
   });
@@ -151,5 +153,33 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
     const r = await post(sr);
     expect(r.status).toBe(422);
     expect(await countByKey(keyOf(sr))).toBe(0);
+  });
+
+  it('answers a batch entry whose image is too large with its own 413, and the batch with every entry', async () => {
+    const big = Buffer.alloc(200_000, 1);
+    big.set(Buffer.from(PNG_1x1, 'base64'));
+    const s1 = serviceRequest({ subject: { identifier: { system: 'urn:mrn', value: 'F4-1' } } });
+    const s2 = serviceRequest({
+      subject: { identifier: { system: 'urn:mrn', value: 'F4-2' } },
+      contained: [
+        {
+          resourceType: 'Media',
+          id: 'm',
+          status: 'completed',
+          content: { contentType: 'image/png', data: big.toString('base64') },
+        },
+      ],
+      supportingInfo: [{ reference: '#m' }],
+    });
+    const r = await fhirFetch(`${base}/fhir`, {
+      body: { resourceType: 'Bundle', type: 'batch', entry: [{ resource: s1 }, { resource: s2 }] },
+    });
+    // It once answered 413 for the whole batch while entry 0 was stored and committed.
+    expect(await countByKey(keyOf(s1))).toBe(1);
+    expect(r.status).toBe(200);
+    expect(r.body.entry.map((e: { response: { status: string } }) => e.response.status)).toEqual([
+      '201 Created',
+      '413',
+    ]);
   });
 });

@@ -12,11 +12,12 @@ import {
   UseFilters,
   UseGuards,
 } from '@nestjs/common';
-import { APP_CONFIG, type AppConfig } from '@hemato/common';
+import { APP_CONFIG, DomainError, type AppConfig } from '@hemato/common';
 import {
   BundleResolver,
   FhirOperationError,
   buildCapabilityStatement,
+  fromDomainError,
   operationOutcome,
   type EhrClient,
   type ParsedServiceRequest,
@@ -179,7 +180,10 @@ export class FhirController {
             }),
           );
         } catch (err) {
+          // A batch answers each entry on its own: one entry's refusal (an image too large, not an image)
+          // is that entry's response, while the entries before it stay committed and reported.
           if (err instanceof FhirOperationError) results.set(i, err);
+          else if (err instanceof DomainError) results.set(i, fromDomainError(err));
           else throw err;
         }
       }
