@@ -1,5 +1,6 @@
 import { DeliveryStatus, DeliveryTarget, OrderStatus, SourceChannel, loadConfig, rootLogger } from '@hemato/common';
-import { MllpClient, readAck, readHeader, sendWithRetry } from '@hemato/hl7';
+import net from 'node:net';
+import { MllpClient, MllpDecoder, encodeFrame, readAck, readHeader, sendWithRetry } from '@hemato/hl7';
 import { DeliveryEntity, OrderEntity, ReportEntity, createDataSource } from '@hemato/persistence';
 import { PatientIdentityReader, PatientProxyService } from '@hemato/privacy';
 import { testEnv } from '@hemato/testing';
@@ -43,6 +44,42 @@ describe('MLLP sender', () => {
     expect(errors[0]).toMatch(/no ACK within 300 ms/);
     expect(errors[1]).toMatch(/connection closed before the ACK/);
     expect(errors[2]).toBeNull();
+  });
+
+  it('takes a commit ACK (CA) for what it is: the application ACK that follows decides', async () => {
+    // A receiver in enhanced mode answers CA (stored) and then AR or AA; our ORU asks for the application ACK.
+    const answers: string[][] = [
+      ['CA', 'AR'],
+      ['CA', 'AA'],
+    ];
+    const server = net.createServer((socket) => {
+      const decoder = new MllpDecoder(1024 * 1024);
+      socket.on('data', (chunk: Buffer) => {
+        for (const ev of decoder.push(chunk)) {
+          if (ev.kind !== 'frame') continue;
+          const id = readHeader(ev.data)?.controlId ?? '';
+          for (const code of answers.shift() ?? []) {
+            socket.write(
+              encodeFrame(`MSH|^~\\&|LIS|GENHOSP|HB|HB|20260101||ACK^R01^ACK|R${code}${id}|P|2.5.1\rMSA|${code}|${id}`),
+            );
+          }
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as net.AddressInfo).port;
+    const client = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 2000 });
+    try {
+      const rejected = await sendWithRetry(client, ORU('C-CA1'), 'C-CA1', FAST);
+      expect(rejected).toMatchObject({ result: 'rejected', attempts: 1 });
+      expect(rejected.ack!.code).toBe('AR');
+      const accepted = await sendWithRetry(client, ORU('C-CA2'), 'C-CA2', FAST);
+      expect(accepted).toMatchObject({ result: 'accepted', attempts: 1 });
+      expect(accepted.ack!.code).toBe('AA');
+    } finally {
+      client.close();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
   });
 
   it('gives up at once on AR', async () => {

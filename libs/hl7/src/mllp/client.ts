@@ -94,7 +94,9 @@ export class MllpClient {
         if (ev.kind !== 'frame' || !this.waiter) continue;
         const raw = ev.data.toString('utf8');
         const ack = readAck(raw);
-        if (ack && ack.ackedControlId === this.waiter.controlId) {
+        // A commit ACK (CA) only says the receiver stored the message: our messages ask for the application
+        // ACK (MSH-16 AL), so a CA is passed over and the AA/AE/AR that follows decides (within the timeout).
+        if (ack && ack.ackedControlId === this.waiter.controlId && ack.code !== 'CA') {
           const w = this.waiter;
           this.waiter = null;
           w.resolve({ code: ack.code, raw });
@@ -175,7 +177,7 @@ export async function sendWithRetry(
       lastError = err instanceof Error ? err.message : String(err);
     }
     await onAttempt?.(n, { ack: lastAck, error: lastError });
-    if (lastAck && (lastAck.code === 'AA' || lastAck.code === 'CA')) {
+    if (lastAck && lastAck.code === 'AA') {
       return { result: 'accepted', attempts: n, ack: lastAck, lastError: null };
     }
     if (lastAck && (lastAck.code === 'AR' || lastAck.code === 'CR')) {
