@@ -53,3 +53,40 @@ export function unescapeHl7(v: string, d: Delims = DEFAULT_DELIMS): string {
     }
   });
 }
+
+/** HL7 escaping of a value for the default delimiters `|^~\&`. */
+function escapeDefault(v: string): string {
+  return v.replace(/[\\|^~&]/g, (c) =>
+    c === '\\' ? '\\E\\' : c === '|' ? '\\F\\' : c === '^' ? '\\S\\' : c === '&' ? '\\T\\' : '\\R\\',
+  );
+}
+
+/**
+ * A segment re-encoded from the sender's delimiters to the default ones (`|^~\&`), which everything we
+ * send uses: each value is split on the sender's delimiters, unescaped, escaped for ours and joined again.
+ * A segment already in the default delimiters is returned as it is.
+ */
+export function toDefaultDelimiters(segment: string, d: Delims): string {
+  if (d.field === '|' && d.component === '^' && d.repetition === '~' && d.escape === '\\' && d.subcomponent === '&') {
+    return segment;
+  }
+  return segment
+    .split(d.field)
+    .map((field) =>
+      field
+        .split(d.repetition)
+        .map((rep) =>
+          rep
+            .split(d.component)
+            .map((comp) =>
+              comp
+                .split(d.subcomponent)
+                .map((sub) => escapeDefault(unescapeHl7(sub, d)))
+                .join('&'),
+            )
+            .join('^'),
+        )
+        .join('~'),
+    )
+    .join('|');
+}

@@ -2,7 +2,7 @@ import { sniffMediaType } from '@hemato/common';
 import { Message } from 'node-hl7-client';
 import type { PatientIdentity } from '@hemato/privacy';
 import { Hl7ErrorCode, type Hl7Issue } from './ack';
-import { delimsOf, unescapeHl7, type Delims } from './escaping';
+import { delimsOf, toDefaultDelimiters, unescapeHl7, type Delims } from './escaping';
 import type { MshHeader } from './header';
 
 /**
@@ -219,7 +219,8 @@ function patientFrom(pid: SegCtx, header: MshHeader, issues: Hl7Issue[]): Patien
   const identity: PatientIdentity = {
     primary: { authority: first.authority || header.sendingFacility || header.sendingApplication, value: first.value },
     identifiers,
-    hl7Pid: pid.raw,
+    // Kept to address the result; our ORU uses the default delimiters, so the PID is stored in them.
+    hl7Pid: toDefaultDelimiters(pid.raw, pid.d),
   };
   if (name && name.some(Boolean)) {
     identity.name = {
