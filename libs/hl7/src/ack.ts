@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { delimsOf, unescapeHl7 } from './escaping';
+import { delimsOf, isDefaultDelims, unescapeHl7 } from './escaping';
 import type { MshHeader } from './header';
 
 /** HL7 table 0357 (message error condition codes) as used by this bridge. */
@@ -100,8 +100,9 @@ function esc(v: string): string {
  * so MSA-2 matches MSH-10 exactly; with other delimiters they are unescaped, then escaped with ours.
  */
 function fromSender(v: string, h: MshHeader | null): string {
-  if (h && h.fieldSeparator === '|' && h.encodingCharacters.startsWith('^~\\&')) return v.replace(/[\r\n]/g, ' ');
-  return esc(h ? unescapeHl7(v, delimsOf(h)) : v);
+  const d = h ? delimsOf(h) : null;
+  if (d && isDefaultDelims(d)) return v.replace(/[\r\n]/g, ' ');
+  return esc(d ? unescapeHl7(v, d) : v);
 }
 
 /**

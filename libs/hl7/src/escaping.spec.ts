@@ -15,6 +15,10 @@ describe('toDefaultDelimiters', () => {
     expect(unescapeHl7(out.split('|')[3]!.split('^')[0]!)).toBe('A^B');
   });
 
+  it('keeps a line break (\\.br\\) as an escape, never a raw newline inside the segment', () => {
+    expect(toDefaultDelimiters('PID|1||X$$$H||A\\.br\\B', dollar)).toBe('PID|1||X^^^H||A\\.br\\B');
+  });
+
   it('leaves a segment in the default delimiters as it is, escapes included', () => {
     const d = { field: '|', component: '^', repetition: '~', escape: '\\', subcomponent: '&' };
     const pid = 'PID|1||MRN1^^^H\\T\\X^MR~2^^^NAT^NI||O\\F\\BRIEN^ANN';

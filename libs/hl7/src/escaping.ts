@@ -16,6 +16,17 @@ export interface Delims {
 
 export const DEFAULT_DELIMS: Delims = { field: '|', component: '^', repetition: '~', escape: '\\', subcomponent: '&' };
 
+/** The delimiters are `|^~\&`, the ones everything we send uses. */
+export function isDefaultDelims(d: Delims): boolean {
+  return (
+    d.field === DEFAULT_DELIMS.field &&
+    d.component === DEFAULT_DELIMS.component &&
+    d.repetition === DEFAULT_DELIMS.repetition &&
+    d.escape === DEFAULT_DELIMS.escape &&
+    d.subcomponent === DEFAULT_DELIMS.subcomponent
+  );
+}
+
 export function delimsOf(header: MshHeader): Delims {
   const enc = header.encodingCharacters;
   return {
@@ -54,10 +65,20 @@ export function unescapeHl7(v: string, d: Delims = DEFAULT_DELIMS): string {
   });
 }
 
-/** HL7 escaping of a value for the default delimiters `|^~\&`. */
-function escapeDefault(v: string): string {
-  return v.replace(/[\\|^~&]/g, (c) =>
-    c === '\\' ? '\\E\\' : c === '|' ? '\\F\\' : c === '^' ? '\\S\\' : c === '&' ? '\\T\\' : '\\R\\',
+/** HL7 escaping of a text value for the default delimiters `|^~\&`. */
+export function escapeHl7(v: string): string {
+  return v.replace(/[\\|^~&\r\n]/g, (c) =>
+    c === '\\'
+      ? '\\E\\'
+      : c === '|'
+        ? '\\F\\'
+        : c === '^'
+          ? '\\S\\'
+          : c === '&'
+            ? '\\T\\'
+            : c === '~'
+              ? '\\R\\'
+              : '\\.br\\',
   );
 }
 
@@ -67,9 +88,7 @@ function escapeDefault(v: string): string {
  * A segment already in the default delimiters is returned as it is.
  */
 export function toDefaultDelimiters(segment: string, d: Delims): string {
-  if (d.field === '|' && d.component === '^' && d.repetition === '~' && d.escape === '\\' && d.subcomponent === '&') {
-    return segment;
-  }
+  if (isDefaultDelims(d)) return segment;
   return segment
     .split(d.field)
     .map((field) =>
@@ -81,7 +100,7 @@ export function toDefaultDelimiters(segment: string, d: Delims): string {
             .map((comp) =>
               comp
                 .split(d.subcomponent)
-                .map((sub) => escapeDefault(unescapeHl7(sub, d)))
+                .map((sub) => escapeHl7(unescapeHl7(sub, d)))
                 .join('&'),
             )
             .join('^'),

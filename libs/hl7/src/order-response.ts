@@ -1,5 +1,6 @@
 import { responseSegments, replyVersion, type AckOptions } from './ack';
-import { cxList, escapeHl7 } from './oru';
+import { escapeHl7 } from './escaping';
+import { cxList } from './oru';
 
 /**
  * ORC-1 of an order response (HL7 table 0119): OK = order accepted, UA = unable to accept,

@@ -1,6 +1,7 @@
 import { Message } from 'node-hl7-client';
 import type { ReportResults } from '@hemato/hemato-client';
 import { hl7Timestamp, newControlId, type Hl7Identity } from './ack';
+import { escapeHl7 } from './escaping';
 
 /** What the ORU^R01 needs besides the report: who it goes to, which order, which patient. */
 export interface OruInput {
@@ -157,23 +158,6 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   const pid = input.hl7Pid.replace(/[\r\n]+$/, '');
   segments.splice(1, 0, pid);
   return { message: segments.join('\r'), controlId };
-}
-
-/** HL7 escaping of a text value for the default delimiters `|^~\&`. */
-export function escapeHl7(v: string): string {
-  return v.replace(/[\\|^~&\r\n]/g, (c) =>
-    c === '\\'
-      ? '\\E\\'
-      : c === '|'
-        ? '\\F\\'
-        : c === '^'
-          ? '\\S\\'
-          : c === '&'
-            ? '\\T\\'
-            : c === '~'
-              ? '\\R\\'
-              : '\\.br\\',
-  );
 }
 
 /** PID-3: identifiers as CX repetitions `value^^^authority^type`. */
