@@ -1,7 +1,8 @@
-import { OrderStatus } from '@hemato/common';
+import { DeliveryStatus, OrderStatus, QueueName } from '@hemato/common';
 import { MllpClient } from '@hemato/hl7';
 import { OrderActionsService } from '@hemato/orders';
-import { OrderEntity, ReportEntity } from '@hemato/persistence';
+import { DeliveryEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
+import { Queue } from 'bullmq';
 import { eventually, orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
 
 /** How the system survives Hemato.AI misbehaving: each case ends with every order completed exactly once. */
@@ -19,6 +20,7 @@ describe('lifecycle under Hemato.AI faults', () => {
     await p?.close();
   });
   afterEach(async () => {
+    p.receiver.answer = 'AA';
     await fetch(`${p.sandbox.url}/_sandbox/faults`, { method: 'DELETE' }).catch(() => undefined);
     await setFaults({});
   });
@@ -109,6 +111,45 @@ describe('lifecycle under Hemato.AI faults', () => {
     expect(failed.failureReason).toContain('Smear too thick to analyse');
     expect(orusFor('PL-FAIL')).toHaveLength(0);
   });
+
+  it('the result receiver silent for longer than STALE_AFTER_MS: one sender at a time, one accepted ORU', async () => {
+    // STALE_AFTER_MS is 5 s here and one delivery run (4 sends, 3 s ACK timeout each) takes ~19 s, so the
+    // reconciler re-runs fetch-report several times while the delivery still retries.
+    const deliveries = new Queue(QueueName.Deliveries, {
+      connection: { url: p.env.REDIS_URL! },
+      prefix: p.env.QUEUE_PREFIX!,
+    });
+    try {
+      p.receiver.answer = 'drop';
+      await send('PL-SLOWRX');
+      const order = await orderReaches(p.db, { placerOrderNumber: 'PL-SLOWRX' }, OrderStatus.Delivering, 60_000);
+      const delivery = await p.db.manager.findOneByOrFail(DeliveryEntity, { orderId: order.id });
+      let mostAtOnce = 0;
+      const until = Date.now() + 20_000;
+      while (Date.now() < until) {
+        const live = await deliveries.getJobs(['active', 'waiting', 'delayed', 'prioritized']);
+        mostAtOnce = Math.max(mostAtOnce, live.filter((j) => j?.data.deliveryId === delivery.id).length);
+        await new Promise((r) => setTimeout(r, 250));
+      }
+      expect(await p.db.manager.findOneByOrFail(OrderEntity, { id: order.id })).toMatchObject({
+        status: OrderStatus.Delivering,
+      });
+      p.receiver.answer = 'AA';
+      await completed('PL-SLOWRX');
+      // Anything still queued would send (or give up and mark the delivery failed) within this wait.
+      await new Promise((r) => setTimeout(r, 8000));
+      expect(mostAtOnce).toBe(1);
+      expect(orusFor('PL-SLOWRX')).toHaveLength(1);
+      expect(await p.db.manager.findOneByOrFail(DeliveryEntity, { id: delivery.id })).toMatchObject({
+        status: DeliveryStatus.Acknowledged,
+      });
+      expect(await p.db.manager.findOneByOrFail(OrderEntity, { id: order.id })).toMatchObject({
+        status: OrderStatus.Completed,
+      });
+    } finally {
+      await deliveries.close();
+    }
+  }, 150_000);
 
   it('a report revision is stored as version 2 and delivered as a correction (OBR-25 C)', async () => {
     await send('PL-REV');

@@ -65,6 +65,14 @@ export class LifecycleQueue {
     );
   }
 
+  /**
+   * Starts the job that sends one delivery, unless one is already at it. A delivery whose receiver
+   * is slow or down retries for longer than STALE_AFTER_MS; the reconciler then re-runs fetch-report,
+   * which asks for the delivery again. The deduplication key (held by BullMQ from the job's creation
+   * until it completes or fails for good, backoff waits included) makes that a no-op, so one job at a
+   * time sends a given result: no second sender interleaving copies, and no run that gives up marking
+   * failed a delivery another run had acknowledged. `tag` keeps job ids unique across deliberate re-runs.
+   */
   async delivery(
     job: JobName.DeliverHl7 | JobName.DeliverFhir,
     orderId: string,
@@ -72,6 +80,6 @@ export class LifecycleQueue {
     tag?: string,
   ): Promise<void> {
     const jobId = [job, deliveryId, tag].filter(Boolean).join('~');
-    await this.deliveries.add(job, { orderId, deliveryId }, { jobId });
+    await this.deliveries.add(job, { orderId, deliveryId }, { jobId, deduplication: { id: `${job}~${deliveryId}` } });
   }
 }
