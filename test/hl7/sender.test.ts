@@ -209,7 +209,8 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
     const row = await ds.getRepository(DeliveryEntity).findOneByOrFail({ id: delivery.id });
     expect(row).toMatchObject({ status: 'failed', attempts: 1, outcome: 'AR' });
     expect(row.error).toMatch(/AR/);
-    expect(new Message({ text: rx.received[0]! }).get('OBR.25').toString()).toBe('C');
+    // Version 2, but the receiver never acknowledged version 1: nothing to correct, so it goes as final.
+    expect(new Message({ text: rx.received[0]! }).get('OBR.25').toString()).toBe('F');
   });
 
   it('leaves the delivery pending and throws (for the job to retry later) when retries run out before the last job attempt', async () => {

@@ -151,6 +151,46 @@ describe('lifecycle under Hemato.AI faults', () => {
     }
   }, 150_000);
 
+  it('a report revised while the first version is still undelivered: only the newest version is sent, as final', async () => {
+    p.receiver.answer = 'drop';
+    await send('PL-LATEREV');
+    const order = await orderReaches(p.db, { placerOrderNumber: 'PL-LATEREV' }, OrderStatus.Delivering, 60_000);
+    const res = await fetch(`${p.sandbox.url}/_sandbox/pbs/${order.hematoStudyId}/revise`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ pathology_report: 'Revised before delivery: ring forms confirmed.' }),
+    });
+    expect(res.status).toBe(202);
+    await eventually(
+      async () => (await p.db.manager.count(ReportEntity, { where: { orderId: order.id } })) === 2,
+      60_000,
+      'report version 2 stored',
+    );
+    p.receiver.answer = 'AA';
+    await completed('PL-LATEREV');
+    // Anything still queued for version 1 would be sent within this wait.
+    await new Promise((r) => setTimeout(r, 8000));
+    const received = orusFor('PL-LATEREV');
+    expect(received).toHaveLength(1);
+    expect(received[0]).toContain('Revised before delivery');
+    // The receiver never had version 1, so version 2 is its final result, not a correction.
+    expect(
+      received[0]
+        .split('\r')
+        .find((s) => s.startsWith('OBR|'))!
+        .split('|')[25],
+    ).toBe('F');
+    const rows: Array<{ version: number; status: string }> = await p.db.query(
+      `SELECT r.version, d.status FROM deliveries d JOIN reports r ON r.id = d.report_id
+        WHERE d.order_id = $1 ORDER BY r.version`,
+      [order.id],
+    );
+    expect(rows).toEqual([
+      { version: 1, status: DeliveryStatus.Superseded },
+      { version: 2, status: DeliveryStatus.Acknowledged },
+    ]);
+  }, 150_000);
+
   it('a report revision is stored as version 2 and delivered as a correction (OBR-25 C)', async () => {
     await send('PL-REV');
     const order = await completed('PL-REV');

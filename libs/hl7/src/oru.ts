@@ -6,8 +6,14 @@ import { escapeHl7 } from './escaping';
 /** What the ORU^R01 needs besides the report: who it goes to, which order, which patient. */
 export interface OruInput {
   report: ReportResults;
-  /** Report version: > 1 is a revision (OBR-25 / OBX-11 `C`). */
+  /** Report version (its Provenance in the NTE); without `correction`, > 1 is a revision (OBR-25 / OBX-11 `C`). */
   reportVersion: number;
+  /**
+   * Whether the receiver already has an earlier version of this result, making this one a correction
+   * (`C`). A revision whose earlier version was never acknowledged goes out as final (`F`): the
+   * receiver has nothing to correct.
+   */
+  correction?: boolean;
   us: Hl7Identity;
   /** The hospital system that sent the order (its MSH-3/MSH-4). */
   to: Hl7Identity;
@@ -50,7 +56,7 @@ function toDtm(v: string | null | undefined): string {
  */
 export function buildOruR01(input: OruInput): { message: string; controlId: string } {
   const controlId = input.controlId ?? newControlId('HBR');
-  const status = input.reportVersion > 1 ? 'C' : 'F';
+  const status = (input.correction ?? input.reportVersion > 1) ? 'C' : 'F';
   const msg = new Message({
     messageHeader: {
       msh_9_1: 'ORU',

@@ -8,6 +8,7 @@ import {
   ehrBasedOn,
   reportInputOf,
 } from '@hemato/fhir';
+import { currentDelivery } from '@hemato/orders';
 import { DeliveryEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
 import { PatientIdentityReader } from '@hemato/privacy';
 import type { Bundle, Task } from '@medplum/fhirtypes';
@@ -43,12 +44,21 @@ export class DeliverFhirService {
 
   async deliver(orderId: string, deliveryId: string): Promise<DeliverFhirResult> {
     const m = this.ds.manager;
-    const delivery = await m.findOne(DeliveryEntity, { where: { id: deliveryId } });
-    if (!delivery || delivery.orderId !== orderId) {
+    const asked = await m.findOne(DeliveryEntity, { where: { id: deliveryId } });
+    if (!asked || asked.orderId !== orderId) {
       log.info({ orderId, deliveryId }, 'delivery row gone: nothing to do');
       return 'skipped';
     }
-    if (delivery.status === DeliveryStatus.Acknowledged) return 'skipped';
+    // A revision stored since the job was asked for is what goes out: the older version would
+    // overwrite the corrected DiagnosticReport (conditional update by identifier).
+    const delivery = await currentDelivery(m, asked);
+    if (!delivery) return 'skipped';
+    if (delivery.id !== asked.id) {
+      log.info({ orderId, deliveryId, newer: delivery.id }, 'older report version superseded');
+      deliveryId = delivery.id;
+    }
+    if (delivery.status === DeliveryStatus.Acknowledged || delivery.status === DeliveryStatus.Superseded)
+      return 'skipped';
     const [order, report] = await Promise.all([
       m.findOne(OrderEntity, { where: { id: orderId } }),
       m.findOne(ReportEntity, { where: { id: delivery.reportId } }),

@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, DeliveryStatus, DomainError, DomainErrorCode, createLogger, type AppConfig } from '@hemato/common';
 import type { ReportResults } from '@hemato/hemato-client';
 import { MllpClient, buildOruR01, newControlId, pidFromIdentity, sendWithRetry, type RetryPolicy } from '@hemato/hl7';
+import { currentDelivery, earlierVersionAcknowledged, newestReportId } from '@hemato/orders';
 import { DeliveryEntity, InboundMessageEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
 import { PatientIdentityReader } from '@hemato/privacy';
 import { DataSource } from 'typeorm';
@@ -47,9 +48,32 @@ export class DeliverHl7Service {
     deliveryId: string,
     opts: { finalAttempt: boolean; policy?: RetryPolicy } = { finalAttempt: true },
   ): Promise<Hl7DeliveryResult> {
+    // A revision stored since the job was asked for, or while it sends, is what goes out from then
+    // on; the older version is superseded and not resent (see currentDelivery).
+    for (let id = deliveryId; ;) {
+      const asked = await this.ds.getRepository(DeliveryEntity).findOne({ where: { id } });
+      if (!asked) throw new DomainError(DomainErrorCode.NotFound, `Delivery ${id} not found`);
+      const delivery = await currentDelivery(this.ds.manager, asked);
+      if (!delivery) return this.ended(asked.id);
+      if (delivery.id !== asked.id) {
+        log.info(
+          { deliveryId: asked.id, orderId: asked.orderId, newer: delivery.id },
+          'older report version superseded',
+        );
+      }
+      const outcome = await this.send(delivery, opts);
+      if (outcome !== 'withdrawn') return outcome;
+      id = delivery.id;
+    }
+  }
+
+  /** Sends one delivery (the current one): builds the ORU, sends with retries, records every attempt. */
+  private async send(
+    delivery: DeliveryEntity,
+    opts: { finalAttempt: boolean; policy?: RetryPolicy },
+  ): Promise<Hl7DeliveryResult | 'withdrawn'> {
     const repo = this.ds.getRepository(DeliveryEntity);
-    const delivery = await repo.findOne({ where: { id: deliveryId } });
-    if (!delivery) throw new DomainError(DomainErrorCode.NotFound, `Delivery ${deliveryId} not found`);
+    const deliveryId = delivery.id;
     const result = (d: DeliveryEntity): Hl7DeliveryResult => ({
       deliveryId: d.id,
       orderId: d.orderId,
@@ -57,7 +81,11 @@ export class DeliverHl7Service {
       outcome: d.outcome,
       attempts: d.attempts,
     });
-    if (delivery.status === DeliveryStatus.Acknowledged || delivery.status === DeliveryStatus.Failed) {
+    if (
+      delivery.status === DeliveryStatus.Acknowledged ||
+      delivery.status === DeliveryStatus.Failed ||
+      delivery.status === DeliveryStatus.Superseded
+    ) {
       return result(delivery);
     }
     const fail = async (error: string): Promise<Hl7DeliveryResult> => {
@@ -85,6 +113,7 @@ export class DeliverHl7Service {
     const { message } = buildOruR01({
       report: report.raw as ReportResults,
       reportVersion: report.version,
+      correction: await earlierVersionAcknowledged(this.ds.manager, delivery),
       us: { application: c.HL7_SENDING_APP, facility: c.HL7_SENDING_FACILITY },
       to: { application: toApp, facility: toFacility },
       order: {
@@ -131,7 +160,9 @@ export class DeliverHl7Service {
             },
           );
         },
+        async () => (await newestReportId(this.ds.manager, order.id)) === report.id,
       );
+      if (outcome.result === 'withdrawn') return 'withdrawn';
       const last = { ...delivery, attempts, outcome: outcome.ack?.code ?? null };
       switch (outcome.result) {
         case 'accepted':
@@ -154,5 +185,11 @@ export class DeliverHl7Service {
     } finally {
       client.close();
     }
+  }
+
+  /** How a delivery that will not be sent (superseded) stands. */
+  private async ended(deliveryId: string): Promise<Hl7DeliveryResult> {
+    const d = await this.ds.getRepository(DeliveryEntity).findOneByOrFail({ id: deliveryId });
+    return { deliveryId: d.id, orderId: d.orderId, status: d.status, outcome: d.outcome, attempts: d.attempts };
   }
 }

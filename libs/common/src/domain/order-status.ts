@@ -40,4 +40,6 @@ export enum DeliveryStatus {
   Sending = 'sending',
   Acknowledged = 'acknowledged',
   Failed = 'failed',
+  /** A newer report version was stored before this one was acknowledged: it is never sent (the newer one is). */
+  Superseded = 'superseded',
 }

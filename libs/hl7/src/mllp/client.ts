@@ -148,8 +148,11 @@ export interface RetryPolicy {
 }
 
 export interface SendOutcome {
-  /** `accepted` (AA/CA), `rejected` (AR/CR: do not resend), `gave_up` (retries exhausted on AE/timeout/connection). */
-  result: 'accepted' | 'rejected' | 'gave_up';
+  /**
+   * `accepted` (AA), `rejected` (AR/CR: do not resend), `gave_up` (retries exhausted on AE/timeout/
+   * connection), `withdrawn` (`stillWanted` said no before a resend).
+   */
+  result: 'accepted' | 'rejected' | 'gave_up' | 'withdrawn';
   attempts: number;
   ack: MllpAck | null;
   lastError: string | null;
@@ -158,6 +161,8 @@ export interface SendOutcome {
 /**
  * Sends until the receiver accepts: AE, a timeout or a lost connection are retried with exponential
  * backoff (the same control id, so the receiver can drop the duplicate); AR stops at once.
+ * `stillWanted`, asked before each resend, stops it when the message is no longer the one to send
+ * (a newer version of the result was stored meanwhile).
  */
 export async function sendWithRetry(
   client: MllpClient,
@@ -165,10 +170,14 @@ export async function sendWithRetry(
   controlId: string,
   policy: RetryPolicy,
   onAttempt?: (n: number, outcome: { ack: MllpAck | null; error: string | null }) => void | Promise<void>,
+  stillWanted?: () => Promise<boolean>,
 ): Promise<SendOutcome> {
   let lastAck: MllpAck | null = null;
   let lastError: string | null = null;
   for (let n = 1; n <= policy.attempts; n++) {
+    if (n > 1 && stillWanted && !(await stillWanted())) {
+      return { result: 'withdrawn', attempts: n - 1, ack: lastAck, lastError };
+    }
     try {
       lastAck = await client.send(message, controlId);
       lastError = null;

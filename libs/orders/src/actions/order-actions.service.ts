@@ -130,7 +130,6 @@ export class OrderActionsService {
         d.target === DeliveryTarget.Hl7 ? JobName.DeliverHl7 : JobName.DeliverFhir,
         order.id,
         d.id,
-        `${action}${Date.now()}`,
       );
     }
     return {

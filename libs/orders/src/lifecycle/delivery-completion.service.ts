@@ -1,7 +1,8 @@
 import { Injectable } from '@nestjs/common';
 import { DeliveryStatus, JobName, OrderStatus, createLogger } from '@hemato/common';
 import { DeliveryEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
-import { DataSource, Not } from 'typeorm';
+import { DataSource, In } from 'typeorm';
+import { currentDelivery } from './delivery-supersession';
 import { OrderTransitions } from './order-transitions.service';
 
 const log = createLogger('delivery-completion');
@@ -50,11 +51,17 @@ export class DeliveryCompletion {
     return order.status;
   }
 
-  /** A delivery job gave up (its attempts are spent): the row says so, then the order is settled. */
+  /**
+   * A delivery job gave up (its attempts are spent): the row it was sending says so (that of the
+   * newest report version, which the job switches to), then the order is settled.
+   */
   async markExhausted(deliveryId: string, reason: string): Promise<void> {
+    const asked = await this.ds.manager.findOne(DeliveryEntity, { where: { id: deliveryId } });
+    const current = asked ? await currentDelivery(this.ds.manager, asked) : null;
+    if (!current) return;
     await this.ds.manager.update(
       DeliveryEntity,
-      { id: deliveryId, status: Not(DeliveryStatus.Acknowledged) as unknown as DeliveryStatus },
+      { id: current.id, status: In([DeliveryStatus.Pending, DeliveryStatus.Sending]) },
       { status: DeliveryStatus.Failed, error: reason },
     );
   }

@@ -66,20 +66,24 @@ export class LifecycleQueue {
   }
 
   /**
-   * Starts the job that sends one delivery, unless one is already at it. A delivery whose receiver
-   * is slow or down retries for longer than STALE_AFTER_MS; the reconciler then re-runs fetch-report,
-   * which asks for the delivery again. The deduplication key (held by BullMQ from the job's creation
-   * until it completes or fails for good, backoff waits included) makes that a no-op, so one job at a
-   * time sends a given result: no second sender interleaving copies, and no run that gives up marking
-   * failed a delivery another run had acknowledged. `tag` keeps job ids unique across deliberate re-runs.
+   * Starts the job that sends an order's result to one target, unless one is already at it.
+   *
+   * One job per (order, target) at a time, through BullMQ's deduplication key (held from the job's
+   * creation until it completes or fails for good, backoff waits included):
+   * - a receiver slow or down for longer than STALE_AFTER_MS has the reconciler re-run fetch-report,
+   *   which asks for the delivery again: that is a no-op, so no second sender interleaves copies and
+   *   no run that gives up marks failed a delivery another run had acknowledged;
+   * - a report revised while the previous version still retries: the job running sends the newest
+   *   version from its next attempt on (see currentDelivery), so an older result never lands after
+   *   its correction. Asked while a job is active, the request is kept (`keepLastIfActive`) and run
+   *   when that job ends, so a revision stored during the last send is not left behind.
+   * Job ids are BullMQ's own: uniqueness is the deduplication key's business.
    */
-  async delivery(
-    job: JobName.DeliverHl7 | JobName.DeliverFhir,
-    orderId: string,
-    deliveryId: string,
-    tag?: string,
-  ): Promise<void> {
-    const jobId = [job, deliveryId, tag].filter(Boolean).join('~');
-    await this.deliveries.add(job, { orderId, deliveryId }, { jobId, deduplication: { id: `${job}~${deliveryId}` } });
+  async delivery(job: JobName.DeliverHl7 | JobName.DeliverFhir, orderId: string, deliveryId: string): Promise<void> {
+    await this.deliveries.add(
+      job,
+      { orderId, deliveryId },
+      { deduplication: { id: `${job}~${orderId}`, keepLastIfActive: true } },
+    );
   }
 }

@@ -129,7 +129,6 @@ export class FetchReportStep {
         d.target === DeliveryTarget.Hl7 ? JobName.DeliverHl7 : JobName.DeliverFhir,
         order.id,
         d.id,
-        `a${d.attempts}`,
       );
     }
   }
