@@ -182,4 +182,34 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
       '413',
     ]);
   });
+  const sys = 'urn:oid:1.2.3.4.placer';
+  const countByValue = async (value: string) =>
+    (
+      await ds.query(
+        `SELECT count(*)::int AS n FROM orders WHERE external_key LIKE 'fhir:%' AND external_key LIKE $1`,
+        [`%|${value}`],
+      )
+    )[0].n as number;
+
+  it('If-None-Exist: identifier=value (no system) matches that value under any system, and 412 when two match', async () => {
+    const value = `NOSYS-${Date.now()}`;
+    const first = await post(serviceRequest({ identifier: [{ system: sys, value }] }));
+    expect(first.status).toBe(201);
+    const again = await post(serviceRequest({ identifier: [{ system: sys, value }] }), {
+      headers: { 'if-none-exist': `identifier=${value}` },
+    });
+    // It once looked up `fhir:|value` only, and stored a second order.
+    expect(again.status).toBe(200);
+    expect(again.body.id).toBe(first.body.id);
+    expect(await countByValue(value)).toBe(1);
+
+    expect((await post(serviceRequest({ identifier: [{ system: 'urn:other', value }] }))).status).toBe(201);
+    const ambiguous = await post(serviceRequest({ identifier: [{ system: sys, value }] }), {
+      headers: { 'if-none-exist': `identifier=${value}` },
+    });
+    expect(ambiguous.status).toBe(412);
+    expect(ambiguous.body.resourceType).toBe('OperationOutcome');
+    expect(await countByValue(value)).toBe(2);
+  });
+
 });

@@ -10,6 +10,7 @@ import {
 } from '@hemato/common';
 import {
   FhirOperationError,
+  operationOutcome,
   parseServiceRequest,
   type ParsedServiceRequest,
   type ResourceResolver,
@@ -83,7 +84,7 @@ export class FhirOrderIntakeUseCase {
 
   /** Stores a parsed order (or finds the existing one). Without `ctx.manager` it also starts the lifecycle. */
   async store(parsed: ParsedServiceRequest, ctx: IntakeContext): Promise<IntakeResult> {
-    const existing = parsed.externalKey ? await this.repo.findByExternalKey(parsed.externalKey) : null;
+    const existing = await this.findExisting(parsed, ctx);
     if (existing) return this.onExisting(existing, parsed, ctx);
     if (parsed.status === 'revoked') {
       throw FhirOperationError.unprocessable(
@@ -127,6 +128,27 @@ export class FhirOrderIntakeUseCase {
       }
       throw err;
     }
+  }
+
+  /** The order this one repeats: same identifier key, or for `If-None-Exist: identifier=value` that value under any system. */
+  private async findExisting(parsed: ParsedServiceRequest, ctx: IntakeContext): Promise<OrderEntity | null> {
+    if (parsed.identifierValueAnySystem !== undefined) {
+      const hits = await this.repo.findByIdentifierValue(parsed.identifierValueAnySystem);
+      if (hits.length > 1) {
+        // FHIR conditional create: criteria matching more than one resource answer 412.
+        throw new FhirOperationError(
+          412,
+          operationOutcome(
+            'error',
+            'multiple-matches',
+            'If-None-Exist matches more than one order; name the identifier system (identifier=system|value)',
+            `${ctx.path ?? 'ServiceRequest'}.identifier`,
+          ),
+        );
+      }
+      if (hits[0]) return hits[0];
+    }
+    return parsed.externalKey ? this.repo.findByExternalKey(parsed.externalKey) : null;
   }
 
   /** Starts the lifecycle of orders stored in a caller's transaction, once it committed. */

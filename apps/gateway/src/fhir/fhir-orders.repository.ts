@@ -20,6 +20,20 @@ export class FhirOrdersRepository {
     return this.ds.manager.findOne(OrderEntity, { where: { externalKey: key } });
   }
 
+  /**
+   * Orders keyed by a FHIR identifier with this value, whatever its system (`fhir:<system>|<value>`), at
+   * most `limit`. Only conditional creates that name no system ask this, so the scan is rare.
+   */
+  findByIdentifierValue(value: string, limit = 2): Promise<OrderEntity[]> {
+    return this.ds.manager
+      .createQueryBuilder(OrderEntity, 'o')
+      .where(`o.external_key LIKE 'fhir:%'`)
+      .andWhere(`right(o.external_key, length(:value) + 1) = '|' || :value`, { value })
+      .orderBy('o.created_at', 'ASC')
+      .limit(limit)
+      .getMany();
+  }
+
   findById(id: string): Promise<OrderEntity | null> {
     if (!/^[0-9a-f-]{36}$/i.test(id)) return Promise.resolve(null);
     return this.ds.manager.findOne(OrderEntity, { where: { id } });

@@ -28,6 +28,11 @@ export type FhirImage =
 export interface ParsedServiceRequest {
   /** `fhir:<system>|<value>` from the placer identifier (or If-None-Exist), or the EHR reference; null when none. */
   externalKey: string | null;
+  /**
+   * Set when If-None-Exist named an identifier value without a system (`identifier=value`): as in FHIR
+   * token search, an order with that value under any system is this order.
+   */
+  identifierValueAnySystem?: string;
   placerOrderNumber: string | null;
   status: ServiceRequest['status'];
   test: { system: string | null; code: string; display: string | null };
@@ -82,7 +87,10 @@ export function identifierKey(id: { system?: string; value?: string }): string {
   return `fhir:${id.system ?? ''}|${id.value ?? ''}`;
 }
 
-/** Parses an `If-None-Exist` header; only `identifier=[system|]value` is supported. */
+/**
+ * Parses an `If-None-Exist` header; only `identifier=[system|]value` is supported. As in FHIR token search,
+ * `value` alone leaves `system` undefined (any system) and `|value` gives `system: ''` (no system).
+ */
 export function parseIfNoneExist(header: string, path = 'ServiceRequest'): { system?: string; value: string } {
   const query = header.trim().replace(/^.*\?/, '');
   const params = new URLSearchParams(query);
@@ -96,7 +104,11 @@ export function parseIfNoneExist(header: string, path = 'ServiceRequest'): { sys
     );
   }
   const bar = ident.indexOf('|');
-  return bar < 0 ? { value: ident } : { system: ident.slice(0, bar) || undefined, value: ident.slice(bar + 1) };
+  const parsed = bar < 0 ? { value: ident } : { system: ident.slice(0, bar), value: ident.slice(bar + 1) };
+  if (!parsed.value) {
+    throw FhirOperationError.invalid('If-None-Exist names no identifier value', `${path}.identifier`, 'value');
+  }
+  return parsed;
 }
 
 function placerIdentifier(sr: ServiceRequest): Identifier | undefined {
@@ -188,8 +200,17 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
   const patient = await resolvePatient(sr, subjectRef, opts, p);
   const placer = placerIdentifier(sr);
   let externalKey: string | null = null;
-  if (opts.ifNoneExist) externalKey = identifierKey(parseIfNoneExist(opts.ifNoneExist, p));
-  else if (placer) externalKey = identifierKey(placer);
+  let identifierValueAnySystem: string | undefined;
+  if (opts.ifNoneExist) {
+    const wanted = parseIfNoneExist(opts.ifNoneExist, p);
+    if (wanted.system === undefined) {
+      // The order is then kept under its own identifier with that value (placer first), so a later
+      // `identifier=system|value` finds it too.
+      identifierValueAnySystem = wanted.value;
+      const own = [placer, ...(sr.identifier ?? [])].find((i) => i?.value === wanted.value);
+      externalKey = identifierKey(own ?? wanted);
+    } else externalKey = identifierKey(wanted);
+  } else if (placer) externalKey = identifierKey(placer);
   else if (opts.ehrBaseUrl && sr.id) externalKey = `fhir:${absolute(`ServiceRequest/${sr.id}`, opts.ehrBaseUrl)}`;
 
   const specimens = await resolveAll<Specimen>(sr.specimen ?? [], 'Specimen', sr, opts.resolver);
@@ -222,6 +243,7 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
 
   return {
     externalKey,
+    ...(identifierValueAnySystem !== undefined ? { identifierValueAnySystem } : {}),
     placerOrderNumber: placer?.value ?? sr.requisition?.value ?? null,
     status: sr.status,
     test: { system: mapped.system, code: mapped.code, display: mapped.display },
