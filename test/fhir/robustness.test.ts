@@ -212,4 +212,28 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
     expect(await countByValue(value)).toBe(2);
   });
 
+  it.each(['transaction', 'batch'])('honours request.ifNoneExist of a %s Bundle entry', async (type) => {
+    const value = `INE-${type}-${Date.now()}`;
+    const noId = serviceRequest({ identifier: undefined });
+    const first = await post(noId, { headers: { 'if-none-exist': `identifier=${sys}|${value}` } });
+    expect(first.status).toBe(201);
+    const r = await fhirFetch(`${base}/fhir`, {
+      body: {
+        resourceType: 'Bundle',
+        type,
+        entry: [
+          {
+            resource: noId,
+            request: { method: 'POST', url: 'ServiceRequest', ifNoneExist: `identifier=${sys}|${value}` },
+          },
+        ],
+      },
+    });
+    expect(r.status).toBe(200);
+    // It once created a second order: ifNoneExist was ignored.
+    expect(r.body.entry[0].response.status).toBe('200 OK');
+    expect(r.body.entry[0].resource.id).toBe(first.body.id);
+    expect(await countByValue(value)).toBe(1);
+  });
+
 });

@@ -132,7 +132,12 @@ export class FhirController {
       for (const i of srIndexes) {
         parsed.set(
           i,
-          await this.intake.parse(withImages.get(i)!, { resolver, client, path: `Bundle.entry[${i}].resource` }),
+          await this.intake.parse(withImages.get(i)!, {
+            resolver,
+            client,
+            ifNoneExist: entries[i]!.request?.ifNoneExist,
+            path: `Bundle.entry[${i}].resource`,
+          }),
         );
       }
       const keys = new Map<string, number>();
@@ -175,6 +180,7 @@ export class FhirController {
             await this.intake.execute(withImages.get(i)!, {
               resolver,
               client,
+              ifNoneExist: entries[i]!.request?.ifNoneExist,
               raw,
               path: `Bundle.entry[${i}].resource`,
             }),
