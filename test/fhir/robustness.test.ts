@@ -236,4 +236,15 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
     expect(await countByValue(value)).toBe(1);
   });
 
+  it('answers concurrent revokes of one order all with 200 and the order cancelled', async () => {
+    const sr = serviceRequest({ subject: { identifier: { system: 'urn:mrn', value: 'REVOKE-RACE' } } });
+    const first = await post(sr);
+    expect(first.status).toBe(201);
+    const revokes = await Promise.all([1, 2, 3, 4, 5].map(() => post({ ...sr, status: 'revoked' })));
+    // One of them once answered 422 "Order cannot move from cancelled to cancelled".
+    expect(revokes.map((r) => [r.status, r.body.status])).toEqual(revokes.map(() => [200, 'cancelled']));
+    const [row] = await ds.query(`SELECT status FROM orders WHERE id = $1`, [first.body.id]);
+    expect(row.status).toBe('cancelled');
+  });
+
 });

@@ -183,6 +183,10 @@ export class FhirOrderIntakeUseCase {
       return { order, created: false, cancelled: true };
     } catch (err) {
       if (err instanceof DomainError && err.code === DomainErrorCode.Conflict) {
+        // A concurrent revoke cancelled it between our read and the row lock: the same outcome, so a repeated
+        // cancel succeeds (idempotent) instead of answering 422.
+        const now = await this.repo.findById(existing.id);
+        if (now?.status === OrderStatus.Cancelled) return { order: now, created: false, cancelled: true };
         throw FhirOperationError.unprocessable(err.message, `${ctx.path ?? 'ServiceRequest'}.status`);
       }
       throw err;
