@@ -247,4 +247,33 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
     expect(row.status).toBe('cancelled');
   });
 
+  it('refuses (422, naming the entry) a Bundle image that belongs to none of its ServiceRequests', async () => {
+    const s1 = serviceRequest({ subject: { identifier: { system: 'urn:mrn', value: 'ORPHAN-1' } } });
+    const s2 = serviceRequest({ subject: { identifier: { system: 'urn:mrn', value: 'ORPHAN-2' } } });
+    const media = {
+      resourceType: 'Media',
+      status: 'completed',
+      content: { contentType: 'image/png', data: PNG_1x1, title: 'smear.png' },
+    };
+    const entry = [
+      { fullUrl: 'urn:uuid:7a000000-0000-4000-8000-000000000001', resource: s1 },
+      { fullUrl: 'urn:uuid:7a000000-0000-4000-8000-000000000002', resource: s2 },
+      { fullUrl: 'urn:uuid:7a000000-0000-4000-8000-000000000003', resource: media },
+    ];
+    const tx = await fhirFetch(`${base}/fhir`, { body: { resourceType: 'Bundle', type: 'transaction', entry } });
+    // It once answered 200, the image "taken in with the order" and stored with neither.
+    expect(tx.status).toBe(422);
+    expect(tx.body.issue[0].expression).toEqual(['Bundle.entry[2]']);
+    expect(await countByKey(keyOf(s1))).toBe(0);
+
+    const batch = await fhirFetch(`${base}/fhir`, { body: { resourceType: 'Bundle', type: 'batch', entry } });
+    expect(batch.status).toBe(200);
+    expect(batch.body.entry.map((e: { response: { status: string } }) => e.response.status)).toEqual([
+      '201 Created',
+      '201 Created',
+      '422',
+    ]);
+    expect(batch.body.entry[2].response.outcome.issue[0].expression).toEqual(['Bundle.entry[2]']);
+  });
+
 });

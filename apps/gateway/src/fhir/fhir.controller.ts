@@ -120,14 +120,22 @@ export class FhirController {
     if (srIndexes.length === 0)
       throw FhirOperationError.unprocessable('The Bundle holds no ServiceRequest', 'Bundle.entry');
     const resolver = new BundleResolver(bundle, this.ehr ?? undefined);
-    const withImages = linkImages(entries, srIndexes);
+    const { withImages, orphans } = linkImages(entries, srIndexes);
+    const orphanError = (i: number) =>
+      FhirOperationError.unprocessable(
+        "This image belongs to none of the Bundle's ServiceRequests: list it in a ServiceRequest.supportingInfo " +
+          'or point its basedOn at one (it needs a fullUrl or id to be referenced)',
+        `Bundle.entry[${i}]`,
+      );
     const base = fhirBase(req);
     const client = req.fhirClient!.id;
     const raw = JSON.stringify(bundle);
     const results = new Map<number, IntakeResult | FhirOperationError>();
 
     if (bundle.type === 'transaction') {
-      // All or nothing: check every ServiceRequest first, then store them in one database transaction.
+      // All or nothing: an image no order takes is refused with the Bundle rather than dropped.
+      if (orphans.length > 0) throw orphanError(orphans[0]!);
+      // Check every ServiceRequest first, then store them in one database transaction.
       const parsed = new Map<number, ParsedServiceRequest>();
       for (const i of srIndexes) {
         parsed.set(
@@ -173,6 +181,7 @@ export class FhirController {
       );
       await this.intakeAfterCommit(created.map((r) => r.order.id));
     } else {
+      for (const i of orphans) results.set(i, orphanError(i));
       for (const i of srIndexes) {
         try {
           results.set(
@@ -278,12 +287,19 @@ function absolutise(b: Bundle, base: string): Bundle {
 /**
  * Images in a Bundle need not be listed in `supportingInfo`: a Media/DocumentReference/Binary whose
  * `basedOn` names the ServiceRequest, or any of them when the Bundle has one ServiceRequest, is
- * added to it.
+ * added to it. `orphans` are the entries of images that no ServiceRequest takes (several
+ * ServiceRequests and no `basedOn` naming one, or no fullUrl/id to reference it by).
  */
-function linkImages(entries: BundleEntry[], srIndexes: number[]): Map<number, ServiceRequest> {
+function linkImages(
+  entries: BundleEntry[],
+  srIndexes: number[],
+): { withImages: Map<number, ServiceRequest>; orphans: number[] } {
   const out = new Map<number, ServiceRequest>();
   const keyOf = (e: BundleEntry) =>
     e.fullUrl ?? (e.resource?.id ? `${e.resource.resourceType}/${e.resource.id}` : undefined);
+  // Every way a reference inside the Bundle can name an entry (its fullUrl or Type/id).
+  const namesOf = (e: BundleEntry) =>
+    [e.fullUrl, e.resource?.id ? `${e.resource.resourceType}/${e.resource.id}` : undefined].filter(Boolean);
   const referenced = new Set<string>();
   for (const i of srIndexes) {
     for (const s of (entries[i]!.resource as ServiceRequest).supportingInfo ?? [])
@@ -295,18 +311,31 @@ function linkImages(entries: BundleEntry[], srIndexes: number[]): Map<number, Se
     const urls = Array.isArray(r?.content) ? r.content.map((c) => c.attachment?.url) : [r?.content?.url];
     for (const u of urls) if (u) referenced.add(u);
   }
+  const taken = new Set<number>();
   for (const i of srIndexes) {
     const sr = entries[i]!.resource as ServiceRequest;
     const srKeys = [keyOf(entries[i]!), sr.id ? `ServiceRequest/${sr.id}` : undefined].filter(Boolean);
     const extra: Reference[] = [];
-    for (const e of entries) {
+    for (const [j, e] of entries.entries()) {
       const r = e.resource as (Resource & { basedOn?: Reference[] }) | undefined;
+      if (!r || !IMAGE_TYPES.includes(r.resourceType)) continue;
+      if (namesOf(e).some((k) => referenced.has(k!))) {
+        taken.add(j);
+        continue;
+      }
       const key = keyOf(e);
-      if (!r || !key || !IMAGE_TYPES.includes(r.resourceType) || referenced.has(key)) continue;
+      if (!key) continue;
       const basedOn = (r.basedOn ?? []).some((b) => srKeys.includes(b.reference));
-      if (basedOn || srIndexes.length === 1) extra.push({ reference: key });
+      if (basedOn || srIndexes.length === 1) {
+        extra.push({ reference: key });
+        taken.add(j);
+      }
     }
     out.set(i, extra.length ? { ...sr, supportingInfo: [...(sr.supportingInfo ?? []), ...extra] } : sr);
   }
-  return out;
+  // An image no ServiceRequest takes would be dropped unnoticed: the caller refuses it.
+  const orphans = [...entries.keys()].filter(
+    (j) => IMAGE_TYPES.includes(entries[j]!.resource?.resourceType ?? '') && !taken.has(j),
+  );
+  return { withImages: out, orphans };
 }
