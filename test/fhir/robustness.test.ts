@@ -276,4 +276,11 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
     expect(batch.body.entry[2].response.outcome.issue[0].expression).toEqual(['Bundle.entry[2]']);
   });
 
+  it('takes a versioned subject reference (Patient/{id}/_history/{v}) as the Patient', async () => {
+    const r = await post(serviceRequest({ subject: { reference: `Patient/${pat.id}/_history/1` } }));
+    // It once answered 422 "ServiceRequest.subject must be a Patient".
+    expect(r.status).toBe(201);
+    expect(r.body.for).toEqual({ reference: `Patient/${pat.id}` });
+  });
+
 });

@@ -162,7 +162,8 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
   if (!VALID_INTENTS.includes(sr.intent)) {
     throw FhirOperationError.invalid(`Unknown ServiceRequest.intent "${String(sr.intent)}"`, `${p}.intent`, 'value');
   }
-  const subjectRef = refOf(sr.subject);
+  // A versioned reference (Patient/1/_history/2) names the same Patient: the order is for the patient, not a version.
+  const subjectRef = refOf(sr.subject)?.replace(/\/_history\/[^/]*$/, '');
   if (!sr.subject || (!subjectRef && !sr.subject.identifier?.value)) throw FhirOperationError.required(`${p}.subject`);
   const codings = (sr.code?.coding ?? []).filter((c) => c.code);
   if (!sr.code || codings.length === 0) throw FhirOperationError.required(`${p}.code`, `${p}.code.coding is required`);
@@ -268,7 +269,7 @@ async function resolvePatient(
   // A reference the EHR can resolve later (never a urn:uuid or contained id, which mean nothing outside the request).
   let fhirPatientRef: string | undefined;
   if (patient?.id && subjectRef && !subjectRef.startsWith('urn:') && !subjectRef.startsWith('#')) {
-    fhirPatientRef = subjectRef.replace(/\/_history\/.*$/, '');
+    fhirPatientRef = subjectRef;
   } else if (!patient && subjectRef && /(^|\/)Patient\/[^/]+$/.test(subjectRef)) {
     fhirPatientRef = subjectRef;
   }
