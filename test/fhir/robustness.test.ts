@@ -14,8 +14,8 @@ const EHR_TOKEN = 'ehr-static-token-abc';
 
 function backport(
   sub: string,
-  events: Array<{ n: number; focus?: string }>,
-  since?: number,
+  events: Array<{ n: number | string; focus?: string }>,
+  since?: number | string,
   type = 'event-notification',
 ) {
   return {
@@ -281,6 +281,21 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
     // It once answered 422 "ServiceRequest.subject must be a Patient".
     expect(r.status).toBe(201);
     expect(r.body.for).toEqual({ reference: `Patient/${pat.id}` });
+  });
+
+  it.each([['1e30'], ['1.5'], ['-3'], ['99999999999999999999'], ['abc']])(
+    'answers a Backport event-number %s with 400 and an OperationOutcome',
+    async (n) => {
+      const r = await hook(backport(`${ehr.baseUrl}/Subscription/bad-n`, [{ n }], 1));
+      expect(r.status).toBe(400);
+      expect(r.body.resourceType).toBe('OperationOutcome');
+    },
+  );
+
+  it('answers a Backport heartbeat counting 1e30 events with 400', async () => {
+    const r = await hook(backport(`${ehr.baseUrl}/Subscription/bad-since`, [], '1e30', 'heartbeat'));
+    expect(r.status).toBe(400);
+    expect(r.body.resourceType).toBe('OperationOutcome');
   });
 
 });

@@ -56,10 +56,14 @@ export function signBody(secret: string, body: string): string {
   return createHmac('sha256', secret).update(body).digest('hex');
 }
 
+/**
+ * An event count or number: a non-negative integer that a JavaScript number holds exactly (our columns
+ * are bigint). Anything else present (1e30, 1.5, -3, 20 digits, text) is NaN, for `finish` to refuse.
+ */
 function int(v: string | number | undefined): number | undefined {
   if (v === undefined || v === null || v === '') return undefined;
-  const n = typeof v === 'number' ? v : Number(v);
-  return Number.isFinite(n) ? n : undefined;
+  const n = typeof v === 'number' ? v : typeof v === 'string' && /^\d{1,16}$/.test(v.trim()) ? Number(v) : NaN;
+  return Number.isSafeInteger(n) && n >= 0 ? n : NaN;
 }
 
 type Part = { name: string; value: Record<string, unknown> };
@@ -174,7 +178,14 @@ function finish(s: BackportStatus, bundle: Bundle): BackportStatus {
     throw FhirOperationError.required('Bundle.entry[0].resource', 'The notification names no subscription');
   if (s.events.some((e) => !Number.isFinite(e.eventNumber))) {
     throw FhirOperationError.invalid(
-      'notification-event without a numeric event-number',
+      'notification-event without an event-number that is a non-negative integer',
+      'Bundle.entry[0].resource',
+      'value',
+    );
+  }
+  if (s.eventsSinceStart !== undefined && !Number.isFinite(s.eventsSinceStart)) {
+    throw FhirOperationError.invalid(
+      'events-since-subscription-start is not a non-negative integer',
       'Bundle.entry[0].resource',
       'value',
     );
