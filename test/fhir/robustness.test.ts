@@ -298,4 +298,22 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
     expect(r.body.resourceType).toBe('OperationOutcome');
   });
 
+  it.each([
+    ['GET', '/fhir/Foo', 404],
+    ['POST', '/fhir/Observation', 404],
+    ['GET', '/fhir/ServiceRequest/x/y/z', 404],
+    ['GET', '/fhir/Task/x/y', 404],
+    ['DELETE', '/fhir/ServiceRequest/x', 405],
+    ['PUT', '/fhir/Task/x', 405],
+    ['POST', '/fhir/DiagnosticReport', 405],
+  ])('answers %s %s with %d and an OperationOutcome', async (method, path, status) => {
+    const r = await fhirFetch(`${base}${path}`, {
+      method,
+      body: method === 'GET' || method === 'DELETE' ? undefined : {},
+    });
+    expect(r.status).toBe(status);
+    expect(r.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+    expect(r.body.resourceType).toBe('OperationOutcome');
+  });
+
 });

@@ -1,6 +1,6 @@
 import { Module, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { operationOutcome } from '@hemato/fhir';
+import { operationOutcome, servedMethods } from '@hemato/fhir';
 import type { NextFunction, Request, Response } from 'express';
 import { ehrClientProvider, EHR_CLIENT } from './ehr-client.provider';
 import { FhirAuthGuard, FhirAuthService } from './fhir-auth.guard';
@@ -33,11 +33,42 @@ export class FhirModule implements OnModuleInit {
   constructor(private readonly adapter: HttpAdapterHost) {}
 
   /**
-   * A body that is not JSON fails in the body parser, before any route: answer it on /fhir with an
-   * OperationOutcome too. Registered after the routes, so only errors reach it.
+   * What no route answers on /fhir is answered as FHIR too (OperationOutcome, application/fhir+json), not
+   * with Nest's JSON: both handlers are registered after the routes (onModuleInit runs once they are).
    */
   onModuleInit(): void {
     const app = this.adapter.httpAdapter?.getInstance() as { use?: (fn: unknown) => void } | undefined;
+    // A request no route took: 405 (with Allow) for a type we serve and a method we do not, else 404.
+    app?.use?.((req: Request, res: Response, next: NextFunction) => {
+      const m = /^\/fhir(?:\/(.*))?$/.exec(req.path);
+      if (!m) return next();
+      const segments = (m[1] ?? '').split('/').filter(Boolean);
+      const allowed =
+        segments.length === 1 || segments.length === 2
+          ? servedMethods(segments[0]!, segments.length === 1 ? 'type' : 'instance')
+          : undefined;
+      const status = allowed?.length ? 405 : 404;
+      if (allowed?.length) res.setHeader('Allow', allowed.join(', '));
+      res
+        .status(status)
+        .type('application/fhir+json')
+        .send(
+          JSON.stringify(
+            status === 405
+              ? operationOutcome(
+                  'error',
+                  'not-supported',
+                  `${req.method} is not supported here; allowed: ${allowed!.join(', ')}`,
+                )
+              : operationOutcome(
+                  'error',
+                  'not-found',
+                  `No FHIR endpoint for ${req.method} here (see GET /fhir/metadata)`,
+                ),
+          ),
+        );
+    });
+    // A body that is not JSON fails in the body parser, before any route.
     app?.use?.((err: { type?: string; status?: number }, req: Request, res: Response, next: NextFunction) => {
       if (!req.path.startsWith('/fhir') || res.headersSent || !err || (err.status ?? 500) >= 500) return next(err);
       const code = err.type === 'entity.too.large' ? 'too-costly' : 'structure';

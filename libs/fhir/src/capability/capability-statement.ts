@@ -1,4 +1,49 @@
-import type { CapabilityStatement } from '@medplum/fhirtypes';
+import type { CapabilityStatement, CapabilityStatementRestResource } from '@medplum/fhirtypes';
+
+/** The resource types we serve and their interactions: the CapabilityStatement, and the 405 check below. */
+const SERVED_RESOURCES: CapabilityStatementRestResource[] = [
+  {
+    type: 'ServiceRequest',
+    interaction: [{ code: 'create' }, { code: 'read' }],
+    conditionalCreate: true,
+    searchParam: [],
+  },
+  {
+    type: 'Task',
+    interaction: [{ code: 'read' }, { code: 'search-type' }],
+    searchParam: [
+      { name: 'focus', type: 'reference' },
+      { name: '_id', type: 'token' },
+    ],
+  },
+  {
+    type: 'DiagnosticReport',
+    interaction: [{ code: 'read' }, { code: 'search-type' }],
+    searchParam: [
+      { name: 'based-on', type: 'reference' },
+      { name: '_id', type: 'token' },
+    ],
+  },
+];
+
+const METHOD_OF: Record<string, { level: 'type' | 'instance'; method: string }> = {
+  create: { level: 'type', method: 'POST' },
+  'search-type': { level: 'type', method: 'GET' },
+  read: { level: 'instance', method: 'GET' },
+};
+
+/**
+ * HTTP methods served on `[base]/{type}` (`type`) or `[base]/{type}/{id}` (`instance`), from the
+ * interactions we advertise; undefined when we do not serve the type at all (404, not 405).
+ */
+export function servedMethods(type: string, level: 'type' | 'instance'): string[] | undefined {
+  const r = SERVED_RESOURCES.find((x) => x.type === type);
+  if (!r) return undefined;
+  return (r.interaction ?? [])
+    .map((i) => METHOD_OF[i.code])
+    .filter((m) => m?.level === level)
+    .map((m) => m!.method);
+}
 
 /** What our FHIR endpoint serves (GET /fhir/metadata). */
 export function buildCapabilityStatement(opts: {
@@ -41,30 +86,7 @@ export function buildCapabilityStatement(opts: {
             : {}),
           description: 'Bearer token: an API key (FHIR_API_KEYS) or a JWT signed by a key in FHIR_JWKS_URL.',
         },
-        resource: [
-          {
-            type: 'ServiceRequest',
-            interaction: [{ code: 'create' }, { code: 'read' }],
-            conditionalCreate: true,
-            searchParam: [],
-          },
-          {
-            type: 'Task',
-            interaction: [{ code: 'read' }, { code: 'search-type' }],
-            searchParam: [
-              { name: 'focus', type: 'reference' },
-              { name: '_id', type: 'token' },
-            ],
-          },
-          {
-            type: 'DiagnosticReport',
-            interaction: [{ code: 'read' }, { code: 'search-type' }],
-            searchParam: [
-              { name: 'based-on', type: 'reference' },
-              { name: '_id', type: 'token' },
-            ],
-          },
-        ],
+        resource: SERVED_RESOURCES,
         interaction: [{ code: 'transaction' }, { code: 'batch' }],
       },
     ],
