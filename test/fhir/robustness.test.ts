@@ -316,4 +316,21 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
     expect(r.body.resourceType).toBe('OperationOutcome');
   });
 
+  it('answers a POST that is not JSON with 415 and takes JSON with charset or fhirVersion parameters', async () => {
+    for (const url of [`${base}/fhir/ServiceRequest`, `${base}/fhir`]) {
+      const r = await fhirFetch(url, { body: serviceRequest(), headers: { 'content-type': 'text/plain' } });
+      // It once answered 400 "Body must be a ServiceRequest".
+      expect(r.status).toBe(415);
+      expect(r.body.resourceType).toBe('OperationOutcome');
+    }
+    for (const ct of [
+      'application/json',
+      'application/json; charset=utf-8',
+      'application/fhir+json; fhirVersion=4.0',
+      'application/fhir+json;charset=UTF-8',
+    ]) {
+      expect((await post(serviceRequest(), { headers: { 'content-type': ct } })).status).toBe(201);
+    }
+  });
+
 });

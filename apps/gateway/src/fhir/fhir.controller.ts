@@ -38,6 +38,20 @@ function send(res: Response, status: number, body: unknown, headers: Record<stri
   res.status(status).type('application/fhir+json').send(JSON.stringify(body));
 }
 
+/**
+ * A request body must be FHIR JSON: `application/fhir+json` or `application/json`, parameters (charset,
+ * fhirVersion) allowed. Anything else is never parsed, so it answers 415 rather than "no body" (400).
+ */
+function assertJsonBody(req: Request): void {
+  const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
+  if (type !== 'application/fhir+json' && type !== 'application/json') {
+    throw new FhirOperationError(
+      415,
+      operationOutcome('error', 'not-supported', 'Content-Type must be application/fhir+json or application/json'),
+    );
+  }
+}
+
 export function fhirBase(req: Request): string {
   return `${req.protocol}://${req.get('host')}/fhir`;
 }
@@ -76,6 +90,7 @@ export class FhirController {
     @Req() req: FhirRequest,
     @Res() res: Response,
   ) {
+    assertJsonBody(req);
     if (!body || typeof body !== 'object' || Array.isArray(body)) {
       throw FhirOperationError.invalid(
         'Body must be a ServiceRequest (application/fhir+json)',
@@ -100,6 +115,7 @@ export class FhirController {
   @UseGuards(FhirAuthGuard)
   @FhirScope('ServiceRequest', 'write')
   async bundle(@Body() body: unknown, @Req() req: FhirRequest, @Res() res: Response) {
+    assertJsonBody(req);
     const bundle = body as Bundle;
     if (!bundle || typeof bundle !== 'object' || bundle.resourceType !== 'Bundle') {
       throw FhirOperationError.invalid('Body must be a Bundle', 'Bundle', 'structure');
