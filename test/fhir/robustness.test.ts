@@ -2,7 +2,10 @@
  * FHIR intake under malformed input and a failing EHR (found by an adversarial probe; each case failed
  * before its fix): wrong JSON types answer 400, not 500; inline bytes that are no image answer 422; a
  * Backport event whose handling failed (503) is taken in when the EHR sends it again; a batch answers
- * an entry's refusal in that entry.
+ * an entry's refusal in that entry. Then known small defects, each failing before its fix: If-None-Exist
+ * without a system, a Bundle entry's ifNoneExist, concurrent revokes, an image no ServiceRequest takes,
+ * a versioned subject, bad Backport event numbers, unknown /fhir routes, a non-JSON Content-Type and a
+ * notified ServiceRequest the EHR does not find.
  */
 import { TestFhirServer } from '@hemato/testing';
 import type { Patient, ServiceRequest } from '@medplum/fhirtypes';
@@ -333,4 +336,19 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
     }
   });
 
+  it('answers 503 to a Backport event whose ServiceRequest the EHR does not find, and takes it in when sent again', async () => {
+    const id = `late-${Date.now()}`;
+    const n = backport(`${ehr.baseUrl}/Subscription/f9`, [{ n: 1, focus: `${ehr.baseUrl}/ServiceRequest/${id}` }], 1);
+    const first = await hook(n);
+    // It once answered 200, the event recorded as seen and never taken in.
+    expect(first.status).toBe(503);
+    expect(first.body.resourceType).toBe('OperationOutcome');
+    const sr = await ehr.update({
+      ...(serviceRequest({ subject: { reference: `Patient/${pat.id}` } }) as unknown as ServiceRequest),
+      id,
+    });
+    const again = await hook(n);
+    expect(again.status).toBe(200);
+    expect(await countByKey(keyOf(sr as never))).toBe(1);
+  });
 });

@@ -164,8 +164,18 @@ export class SubscriptionNotificationService {
     const ehr = this.client();
     const sr = (await ehr.resolve(`ServiceRequest/${id}`)) as ServiceRequest | undefined;
     if (!sr) {
+      // Not readable yet (a replica behind the write, access not granted yet) or gone: answered like a failed
+      // read, 503, so the EHR sends the notification again; a Backport event is then forgotten (see
+      // `backport`), not left recorded as seen with no order.
       log.warn({ serviceRequest: `ServiceRequest/${id}` }, 'notified ServiceRequest not found on the EHR');
-      return;
+      throw new FhirOperationError(
+        503,
+        operationOutcome(
+          'error',
+          'transient',
+          `ServiceRequest/${id} was not found on the EHR; send the notification again once it can be read`,
+        ),
+      );
     }
     await this.take(sr, result);
   }
