@@ -309,12 +309,14 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
     ['DELETE', '/fhir/ServiceRequest/x', 405],
     ['PUT', '/fhir/Task/x', 405],
     ['POST', '/fhir/DiagnosticReport', 405],
+    ['GET', '/fhir', 405],
   ])('answers %s %s with %d and an OperationOutcome', async (method, path, status) => {
     const r = await fhirFetch(`${base}${path}`, {
       method,
       body: method === 'GET' || method === 'DELETE' ? undefined : {},
     });
     expect(r.status).toBe(status);
+    if (status === 405) expect(r.headers.get('allow')).toMatch(/^(GET|POST)/);
     expect(r.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
     expect(r.body.resourceType).toBe('OperationOutcome');
   });

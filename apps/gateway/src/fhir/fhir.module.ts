@@ -44,9 +44,11 @@ export class FhirModule implements OnModuleInit {
       if (!m) return next();
       const segments = (m[1] ?? '').split('/').filter(Boolean);
       const allowed =
-        segments.length === 1 || segments.length === 2
-          ? servedMethods(segments[0]!, segments.length === 1 ? 'type' : 'instance')
-          : undefined;
+        segments.length === 0
+          ? ['POST'] // the base takes transaction/batch Bundles only
+          : segments.length <= 2
+            ? servedMethods(segments[0]!, segments.length === 1 ? 'type' : 'instance')
+            : undefined;
       const status = allowed?.length ? 405 : 404;
       if (allowed?.length) res.setHeader('Allow', allowed.join(', '));
       res
