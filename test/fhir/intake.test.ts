@@ -28,12 +28,12 @@ describe('FHIR REST intake', () => {
     await jwks?.close();
   });
 
-  const jwt = (scope: string, over: { iss?: string } = {}) =>
+  const jwt = (scope: string, over: { iss?: string; sub?: string } = {}) =>
     new SignJWT({ scope })
       .setProtectedHeader({ alg: 'RS256', kid: 'k1' })
       .setIssuer(over.iss ?? 'https://idp.test')
       .setAudience('hemato-bridge')
-      .setSubject('ehr-client')
+      .setSubject(over.sub ?? 'ehr-client')
       .setIssuedAt()
       .setExpirationTime('5m')
       .sign(privateKey);
@@ -334,5 +334,46 @@ describe('FHIR REST intake', () => {
       [ok.body.id],
     );
     expect(row.sender).toBe('jwt:ehr-client');
+  });
+
+  it('takes only SMART system/ scopes, in v1 (.read/.write) or v2 (.c, .rs, .cruds) syntax: patient/ and user/ scopes are refused with 403', async () => {
+    const sr = () => serviceRequest({ subject: { identifier: { system: 'urn:mrn', value: randomUUID() } } });
+    const post = async (scope: string) =>
+      fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr(), token: await jwt(scope, { sub: 'scoped-app' }) });
+
+    for (const scope of ['patient/ServiceRequest.write', 'patient/*.cruds', 'user/ServiceRequest.c', 'user/*.*']) {
+      const r = await post(scope);
+      expect([scope, r.status, r.body.issue?.[0]?.code]).toEqual([scope, 403, 'forbidden']);
+      expect(r.body.issue[0].diagnostics).toMatch(/Only SMART system\/ scopes are accepted/);
+      expect(fhirValidationErrors(r.body)).toEqual([]);
+    }
+    for (const scope of ['system/ServiceRequest.rs', 'system/ServiceRequest.u', 'system/ServiceRequest.c?category=x']) {
+      const r = await post(scope);
+      expect([scope, r.status, r.body.issue?.[0]?.code]).toEqual([scope, 403, 'forbidden']);
+    }
+    for (const scope of [
+      'system/ServiceRequest.c',
+      'system/ServiceRequest.cruds',
+      'system/*.write',
+      'system/ServiceRequest.*',
+    ]) {
+      expect([scope, (await post(scope)).status]).toEqual([scope, 201]);
+    }
+
+    // Reads: a patient/ token sees nothing, even of its own client's orders; system/ .r reads, .s searches.
+    const placed = await post('system/ServiceRequest.c');
+    const id = placed.body.id as string;
+    const get = async (path: string, scope: string) =>
+      fhirFetch(`${base}/fhir/${path}`, { token: await jwt(scope, { sub: 'scoped-app' }) });
+    for (const scope of ['patient/*.read', 'patient/Task.rs', 'user/Task.read']) {
+      const r = await get(`Task/${id}`, scope);
+      expect([scope, r.status, r.body.issue?.[0]?.code]).toEqual([scope, 403, 'forbidden']);
+      expect(r.body.issue[0].diagnostics).toMatch(/Only SMART system\/ scopes are accepted/);
+    }
+    expect((await get(`Task/${id}`, 'system/Task.r')).status).toBe(200);
+    expect((await get(`Task?_id=${id}`, 'system/Task.r')).status).toBe(403);
+    expect((await get(`Task?_id=${id}`, 'system/Task.s')).body.total).toBe(1);
+    expect((await get(`ServiceRequest/${id}`, 'system/ServiceRequest.read')).status).toBe(200);
+    expect((await get(`ServiceRequest/${id}`, 'system/Task.rs')).status).toBe(403);
   });
 });

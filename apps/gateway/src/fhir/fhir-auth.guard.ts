@@ -63,18 +63,54 @@ function scopesOf(payload: JWTPayload): string[] {
   return typeof s === 'string' ? s.split(/\s+/).filter(Boolean) : [];
 }
 
-/** True when SMART-style scopes allow `access` (`read`/`write`) on a resource type. */
-export function scopeAllows(scopes: string[] | null, resourceType: string, access: 'read' | 'write'): boolean {
-  if (scopes === null) return true;
-  return scopes.some((s) => {
-    const m = /^(system|user|patient)\/([A-Za-z*]+)\.(read|write|\*|[cruds]+)$/.exec(s);
-    if (!m) return false;
-    if (m[2] !== '*' && m[2] !== resourceType) return false;
-    const a = m[3]!;
-    if (a === '*' || a === access) return true;
-    // SMART v2: c/u for write, r/s for read.
-    return access === 'write' ? /[cu]/.test(a) : /[rs]/.test(a);
-  });
+/** A FHIR interaction, as SMART v2 scopes name them: c(reate), r(ead), u(pdate), d(elete), s(earch). */
+export type FhirInteraction = 'c' | 'r' | 'u' | 'd' | 's';
+
+/**
+ * `<context>/<type>.<permissions>`: SMART v1 `read` (= `rs`), `write` (= `cud`), `*` (= `cruds`), or SMART
+ * v2 letters in the order `cruds` (`c`, `rs`, `cruds`, ...). A v2 scope narrowed by `?param=value` is not
+ * matched: we cannot enforce the narrowing, so it grants nothing here.
+ */
+const SCOPE = /^(system|user|patient)\/([A-Za-z]+|\*)\.(read|write|\*|c?r?u?d?s?)$/;
+const V1: Record<string, string> = { read: 'rs', write: 'cud', '*': 'cruds' };
+
+/** The contexts of the scopes that would grant `interaction` on `resourceType` (system, user, patient). */
+function grantingContexts(scopes: string[], resourceType: string, interaction: FhirInteraction): Set<string> {
+  const out = new Set<string>();
+  for (const s of scopes) {
+    const m = SCOPE.exec(s);
+    if (!m || !m[3]) continue;
+    if (m[2] !== '*' && m[2] !== resourceType) continue;
+    if ((V1[m[3]] ?? m[3]).includes(interaction)) out.add(m[1]!);
+  }
+  return out;
+}
+
+/**
+ * Whether SMART scopes allow an interaction; API keys (scopes null) may do all. Only `system/` scopes
+ * grant: a `patient/` scope allows one patient's data and a `user/` scope what one user may see, and we
+ * keep no patient compartment or user permissions to narrow to, so honouring them would open every
+ * patient's orders. Such a token is refused, saying why.
+ */
+export function scopeDecision(
+  scopes: string[] | null,
+  resourceType: string,
+  interaction: FhirInteraction,
+): { ok: true } | { ok: false; reason: string } {
+  if (scopes === null) return { ok: true };
+  const contexts = grantingContexts(scopes, resourceType, interaction);
+  if (contexts.has('system')) return { ok: true };
+  const verb = { c: 'create', r: 'read', u: 'update', d: 'delete', s: 'search' }[interaction];
+  if (contexts.size > 0) {
+    return {
+      ok: false,
+      reason: `Only SMART system/ scopes are accepted (SMART Backend Services); patient/ and user/ scopes do not allow ${verb} on ${resourceType} here`,
+    };
+  }
+  return {
+    ok: false,
+    reason: `Token scopes do not allow ${verb} on ${resourceType} (needs system/${resourceType}.${interaction} or broader)`,
+  };
 }
 
 /** Guard for /fhir routes: needs a valid bearer token; scopes checked by `@FhirScope` metadata. */
@@ -87,9 +123,16 @@ export class FhirAuthGuard implements CanActivate {
     const client = await this.auth.authenticate(req.headers.authorization);
     if (!client) throw FhirOperationError.unauthorized('A valid bearer token (API key or JWT) is required');
     const scope = Reflect.getMetadata(FHIR_SCOPE, ctx.getHandler()) as
-      { type: string; access: 'read' | 'write' } | undefined;
-    if (scope && !scopeAllows(client.scopes, scope.type, scope.access)) {
-      throw FhirOperationError.forbidden(`Token scopes do not allow ${scope.access} on ${scope.type}`);
+      { type: string; interaction: FhirInteraction } | undefined;
+    if (scope) {
+      const decision = scopeDecision(client.scopes, scope.type, scope.interaction);
+      if (!decision.ok) {
+        log.info(
+          { client: client.id, type: scope.type, interaction: scope.interaction },
+          'FHIR request refused by scopes',
+        );
+        throw FhirOperationError.forbidden(decision.reason);
+      }
     }
     req.fhirClient = client;
     return true;
@@ -98,10 +141,10 @@ export class FhirAuthGuard implements CanActivate {
 
 const FHIR_SCOPE = 'hemato:fhir-scope';
 
-/** Declares which resource type and access a handler needs (checked against JWT scopes). */
+/** Declares which resource type and interaction a handler needs (checked against JWT scopes). */
 export const FhirScope =
-  (type: string, access: 'read' | 'write'): MethodDecorator =>
+  (type: string, interaction: FhirInteraction): MethodDecorator =>
   (_target, _key, descriptor) => {
-    Reflect.defineMetadata(FHIR_SCOPE, { type, access }, descriptor.value as object);
+    Reflect.defineMetadata(FHIR_SCOPE, { type, interaction }, descriptor.value as object);
     return descriptor;
   };

@@ -83,7 +83,7 @@ export class FhirController {
 
   @Post('ServiceRequest')
   @UseGuards(FhirAuthGuard)
-  @FhirScope('ServiceRequest', 'write')
+  @FhirScope('ServiceRequest', 'c')
   async createServiceRequest(
     @Body() body: unknown,
     @Headers('if-none-exist') ifNoneExist: string | undefined,
@@ -113,7 +113,7 @@ export class FhirController {
 
   @Post()
   @UseGuards(FhirAuthGuard)
-  @FhirScope('ServiceRequest', 'write')
+  @FhirScope('ServiceRequest', 'c')
   async bundle(@Body() body: unknown, @Req() req: FhirRequest, @Res() res: Response) {
     assertJsonBody(req);
     const bundle = body as Bundle;
@@ -252,14 +252,14 @@ export class FhirController {
 
   @Get('Task/:id')
   @UseGuards(FhirAuthGuard)
-  @FhirScope('Task', 'read')
+  @FhirScope('Task', 'r')
   async task(@Param('id') id: string, @Res() res: Response) {
     send(res, 200, await this.read.taskById(id));
   }
 
   @Get('Task')
   @UseGuards(FhirAuthGuard)
-  @FhirScope('Task', 'read')
+  @FhirScope('Task', 's')
   async searchTask(
     @Query('focus') focus: string | undefined,
     @Query('_id') id: string | undefined,
@@ -271,21 +271,21 @@ export class FhirController {
 
   @Get('ServiceRequest/:id')
   @UseGuards(FhirAuthGuard)
-  @FhirScope('ServiceRequest', 'read')
+  @FhirScope('ServiceRequest', 'r')
   async serviceRequest(@Param('id') id: string, @Res() res: Response) {
     send(res, 200, await this.read.serviceRequestById(id));
   }
 
   @Get('DiagnosticReport/:id')
   @UseGuards(FhirAuthGuard)
-  @FhirScope('DiagnosticReport', 'read')
+  @FhirScope('DiagnosticReport', 'r')
   async diagnosticReport(@Param('id') id: string, @Res() res: Response) {
     send(res, 200, await this.read.diagnosticReportById(id));
   }
 
   @Get('DiagnosticReport')
   @UseGuards(FhirAuthGuard)
-  @FhirScope('DiagnosticReport', 'read')
+  @FhirScope('DiagnosticReport', 's')
   async searchDiagnosticReport(
     @Query('based-on') basedOn: string | undefined,
     @Query('_id') id: string | undefined,

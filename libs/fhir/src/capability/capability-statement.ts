@@ -84,7 +84,9 @@ export function buildCapabilityStatement(opts: {
                 ],
               }
             : {}),
-          description: 'Bearer token: an API key (FHIR_API_KEYS) or a JWT signed by a key in FHIR_JWKS_URL.',
+          description:
+            'Bearer token: an API key (FHIR_API_KEYS) or a JWT signed by a key in FHIR_JWKS_URL with SMART system/ scopes ' +
+            '(patient/ and user/ scopes are refused).',
         },
         resource: SERVED_RESOURCES,
         interaction: [{ code: 'transaction' }, { code: 'batch' }],
