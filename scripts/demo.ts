@@ -13,6 +13,7 @@
  */
 import { readFileSync } from 'node:fs';
 import path from 'node:path';
+import { parseFhirApiKey } from '@hemato/common';
 import { MllpClient } from '@hemato/hl7';
 import { MllpResultReceiver } from '../libs/testing/src/mllp-result-receiver';
 import { sampleOrm } from '../libs/testing/src/hl7-samples';
@@ -37,7 +38,10 @@ function localFhirKey(): string | undefined {
   try {
     const file = path.resolve(process.env.DATA_DIR ?? '.data', 'secrets.json');
     const secrets = JSON.parse(readFileSync(file, 'utf8')) as { FHIR_API_KEYS?: string };
-    return secrets.FHIR_API_KEYS?.split(',')[0]?.trim() || undefined;
+    const first = secrets.FHIR_API_KEYS?.split(',')[0]?.trim();
+    if (!first) return undefined;
+    const parsed = parseFhirApiKey(first, 0);
+    return 'key' in parsed ? parsed.key : undefined;
   } catch {
     return undefined;
   }

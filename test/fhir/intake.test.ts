@@ -3,7 +3,12 @@ import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { fhirValidationErrors } from '@hemato/testing';
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
-import { PNG_1x1, fhirFetch, patient, serveJson, serviceRequest, startGateway } from './fhir-helpers';
+import { API_KEY, PNG_1x1, fhirFetch, patient, serveJson, serviceRequest, startGateway } from './fhir-helpers';
+
+// Named keys: each its own client. `ops` is EHR-wide (FHIR_ADMIN_CLIENTS); API_KEY, bare, is EHR-wide too.
+const LAB_KEY = 'key-of-lab-k-0123456789';
+const OTHER_LAB_KEY = 'key-of-lab-m-0123456789';
+const OPS_KEY = 'key-of-ops-0123456789';
 
 describe('FHIR REST intake', () => {
   let gw: RunningGateway;
@@ -17,6 +22,8 @@ describe('FHIR REST intake', () => {
     privateKey = pair.privateKey;
     jwks = await serveJson({ keys: [{ ...(await exportJWK(pair.publicKey)), kid: 'k1', alg: 'RS256', use: 'sig' }] });
     ({ gw, ds, base } = await startGateway('fhirintake', {
+      FHIR_API_KEYS: `${API_KEY},lab-k:${LAB_KEY},lab-m:${OTHER_LAB_KEY},ops:${OPS_KEY}`,
+      FHIR_ADMIN_CLIENTS: 'ops',
       FHIR_JWKS_URL: jwks.url,
       FHIR_JWT_ISSUER: 'https://idp.test',
       FHIR_JWT_AUDIENCE: 'hemato-bridge',
@@ -334,6 +341,103 @@ describe('FHIR REST intake', () => {
       [ok.body.id],
     );
     expect(row.sender).toBe('jwt:ehr-client');
+  });
+
+  /** A stored report for an order, as the worker leaves it once Hemato.AI answered. */
+  async function addReport(orderId: string): Promise<void> {
+    await ds.query(`INSERT INTO reports (order_id, version, hemato_study_id, raw) VALUES ($1, 1, 'study-1', $2)`, [
+      orderId,
+      JSON.stringify({
+        pbs_study_id: 'study-1',
+        version: 1,
+        file_ids: [],
+        feature_statistics: { 'rbc-density': { value: '4512.33', unit: 'cells/megapixel' } },
+        pathology_report: 'No parasites seen.',
+      }),
+    ]);
+  }
+
+  it('keeps FHIR clients apart: another client reads the order as absent (404) and cannot revoke it; its own client and EHR-wide callers can', async () => {
+    const all = 'system/*.cruds';
+    const labA = await jwt(all, { sub: 'lab-a' });
+    const labB = await jwt(all, { sub: 'lab-b' });
+    const sr = serviceRequest({ subject: { identifier: { system: 'urn:mrn', value: randomUUID() } } });
+    const placed = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr, token: labA });
+    expect(placed.status).toBe(201);
+    const id = placed.body.id as string;
+    await addReport(id);
+
+    // Lab B: every read answers as if the order did not exist.
+    for (const path of [`Task/${id}`, `ServiceRequest/${id}`, `DiagnosticReport/${id}`]) {
+      const r = await fhirFetch(`${base}/fhir/${path}`, { token: labB });
+      expect([path, r.status, r.body.issue?.[0]?.code]).toEqual([path, 404, 'not-found']);
+    }
+    for (const search of [
+      `Task?focus=ServiceRequest/${id}`,
+      `Task?_id=${id}`,
+      `DiagnosticReport?based-on=ServiceRequest/${id}`,
+      `DiagnosticReport?_id=${id}`,
+    ]) {
+      const r = await fhirFetch(`${base}/fhir/${search}`, { token: labB });
+      expect([search, r.status, r.body.total]).toEqual([search, 200, 0]);
+    }
+    // ...cannot cancel it (nothing to cancel, as for an unknown identifier)...
+    const revoke = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: { ...sr, status: 'revoked' }, token: labB });
+    expect(revoke.status).toBe(422);
+    expect(revoke.body.issue[0].diagnostics).toMatch(/no order with this identifier/);
+    // ...and does not get it back by sending the same identifier: refused, without the order or its id.
+    const same = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr, token: labB });
+    expect(same.status).toBe(409);
+    expect(same.body.issue[0]).toMatchObject({ code: 'duplicate', expression: ['ServiceRequest.identifier'] });
+    expect(JSON.stringify(same.body)).not.toContain(id);
+    const named = await fhirFetch(`${base}/fhir/Task/${id}`, { token: OTHER_LAB_KEY });
+    expect(named.status).toBe(404);
+
+    // Lab A, the EHR-wide bare key and the EHR-wide named client `ops` see it.
+    for (const token of [labA, API_KEY, OPS_KEY]) {
+      expect((await fhirFetch(`${base}/fhir/Task/${id}`, { token })).status).toBe(200);
+      expect((await fhirFetch(`${base}/fhir/DiagnosticReport/${id}`, { token })).status).toBe(200);
+      expect((await fhirFetch(`${base}/fhir/Task?focus=ServiceRequest/${id}`, { token })).body.total).toBe(1);
+    }
+    const [row] = await ds.query(`SELECT status, source_client FROM orders WHERE id = $1`, [id]);
+    expect(row).toEqual({ status: expect.not.stringMatching(/^cancelled$/), source_client: 'jwt:lab-a' });
+
+    // Lab A cancels its own order; the timeline says who.
+    const own = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: { ...sr, status: 'revoked' }, token: labA });
+    expect(own.status).toBe(200);
+    expect(own.body.status).toBe('cancelled');
+    const events = await ds.query(`SELECT actor, to_status FROM order_events WHERE order_id = $1 ORDER BY id`, [id]);
+    expect(events).toEqual(
+      expect.arrayContaining([
+        expect.objectContaining({ actor: 'fhir:jwt:lab-a', to_status: 'received' }),
+        expect.objectContaining({ actor: 'fhir:jwt:lab-a', to_status: 'cancelled' }),
+      ]),
+    );
+  });
+
+  it('names the client of a name:key API key on its orders, its request and its timeline; it sees only its own orders', async () => {
+    const mine = await fhirFetch(`${base}/fhir/ServiceRequest`, {
+      body: serviceRequest({ subject: { identifier: { system: 'urn:mrn', value: randomUUID() } } }),
+      token: LAB_KEY,
+    });
+    expect(mine.status).toBe(201);
+    const [row] = await ds.query(
+      `SELECT o.source_client, m.sender, e.actor FROM orders o JOIN inbound_messages m ON m.id = o.inbound_message_id
+         JOIN order_events e ON e.order_id = o.id WHERE o.id = $1`,
+      [mine.body.id],
+    );
+    expect(row).toEqual({ source_client: 'lab-k', sender: 'lab-k', actor: 'fhir:lab-k' });
+    expect((await fhirFetch(`${base}/fhir/Task/${mine.body.id}`, { token: LAB_KEY })).status).toBe(200);
+
+    const theirs = await fhirFetch(`${base}/fhir/ServiceRequest`, {
+      body: serviceRequest({ subject: { identifier: { system: 'urn:mrn', value: randomUUID() } } }),
+      token: OTHER_LAB_KEY,
+    });
+    expect(theirs.status).toBe(201);
+    expect((await fhirFetch(`${base}/fhir/Task/${theirs.body.id}`, { token: LAB_KEY })).status).toBe(404);
+    expect((await fhirFetch(`${base}/fhir/ServiceRequest/${theirs.body.id}`, { token: LAB_KEY })).status).toBe(404);
+    // The key alone authenticates; `name:key` as a whole is not a key.
+    expect((await fhirFetch(`${base}/fhir/Task/${mine.body.id}`, { token: `lab-k:${LAB_KEY}` })).status).toBe(401);
   });
 
   it('takes only SMART system/ scopes, in v1 (.read/.write) or v2 (.c, .rs, .cruds) syntax: patient/ and user/ scopes are refused with 403', async () => {

@@ -8,6 +8,10 @@ import { API_KEY, PNG_1x1, fhirFetch, freePort, patient, startGateway } from './
 
 const EHR_TOKEN = 'ehr-static-token-abc';
 const SECRET = 'subscription-secret-0123456789abcdef';
+// Besides the bare API_KEY (first: the key the auto-created Subscription sends): a lab client and the
+// EHR under its own name, EHR-wide through FHIR_ADMIN_CLIENTS.
+const LAB_KEY = 'lab-x-key-0123456789';
+const EHR_KEY = 'ehr-named-key-0123456789';
 
 describe('FHIR Subscription intake', () => {
   let ehr: TestFhirServer;
@@ -28,6 +32,8 @@ describe('FHIR Subscription intake', () => {
       FHIR_EHR_TOKEN: EHR_TOKEN,
       FHIR_SUBSCRIPTION_SECRET: SECRET,
       FHIR_SUBSCRIPTION_AUTO_CREATE: 'true',
+      FHIR_API_KEYS: `${API_KEY},lab-x:${LAB_KEY},ehr:${EHR_KEY}`,
+      FHIR_ADMIN_CLIENTS: 'ehr',
     }));
     hook = `http://127.0.0.1:${port}/fhir/subscription-hook`;
     pat = await ehr.create(patient(undefined as never, 'MRN-SUB') as unknown as Patient);
@@ -278,6 +284,31 @@ describe('FHIR Subscription intake', () => {
     });
     expect(bad.status).toBe(400);
     expect(bad.body.resourceType).toBe('OperationOutcome');
+  });
+
+  it("orders taken in through the hook are the EHR's: EHR-wide callers read them back, a lab client neither sees them nor owns what its hook call brought in", async () => {
+    const sr = await order(); // no Subscription is active: nothing is notified
+    expect(await orderFor(sr)).toBeUndefined();
+    // A lab client's key is accepted on the hook (an empty POST: catch up), but the orders are the EHR's.
+    const poke = await fetch(hook, { method: 'POST', headers: { authorization: `Bearer ${LAB_KEY}` } });
+    expect(poke.status).toBe(200);
+    const o = (await orderFor(sr))!;
+    expect(o).toBeDefined();
+    const [{ source_client }] = await ds.query(`SELECT source_client FROM orders WHERE id = $1`, [o.id]);
+    expect(source_client).toBe('ehr-subscription');
+
+    const base = hook.replace(/\/subscription-hook$/, '');
+    const ehrRef = `${ehr.baseUrl}/ServiceRequest/${sr.id}`;
+    for (const token of [API_KEY, EHR_KEY]) {
+      const task = await fhirFetch(`${base}/Task/${o.id}`, { token });
+      expect(task.status).toBe(200);
+      expect(task.body.focus.reference).toBe(ehrRef);
+      expect((await fhirFetch(`${base}/Task?focus=${encodeURIComponent(ehrRef)}`, { token })).body.total).toBe(1);
+    }
+    expect((await fhirFetch(`${base}/Task/${o.id}`, { token: LAB_KEY })).status).toBe(404);
+    expect((await fhirFetch(`${base}/Task?focus=${encodeURIComponent(ehrRef)}`, { token: LAB_KEY })).body.total).toBe(
+      0,
+    );
   });
 
   it('creates our Subscription on the EHR at start and re-creates it when the EHR switched it off', async () => {

@@ -98,4 +98,29 @@ describe('migrations', () => {
     const saved = await repo.save(order);
     expect(saved.version).toBe(2);
   });
+
+  it('gives existing FHIR orders the client that sent them (source_client), from their inbound request', async () => {
+    // Back to just before OrderSourceClient, with orders as the older schema kept them.
+    const later = MIGRATIONS.length - MIGRATIONS.findIndex((m) => m.name === 'OrderSourceClient1764310000000');
+    for (let i = 0; i < later; i++) await revertLastMigration(ds);
+    const [fhirIn] = await ds.query(
+      `INSERT INTO inbound_messages (channel, sender, control_id, raw) VALUES ('fhir', 'lab-a', 'R1', '{}') RETURNING id`,
+    );
+    const [hl7In] = await ds.query(
+      `INSERT INTO inbound_messages (channel, sender, control_id, raw) VALUES ('hl7', 'LIS|LAB', 'R2', 'x') RETURNING id`,
+    );
+    await ds.query(
+      `INSERT INTO orders (status, source_channel, filler_order_number, inbound_message_id)
+       VALUES ('received', 'fhir', 'F-FHIR', $1), ('received', 'hl7', 'F-HL7', $2)`,
+      [fhirIn.id, hl7In.id],
+    );
+    expect(await runMigrations(ds)).toHaveLength(later);
+    const rows = await ds.query(
+      `SELECT filler_order_number, source_client FROM orders WHERE filler_order_number LIKE 'F-%' ORDER BY 1`,
+    );
+    expect(rows).toEqual([
+      { filler_order_number: 'F-FHIR', source_client: 'lab-a' },
+      { filler_order_number: 'F-HL7', source_client: null },
+    ]);
+  });
 });

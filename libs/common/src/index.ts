@@ -2,6 +2,7 @@ export * from './config/config.schema';
 export * from './config/load-config';
 export * from './config/config.module';
 export { isSecretKey } from './config/env-helpers';
+export { parseFhirApiKey, RESERVED_FHIR_CLIENT, type FhirApiKey } from './config/fhir-api-keys';
 export * from './logging/logger';
 export * from './queue/queue-names';
 export * from './errors/domain-error';

@@ -1,21 +1,38 @@
 import { timingSafeEqual } from 'node:crypto';
 import { Inject, Injectable, type CanActivate, type ExecutionContext } from '@nestjs/common';
-import { APP_CONFIG, createLogger, type AppConfig } from '@hemato/common';
+import { APP_CONFIG, createLogger, type AppConfig, type FhirApiKey } from '@hemato/common';
 import { FhirOperationError } from '@hemato/fhir';
 import type { Request } from 'express';
 import { createRemoteJWKSet, jwtVerify, type JWTPayload } from 'jose';
 
 const log = createLogger('fhir-auth');
 
-/** Who called: an API key (by index, never the key) or a JWT subject, and the scopes it carries. */
+/**
+ * Who called, and the scopes it carries. The client is named by its API key (`name:key`; `api-key-<n>` for
+ * a bare key, never the key itself), `jwt:<client_id, else sub>` for a JWT, or `signature` for a signed
+ * rest-hook call.
+ */
 export interface FhirClient {
   id: string;
   kind: 'api-key' | 'jwt' | 'signature';
   /** JWT scopes; null for API keys (all allowed). */
   scopes: string[] | null;
+  /**
+   * Sees and changes every FHIR order (the EHR, an operator): listed in FHIR_ADMIN_CLIENTS, or a bare API
+   * key (all keys saw everything before keys had names). Otherwise only the orders this client placed.
+   */
+  allOrders: boolean;
 }
 
 export type FhirRequest = Request & { fhirClient?: FhirClient };
+
+/** The part of a caller that decides which orders it may see and change. */
+export type OrderCaller = Pick<FhirClient, 'id' | 'allOrders'>;
+
+/** True when the caller may see and change the order; another client's order is to be answered as absent. */
+export function mayAccess(caller: OrderCaller, order: { sourceClient: string | null }): boolean {
+  return caller.allOrders || (order.sourceClient !== null && order.sourceClient === caller.id);
+}
 
 function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
@@ -31,30 +48,61 @@ function sameSecret(a: string, b: string): boolean {
 @Injectable()
 export class FhirAuthService {
   private readonly jwks?: ReturnType<typeof createRemoteJWKSet>;
+  private readonly admins: Set<string>;
 
   constructor(@Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'fhir'>) {
     if (config.fhir.FHIR_JWKS_URL) this.jwks = createRemoteJWKSet(new URL(config.fhir.FHIR_JWKS_URL));
+    this.admins = new Set(config.fhir.FHIR_ADMIN_CLIENTS);
+    const keys = config.fhir.FHIR_API_KEYS;
+    const bare = keys.filter((k) => !k.named).length;
+    if (keys.length > 1 && bare > 0) {
+      log.warn(
+        { unnamedKeys: bare },
+        "unnamed FHIR API keys see every client's orders: give each client its own name (FHIR_API_KEYS=name:key)",
+      );
+    }
   }
 
   /** The client behind a bearer token, or undefined when there is none / it is invalid. */
   async authenticate(header: string | undefined): Promise<FhirClient | undefined> {
     const token = /^Bearer\s+(\S+)\s*$/i.exec(header ?? '')?.[1];
     if (!token) return undefined;
-    const keys = this.config.fhir.FHIR_API_KEYS;
-    const index = keys.findIndex((k) => sameSecret(k, token));
-    if (index >= 0) return { id: `api-key-${index + 1}`, kind: 'api-key', scopes: null };
+    // Every key compared, so the time taken does not tell which entry (or none) matched.
+    let match: FhirApiKey | undefined;
+    for (const k of this.config.fhir.FHIR_API_KEYS) if (sameSecret(k.key, token) && !match) match = k;
+    if (match) {
+      return {
+        id: match.client,
+        kind: 'api-key',
+        scopes: null,
+        allOrders: !match.named || this.admins.has(match.client),
+      };
+    }
     if (!this.jwks || token.split('.').length !== 3) return undefined;
     try {
       const { payload } = await jwtVerify(token, this.jwks, {
         issuer: this.config.fhir.FHIR_JWT_ISSUER || undefined,
         audience: this.config.fhir.FHIR_JWT_AUDIENCE || undefined,
       });
-      return { id: `jwt:${payload.sub ?? payload.client_id ?? 'unknown'}`, kind: 'jwt', scopes: scopesOf(payload) };
+      const name = clientOf(payload);
+      if (!name) {
+        // Orders belong to a client: a token naming none could own nothing and read nothing of its own.
+        log.info({}, 'FHIR JWT without client_id or sub rejected');
+        return undefined;
+      }
+      const id = `jwt:${name}`;
+      return { id, kind: 'jwt', scopes: scopesOf(payload), allOrders: this.admins.has(id) };
     } catch (err) {
       log.info({ reason: (err as Error).message }, 'FHIR JWT rejected');
       return undefined;
     }
   }
+}
+
+/** The OAuth client a token was issued to: `client_id` (RFC 9068), else `sub` (a client_credentials token). */
+function clientOf(payload: JWTPayload): string | undefined {
+  const id = typeof payload.client_id === 'string' && payload.client_id ? payload.client_id : payload.sub;
+  return id || undefined;
 }
 
 function scopesOf(payload: JWTPayload): string[] {

@@ -19,14 +19,18 @@ import { OrderCodeTable, OrderIntakeService, OrderTransitions } from '@hemato/or
 import type { OrderEntity } from '@hemato/persistence';
 import type { ServiceRequest } from '@medplum/fhirtypes';
 import type { EntityManager } from 'typeorm';
+import { mayAccess, type OrderCaller } from './fhir-auth.guard';
 import { FhirOrdersRepository } from './fhir-orders.repository';
 
 const log = createLogger('fhir-intake');
 
 export interface IntakeContext {
   resolver: ResourceResolver;
-  /** Authenticated client (inbound_messages.sender). */
-  client: string;
+  /**
+   * Who sends it: its id goes on the order (source_client), the inbound message (sender) and the timeline
+   * (actor `fhir:<id>`); a repeat or a revocation reaches only an order it may access.
+   */
+  caller: OrderCaller;
   ifNoneExist?: string;
   /** EHR base for ServiceRequests read from the EHR (subscription path). */
   ehrBaseUrl?: string;
@@ -43,6 +47,11 @@ export interface IntakeResult {
   /** False when an order with the same identifier already existed (idempotent repeat). */
   created: boolean;
   cancelled?: boolean;
+}
+
+/** The timeline's actor: the channel and the client, so the dashboard says which client ordered or cancelled. */
+function actorOf(ctx: IntakeContext): string {
+  return `fhir:${ctx.caller.id}`;
 }
 
 function isUniqueViolation(err: unknown): boolean {
@@ -73,7 +82,7 @@ export class FhirOrderIntakeUseCase {
       resolver: ctx.resolver,
       ifNoneExist: ctx.ifNoneExist,
       ehrBaseUrl: ctx.ehrBaseUrl,
-      sourceAuthority: ctx.client,
+      sourceAuthority: ctx.caller.id,
       path: ctx.path,
     });
   }
@@ -85,7 +94,9 @@ export class FhirOrderIntakeUseCase {
   /** Stores a parsed order (or finds the existing one). Without `ctx.manager` it also starts the lifecycle. */
   async store(parsed: ParsedServiceRequest, ctx: IntakeContext): Promise<IntakeResult> {
     const existing = await this.findExisting(parsed, ctx);
-    if (existing) return this.onExisting(existing, parsed, ctx);
+    // Another client's order is not there for this caller: its revocation finds nothing to cancel.
+    if (existing && (mayAccess(ctx.caller, existing) || parsed.status !== 'revoked'))
+      return this.onExisting(existing, parsed, ctx);
     if (parsed.status === 'revoked') {
       throw FhirOperationError.unprocessable(
         'There is no order with this identifier to cancel',
@@ -95,7 +106,7 @@ export class FhirOrderIntakeUseCase {
     const create = async (m: EntityManager) => {
       const inboundMessageId = ctx.raw
         ? await this.repo.recordInbound(m, {
-            sender: ctx.client,
+            sender: ctx.caller.id,
             controlId: randomUUID(),
             type: 'ServiceRequest',
             raw: ctx.raw,
@@ -104,6 +115,7 @@ export class FhirOrderIntakeUseCase {
         : null;
       return this.intake.create(m, {
         sourceChannel: SourceChannel.Fhir,
+        sourceClient: ctx.caller.id,
         placerOrderNumber: parsed.placerOrderNumber,
         externalKey: parsed.externalKey,
         patient: parsed.patient,
@@ -112,19 +124,19 @@ export class FhirOrderIntakeUseCase {
         details: parsed.details,
         inboundMessageId,
         images: parsed.images,
-        actor: 'fhir',
+        actor: actorOf(ctx),
       });
     };
     try {
       const order = ctx.manager ? await create(ctx.manager) : await this.repo.transaction(create);
       if (!ctx.manager) await this.afterCommit([order.id]);
-      log.info({ orderId: order.id, client: ctx.client }, 'FHIR order stored');
+      log.info({ orderId: order.id, client: ctx.caller.id }, 'FHIR order stored');
       return { order, created: true };
     } catch (err) {
       // Two requests with one identifier at once: the database kept the first; answer with it.
       if (!ctx.manager && parsed.externalKey && isUniqueViolation(err)) {
         const winner = await this.repo.findByExternalKey(parsed.externalKey);
-        if (winner) return { order: winner, created: false };
+        if (winner) return this.onExisting(winner, parsed, ctx);
       }
       throw err;
     }
@@ -133,7 +145,10 @@ export class FhirOrderIntakeUseCase {
   /** The order this one repeats: same identifier key, or for `If-None-Exist: identifier=value` that value under any system. */
   private async findExisting(parsed: ParsedServiceRequest, ctx: IntakeContext): Promise<OrderEntity | null> {
     if (parsed.identifierValueAnySystem !== undefined) {
-      const hits = await this.repo.findByIdentifierValue(parsed.identifierValueAnySystem);
+      // Other clients' orders are not there for this caller (they are not counted as matches either).
+      const hits = (await this.repo.findByIdentifierValue(parsed.identifierValueAnySystem, 20)).filter((o) =>
+        mayAccess(ctx.caller, o),
+      );
       if (hits.length > 1) {
         // FHIR conditional create: criteria matching more than one resource answer 412.
         throw new FhirOperationError(
@@ -166,6 +181,20 @@ export class FhirOrderIntakeUseCase {
     parsed: ParsedServiceRequest,
     ctx: IntakeContext,
   ): Promise<IntakeResult> {
+    if (!mayAccess(ctx.caller, existing)) {
+      // The identifier is taken by another client's order: neither it nor its id is shown, and it is not
+      // joined; the caller must use an identifier of its own (its own identifier system).
+      log.warn({ client: ctx.caller.id }, 'FHIR order refused: identifier already used by another client');
+      throw new FhirOperationError(
+        409,
+        operationOutcome(
+          'error',
+          'duplicate',
+          'This identifier is already used by an order another client placed',
+          `${ctx.path ?? 'ServiceRequest'}.identifier`,
+        ),
+      );
+    }
     if (parsed.status !== 'revoked') return { order: existing, created: false };
     if (existing.status === OrderStatus.Cancelled) return { order: existing, created: false, cancelled: true };
     if (TERMINAL_STATUSES.includes(existing.status) || existing.status === OrderStatus.Delivering) {
@@ -176,7 +205,7 @@ export class FhirOrderIntakeUseCase {
     }
     try {
       const order = await this.transitions.move(existing.id, OrderStatus.Cancelled, {
-        actor: 'fhir',
+        actor: actorOf(ctx),
         detail: { reason: 'ServiceRequest revoked' },
         manager: ctx.manager,
       });

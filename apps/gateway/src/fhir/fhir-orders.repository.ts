@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { DeliveryStatus, DeliveryTarget } from '@hemato/common';
 import { DeliveryEntity, InboundMessageEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
 import { DataSource, type EntityManager } from 'typeorm';
+import { mayAccess, type OrderCaller } from './fhir-auth.guard';
 
 /** The FHIR channel's reads and writes of orders, reports, deliveries and inbound messages. */
 @Injectable()
@@ -39,22 +40,24 @@ export class FhirOrdersRepository {
     return this.ds.manager.findOne(OrderEntity, { where: { id } });
   }
 
-  /** Orders whose ServiceRequest is this reference: ours (`ServiceRequest/<order id>`) or the EHR's. */
-  async findByServiceRequest(ref: string): Promise<OrderEntity[]> {
+  /**
+   * Orders whose ServiceRequest is this reference: ours (`ServiceRequest/<order id>`) or the EHR's; only
+   * those the caller may see (filtered here, so other clients' orders do not take up the limit).
+   */
+  async findByServiceRequest(ref: string, caller: OrderCaller): Promise<OrderEntity[]> {
     const ours = /^(?:.*\/)?ServiceRequest\/([0-9a-f-]{36})$/i.exec(ref)?.[1];
-    const rows = await this.ds.manager
+    const q = this.ds.manager
       .createQueryBuilder(OrderEntity, 'o')
       .where(`o.source_channel = 'fhir'`)
       .andWhere(
         `(o.id::text = :ours OR o.details->'fhir'->>'serviceRequest' = :ref OR o.details->'fhir'->>'serviceRequestAbsolute' = :ref)`,
         { ours: ours ?? '', ref },
-      )
-      .orderBy('o.created_at', 'ASC')
-      .limit(100)
-      .getMany();
+      );
+    if (!caller.allOrders) q.andWhere('o.source_client = :client', { client: caller.id });
+    const rows = await q.orderBy('o.created_at', 'ASC').limit(100).getMany();
     if (rows.length === 0 && ours) {
       const any = await this.findById(ours);
-      return any ? [any] : [];
+      return any && mayAccess(caller, any) ? [any] : [];
     }
     return rows;
   }

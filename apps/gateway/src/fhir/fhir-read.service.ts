@@ -11,6 +11,7 @@ import {
 import type { OrderEntity } from '@hemato/persistence';
 import { PatientIdentityReader } from '@hemato/privacy';
 import type { Bundle, DiagnosticReport, Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
+import { mayAccess, type OrderCaller } from './fhir-auth.guard';
 import { FhirOrdersRepository } from './fhir-orders.repository';
 
 /** Builds our Task, ServiceRequest and DiagnosticReport views of orders from the database. */
@@ -47,14 +48,20 @@ export class FhirReadService {
     });
   }
 
-  async taskById(id: string): Promise<Task> {
+  /** The order if the caller may see it; another client's order is answered as absent (404), so ids do not leak. */
+  private async visible(id: string, caller: OrderCaller): Promise<OrderEntity | null> {
     const order = await this.repo.findById(id);
+    return order && mayAccess(caller, order) ? order : null;
+  }
+
+  async taskById(id: string, caller: OrderCaller): Promise<Task> {
+    const order = await this.visible(id, caller);
     if (!order || order.sourceChannel !== 'fhir') throw FhirOperationError.notFound(`Task/${id} not found`);
     return this.task(order);
   }
 
-  async serviceRequestById(id: string): Promise<ServiceRequest> {
-    const order = await this.repo.findById(id);
+  async serviceRequestById(id: string, caller: OrderCaller): Promise<ServiceRequest> {
+    const order = await this.visible(id, caller);
     if (!order || order.sourceChannel !== 'fhir') throw FhirOperationError.notFound(`ServiceRequest/${id} not found`);
     const placer = (
       order.details?.fhir?.identifier as Array<{ system: string | null; value: string | null }> | undefined
@@ -80,23 +87,27 @@ export class FhirReadService {
     return buildContainedDiagnosticReport(resources, order.id, String(report.version));
   }
 
-  async diagnosticReportById(id: string): Promise<DiagnosticReport> {
-    const order = await this.repo.findById(id);
+  async diagnosticReportById(id: string, caller: OrderCaller): Promise<DiagnosticReport> {
+    const order = await this.visible(id, caller);
     const dr = order ? await this.diagnosticReport(order) : null;
     if (!dr) throw FhirOperationError.notFound(`DiagnosticReport/${id} not found`);
     return dr;
   }
 
-  async searchTasks(focus: string | undefined, id: string | undefined): Promise<Bundle> {
+  async searchTasks(focus: string | undefined, id: string | undefined, caller: OrderCaller): Promise<Bundle> {
     if (!focus && !id) throw FhirOperationError.invalid('Search Task by focus or _id', 'Task.focus', 'required');
     const orders = id
-      ? [await this.repo.findById(id)].filter((o): o is OrderEntity => !!o)
-      : await this.repo.findByServiceRequest(focus!);
+      ? [await this.visible(id, caller)].filter((o): o is OrderEntity => !!o)
+      : await this.repo.findByServiceRequest(focus!, caller);
     const tasks = await Promise.all(orders.filter((o) => o.sourceChannel === 'fhir').map((o) => this.task(o)));
     return searchset(tasks);
   }
 
-  async searchDiagnosticReports(basedOn: string | undefined, id: string | undefined): Promise<Bundle> {
+  async searchDiagnosticReports(
+    basedOn: string | undefined,
+    id: string | undefined,
+    caller: OrderCaller,
+  ): Promise<Bundle> {
     if (!basedOn && !id) {
       throw FhirOperationError.invalid(
         'Search DiagnosticReport by based-on or _id',
@@ -105,8 +116,8 @@ export class FhirReadService {
       );
     }
     const orders = id
-      ? [await this.repo.findById(id)].filter((o): o is OrderEntity => !!o)
-      : await this.repo.findByServiceRequest(basedOn!);
+      ? [await this.visible(id, caller)].filter((o): o is OrderEntity => !!o)
+      : await this.repo.findByServiceRequest(basedOn!, caller);
     const reports = (await Promise.all(orders.map((o) => this.diagnosticReport(o)))).filter(
       (r): r is DiagnosticReport => !!r,
     );

@@ -59,7 +59,7 @@ export class FhirSubscriptionManager implements OnApplicationBootstrap, OnApplic
     const ours = (found.entry ?? []).map((e) => e.resource!).filter((s) => s?.channel?.endpoint === this.endpoint());
     const live = ours.find((s) => s.status === 'active' || s.status === 'requested');
     if (live) return live;
-    const key = this.config.fhir.FHIR_API_KEYS[0];
+    const key = this.config.fhir.FHIR_API_KEYS[0]?.key;
     const created = await this.ehr.create(
       buildOurSubscription({
         endpoint: this.endpoint(),

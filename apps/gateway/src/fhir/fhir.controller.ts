@@ -100,7 +100,7 @@ export class FhirController {
     }
     const r = await this.intake.execute(body as ServiceRequest, {
       resolver: new BundleResolver(undefined, this.ehr ?? undefined),
-      client: req.fhirClient!.id,
+      caller: req.fhirClient!,
       ifNoneExist,
       raw: JSON.stringify(body),
     });
@@ -144,7 +144,7 @@ export class FhirController {
         `Bundle.entry[${i}]`,
       );
     const base = fhirBase(req);
-    const client = req.fhirClient!.id;
+    const caller = req.fhirClient!;
     const raw = JSON.stringify(bundle);
     const results = new Map<number, IntakeResult | FhirOperationError>();
 
@@ -158,7 +158,7 @@ export class FhirController {
           i,
           await this.intake.parse(withImages.get(i)!, {
             resolver,
-            client,
+            caller,
             ifNoneExist: entries[i]!.request?.ifNoneExist,
             path: `Bundle.entry[${i}].resource`,
           }),
@@ -181,7 +181,7 @@ export class FhirController {
           for (const [i, p] of parsed)
             results.set(
               i,
-              await this.intake.store(p, { resolver, client, raw, manager, path: `Bundle.entry[${i}].resource` }),
+              await this.intake.store(p, { resolver, caller, raw, manager, path: `Bundle.entry[${i}].resource` }),
             );
         });
       try {
@@ -204,7 +204,7 @@ export class FhirController {
             i,
             await this.intake.execute(withImages.get(i)!, {
               resolver,
-              client,
+              caller,
               ifNoneExist: entries[i]!.request?.ifNoneExist,
               raw,
               path: `Bundle.entry[${i}].resource`,
@@ -253,8 +253,8 @@ export class FhirController {
   @Get('Task/:id')
   @UseGuards(FhirAuthGuard)
   @FhirScope('Task', 'r')
-  async task(@Param('id') id: string, @Res() res: Response) {
-    send(res, 200, await this.read.taskById(id));
+  async task(@Param('id') id: string, @Req() req: FhirRequest, @Res() res: Response) {
+    send(res, 200, await this.read.taskById(id, req.fhirClient!));
   }
 
   @Get('Task')
@@ -263,24 +263,24 @@ export class FhirController {
   async searchTask(
     @Query('focus') focus: string | undefined,
     @Query('_id') id: string | undefined,
-    @Req() req: Request,
+    @Req() req: FhirRequest,
     @Res() res: Response,
   ) {
-    send(res, 200, absolutise(await this.read.searchTasks(focus, id), fhirBase(req)));
+    send(res, 200, absolutise(await this.read.searchTasks(focus, id, req.fhirClient!), fhirBase(req)));
   }
 
   @Get('ServiceRequest/:id')
   @UseGuards(FhirAuthGuard)
   @FhirScope('ServiceRequest', 'r')
-  async serviceRequest(@Param('id') id: string, @Res() res: Response) {
-    send(res, 200, await this.read.serviceRequestById(id));
+  async serviceRequest(@Param('id') id: string, @Req() req: FhirRequest, @Res() res: Response) {
+    send(res, 200, await this.read.serviceRequestById(id, req.fhirClient!));
   }
 
   @Get('DiagnosticReport/:id')
   @UseGuards(FhirAuthGuard)
   @FhirScope('DiagnosticReport', 'r')
-  async diagnosticReport(@Param('id') id: string, @Res() res: Response) {
-    send(res, 200, await this.read.diagnosticReportById(id));
+  async diagnosticReport(@Param('id') id: string, @Req() req: FhirRequest, @Res() res: Response) {
+    send(res, 200, await this.read.diagnosticReportById(id, req.fhirClient!));
   }
 
   @Get('DiagnosticReport')
@@ -289,10 +289,10 @@ export class FhirController {
   async searchDiagnosticReport(
     @Query('based-on') basedOn: string | undefined,
     @Query('_id') id: string | undefined,
-    @Req() req: Request,
+    @Req() req: FhirRequest,
     @Res() res: Response,
   ) {
-    send(res, 200, absolutise(await this.read.searchDiagnosticReports(basedOn, id), fhirBase(req)));
+    send(res, 200, absolutise(await this.read.searchDiagnosticReports(basedOn, id, req.fhirClient!), fhirBase(req)));
   }
 }
 

@@ -15,6 +15,13 @@ import { SubscriptionEventsRepository } from './subscription-events.repository';
 
 const log = createLogger('fhir-subscription');
 
+/**
+ * The Subscription path acts for the EHR, whose ServiceRequests it reads from the EHR itself: its
+ * orders are `ehr-subscription`'s, and a ServiceRequest it reads may repeat or revoke any client's order
+ * (the EHR is the source of them all). Whoever called the hook does not own what it brings in.
+ */
+const SUBSCRIPTION_CALLER = { id: 'ehr-subscription', allOrders: true } as const;
+
 /** What one notification led to (also the answer's diagnostics). */
 export interface NotificationResult {
   kind: string;
@@ -185,7 +192,7 @@ export class SubscriptionNotificationService {
     try {
       const r = await this.intake.execute(sr, {
         resolver: new BundleResolver(undefined, ehr),
-        client: 'ehr-subscription',
+        caller: SUBSCRIPTION_CALLER,
         ehrBaseUrl: ehr.baseUrl,
         raw: JSON.stringify(sr),
       });

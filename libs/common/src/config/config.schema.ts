@@ -1,5 +1,6 @@
 import { z } from 'zod';
 import { bool, int, list, optionalBool, optionalString, optionalUrl, port, secret, url } from './env-helpers';
+import { fhirApiKeys } from './fhir-api-keys';
 
 /**
  * The one schema for every environment variable hemato-bridge reads, grouped by capability.
@@ -136,7 +137,13 @@ export const hl7Section = z.object({
 });
 
 export const fhirSection = z.object({
-  FHIR_API_KEYS: secret('FHIR_API_KEYS', list()),
+  /** `name:key` (the key of client `name`) or a bare key (client `api-key-<n>`, sees every order), comma-separated. */
+  FHIR_API_KEYS: secret('FHIR_API_KEYS', fhirApiKeys()),
+  /**
+   * Clients that see and change every FHIR order, not only those they placed (the EHR, an operator):
+   * key names, `api-key-<n>`, or `jwt:<client_id or sub>`.
+   */
+  FHIR_ADMIN_CLIENTS: list(),
   FHIR_JWKS_URL: optionalUrl(['http', 'https'], 'https://idp.hospital.example/.well-known/jwks.json'),
   FHIR_JWT_ISSUER: optionalString(),
   FHIR_JWT_AUDIENCE: optionalString(),

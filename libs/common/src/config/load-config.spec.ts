@@ -83,6 +83,32 @@ describe('loadConfig', () => {
     );
   });
 
+  it('reads FHIR_API_KEYS as name:key pairs or bare keys, and names a bad entry by its place, never its text', () => {
+    const fhir = loadConfig({ FHIR_API_KEYS: 'bare-key-1, lab-a:key-a ,ehr.main:key:with:colons' }, ['fhir']).fhir;
+    expect(fhir.FHIR_API_KEYS).toEqual([
+      { client: 'api-key-1', key: 'bare-key-1', named: false },
+      { client: 'lab-a', key: 'key-a', named: true },
+      { client: 'ehr.main', key: 'key:with:colons', named: true },
+    ]);
+    expect(fhir.FHIR_ADMIN_CLIENTS).toEqual([]);
+    const bad = (keys: string) => {
+      try {
+        loadConfig({ FHIR_API_KEYS: keys }, ['fhir']);
+      } catch (e) {
+        return (e as ConfigError).problems;
+      }
+      throw new Error('expected a ConfigError');
+    };
+    expect(bad('ok-key,sec ret:part')).toEqual([
+      expect.stringMatching(/^FHIR_API_KEYS: entry 2: the client name before ':' must be .*\(value hidden\)$/),
+    ]);
+    expect(bad('sec ret:part').join()).not.toContain('sec ret');
+    expect(bad('api-key-2:k')).toEqual([expect.stringMatching(/entry 1: the client name is reserved/)]);
+    expect(bad('lab:')).toEqual([expect.stringMatching(/entry 1: no key after the client name/)]);
+    expect(bad('lab:k1,lab:k2')).toEqual([expect.stringMatching(/a client name is used twice/)]);
+    expect(bad('a:k1,b:k1')).toEqual([expect.stringMatching(/a key is listed twice/)]);
+  });
+
   it('validates only the sections asked for', () => {
     expect(() => loadConfig({}, ['core', 'sandbox'])).not.toThrow();
     expect(() => loadConfig({}, ['database'])).toThrow(/DATABASE_URL: is required/);

@@ -86,7 +86,7 @@ export function buildCapabilityStatement(opts: {
             : {}),
           description:
             'Bearer token: an API key (FHIR_API_KEYS) or a JWT signed by a key in FHIR_JWKS_URL with SMART system/ scopes ' +
-            '(patient/ and user/ scopes are refused).',
+            '(patient/ and user/ scopes are refused). A client sees and changes only the orders it placed.',
         },
         resource: SERVED_RESOURCES,
         interaction: [{ code: 'transaction' }, { code: 'batch' }],

@@ -11,6 +11,8 @@ export type ImageSourceInput =
 /** One order as a channel understood it, before it is stored. */
 export interface NewOrderInput {
   sourceChannel: SourceChannel;
+  /** Which client of the channel placed it; a FHIR client sees only the orders it placed. */
+  sourceClient?: string | null;
   placerOrderNumber: string | null;
   /** Channel idempotency key (e.g. `fhir:<system>|<value>`): a second order with it is refused by the database. */
   externalKey?: string | null;

@@ -61,27 +61,27 @@ export class OrderIntakeService {
     const ids = inputs.map(() => randomUUID());
     const column = <T>(pick: (input: NewOrderInput, k: number) => T): T[] => inputs.map(pick);
     // One array per column and unnest(): the statement's text is the same whatever the count, so
-    // PostgreSQL parses a short statement with 16 parameters instead of one with 15 per order.
+    // PostgreSQL parses a short statement with 18 parameters instead of one with 16 per order.
     const rows: Array<Record<string, unknown>> = await manager.query(
       `WITH v AS (
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::text[],
                               $8::text[], $9::text[], $10::jsonb[], $11::jsonb[], $12::int[], $13::boolean[],
-                              $14::text[], $15::int[])
+                              $14::text[], $15::int[], $16::text[])
                     AS v (id, channel, placer, ext, proxy, inbound, tsys, tcode, tdisplay, tasks, details, expected,
-                          complete, actor, nimages)),
+                          complete, actor, nimages, client)),
        o AS (
-         INSERT INTO orders (id, status, source_channel, placer_order_number, filler_order_number, external_key,
-                             patient_proxy_id, inbound_message_id, test_system, test_code, test_display, tasks,
-                             details, expected_image_count, images_complete, state_deadline_at)
-         SELECT id, $16, channel, placer, 'HB' || to_char(now(), 'YYMMDD') || lpad(nextval('filler_number_seq')::text, 6, '0'),
+         INSERT INTO orders (id, status, source_channel, source_client, placer_order_number, filler_order_number,
+                             external_key, patient_proxy_id, inbound_message_id, test_system, test_code, test_display,
+                             tasks, details, expected_image_count, images_complete, state_deadline_at)
+         SELECT id, $17, channel, client, placer, 'HB' || to_char(now(), 'YYMMDD') || lpad(nextval('filler_number_seq')::text, 6, '0'),
                 ext, proxy, inbound, tsys, tcode, tdisplay,
                 ARRAY(SELECT t FROM jsonb_array_elements_text(tasks) WITH ORDINALITY AS x (t, n) ORDER BY n),
-                details, expected, complete, $17
+                details, expected, complete, $18
            FROM v
          RETURNING *),
        e AS (
          INSERT INTO order_events (order_id, type, from_status, to_status, actor, detail)
-         SELECT o.id, 'status_changed', NULL, $16, v.actor,
+         SELECT o.id, 'status_changed', NULL, $17, v.actor,
                 jsonb_build_object('channel', v.channel, 'tasks', v.tasks, 'images', v.nimages, 'fillerOrderNumber', o.filler_order_number)
            FROM o JOIN v USING (id))
        SELECT * FROM o`,
@@ -102,6 +102,7 @@ export class OrderIntakeService {
         column((i) => (i.images ?? []).length > 0),
         column((i) => i.actor),
         column((i) => (i.images ?? []).length),
+        column((i) => i.sourceClient ?? null),
         OrderStatus.Received,
         deadline,
       ],

@@ -13,6 +13,10 @@ export class OrderEntity {
   @Column({ name: 'source_channel', type: 'text' })
   sourceChannel!: SourceChannel;
 
+  /** Which client of the channel placed it (FHIR: `api-key-<n>`, a key's name, `jwt:<id>`, `ehr-subscription`). */
+  @Column({ name: 'source_client', type: 'text', nullable: true })
+  sourceClient!: string | null;
+
   /** The placer's order number (HL7 ORC-2/OBR-2, FHIR ServiceRequest.identifier). */
   @Column({ name: 'placer_order_number', type: 'text', nullable: true })
   placerOrderNumber!: string | null;

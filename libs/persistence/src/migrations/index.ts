@@ -2,6 +2,7 @@ import { InitialSchema1764270000000 } from './1764270000000-initial-schema';
 import { AdminDashboard1764280000000 } from './1764280000000-admin-dashboard';
 import { FhirSubscriptions1764290000000 } from './1764290000000-fhir-subscriptions';
 import { LeanOrderIndexes1764300000000 } from './1764300000000-lean-order-indexes';
+import { OrderSourceClient1764310000000 } from './1764310000000-order-source-client';
 
 /** Every migration, oldest first. Landed migrations are never edited: add a new class. */
 export const MIGRATIONS = [
@@ -9,4 +10,5 @@ export const MIGRATIONS = [
   AdminDashboard1764280000000,
   FhirSubscriptions1764290000000,
   LeanOrderIndexes1764300000000,
+  OrderSourceClient1764310000000,
 ];
