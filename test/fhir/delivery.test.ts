@@ -22,6 +22,7 @@ import path from 'node:path';
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
 import { bootstrapWorker } from '../../apps/worker/src/bootstrap';
+import { DeliverFhirService, TransientDeliveryError } from '../../apps/worker/src/delivery-fhir/deliver-fhir.service';
 import { fhirFetch, patient, startGateway } from './fhir-helpers';
 
 function results(version: number): ReportResults {
@@ -282,5 +283,152 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
       );
       expect(fhirValidationErrors(bundle)).toEqual([]);
     }
+  });
+
+  // ---- orders other than the first: each gets its own DiagnosticReport in the EHR ----
+
+  let placerSeq = 0;
+
+  /** A FHIR order for `pat` (pushed by the EHR like the first), in `delivering` with a report and a FHIR delivery row. */
+  async function deliveringFhirOrder(): Promise<{ orderId: string; deliveryId: string }> {
+    const sr = await ehr.create<ServiceRequest>({
+      ...ehrSr,
+      id: undefined,
+      meta: undefined,
+      identifier: [{ system: 'urn:ehr:placer', value: `PLAC-DELIV-X${++placerSeq}` }],
+    } as ServiceRequest);
+    const r = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr });
+    expect(r.status).toBe(201);
+    // Let the worker's first step (no images: awaiting_images) pass before the order jumps to delivering.
+    while ((await orderRow(r.body.id)).status === 'received') await new Promise((res) => setTimeout(res, 20));
+    return { orderId: r.body.id, deliveryId: await reportAndDelivery(r.body.id) };
+  }
+
+  /** An order that came in another way (HL7, the API): the identity as stored, or none; `delivering`, FHIR delivery row. */
+  async function reportAndDelivery(order: string): Promise<string> {
+    const [{ id: reportId }] = await ds.query(
+      `INSERT INTO reports (order_id, version, hemato_study_id, raw) VALUES ($1, 1, $2, $3) RETURNING id`,
+      [order, results(1).pbs_study_id, JSON.stringify(results(1))],
+    );
+    const [{ id: deliveryId }] = await ds.query(
+      `INSERT INTO deliveries (order_id, report_id, target) VALUES ($1, $2, 'fhir') RETURNING id`,
+      [order, reportId],
+    );
+    await ds.query(`UPDATE orders SET status = 'delivering' WHERE id = $1`, [order]);
+    return deliveryId;
+  }
+
+  /** Waits until the delivery row is acknowledged or failed (the job has settled it). */
+  async function deliverySettled(deliveryId: string): Promise<any> {
+    for (;;) {
+      const [row] = await ds.query(`SELECT status, attempts, outcome, response, error FROM deliveries WHERE id = $1`, [
+        deliveryId,
+      ]);
+      if (row.status === 'acknowledged' || row.status === 'failed') return row;
+      await new Promise((r) => setTimeout(r, 100));
+    }
+  }
+
+  async function orderRow(id: string): Promise<{ status: string; failure_reason: string | null; completed: boolean }> {
+    const [row] = await ds.query(`SELECT status, failure_reason FROM orders WHERE id = $1`, [id]);
+    const [{ n }] = await ds.query(
+      `SELECT count(*)::int AS n FROM order_events WHERE order_id = $1 AND to_status = 'completed'`,
+      [id],
+    );
+    return { ...row, completed: n > 0 };
+  }
+
+  const sentEntries = () =>
+    buildReportTransaction(
+      buildReportResources({
+        orderId: '5f0c2a8e-0000-4000-8000-000000000001',
+        fillerOrderNumber: 'HB1',
+        version: 1,
+        results: results(1),
+        issued: new Date(),
+        effective: new Date(),
+        subject: { reference: 'Patient/1' },
+      }),
+    ).entry!.length;
+  const created = (n: number) => Array.from({ length: n }, () => ({ response: { status: '201 Created' } }));
+
+  it.each<[string, unknown, string, RegExp]>([
+    [
+      'an OperationOutcome',
+      { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'transient', diagnostics: 'DB busy' }] },
+      'application/fhir+json',
+      /HTTP 200 but not with a transaction-response: an OperationOutcome \(transient: DB busy\)/,
+    ],
+    ['an HTML page', '<html><body>Please log in</body></html>', 'text/html', /HTTP 200 .*not JSON.*text\/html/],
+    ['an empty body', '', 'application/fhir+json', /HTTP 200 .*empty body/],
+    [
+      'a Bundle of another type',
+      { resourceType: 'Bundle', type: 'searchset', entry: [] },
+      'application/fhir+json',
+      /HTTP 200 .*Bundle of type searchset/,
+    ],
+    [
+      'a transaction-response with fewer entries than sent',
+      { resourceType: 'Bundle', type: 'transaction-response', entry: created(2) },
+      'application/fhir+json',
+      /2 entries for the \d+ sent/,
+    ],
+    [
+      'a transaction-response with an entry that failed on the server (5xx)',
+      {
+        resourceType: 'Bundle',
+        type: 'transaction-response',
+        get entry() {
+          const e = created(sentEntries());
+          e[e.length - 2] = { response: { status: '503 Service Unavailable' } };
+          return e;
+        },
+      },
+      'application/fhir+json',
+      /entry \d+ \(DiagnosticReport\): 503/,
+    ],
+  ])(
+    'an HTTP 200 with %s is not an acknowledgement: the row keeps the error and the job retries',
+    async (_what, body, contentType, error) => {
+      const { orderId: id, deliveryId } = await deliveringFhirOrder();
+      ehr.answerNextTransaction(200, body, contentType);
+      const service = worker.get(DeliverFhirService);
+      await expect(service.deliver(id, deliveryId)).rejects.toThrow(TransientDeliveryError);
+      const [row] = await ds.query(`SELECT status, attempts, outcome, error FROM deliveries WHERE id = $1`, [
+        deliveryId,
+      ]);
+      expect(row).toMatchObject({ status: 'pending', attempts: 1, outcome: '200' });
+      expect(row.error).toMatch(error);
+      expect((await orderRow(id)).status).toBe('delivering');
+      await ds.query(`UPDATE orders SET status = 'failed' WHERE id = $1`, [id]); // settled: out of the reconciler's way
+    },
+  );
+
+  it('an entry the EHR refused (4xx) inside an HTTP 200 transaction-response fails the delivery for good; the order is not completed', async () => {
+    const { orderId: id, deliveryId } = await deliveringFhirOrder();
+    // The stand-in EHR, like many, applies a transaction entry by entry: with two DiagnosticReports already
+    // carrying our identifier, the conditional update of ours is refused (400) while the rest is written.
+    for (let i = 0; i < 2; i++) {
+      await ehr.create<DiagnosticReport>({
+        resourceType: 'DiagnosticReport',
+        identifier: [{ system: 'urn:hemato-bridge:diagnostic-report', value: id }],
+        status: 'preliminary',
+        code: { text: 'stray copy' },
+      });
+    }
+    await queue.add(JobName.DeliverFhir, { orderId: id, deliveryId });
+    const row = await deliverySettled(deliveryId);
+    expect(ehr.requests.filter((r) => r.method === 'POST' && r.path === '/').at(-1)?.status).toBe(200);
+    expect(row.status).toBe('failed');
+    expect(row.attempts).toBe(1);
+    expect(row.outcome).toBe('200');
+    expect(row.error).toMatch(/refused entry \d+ \(DiagnosticReport\): 400 .*multiple/);
+    expect(JSON.parse(row.response).type).toBe('transaction-response');
+    const order = await orderRow(id);
+    expect(order.status).toBe('failed');
+    expect(order.completed).toBe(false);
+    expect(order.failure_reason).toMatch(
+      /Delivery to fhir failed: the EHR refused entry \d+ \(DiagnosticReport\): 400/,
+    );
   });
 });

@@ -12,3 +12,4 @@ export * from './subscription/notification';
 export * from './subscription/subscription-resource';
 export * from './results/order-report.mapper';
 export * from './results/report-pdf';
+export * from './results/transaction-response';

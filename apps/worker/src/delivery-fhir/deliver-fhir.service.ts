@@ -5,8 +5,11 @@ import {
   EhrHttpError,
   buildReportResources,
   buildReportTransaction,
+  checkTransactionResponse,
   ehrBasedOn,
   reportInputOf,
+  summariseTransactionResponse,
+  type EhrAnswer,
 } from '@hemato/fhir';
 import { currentDelivery } from '@hemato/orders';
 import { DeliveryEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
@@ -75,7 +78,6 @@ export class DeliverFhirService {
 
     const identity = order.patientProxyId ? await this.identities.read(m, order.patientProxyId) : null;
     const basedOn = ehrBasedOn(order);
-    const bundle = buildReportTransaction(buildReportResources(reportInputOf(order, report, identity, basedOn)));
     const controlId = `${order.id}/v${report.version}`;
     await m.update(
       DeliveryEntity,
@@ -83,35 +85,69 @@ export class DeliverFhirService {
       { status: DeliveryStatus.Sending, attempts: () => 'attempts + 1', lastAttemptAt: new Date(), controlId },
     );
 
-    let response: Bundle;
+    let bundle: Bundle;
+    let answer: EhrAnswer;
     try {
-      response = await ehr.transaction(bundle);
+      bundle = buildReportTransaction(buildReportResources(reportInputOf(order, report, identity, basedOn)));
+      answer = await ehr.transaction(bundle);
     } catch (err) {
       const e = err instanceof EhrHttpError ? err : new EhrHttpError(String(err), null, undefined);
-      await this.finish(deliveryId, {
-        // A transient failure stays pending (BullMQ retries; the processor marks it failed when attempts run out),
-        // so the lifecycle does not fail the order while a retry is due.
-        status: e.transient ? DeliveryStatus.Pending : DeliveryStatus.Failed,
+      return this.failed(orderId, deliveryId, {
+        transient: e.transient,
         outcome: e.status === null ? null : String(e.status),
-        response: e.body === undefined ? null : JSON.stringify(e.body),
+        response: e.body === undefined ? null : JSON.stringify(clip(e.body)),
         error: e.message,
+        tag: e.status ?? 'network',
       });
-      log.warn({ orderId, deliveryId, status: e.status, transient: e.transient }, 'FHIR delivery failed');
-      if (e.transient) throw new TransientDeliveryError(`EHR write failed (${e.status ?? 'network'}): ${e.message}`);
-      return 'failed';
     }
 
-    const drEntry = response.entry?.find((e) => e.response?.location?.includes('DiagnosticReport/'));
+    // A 2xx is not yet an acknowledgement: only a transaction-response with every entry written is.
+    const problem = checkTransactionResponse(bundle, answer.status, answer.body);
+    const body = answer.body as Bundle;
+    const response = JSON.stringify(
+      body?.resourceType === 'Bundle' ? summariseTransactionResponse(body) : clip(answer.body),
+    );
+    if (problem) {
+      return this.failed(orderId, deliveryId, {
+        transient: problem.transient,
+        outcome: String(answer.status),
+        response,
+        error: problem.error,
+        tag: answer.status,
+      });
+    }
+
+    const drEntry = body.entry?.find((e) => e.response?.location?.includes('DiagnosticReport/'));
     const drRef = drEntry?.response?.location?.replace(/^.*?(DiagnosticReport\/[^/]+).*$/, '$1');
     await this.finish(deliveryId, {
       status: DeliveryStatus.Acknowledged,
-      outcome: '200',
-      response: JSON.stringify(summarise(response)),
+      outcome: String(answer.status),
+      response,
       error: null,
     });
     log.info({ orderId, deliveryId, version: report.version }, 'report written to the EHR');
     if (drRef && basedOn?.reference) await this.completeEhrTask(ehr, basedOn.reference, drRef, orderId);
     return 'acknowledged';
+  }
+
+  /**
+   * Records a failed attempt. A transient one stays pending and throws, so BullMQ retries (the processor
+   * marks it failed when attempts run out) and the lifecycle does not fail the order while a retry is due.
+   */
+  private async failed(
+    orderId: string,
+    deliveryId: string,
+    f: { transient: boolean; outcome: string | null; response: string | null; error: string; tag?: string | number },
+  ): Promise<DeliverFhirResult> {
+    await this.finish(deliveryId, {
+      status: f.transient ? DeliveryStatus.Pending : DeliveryStatus.Failed,
+      outcome: f.outcome,
+      response: f.response,
+      error: f.error,
+    });
+    log.warn({ orderId, deliveryId, status: f.outcome, transient: f.transient }, 'FHIR delivery failed');
+    if (f.transient) throw new TransientDeliveryError(`EHR write failed (${f.tag ?? 'network'}): ${f.error}`);
+    return 'failed';
   }
 
   private async finish(
@@ -142,11 +178,7 @@ export class DeliverFhirService {
   }
 }
 
-/** What we keep of the EHR's transaction-response: each entry's status, location and outcome. */
-function summarise(b: Bundle): unknown {
-  return {
-    resourceType: b.resourceType,
-    type: b.type,
-    entry: (b.entry ?? []).map((e) => ({ response: e.response })),
-  };
+/** A body kept on the delivery row: an unreadable one (an HTML page, ...) only in part. */
+function clip(body: unknown): unknown {
+  return typeof body === 'string' && body.length > 2000 ? `${body.slice(0, 2000)}…` : body;
 }

@@ -17,10 +17,20 @@ export class EhrHttpError extends Error {
     this.name = 'EhrHttpError';
   }
 
-  /** Worth retrying: network failure, 408, 429 or 5xx. */
+  /**
+   * Worth retrying: network failure, 408, 429, 5xx, or a 2xx whose body we could not read (our writes
+   * are idempotent, so sending again is safe).
+   */
   get transient(): boolean {
-    return this.status === null || this.status === 408 || this.status === 429 || this.status >= 500;
+    const s = this.status;
+    return s === null || s === 408 || s === 429 || s >= 500 || (s >= 200 && s < 300);
   }
+}
+
+/** The EHR's answer to a transaction: its HTTP status and body, whatever that body is. */
+export interface EhrAnswer {
+  status: number;
+  body: unknown;
 }
 
 export type EhrAuth = { kind: 'none' } | { kind: 'bearer'; token: string } | { kind: 'smart'; smart: SmartBackendAuth };
@@ -149,8 +159,15 @@ export class EhrClient implements ResourceResolver {
     );
   }
 
-  async transaction(bundle: Bundle): Promise<Bundle> {
-    return this.call((c) => c.transaction({ body: bundle as never }));
+  /**
+   * POSTs a transaction Bundle. The body is returned as the EHR sent it (an empty body as `{}`), not
+   * assumed to be a transaction-response: the caller checks (see checkTransactionResponse).
+   */
+  async transaction(bundle: Bundle): Promise<EhrAnswer> {
+    const body = await this.call<object>((c) => c.transaction({ body: bundle as never }));
+    // fhir-kit-client hangs the fetch Response on the result under a non-enumerable key.
+    const res = (body as { __response?: Response }).__response;
+    return { status: res?.status ?? 200, body };
   }
 
   /**
@@ -179,7 +196,17 @@ export class EhrClient implements ResourceResolver {
 export function toEhrError(err: unknown): EhrHttpError {
   if (err instanceof EhrHttpError) return err;
   if (err instanceof SmartAuthError) return new EhrHttpError(err.message, err.status ?? null, undefined);
-  const e = err as { message?: string; response?: { status?: number; data?: unknown } };
+  const e = err as {
+    message?: string;
+    response?: { status?: number; data?: unknown };
+    config?: { headers?: Headers };
+  };
   const status = e?.response?.status ?? null;
-  return new EhrHttpError(e?.message ?? String(err), status, e?.response?.data);
+  const data = e?.response?.data;
+  if (status !== null && typeof data === 'string') {
+    // fhir-kit-client keeps a body it could not parse as text (an HTML error or login page, ...).
+    const type = e.config?.headers?.get?.('content-type') ?? 'no content-type';
+    return new EhrHttpError(`the EHR answered HTTP ${status} with a body that is not JSON (${type})`, status, data);
+  }
+  return new EhrHttpError(e?.message ?? String(err), status, data);
 }

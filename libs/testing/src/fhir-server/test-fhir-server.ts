@@ -83,6 +83,7 @@ export class TestFhirServer {
   /** Next N FHIR requests are answered 503 without processing. */
   failBeforeProcessing = 0;
   private readonly rejections: Array<{ status: number; code: string; diagnostics: string }> = [];
+  private readonly transactionAnswers: Array<{ status: number; body: string; contentType: string }> = [];
   /** Token endpoint `expires_in` (seconds), changeable between tests. */
   tokenExpiresIn: number;
   /** Style for plain rest-hook subscriptions, changeable between tests. */
@@ -125,6 +126,18 @@ export class TestFhirServer {
   /** The next write is refused, unprocessed, with this status and an OperationOutcome. */
   rejectNextWrite(status: number, diagnostics: string, code = 'business-rule'): void {
     this.rejections.push({ status, code, diagnostics });
+  }
+
+  /**
+   * The next transaction/batch POST (to the base URL) is answered with this status and body, unprocessed:
+   * an object is sent as JSON, a string as is (HTML, garbage, '' for an empty body).
+   */
+  answerNextTransaction(status: number, body: unknown, contentType = 'application/fhir+json'): void {
+    this.transactionAnswers.push({
+      status,
+      body: typeof body === 'string' ? body : JSON.stringify(body),
+      contentType,
+    });
   }
 
   /** Invalidate every access token issued (the next FHIR call with one gets 401). */
@@ -219,6 +232,14 @@ export class TestFhirServer {
     if (rejection) {
       this.requests.push({ method: req.method ?? 'GET', path, status: rejection.status, authorization: authz });
       return this.send(res, rejection.status, outcome(rejection.code, rejection.diagnostics));
+    }
+
+    const canned = req.method === 'POST' && path === '/' ? this.transactionAnswers.shift() : undefined;
+    if (canned) {
+      this.requests.push({ method: 'POST', path, status: canned.status, authorization: authz });
+      res.writeHead(canned.status, { 'content-type': canned.contentType });
+      res.end(canned.body);
+      return;
     }
 
     const query: Record<string, string | string[]> = {};
