@@ -1,6 +1,8 @@
-import { JobName, QueueName, loadConfig } from '@hemato/common';
+import { JobName, OrderStatus, QueueName, SourceChannel, loadConfig, type AppConfig } from '@hemato/common';
 import type { ReportResults } from '@hemato/hemato-client';
 import { buildReportResources, buildReportTransaction } from '@hemato/fhir';
+import { OrderEntity } from '@hemato/persistence';
+import { PatientProxyService, type PatientIdentity } from '@hemato/privacy';
 import { TestFhirServer, fhirValidationErrors } from '@hemato/testing';
 import type {
   DiagnosticReport,
@@ -67,6 +69,7 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
   let ehrSr: ServiceRequest & { id: string };
   let ehrTask: Task & { id: string };
   let orderId: string;
+  let config: AppConfig;
 
   beforeAll(async () => {
     const keys = await generateKeyPair('RS384', { extractable: true });
@@ -85,9 +88,12 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
       FHIR_SMART_CLIENT_ID: 'bridge',
       FHIR_SMART_KEY_FILE: keyFile,
       FHIR_SMART_KEY_ID: 'k1',
+      // HL7 orders name their MRN's assigning authority (PID-3 CX-4); the EHR knows it by this system.
+      FHIR_PATIENT_IDENTIFIER_SYSTEMS: 'HOSP=urn:oid:1.2.3.4.mrn',
     });
     ({ gw, ds, base } = started);
-    worker = await bootstrapWorker(loadConfig(started.env));
+    config = loadConfig(started.env);
+    worker = await bootstrapWorker(config);
     queue = worker.get<Queue>(getQueueToken(QueueName.Deliveries));
 
     pat = await ehr.create(patient(undefined as never, 'MRN-DELIV') as unknown as Patient);
@@ -267,7 +273,7 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     expect((await fhirFetch(`${base}/fhir/DiagnosticReport/00000000-0000-4000-8000-000000000000`)).status).toBe(404);
   });
 
-  it('the transaction Bundle we send validates, with a logical subject when there is no Patient reference', () => {
+  it('the transaction Bundle validates, with a Patient reference or (as our read API has it) a logical subject', () => {
     for (const subject of [{ reference: 'Patient/1' }, { identifier: { system: 'urn:oid:1.2.3', value: 'MRN-1' } }]) {
       const bundle = buildReportTransaction(
         buildReportResources({
@@ -305,6 +311,26 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
   }
 
   /** An order that came in another way (HL7, the API): the identity as stored, or none; `delivering`, FHIR delivery row. */
+  async function deliveringOrderFrom(
+    channel: SourceChannel,
+    identity: PatientIdentity | null,
+  ): Promise<{ orderId: string; deliveryId: string }> {
+    const proxy = identity ? await new PatientProxyService(config).resolve(ds.manager, identity) : null;
+    const order = await ds.getRepository(OrderEntity).save({
+      status: OrderStatus.Delivering,
+      sourceChannel: channel,
+      placerOrderNumber: `PL-${channel}-${++placerSeq}`,
+      fillerOrderNumber: `HB${Date.now()}${placerSeq}`,
+      patientProxyId: proxy?.id ?? null,
+      testSystem: 'LN',
+      testCode: '34994-4',
+      testDisplay: 'PBS',
+      tasks: ['pbs_v1'],
+      details: {},
+    });
+    return { orderId: order.id, deliveryId: await reportAndDelivery(order.id) };
+  }
+
   async function reportAndDelivery(order: string): Promise<string> {
     const [{ id: reportId }] = await ds.query(
       `INSERT INTO reports (order_id, version, hemato_study_id, raw) VALUES ($1, 1, $2, $3) RETURNING id`,
@@ -338,6 +364,10 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     return { ...row, completed: n > 0 };
   }
 
+  const reportsOf = (order: string) =>
+    ehr.search<DiagnosticReport>('DiagnosticReport', { identifier: `urn:hemato-bridge:diagnostic-report|${order}` });
+
+  /** How many entries the transaction for a version-1 report has (each must get its answer). */
   const sentEntries = () =>
     buildReportTransaction(
       buildReportResources({
@@ -430,5 +460,76 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     expect(order.failure_reason).toMatch(
       /Delivery to fhir failed: the EHR refused entry \d+ \(DiagnosticReport\): 400/,
     );
+  });
+
+  it('a report for an order without an EHR Patient reference (HL7) goes to the Patient found by its MRN', async () => {
+    const { orderId: id, deliveryId } = await deliveringOrderFrom(SourceChannel.Hl7, {
+      primary: { authority: 'HOSP', value: 'MRN-DELIV' },
+      identifiers: [{ authority: 'HOSP', value: 'MRN-DELIV', type: 'MR' }],
+      hl7Pid: 'PID|1||MRN-DELIV^^^HOSP^MR||Test^Pat',
+    });
+    await queue.add(JobName.DeliverFhir, { orderId: id, deliveryId });
+    const row = await deliverySettled(deliveryId);
+    expect(row).toMatchObject({ status: 'acknowledged', error: null });
+    const [dr] = await reportsOf(id);
+    expect(dr!.subject).toEqual({ reference: `Patient/${pat.id}` });
+    expect(fhirValidationErrors(dr!)).toEqual([]);
+    const obs = await Promise.all(
+      dr!.result!.map((r) => ehr.repo.readResource<Observation>('Observation', r.reference!.split('/')[1]!)),
+    );
+    expect(obs).toHaveLength(6);
+    for (const o of obs) expect(o.subject).toEqual({ reference: `Patient/${pat.id}` });
+    expect((await orderRow(id)).status).toBe('completed');
+  });
+
+  it.each<[string, PatientIdentity | null, RegExp]>([
+    ['no patient at all (an API order)', null, /no patient identity/i],
+    [
+      'an MRN whose assigning authority has no FHIR system',
+      {
+        primary: { authority: 'CLINIC9', value: 'MRN-DELIV' },
+        identifiers: [{ authority: 'CLINIC9', value: 'MRN-DELIV', type: 'MR' }],
+      },
+      /CLINIC9.*FHIR_PATIENT_IDENTIFIER_SYSTEMS/,
+    ],
+    [
+      'an MRN no Patient in the EHR has',
+      {
+        primary: { authority: 'HOSP', value: 'MRN-NOBODY' },
+        identifiers: [{ authority: 'HOSP', value: 'MRN-NOBODY', type: 'MR' }],
+      },
+      /No Patient in the EHR has the order's identifier \(urn:oid:1\.2\.3\.4\.mrn\)/,
+    ],
+    [
+      'an MRN two Patients in the EHR have',
+      {
+        primary: { authority: 'HOSP', value: 'MRN-TWIN' },
+        identifiers: [{ authority: 'HOSP', value: 'MRN-TWIN', type: 'MR' }],
+      },
+      /2 Patients in the EHR have the order's identifier/,
+    ],
+  ])('a report for %s is not sent: the delivery fails saying why', async (_what, identity, error) => {
+    if (identity?.primary.value === 'MRN-TWIN') {
+      for (let i = 0; i < 2; i++) {
+        await ehr.create({ ...patient('twin', 'MRN-TWIN'), id: undefined } as unknown as Patient);
+      }
+    }
+    const { orderId: id, deliveryId } = await deliveringOrderFrom(
+      identity ? SourceChannel.Hl7 : SourceChannel.Api,
+      identity,
+    );
+    const posts = ehr.requests.filter((r) => r.method === 'POST' && r.path === '/').length;
+    await queue.add(JobName.DeliverFhir, { orderId: id, deliveryId });
+    const row = await deliverySettled(deliveryId);
+    expect(row.status).toBe('failed');
+    expect(row.attempts).toBe(1);
+    expect(row.error).toMatch(error);
+    // Never the MRN itself in the error (the dashboard shows it unmasked).
+    expect(row.error).not.toMatch(/MRN-/);
+    expect(ehr.requests.filter((r) => r.method === 'POST' && r.path === '/')).toHaveLength(posts);
+    expect(await reportsOf(id)).toEqual([]);
+    const order = await orderRow(id);
+    expect(order.status).toBe('failed');
+    expect(order.completed).toBe(false);
   });
 });

@@ -13,3 +13,4 @@ export * from './subscription/subscription-resource';
 export * from './results/order-report.mapper';
 export * from './results/report-pdf';
 export * from './results/transaction-response';
+export * from './results/ehr-subject';

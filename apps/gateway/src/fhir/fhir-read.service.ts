@@ -80,9 +80,8 @@ export class FhirReadService {
   async diagnosticReport(order: OrderEntity): Promise<DiagnosticReport | null> {
     const report = await this.repo.latestReport(order.id);
     if (!report) return null;
-    const identity = order.patientProxyId ? await this.identities.read(this.repo.manager, order.patientProxyId) : null;
     const resources = buildReportResources(
-      reportInputOf(order, report, identity, { reference: `ServiceRequest/${order.id}` }),
+      reportInputOf(order, report, await this.subject(order), { reference: `ServiceRequest/${order.id}` }),
     );
     return buildContainedDiagnosticReport(resources, order.id, String(report.version));
   }

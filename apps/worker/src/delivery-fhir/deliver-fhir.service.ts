@@ -3,11 +3,13 @@ import { APP_CONFIG, DeliveryStatus, createLogger, type AppConfig } from '@hemat
 import {
   EhrClient,
   EhrHttpError,
+  EhrSubjectError,
   buildReportResources,
   buildReportTransaction,
   checkTransactionResponse,
   ehrBasedOn,
   reportInputOf,
+  resolveEhrSubject,
   summariseTransactionResponse,
   type EhrAnswer,
 } from '@hemato/fhir';
@@ -88,9 +90,18 @@ export class DeliverFhirService {
     let bundle: Bundle;
     let answer: EhrAnswer;
     try {
-      bundle = buildReportTransaction(buildReportResources(reportInputOf(order, report, identity, basedOn)));
+      const subject = await resolveEhrSubject(ehr, identity, this.config.fhir.FHIR_PATIENT_IDENTIFIER_SYSTEMS);
+      bundle = buildReportTransaction(buildReportResources(reportInputOf(order, report, subject, basedOn)));
       answer = await ehr.transaction(bundle);
     } catch (err) {
+      if (err instanceof EhrSubjectError) {
+        return this.failed(orderId, deliveryId, {
+          transient: false,
+          outcome: null,
+          response: null,
+          error: err.message,
+        });
+      }
       const e = err instanceof EhrHttpError ? err : new EhrHttpError(String(err), null, undefined);
       return this.failed(orderId, deliveryId, {
         transient: e.transient,

@@ -150,6 +150,31 @@ export const fhirSection = z.object({
   FHIR_EHR_BASE_URL: optionalUrl(['http', 'https'], 'https://ehr.hospital.example/fhir/R4'),
   FHIR_EHR_AUTH: z.enum(['none', 'bearer', 'smart'], { message: 'must be none, bearer or smart' }).default('none'),
   FHIR_EHR_TOKEN: secret('FHIR_EHR_TOKEN', optionalString()),
+  /**
+   * `AUTHORITY=system,...`: the FHIR identifier system of an HL7 assigning authority (PID-3 CX-4), so a
+   * report for an order that came without an EHR Patient reference can find its Patient by MRN.
+   */
+  FHIR_PATIENT_IDENTIFIER_SYSTEMS: z
+    .string()
+    .optional()
+    .transform((v, ctx) => {
+      const out: Record<string, string> = {};
+      for (const entry of (v ?? '')
+        .split(',')
+        .map((e) => e.trim())
+        .filter(Boolean)) {
+        const m = /^([^=\s]+)\s*=\s*([a-z][a-z0-9+.-]*:\S+)$/i.exec(entry);
+        if (!m) {
+          ctx.addIssue({
+            code: 'custom',
+            message: `entry "${entry}" is not AUTHORITY=system (system a URI, e.g. HOSP=urn:oid:1.2.3)`,
+          });
+          continue;
+        }
+        out[m[1]!] = m[2]!;
+      }
+      return out;
+    }),
   FHIR_SMART_CLIENT_ID: optionalString(),
   FHIR_SMART_KEY_FILE: optionalString(),
   FHIR_SMART_KEY_ID: optionalString(),

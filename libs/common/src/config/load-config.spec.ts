@@ -52,6 +52,19 @@ describe('loadConfig', () => {
     });
   });
 
+  it('reads the HL7 assigning authority → FHIR identifier system map', () => {
+    expect(loadConfig({ ...good }, ['fhir']).fhir.FHIR_PATIENT_IDENTIFIER_SYSTEMS).toEqual({});
+    expect(
+      loadConfig(
+        { ...good, FHIR_PATIENT_IDENTIFIER_SYSTEMS: 'HOSP=urn:oid:1.2.3.4, LAB2 = https://lab2.example/mrn' },
+        ['fhir'],
+      ).fhir.FHIR_PATIENT_IDENTIFIER_SYSTEMS,
+    ).toEqual({ HOSP: 'urn:oid:1.2.3.4', LAB2: 'https://lab2.example/mrn' });
+    expect(() => loadConfig({ ...good, FHIR_PATIENT_IDENTIFIER_SYSTEMS: 'HOSP=1.2.3' }, ['fhir'])).toThrow(
+      /FHIR_PATIENT_IDENTIFIER_SYSTEMS: entry "HOSP=1.2.3" is not AUTHORITY=system/,
+    );
+  });
+
   it('asks for the bucket and its credentials only when IMAGE_STORE=s3', () => {
     expect(loadConfig(good, ['orders']).orders.IMAGE_STORE).toBe('local');
     let error: unknown;

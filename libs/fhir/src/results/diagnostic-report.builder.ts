@@ -30,8 +30,11 @@ export interface ReportBuildInput {
   issued: Date;
   /** Specimen collection time or order time (DiagnosticReport.effectiveDateTime). */
   effective: Date | string;
-  /** The patient: a reference in the EHR (`Patient/123` or absolute) or, failing that, an identifier. */
-  subject: { reference: string } | { identifier: { system?: string; value: string } };
+  /**
+   * The patient: a reference in the EHR (`Patient/123` or absolute) or, in our read API, an identifier.
+   * Left out only by the read API for an order without a patient; an EHR write always has a Patient.
+   */
+  subject?: { reference: string } | { identifier: { system?: string; value: string } };
   /** The ServiceRequest the report answers (basedOn): a reference, or a logical reference by placer identifier. */
   basedOn?: Reference<ServiceRequest> | null;
   specimens?: string[];
@@ -110,8 +113,11 @@ export function buildReportResources(input: ReportBuildInput): ReportResources {
   const r = input.results;
   const fullUrls = new Map<Resource, string>();
   const url = (name: string) => `urn:uuid:${stableUuid(`${input.orderId}/${name}`)}`;
-  const subject: Reference<Patient> =
-    'reference' in input.subject ? { reference: input.subject.reference } : { identifier: input.subject.identifier };
+  const subject: Reference<Patient> | undefined = !input.subject
+    ? undefined
+    : 'reference' in input.subject
+      ? { reference: input.subject.reference }
+      : { identifier: input.subject.identifier };
   const effective = iso(input.effective);
   const issued = input.issued.toISOString();
   const status: DiagnosticReport['status'] = input.version > 1 ? 'corrected' : 'final';
@@ -137,7 +143,7 @@ export function buildReportResources(input: ReportBuildInput): ReportResources {
     status: obsStatus,
     category: labCategory,
     code,
-    subject,
+    ...(subject ? { subject } : {}),
     effectiveDateTime: effective,
     issued,
     device: { reference: deviceUrl, display: 'Hemato.AI' },
@@ -206,7 +212,7 @@ export function buildReportResources(input: ReportBuildInput): ReportResources {
       { coding: [{ system: FhirSystems.v20074, code: 'HM', display: 'Hematology' }] },
     ],
     code: { coding: [{ system: FhirSystems.loinc, ...Loinc.smearPanel }], text: 'Peripheral blood smear morphology' },
-    subject,
+    ...(subject ? { subject } : {}),
     effectiveDateTime: effective,
     issued,
     performer: [{ display: input.performerDisplay ?? 'Hemato.AI' }],

@@ -19,7 +19,10 @@ export interface ReportLike {
   fetchedAt: Date;
 }
 
-/** DiagnosticReport.subject: the EHR's Patient reference, else a logical reference by identifier. Never the proxy. */
+/**
+ * The subject in our read API (Task, ServiceRequest, DiagnosticReport): the EHR's Patient reference,
+ * else a logical reference by identifier. Never the proxy. Writes to the EHR use resolveEhrSubject.
+ */
 export function subjectOf(identity: PatientIdentity | null): Reference<Patient> | undefined {
   if (!identity) return undefined;
   if (identity.fhirPatientRef) return { reference: identity.fhirPatientRef };
@@ -45,14 +48,16 @@ export function ehrBasedOn(order: OrderLike): Reference<ServiceRequest> | null {
   return { identifier: { ...(id.system ? { system: id.system } : {}), value: id.value } };
 }
 
-/** Builder input for an order's report; `basedOn` chosen by the caller (EHR write or our read API). */
+/**
+ * Builder input for an order's report; `subject` and `basedOn` chosen by the caller: the EHR write
+ * resolves the Patient in the EHR (resolveEhrSubject), our read API uses subjectOf.
+ */
 export function reportInputOf(
   order: OrderLike,
   report: ReportLike,
-  identity: PatientIdentity | null,
+  subject: Reference<Patient> | undefined,
   basedOn: Reference<ServiceRequest> | null,
 ): ReportBuildInput {
-  const subject = subjectOf(identity);
   const collected = typeof order.details?.collectedAt === 'string' ? (order.details.collectedAt as string) : null;
   return {
     orderId: order.id,
@@ -62,10 +67,11 @@ export function reportInputOf(
     results: report.raw as ReportResults,
     issued: report.fetchedAt,
     effective: collected ?? order.createdAt,
-    subject:
-      subject?.reference !== undefined
-        ? { reference: subject.reference }
-        : { identifier: { system: subject?.identifier?.system, value: subject?.identifier?.value ?? 'unknown' } },
+    subject: subject?.reference
+      ? { reference: subject.reference }
+      : subject?.identifier?.value
+        ? { identifier: { system: subject.identifier.system, value: subject.identifier.value } }
+        : undefined,
     basedOn,
     specimens: ((order.details?.fhir?.specimen ?? []) as Array<{ reference: string | null }>)
       .map((s) => s.reference)
