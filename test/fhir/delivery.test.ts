@@ -2,7 +2,7 @@ import { JobName, OrderStatus, QueueName, SourceChannel, loadConfig, type AppCon
 import type { ReportResults } from '@hemato/hemato-client';
 import { buildReportResources, buildReportTransaction } from '@hemato/fhir';
 import { OrderEntity } from '@hemato/persistence';
-import { PatientProxyService, type PatientIdentity } from '@hemato/privacy';
+import { PatientIdentityReader, PatientProxyService, type PatientIdentity } from '@hemato/privacy';
 import { TestFhirServer, fhirValidationErrors } from '@hemato/testing';
 import type {
   DiagnosticReport,
@@ -19,6 +19,8 @@ import type { INestApplicationContext } from '@nestjs/common';
 import type { Queue } from 'bullmq';
 import { exportJWK, exportPKCS8, generateKeyPair } from 'jose';
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import type { DataSource } from 'typeorm';
@@ -70,11 +72,13 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
   let ehrTask: Task & { id: string };
   let orderId: string;
   let config: AppConfig;
+  let env: NodeJS.ProcessEnv;
+  let keyFile: string;
 
   beforeAll(async () => {
     const keys = await generateKeyPair('RS384', { extractable: true });
     const dir = mkdtempSync(path.join(tmpdir(), 'fhir-delivery-'));
-    const keyFile = path.join(dir, 'smart.pem');
+    keyFile = path.join(dir, 'smart.pem');
     writeFileSync(keyFile, await exportPKCS8(keys.privateKey), { mode: 0o600 });
     ehr = await TestFhirServer.start({
       auth: {
@@ -92,7 +96,8 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
       FHIR_PATIENT_IDENTIFIER_SYSTEMS: 'HOSP=urn:oid:1.2.3.4.mrn',
     });
     ({ gw, ds, base } = started);
-    config = loadConfig(started.env);
+    env = started.env;
+    config = loadConfig(env);
     worker = await bootstrapWorker(config);
     queue = worker.get<Queue>(getQueueToken(QueueName.Deliveries));
 
@@ -531,5 +536,53 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     const order = await orderRow(id);
     expect(order.status).toBe('failed');
     expect(order.completed).toBe(false);
+  });
+
+  it('an EHR that never answers times the delivery out (FHIR_EHR_TIMEOUT_MS): a retryable failure that says so', async () => {
+    const sockets = new Set<import('node:net').Socket>();
+    // Accepts the connection and reads the request, never answers; a second route sends headers and stalls.
+    const hung: Server = createServer((req, res) => {
+      if (req.url?.includes('/stall/')) res.writeHead(200, { 'content-type': 'application/fhir+json' }).write('{"res');
+    });
+    hung.on('connection', (s) => sockets.add(s));
+    await new Promise<void>((r) => hung.listen(0, '127.0.0.1', r));
+    const hungBase = `http://127.0.0.1:${(hung.address() as AddressInfo).port}`;
+    try {
+      for (const [ehrBase, auth] of [
+        [`${hungBase}/fhir/R4`, 'none'],
+        [`${hungBase}/stall/fhir/R4`, 'none'],
+        [`${hungBase}/fhir/R4`, 'smart'], // SMART discovery against the silent server
+      ] as const) {
+        const { orderId: id, deliveryId } = await deliveringFhirOrder();
+        const cfg = loadConfig({
+          ...env,
+          FHIR_EHR_BASE_URL: ehrBase,
+          FHIR_EHR_AUTH: auth,
+          FHIR_SMART_CLIENT_ID: 'bridge',
+          FHIR_SMART_KEY_FILE: keyFile,
+          FHIR_SMART_KEY_ID: 'k1',
+          FHIR_EHR_TIMEOUT_MS: '300',
+        });
+        const service = new DeliverFhirService(ds, worker.get(PatientIdentityReader), cfg);
+        const started = Date.now();
+        const outcome = await Promise.race([
+          service.deliver(id, deliveryId).then(
+            (v) => `resolved ${v}`,
+            (e: Error) => e,
+          ),
+          new Promise<string>((r) => setTimeout(() => r('still waiting after 5 s'), 5000)),
+        ]);
+        expect(outcome).toBeInstanceOf(TransientDeliveryError);
+        expect((outcome as Error).message).toMatch(/did not answer within 300 ms/);
+        expect(Date.now() - started).toBeLessThan(3000);
+        const [row] = await ds.query(`SELECT status, error FROM deliveries WHERE id = $1`, [deliveryId]);
+        expect(row.status).toBe('pending');
+        expect(row.error).toMatch(/did not answer within 300 ms \(FHIR_EHR_TIMEOUT_MS\)/);
+        await ds.query(`UPDATE orders SET status = 'failed' WHERE id = $1`, [id]);
+      }
+    } finally {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((r) => hung.close(() => r()));
+    }
   });
 });

@@ -108,7 +108,7 @@ export class DeliverFhirService {
         outcome: e.status === null ? null : String(e.status),
         response: e.body === undefined ? null : JSON.stringify(clip(e.body)),
         error: e.message,
-        tag: e.status ?? 'network',
+        tag: e.status ?? (e.timedOut ? 'timeout' : 'network'),
       });
     }
 

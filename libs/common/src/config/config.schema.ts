@@ -150,6 +150,8 @@ export const fhirSection = z.object({
   FHIR_EHR_BASE_URL: optionalUrl(['http', 'https'], 'https://ehr.hospital.example/fhir/R4'),
   FHIR_EHR_AUTH: z.enum(['none', 'bearer', 'smart'], { message: 'must be none, bearer or smart' }).default('none'),
   FHIR_EHR_TOKEN: secret('FHIR_EHR_TOKEN', optionalString()),
+  /** Every request to the EHR (and SMART discovery/token) gives up after this long: a hung EHR must not hang a job. */
+  FHIR_EHR_TIMEOUT_MS: int(30_000, 1),
   /**
    * `AUTHORITY=system,...`: the FHIR identifier system of an HL7 assigning authority (PID-3 CX-4), so a
    * report for an order that came without an EHR Patient reference can find its Patient by MRN.

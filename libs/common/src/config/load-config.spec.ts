@@ -65,6 +65,14 @@ describe('loadConfig', () => {
     );
   });
 
+  it('times EHR requests out after FHIR_EHR_TIMEOUT_MS (default 30 s, at least 1 ms)', () => {
+    expect(loadConfig({ ...good }, ['fhir']).fhir.FHIR_EHR_TIMEOUT_MS).toBe(30_000);
+    expect(loadConfig({ ...good, FHIR_EHR_TIMEOUT_MS: '500' }, ['fhir']).fhir.FHIR_EHR_TIMEOUT_MS).toBe(500);
+    expect(() => loadConfig({ ...good, FHIR_EHR_TIMEOUT_MS: '0' }, ['fhir'])).toThrow(
+      /FHIR_EHR_TIMEOUT_MS: must be >= 1/,
+    );
+  });
+
   it('asks for the bucket and its credentials only when IMAGE_STORE=s3', () => {
     expect(loadConfig(good, ['orders']).orders.IMAGE_STORE).toBe('local');
     let error: unknown;

@@ -2,9 +2,9 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import type { AppConfig } from '@hemato/common';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
-import type { Client as FhirKitClient } from 'fhir-kit-client';
+import type { Client as FhirKitClient, RequestOptions } from 'fhir-kit-client';
 import type { ResourceResolver } from '../intake/resource-resolver';
-import { SmartAuthError, SmartBackendAuth } from './smart-backend-auth';
+import { DEFAULT_EHR_TIMEOUT_MS, SmartAuthError, SmartBackendAuth } from './smart-backend-auth';
 
 /** An error answer from the EHR: status and body (often an OperationOutcome). */
 export class EhrHttpError extends Error {
@@ -12,14 +12,16 @@ export class EhrHttpError extends Error {
     message: string,
     public readonly status: number | null,
     public readonly body: unknown,
+    /** No answer within the timeout (FHIR_EHR_TIMEOUT_MS). */
+    public readonly timedOut = false,
   ) {
     super(message);
     this.name = 'EhrHttpError';
   }
 
   /**
-   * Worth retrying: network failure, 408, 429, 5xx, or a 2xx whose body we could not read (our writes
-   * are idempotent, so sending again is safe).
+   * Worth retrying: network failure or timeout, 408, 429, 5xx, or a 2xx whose body we could not read
+   * (our writes are idempotent, so sending again is safe).
    */
   get transient(): boolean {
     const s = this.status;
@@ -63,26 +65,32 @@ function fhirKitEntry(): string | undefined {
 
 /**
  * The EHR's FHIR API through fhir-kit-client, with bearer or SMART Backend Services auth. A 401
- * with a SMART token drops the token and retries once with a fresh one.
+ * with a SMART token drops the token and retries once with a fresh one. Every request gives up after
+ * `timeoutMs` (an EhrHttpError without status, so transient).
  */
 export class EhrClient implements ResourceResolver {
   private client?: Promise<FhirKitClient>;
+  readonly timeoutMs: number;
 
   constructor(
     readonly baseUrl: string,
     private readonly auth: EhrAuth,
-  ) {}
+    opts: { timeoutMs?: number } = {},
+  ) {
+    this.timeoutMs = opts.timeoutMs ?? DEFAULT_EHR_TIMEOUT_MS;
+  }
 
   /** From `FHIR_EHR_*` config; null when no EHR is configured. */
   static async fromConfig(cfg: AppConfig['fhir']): Promise<EhrClient | null> {
     const base = cfg.FHIR_EHR_BASE_URL;
     if (!base) return null;
+    const opts = { timeoutMs: cfg.FHIR_EHR_TIMEOUT_MS };
     switch (cfg.FHIR_EHR_AUTH) {
       case 'none':
-        return new EhrClient(base, { kind: 'none' });
+        return new EhrClient(base, { kind: 'none' }, opts);
       case 'bearer':
         if (!cfg.FHIR_EHR_TOKEN) throw new Error('FHIR_EHR_AUTH=bearer needs FHIR_EHR_TOKEN');
-        return new EhrClient(base, { kind: 'bearer', token: cfg.FHIR_EHR_TOKEN });
+        return new EhrClient(base, { kind: 'bearer', token: cfg.FHIR_EHR_TOKEN }, opts);
       case 'smart': {
         if (!cfg.FHIR_SMART_CLIENT_ID || !cfg.FHIR_SMART_KEY_FILE || !cfg.FHIR_SMART_KEY_ID) {
           throw new Error('FHIR_EHR_AUTH=smart needs FHIR_SMART_CLIENT_ID, FHIR_SMART_KEY_FILE and FHIR_SMART_KEY_ID');
@@ -94,8 +102,9 @@ export class EhrClient implements ResourceResolver {
           keyId: cfg.FHIR_SMART_KEY_ID,
           alg: cfg.FHIR_SMART_ALG,
           scopes: cfg.FHIR_SMART_SCOPES,
+          timeoutMs: cfg.FHIR_EHR_TIMEOUT_MS,
         });
-        return new EhrClient(base, { kind: 'smart', smart });
+        return new EhrClient(base, { kind: 'smart', smart }, opts);
       }
     }
   }
@@ -120,42 +129,55 @@ export class EhrClient implements ResourceResolver {
     return this.client;
   }
 
-  private async call<T>(fn: (c: FhirKitClient) => Promise<unknown>): Promise<T> {
+  private async call<T>(fn: (c: FhirKitClient, options: RequestOptions) => Promise<unknown>): Promise<T> {
     const c = await this.kit();
-    try {
-      return (await fn(c)) as T;
-    } catch (err) {
-      const e = toEhrError(err);
-      if (e.status === 401 && this.auth.kind === 'smart') {
-        this.auth.smart.invalidate();
-        try {
-          return (await fn(c)) as T;
-        } catch (err2) {
-          throw toEhrError(err2);
+    // One deadline per request, covering the SMART token it waits for, the answer and its body.
+    const once = async (): Promise<T> => {
+      const signal = AbortSignal.timeout(this.timeoutMs);
+      try {
+        return (await fn(c, { signal })) as T;
+      } catch (err) {
+        if (signal.aborted) {
+          throw new EhrHttpError(
+            `the EHR did not answer within ${this.timeoutMs} ms (FHIR_EHR_TIMEOUT_MS)`,
+            null,
+            undefined,
+            true,
+          );
         }
+        throw toEhrError(err);
       }
-      throw e;
+    };
+    try {
+      return await once();
+    } catch (err) {
+      const e = err as EhrHttpError;
+      if (e.status !== 401 || this.auth.kind !== 'smart') throw e;
+      this.auth.smart.invalidate();
+      return once();
     }
   }
 
   async read<T extends Resource>(resourceType: T['resourceType'], id: string): Promise<T> {
-    return this.call((c) => c.read({ resourceType, id }));
+    return this.call((c, options) => c.read({ resourceType, id, options }));
   }
 
   async search<T extends Resource>(
     resourceType: T['resourceType'],
     searchParams: Record<string, string>,
   ): Promise<Bundle<T>> {
-    return this.call((c) => c.search({ resourceType, searchParams }));
+    return this.call((c, options) => c.search({ resourceType, searchParams, options }));
   }
 
   async create<T extends Resource>(resource: T): Promise<T> {
-    return this.call((c) => c.create({ resourceType: resource.resourceType, body: resource as never }));
+    return this.call((c, options) =>
+      c.create({ resourceType: resource.resourceType, body: resource as never, options }),
+    );
   }
 
   async update<T extends Resource>(resource: T & { id: string }): Promise<T> {
-    return this.call((c) =>
-      c.update({ resourceType: resource.resourceType, id: resource.id, body: resource as never }),
+    return this.call((c, options) =>
+      c.update({ resourceType: resource.resourceType, id: resource.id, body: resource as never, options }),
     );
   }
 
@@ -164,7 +186,7 @@ export class EhrClient implements ResourceResolver {
    * assumed to be a transaction-response: the caller checks (see checkTransactionResponse).
    */
   async transaction(bundle: Bundle): Promise<EhrAnswer> {
-    const body = await this.call<object>((c) => c.transaction({ body: bundle as never }));
+    const body = await this.call<object>((c, options) => c.transaction({ body: bundle as never, options }));
     // fhir-kit-client hangs the fetch Response on the result under a non-enumerable key.
     const res = (body as { __response?: Response }).__response;
     return { status: res?.status ?? 200, body };

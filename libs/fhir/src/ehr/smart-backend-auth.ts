@@ -7,6 +7,9 @@ const log = createLogger('smart-auth');
 
 export type SmartAlg = 'RS384' | 'ES384';
 
+/** How long a request to the EHR may take by default (`FHIR_EHR_TIMEOUT_MS`). */
+export const DEFAULT_EHR_TIMEOUT_MS = 30_000;
+
 /** How to get a token from an EHR with SMART Backend Services (client_credentials + private_key_jwt). */
 export interface SmartBackendAuthOptions {
   /** The EHR's FHIR base URL; `.well-known/smart-configuration` is read below it. */
@@ -20,6 +23,8 @@ export interface SmartBackendAuthOptions {
   scopes: string;
   /** Skip discovery and use this token endpoint. */
   tokenEndpoint?: string;
+  /** Discovery and token requests give up after this long (default 30 s). */
+  timeoutMs?: number;
   /** Clock, for tests; default Date.now. */
   now?: () => number;
 }
@@ -81,9 +86,9 @@ export class SmartBackendAuth {
     if (this.config) return this.config;
     if (this.opts.tokenEndpoint) return (this.config = { token_endpoint: this.opts.tokenEndpoint });
     const url = `${this.opts.fhirBaseUrl.replace(/\/$/, '')}/.well-known/smart-configuration`;
-    const res = await fetch(url, { headers: { accept: 'application/json' } });
+    const { res, text } = await this.fetchText('SMART discovery', url, { headers: { accept: 'application/json' } });
     if (!res.ok) throw new SmartAuthError(`SMART discovery failed: HTTP ${res.status} from ${url}`, res.status);
-    const body = (await res.json()) as SmartConfiguration;
+    const body = JSON.parse(text) as SmartConfiguration;
     if (!body.token_endpoint) throw new SmartAuthError(`SMART discovery: no token_endpoint at ${url}`);
     const methods = body.token_endpoint_auth_methods_supported;
     if (methods && !methods.includes('private_key_jwt')) {
@@ -119,6 +124,21 @@ export class SmartBackendAuth {
     return this.key;
   }
 
+  /** A fetch and its body within `timeoutMs`: a silent token endpoint would otherwise hang every EHR call behind it. */
+  private async fetchText(what: string, url: string, init: RequestInit): Promise<{ res: Response; text: string }> {
+    const ms = this.opts.timeoutMs ?? DEFAULT_EHR_TIMEOUT_MS;
+    const signal = AbortSignal.timeout(ms);
+    try {
+      const res = await fetch(url, { ...init, signal });
+      return { res, text: await res.text() };
+    } catch (err) {
+      // No status: EhrClient counts it as transient, so the caller retries later.
+      if (signal.aborted)
+        throw new SmartAuthError(`${what}: the EHR did not answer within ${ms} ms (FHIR_EHR_TIMEOUT_MS)`);
+      throw err;
+    }
+  }
+
   private async fetchToken(): Promise<CachedToken> {
     const { token_endpoint } = await this.discover();
     const assertion = await new SignJWT({})
@@ -137,12 +157,11 @@ export class SmartBackendAuth {
       client_assertion_type: 'urn:ietf:params:oauth:client-assertion-type:jwt-bearer',
       client_assertion: assertion,
     });
-    const res = await fetch(token_endpoint, {
+    const { res, text } = await this.fetchText('SMART token request', token_endpoint, {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
       body: form.toString(),
     });
-    const text = await res.text();
     if (!res.ok) {
       let reason = text.slice(0, 200);
       try {
