@@ -14,7 +14,6 @@ export * from './images/image-intake.service';
 export * from './lifecycle/lifecycle-queue';
 export * from './lifecycle/delivery-completion.service';
 export * from './lifecycle/delivery-supersession';
-export * from './lifecycle/delivery-supersession';
 export * from './lifecycle/reconciler.service';
 export * from './lifecycle/step-failure.service';
 export * from './lifecycle/steps/step-context';

@@ -74,24 +74,17 @@ export class DeliverHl7Service {
   ): Promise<Hl7DeliveryResult | 'withdrawn'> {
     const repo = this.ds.getRepository(DeliveryEntity);
     const deliveryId = delivery.id;
-    const result = (d: DeliveryEntity): Hl7DeliveryResult => ({
-      deliveryId: d.id,
-      orderId: d.orderId,
-      status: d.status,
-      outcome: d.outcome,
-      attempts: d.attempts,
-    });
     if (
       delivery.status === DeliveryStatus.Acknowledged ||
       delivery.status === DeliveryStatus.Failed ||
       delivery.status === DeliveryStatus.Superseded
     ) {
-      return result(delivery);
+      return resultOf(delivery);
     }
     const fail = async (error: string): Promise<Hl7DeliveryResult> => {
       await repo.update({ id: deliveryId }, { status: DeliveryStatus.Failed, error });
       log.warn({ deliveryId, orderId: delivery.orderId, error }, 'HL7 delivery failed');
-      return result({ ...delivery, status: DeliveryStatus.Failed, error });
+      return resultOf({ ...delivery, status: DeliveryStatus.Failed, error });
     };
 
     const c = this.config.hl7;
@@ -168,7 +161,7 @@ export class DeliverHl7Service {
         case 'accepted':
           await repo.update({ id: deliveryId }, { status: DeliveryStatus.Acknowledged, error: null });
           log.info({ deliveryId, orderId: order.id, attempts }, 'ORU acknowledged');
-          return result({ ...last, status: DeliveryStatus.Acknowledged });
+          return resultOf({ ...last, status: DeliveryStatus.Acknowledged });
         case 'rejected':
           return {
             ...(await fail(outcome.lastError ?? 'rejected by the receiver (AR)')),
@@ -189,7 +182,10 @@ export class DeliverHl7Service {
 
   /** How a delivery that will not be sent (superseded) stands. */
   private async ended(deliveryId: string): Promise<Hl7DeliveryResult> {
-    const d = await this.ds.getRepository(DeliveryEntity).findOneByOrFail({ id: deliveryId });
-    return { deliveryId: d.id, orderId: d.orderId, status: d.status, outcome: d.outcome, attempts: d.attempts };
+    return resultOf(await this.ds.getRepository(DeliveryEntity).findOneByOrFail({ id: deliveryId }));
   }
+}
+
+function resultOf(d: DeliveryEntity): Hl7DeliveryResult {
+  return { deliveryId: d.id, orderId: d.orderId, status: d.status, outcome: d.outcome, attempts: d.attempts };
 }

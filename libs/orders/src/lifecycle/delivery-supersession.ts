@@ -1,6 +1,6 @@
 import { DeliveryStatus, type DeliveryTarget } from '@hemato/common';
 import { DeliveryEntity, ReportEntity } from '@hemato/persistence';
-import { In, LessThan, type EntityManager } from 'typeorm';
+import type { EntityManager } from 'typeorm';
 
 /**
  * Which delivery a delivery job sends: that of the order's newest report for the job's target.
@@ -42,19 +42,20 @@ async function supersedeOlder(
   target: DeliveryTarget,
   version: number,
 ): Promise<void> {
-  const older = await m.find(ReportEntity, {
-    where: { orderId, version: LessThan(version) },
-    select: { id: true },
-  });
-  if (older.length === 0) return;
-  await m.update(
-    DeliveryEntity,
-    {
-      reportId: In(older.map((r) => r.id)),
-      target: target as DeliveryTarget,
-      status: In([DeliveryStatus.Pending, DeliveryStatus.Sending]),
-    },
-    { status: DeliveryStatus.Superseded, error: `superseded by report version ${version}` },
+  await m.query(
+    `UPDATE deliveries d SET status = $1, error = $2, updated_at = now()
+       FROM reports r
+      WHERE r.id = d.report_id AND d.order_id = $3 AND d.target = $4 AND r.version < $5
+        AND d.status IN ($6, $7)`,
+    [
+      DeliveryStatus.Superseded,
+      `superseded by report version ${version}`,
+      orderId,
+      target,
+      version,
+      DeliveryStatus.Pending,
+      DeliveryStatus.Sending,
+    ],
   );
 }
 
