@@ -1,8 +1,9 @@
 /**
  * `npm run bench:mllp`: N ORM^O01 messages over K parallel MLLP connections (loopback) to the real
  * gateway (each ACK only after the order is committed in PostgreSQL), then the same harness against a
- * bare MLLP echo that stores nothing. Prints one JSON line:
- * `{"msgs_per_s":…,"ack_p50_ms":…,"ack_p99_ms":…,"echo_msgs_per_s":…}`.
+ * bare MLLP echo that stores nothing, then against an echo that commits each message as one row in
+ * PostgreSQL before answering (the cost of durability alone, with no HL7 work). Prints one JSON line:
+ * `{"msgs_per_s":…,"ack_p50_ms":…,"ack_p99_ms":…,"echo_msgs_per_s":…,"commit_echo_msgs_per_s":…}`.
  * Each connection keeps one message in flight (as interface engines do). The server runs in a child
  * process so the harness does not share its event loop. Env: BENCH_MESSAGES (default 20000),
  * BENCH_CONNECTIONS (64), BENCH_CPU_PROF (a folder: the servers write CPU profiles there), DATABASE_URL (admin URL of the server to make the bench database on,
@@ -11,6 +12,7 @@
 import { fork, type ChildProcess } from 'node:child_process';
 import { existsSync, readFileSync, readdirSync } from 'node:fs';
 import net from 'node:net';
+import { Pool } from 'pg';
 import { loadConfig, rootLogger } from '@hemato/common';
 import { MllpDecoder, MllpServer, encodeFrame, readAck } from '@hemato/hl7';
 import { createDataSource, runMigrations } from '@hemato/persistence';
@@ -74,7 +76,10 @@ async function drive(port: number, run: string, expectAck: boolean, total = N) {
 }
 
 /** Starts the server role in a child process; resolves with its MLLP port. */
-function startChild(role: 'gateway' | 'echo', env: NodeJS.ProcessEnv): Promise<{ child: ChildProcess; port: number }> {
+function startChild(
+  role: 'gateway' | 'echo' | 'commit-echo',
+  env: NodeJS.ProcessEnv,
+): Promise<{ child: ChildProcess; port: number }> {
   // BENCH_CPU_PROF=<folder>: the server writes a V8 CPU profile there (open it in Chrome DevTools).
   const prof = process.env.BENCH_CPU_PROF;
   const execArgv = prof ? ['--cpu-prof', `--cpu-prof-dir=${prof}`, `--cpu-prof-name=${role}.cpuprofile`] : [];
@@ -145,6 +150,11 @@ async function main(): Promise<void> {
   await drive(echo.port, `${run}w`, false, WARMUP);
   const bare = await drive(echo.port, run, false);
   await stopChild(echo.child);
+
+  const commitEcho = await startChild('commit-echo', { DATABASE_URL: databaseUrl });
+  await drive(commitEcho.port, `${run}w`, false, WARMUP);
+  const committed = await drive(commitEcho.port, run, false);
+  await stopChild(commitEcho.child);
   await dropRunDatabases();
 
   if ((durable.codes as Record<string, number>).AA !== N) {
@@ -165,6 +175,7 @@ async function main(): Promise<void> {
       ack_p50_ms: r(durable.p50, 2),
       ack_p99_ms: r(durable.p99, 2),
       echo_msgs_per_s: r(bare.rate),
+      commit_echo_msgs_per_s: r(committed.rate),
     }) + '\n',
   );
 }
@@ -195,8 +206,38 @@ async function serveEcho(): Promise<void> {
   process.send!({ port });
 }
 
+/**
+ * The echo again, but each frame is first committed as one row (its own transaction, as a naive durable
+ * listener would) through a pool the size of the gateway's: what "ACK after COMMIT" costs with no HL7 work.
+ */
+async function serveCommitEcho(): Promise<void> {
+  const pool = new Pool({ connectionString: process.env.DATABASE_URL, max: 16 });
+  await pool.query('CREATE TABLE IF NOT EXISTS bench_commit_echo (id bigserial PRIMARY KEY, raw text NOT NULL)');
+  const server = new MllpServer(
+    { host: '127.0.0.1', port: 0, maxMessageBytes: 1024 * 1024, idleTimeoutMs: 0, maxConnections: 10_000 },
+    {
+      onMessage: async (frame) => {
+        await pool.query('INSERT INTO bench_commit_echo (raw) VALUES ($1)', [frame.toString('utf8')]);
+        return [frame];
+      },
+      onOversize: () => [],
+      onHandlerError: () => [],
+    },
+  );
+  const port = await server.listen();
+  process.on('SIGTERM', () => void Promise.all([server.close(), pool.end()]).then(() => process.exit(0)));
+  process.send!({ port });
+}
+
 const role = process.argv[2];
-const task = role === 'gateway' ? serveGateway() : role === 'echo' ? serveEcho() : main();
+const task =
+  role === 'gateway'
+    ? serveGateway()
+    : role === 'echo'
+      ? serveEcho()
+      : role === 'commit-echo'
+        ? serveCommitEcho()
+        : main();
 task.catch((err: unknown) => {
   process.stderr.write(`bench:mllp failed: ${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);
