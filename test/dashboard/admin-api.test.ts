@@ -35,6 +35,44 @@ describe('admin API', () => {
     expect((await fetch(g.baseUrl + '/api/admin/auth/me', { headers: { cookie: ok.cookie! } })).status).toBe(401);
   });
 
+  it('streams live changes: the events stream names every order a statement changed', async () => {
+    const { cookie } = await apiSignIn(g.baseUrl, 'ada@lab.example', 'admin-password-123');
+    const stream = new AbortController();
+    const res = await fetch(`${g.baseUrl}/api/admin/events`, { headers: { cookie: cookie! }, signal: stream.signal });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('content-type')).toMatch(/text\/event-stream/);
+    const named = new Set<string>();
+    const reading = (async () => {
+      const decoder = new TextDecoder();
+      let text = '';
+      try {
+        for await (const chunk of res.body!) {
+          text += decoder.decode(chunk as Uint8Array, { stream: true });
+          const events = text.split('\n\n');
+          text = events.pop()!;
+          for (const ev of events) {
+            const data = ev.split('\n').find((l) => l.startsWith('data:'));
+            if (/^event: ?orders/m.test(ev) && data) {
+              for (const id of (JSON.parse(data.slice(5)) as { ids: string[] }).ids) named.add(id);
+            }
+          }
+        }
+      } catch {
+        // aborted at the end of the test
+      }
+    })();
+    // The listener is subscribed once the stream is open; 150 orders in one statement, as a group commit writes them.
+    await new Promise((r) => setTimeout(r, 300));
+    const made: Array<{ id: string }> = await g.ds.query(
+      `INSERT INTO orders (status, source_channel, filler_order_number)
+       SELECT 'received', 'hl7', 'LIVE-' || n FROM generate_series(1, 150) n RETURNING id`,
+    );
+    for (let i = 0; i < 100 && made.some((m) => !named.has(m.id)); i++) await new Promise((r) => setTimeout(r, 50));
+    stream.abort();
+    await reading;
+    expect(made.filter((m) => !named.has(m.id))).toEqual([]);
+  });
+
   it('sets the session cookie HttpOnly and SameSite=Strict', async () => {
     const res = await fetch(`${g.baseUrl}/api/admin/auth/login`, {
       method: 'POST',

@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { createDataSource, MIGRATIONS, OrderEntity, revertLastMigration, runMigrations } from '@hemato/persistence';
 import { createTestDatabase } from '@hemato/testing';
+import { Client } from 'pg';
 import type { DataSource } from 'typeorm';
 
 const TABLES = [
@@ -22,8 +23,10 @@ async function tables(ds: DataSource): Promise<string[]> {
 
 describe('migrations', () => {
   let ds: DataSource;
+  let url: string;
   beforeAll(async () => {
-    ds = await createDataSource({ url: await createTestDatabase('migrations') }).initialize();
+    url = await createTestDatabase('migrations');
+    ds = await createDataSource({ url }).initialize();
   });
   afterAll(async () => ds?.destroy());
 
@@ -122,5 +125,52 @@ describe('migrations', () => {
       { filler_order_number: 'F-FHIR', source_client: 'lab-a' },
       { filler_order_number: 'F-HL7', source_client: null },
     ]);
+  });
+
+  it('announces every changed order on hb_order_changed, one notification per statement and 100 orders', async () => {
+    const listener = new Client({ connectionString: url });
+    await listener.connect();
+    const payloads: string[] = [];
+    listener.on('notification', (n) => payloads.push(n.payload ?? ''));
+    await listener.query('LISTEN hb_order_changed');
+    const announced = async (expected: number) => {
+      // NOTIFY is delivered after COMMIT; a trivial round trip on the listener flushes what arrived.
+      for (let i = 0; i < 50 && payloads.flatMap((p) => p.split(',')).length < expected; i++) {
+        await new Promise((r) => setTimeout(r, 20));
+        await listener.query('SELECT 1');
+      }
+      const ids = payloads.flatMap((p) => p.split(','));
+      const count = payloads.length;
+      payloads.length = 0;
+      return { ids, count };
+    };
+    try {
+      // 250 orders in one statement (a group commit's shape): 3 notifications, every id once.
+      const made: Array<{ id: string }> = await ds.query(
+        `INSERT INTO orders (status, source_channel, filler_order_number)
+         SELECT 'received', 'hl7', 'NOTIFY-' || n FROM generate_series(1, 250) n RETURNING id`,
+      );
+      let seen = await announced(250);
+      expect(seen.count).toBe(3);
+      expect(new Set(seen.ids)).toEqual(new Set(made.map((m) => m.id)));
+      expect(seen.ids).toHaveLength(250);
+
+      // A timeline line, a delivery and an update each announce their order.
+      const one = made[0]!.id;
+      await ds.query(`INSERT INTO order_events (order_id, type, actor) VALUES ($1, 'note', 'test')`, [one]);
+      seen = await announced(1);
+      expect(seen.ids).toEqual([one]);
+      await ds.query(`UPDATE orders SET status = 'ready' WHERE filler_order_number IN ('NOTIFY-2', 'NOTIFY-3')`);
+      seen = await announced(2);
+      expect(seen.count).toBe(1);
+      expect(seen.ids.sort()).toEqual([made[1]!.id, made[2]!.id].sort());
+      // A statement that changes nothing announces nothing.
+      await ds.query(`UPDATE orders SET status = 'ready' WHERE filler_order_number = 'NO-SUCH-ORDER'`);
+      await ds.query(`INSERT INTO order_events (order_id, type, actor) VALUES ($1, 'note', 'test')`, [one]);
+      seen = await announced(1);
+      expect(seen.ids).toEqual([one]);
+    } finally {
+      await listener.end();
+    }
   });
 });

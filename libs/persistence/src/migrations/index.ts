@@ -3,6 +3,7 @@ import { AdminDashboard1764280000000 } from './1764280000000-admin-dashboard';
 import { FhirSubscriptions1764290000000 } from './1764290000000-fhir-subscriptions';
 import { LeanOrderIndexes1764300000000 } from './1764300000000-lean-order-indexes';
 import { OrderSourceClient1764310000000 } from './1764310000000-order-source-client';
+import { StatementLevelOrderNotify1764320000000 } from './1764320000000-statement-level-order-notify';
 
 /** Every migration, oldest first. Landed migrations are never edited: add a new class. */
 export const MIGRATIONS = [
@@ -11,4 +12,5 @@ export const MIGRATIONS = [
   FhirSubscriptions1764290000000,
   LeanOrderIndexes1764300000000,
   OrderSourceClient1764310000000,
+  StatementLevelOrderNotify1764320000000,
 ];

@@ -8,7 +8,7 @@ export const ORDER_CHANNEL = 'hb_order_changed';
 
 /**
  * One PostgreSQL connection per gateway LISTENing on `hb_order_changed` (NOTIFYed by triggers on
- * orders, order_events and deliveries, payload = order id). Every change made by any process shows up
+ * orders, order_events and deliveries, once per statement: payload = the changed order ids, comma-separated). Every change made by any process shows up
  * here, whichever gateway or worker made it. Reconnects on its own.
  */
 @Injectable()
@@ -44,7 +44,9 @@ export class OrderChangeListener implements OnModuleInit, OnModuleDestroy {
       application_name: 'hemato-bridge-admin-listen',
     });
     client.on('notification', (n) => {
-      if (n.channel === ORDER_CHANNEL && n.payload) this.changes.next(n.payload);
+      // One notification per statement: up to 100 order ids joined by commas.
+      if (n.channel !== ORDER_CHANNEL || !n.payload) return;
+      for (const id of n.payload.split(',')) if (id) this.changes.next(id);
     });
     client.on('error', (err) => {
       log.warn({ err: err.message }, 'order change listener lost its connection');
