@@ -34,6 +34,7 @@ export async function bootstrapGateway(config: GatewayConfig): Promise<RunningGa
   const urls: Record<string, string> = {
     http: base,
     health: `${base}/health/ready`,
+    metrics: `${base}/metrics`,
     dashboard: `${base}/admin`,
     apiDocs: `${base}/api/docs`,
   };

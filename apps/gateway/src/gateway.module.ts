@@ -8,10 +8,11 @@ import { HealthModule } from './health/health.module';
 import { HematoCallbacksModule } from './hemato-callbacks/hemato-callbacks.module';
 import { ImagesModule } from './images/images.module';
 import { Hl7Module } from './hl7/hl7.module';
+import { MetricsModule } from './metrics/metrics.module';
 
 export type GatewayConfig = AppConfig;
 
-/** HTTP (health, FHIR intake, callbacks, admin API, dashboard) and the MLLP listener. */
+/** HTTP (health, metrics, FHIR intake, callbacks, admin API, dashboard) and the MLLP listener. */
 @Module({})
 export class GatewayModule {
   static forRoot(config: GatewayConfig): DynamicModule {
@@ -28,6 +29,7 @@ export class GatewayModule {
         FhirModule,
         Hl7Module,
         AdminModule,
+        MetricsModule,
       ],
     };
   }

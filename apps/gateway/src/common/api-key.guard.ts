@@ -3,7 +3,8 @@ import { Inject, Injectable, UnauthorizedException, type CanActivate, type Execu
 import { APP_CONFIG, type AppConfig } from '@hemato/common';
 import type { Request } from 'express';
 
-function same(a: string, b: string): boolean {
+/** Whether two secrets are equal, compared in constant time. */
+export function sameSecret(a: string, b: string): boolean {
   const x = Buffer.from(a);
   const y = Buffer.from(b);
   return x.length === y.length && timingSafeEqual(x, y);
@@ -18,7 +19,7 @@ export class ApiKeyGuard implements CanActivate {
     const req = ctx.switchToHttp().getRequest<Request>();
     const header = req.headers.authorization ?? '';
     const key = header.startsWith('Bearer ') ? header.slice(7).trim() : String(req.headers['x-api-key'] ?? '');
-    if (key && this.config.security.API_KEYS.some((k) => same(k, key))) return true;
+    if (key && this.config.security.API_KEYS.some((k) => sameSecret(k, key))) return true;
     throw new UnauthorizedException('A valid API key is required (Authorization: Bearer <key>)');
   }
 }

@@ -10,6 +10,8 @@ const log = createLogger('hl7-listener');
 @Injectable()
 export class Hl7ListenerService implements OnModuleInit, BeforeApplicationShutdown, MllpStatsSource {
   private readonly server: MllpServer;
+  /** ACKs sent since start, by MSA-1 code (for /metrics and the health page). */
+  private readonly acks = new Map<string, number>();
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'hl7'>,
@@ -26,9 +28,9 @@ export class Hl7ListenerService implements OnModuleInit, BeforeApplicationShutdo
         tls: tlsFromConfig(c),
       },
       {
-        onMessage: (frame, conn) => intake.handleFrame(frame, conn.id),
-        onOversize: (head, size) => intake.oversizeReply(head, size),
-        onHandlerError: (frame, err) => intake.errorReply(frame, err),
+        onMessage: (frame, conn) => intake.handleFrame(frame, conn.id).then((r) => this.counted(r)),
+        onOversize: (head, size) => this.counted(intake.oversizeReply(head, size)),
+        onHandlerError: (frame, err) => this.counted(intake.errorReply(frame, err)),
       },
     );
   }
@@ -40,6 +42,16 @@ export class Hl7ListenerService implements OnModuleInit, BeforeApplicationShutdo
 
   async beforeApplicationShutdown(): Promise<void> {
     await this.server.close();
+  }
+
+  /** Counts each reply by its MSA-1 code (read from the bytes: the code is ASCII in every charset we speak). */
+  private counted(replies: Buffer[]): Buffer[] {
+    for (const reply of replies) {
+      const at = reply.indexOf('\rMSA|');
+      const code = at < 0 ? 'none' : reply.toString('latin1', at + 5, at + 7);
+      this.acks.set(code, (this.acks.get(code) ?? 0) + 1);
+    }
+    return replies;
   }
 
   /** The bound port (useful with MLLP_PORT=0). */
@@ -58,6 +70,7 @@ export class Hl7ListenerService implements OnModuleInit, BeforeApplicationShutdo
       peers: this.server.peers(),
       messagesTotal: this.server.messagesTotal,
       lastMessageAt: this.server.lastMessageAt?.toISOString() ?? null,
+      acksSent: Object.fromEntries(this.acks),
     };
   }
 

@@ -246,6 +246,8 @@ export const dashboardSection = z.object({
     .default('auto'),
   /** Embedded `npm start` creates the first admin (password printed once) when there is no dashboard user. */
   ADMIN_BOOTSTRAP: bool(true),
+  /** When set, `GET /metrics` asks for `Authorization: Bearer <METRICS_TOKEN>`; unset, it is open (counts only). */
+  METRICS_TOKEN: secret('METRICS_TOKEN', optionalString()),
 });
 
 export const allSections = {

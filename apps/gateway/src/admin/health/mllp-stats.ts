@@ -16,6 +16,8 @@ export interface MllpStats {
   peers?: Array<{ remote: string; since?: string; messages?: number }>;
   messagesTotal?: number;
   lastMessageAt?: string | null;
+  /** Acknowledgements sent since start, by MSA-1 code (AA, AE, AR, CA, CE, CR). */
+  acksSent?: Record<string, number>;
 }
 
 export interface MllpStatsSource {
