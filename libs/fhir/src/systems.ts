@@ -30,3 +30,8 @@ export const Loinc = {
   smearPanel: { code: '34994-4', display: 'Smear morphology panel - Blood' },
   morphologyNarrative: { code: '18314-5', display: 'Morphology [Interpretation] in Blood Narrative' },
 } as const;
+
+/** FHIR code system URI of an HL7 v2 coding-system name (table 0396), where one is known. */
+export function fhirCodeSystem(v2Name: string): string | undefined {
+  return { LN: FhirSystems.loinc, SCT: 'http://snomed.info/sct' }[v2Name.toUpperCase()];
+}

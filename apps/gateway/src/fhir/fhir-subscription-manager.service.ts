@@ -1,6 +1,7 @@
 import { Inject, Injectable, type OnApplicationBootstrap, type OnApplicationShutdown } from '@nestjs/common';
 import { APP_CONFIG, createLogger, type AppConfig } from '@hemato/common';
-import { OUR_SUBSCRIPTION_TAG, buildOurSubscription, type EhrClient } from '@hemato/fhir';
+import { OUR_SUBSCRIPTION_TAG, buildOurSubscription, ourServiceRequestCriteria, type EhrClient } from '@hemato/fhir';
+import { OrderCodeTable } from '@hemato/orders';
 import type { Subscription } from '@medplum/fhirtypes';
 import { EHR_CLIENT } from './ehr-client.provider';
 
@@ -14,11 +15,16 @@ const CHECK_INTERVAL_MS = 5 * 60_000;
 @Injectable()
 export class FhirSubscriptionManager implements OnApplicationBootstrap, OnApplicationShutdown {
   private timer?: NodeJS.Timeout;
+  /** Which ServiceRequests the EHR should notify us of. */
+  readonly criteria: string;
 
   constructor(
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'fhir' | 'core'>,
     @Inject(EHR_CLIENT) private readonly ehr: EhrClient | null,
-  ) {}
+    @Inject(OrderCodeTable) codes: OrderCodeTable,
+  ) {
+    this.criteria = ourServiceRequestCriteria(config.fhir.FHIR_SUBSCRIPTION_CRITERIA, codes.entries());
+  }
 
   onApplicationBootstrap(): void {
     if (!this.config.fhir.FHIR_SUBSCRIPTION_AUTO_CREATE || !this.ehr) return;
@@ -58,11 +64,18 @@ export class FhirSubscriptionManager implements OnApplicationBootstrap, OnApplic
     });
     const ours = (found.entry ?? []).map((e) => e.resource!).filter((s) => s?.channel?.endpoint === this.endpoint());
     const live = ours.find((s) => s.status === 'active' || s.status === 'requested');
-    if (live) return live;
+    if (live && live.criteria === this.criteria) return live;
+    if (live?.id) {
+      // The order codes (or FHIR_SUBSCRIPTION_CRITERIA) changed since it was made: the EHR is told the new ones.
+      const updated = await this.ehr.update({ ...live, id: live.id, criteria: this.criteria, status: 'requested' });
+      log.info({ subscription: `Subscription/${live.id}` }, 'updated the criteria of our Subscription on the EHR');
+      return updated;
+    }
     const key = this.config.fhir.FHIR_API_KEYS[0]?.key;
     const created = await this.ehr.create(
       buildOurSubscription({
         endpoint: this.endpoint(),
+        criteria: this.criteria,
         secret: this.config.fhir.FHIR_SUBSCRIPTION_SECRET,
         authorizationHeader: key ? `Authorization: Bearer ${key}` : undefined,
       }),

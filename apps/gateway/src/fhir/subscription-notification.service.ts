@@ -1,14 +1,17 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { createLogger } from '@hemato/common';
+import { APP_CONFIG, createLogger, type AppConfig } from '@hemato/common';
 import {
   BundleResolver,
   EhrHttpError,
   FhirOperationError,
+  criteriaParams,
   operationOutcome,
+  ourServiceRequestCriteria,
   type EhrClient,
   type SubscriptionNotification,
 } from '@hemato/fhir';
-import type { OperationOutcome, ServiceRequest } from '@medplum/fhirtypes';
+import { OrderCodeTable } from '@hemato/orders';
+import type { Bundle, OperationOutcome, ServiceRequest } from '@medplum/fhirtypes';
 import { EHR_CLIENT } from './ehr-client.provider';
 import { FhirOrderIntakeUseCase } from './fhir-order-intake.use-case';
 import { SubscriptionEventsRepository } from './subscription-events.repository';
@@ -39,11 +42,18 @@ export interface NotificationResult {
  */
 @Injectable()
 export class SubscriptionNotificationService {
+  /** The search that finds our ServiceRequests (also the Subscription's criteria). */
+  readonly criteria: string;
+
   constructor(
     @Inject(EHR_CLIENT) private readonly ehr: EhrClient | null,
     private readonly intake: FhirOrderIntakeUseCase,
     private readonly events: SubscriptionEventsRepository,
-  ) {}
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'fhir'>,
+    @Inject(OrderCodeTable) codes: OrderCodeTable,
+  ) {
+    this.criteria = ourServiceRequestCriteria(config.fhir.FHIR_SUBSCRIPTION_CRITERIA, codes.entries());
+  }
 
   private client(): EhrClient {
     if (!this.ehr) {
@@ -211,15 +221,35 @@ export class SubscriptionNotificationService {
     }
   }
 
-  /** Active ServiceRequests on the EHR, newest first; the ones we know are answered from the database. */
+  /**
+   * Our ServiceRequests on the EHR (`criteria`), newest first, page after page up to FHIR_CATCHUP_MAX;
+   * the ones we know are answered from the database. A failing page fails the notification (503: the
+   * EHR sends it again and the catch-up runs again; what was taken in stays taken).
+   */
   private async catchUp(result: NotificationResult): Promise<void> {
     const ehr = this.client();
-    const bundle = await ehr.search<ServiceRequest>('ServiceRequest', {
-      status: 'active',
-      _count: '100',
+    const max = this.config.fhir.FHIR_CATCHUP_MAX;
+    let read = 0;
+    let page: Bundle<ServiceRequest> | undefined = await ehr.search<ServiceRequest>('ServiceRequest', {
+      ...criteriaParams(this.criteria),
+      _count: String(Math.min(this.config.fhir.FHIR_CATCHUP_PAGE_SIZE, max)),
       _sort: '-_lastUpdated',
     });
-    for (const e of bundle.entry ?? []) if (e.resource) await this.take(e.resource, result);
+    while (page) {
+      for (const e of page.entry ?? []) {
+        if (e.resource?.resourceType !== 'ServiceRequest' || (e.search?.mode && e.search.mode !== 'match')) continue;
+        if (read >= max) break;
+        read++;
+        await this.take(e.resource, result);
+      }
+      if (read >= max) {
+        if (page.link?.some((l) => l.relation === 'next')) {
+          log.warn({ read, max }, 'catch-up stopped at FHIR_CATCHUP_MAX ServiceRequests; older ones were not read');
+        }
+        break;
+      }
+      page = await ehr.nextPage(page);
+    }
   }
 
   /** The answer to the notifier. */

@@ -186,6 +186,17 @@ export const fhirSection = z.object({
     .default('system/ServiceRequest.read system/Patient.read system/DiagnosticReport.write system/Observation.write'),
   FHIR_SUBSCRIPTION_SECRET: secret('FHIR_SUBSCRIPTION_SECRET', optionalString()),
   FHIR_SUBSCRIPTION_AUTO_CREATE: bool(false),
+  /**
+   * Which ServiceRequests are ours: the Subscription's criteria and the catch-up search. Unset: active
+   * ones with a code of HEMATO_ORDER_CODES (`ServiceRequest?status=active&code=http://loinc.org|34994-4,…`).
+   */
+  FHIR_SUBSCRIPTION_CRITERIA: optionalString().refine((v) => v === undefined || /^ServiceRequest\?\S+$/.test(v), {
+    message: 'must be a ServiceRequest search, e.g. ServiceRequest?status=active&code=http://loinc.org|34994-4',
+  }),
+  /** Most ServiceRequests one catch-up search reads from the EHR (newest first). */
+  FHIR_CATCHUP_MAX: int(1000, 1),
+  /** ServiceRequests asked for per page of a catch-up search (`_count`; some EHRs allow fewer than 100). */
+  FHIR_CATCHUP_PAGE_SIZE: int(100, 1),
 });
 
 export const ordersSection = z

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import type { AppConfig } from '@hemato/common';
+import { createLogger, type AppConfig } from '@hemato/common';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { Client as FhirKitClient, RequestOptions } from 'fhir-kit-client';
 import type { ResourceResolver } from '../intake/resource-resolver';
@@ -36,6 +36,8 @@ export interface EhrAnswer {
 }
 
 export type EhrAuth = { kind: 'none' } | { kind: 'bearer'; token: string } | { kind: 'smart'; smart: SmartBackendAuth };
+
+const log = createLogger('ehr-client');
 
 type FhirKitModule = typeof import('fhir-kit-client');
 
@@ -164,9 +166,27 @@ export class EhrClient implements ResourceResolver {
 
   async search<T extends Resource>(
     resourceType: T['resourceType'],
-    searchParams: Record<string, string>,
+    searchParams: Record<string, string | string[]>,
   ): Promise<Bundle<T>> {
     return this.call((c, options) => c.search({ resourceType, searchParams, options }));
+  }
+
+  /**
+   * The next page of a search result, or undefined on the last page. A `next` link that leaves this
+   * EHR's base URL is not followed (it would be sent our token): logged, and the search ends there.
+   */
+  async nextPage<T extends Resource>(bundle: Bundle<T>): Promise<Bundle<T> | undefined> {
+    const link = bundle.link?.find((l) => l.relation === 'next')?.url;
+    if (!link) return undefined;
+    const base = this.baseUrl.endsWith('/') ? this.baseUrl : `${this.baseUrl}/`;
+    const url = new URL(link, base);
+    if (!url.href.startsWith(base)) {
+      log.warn({ linkOrigin: url.origin }, "the EHR's next-page link leaves its base URL: not followed");
+      return undefined;
+    }
+    return this.call(async (c, options) =>
+      c.nextPage({ bundle: { ...bundle, link: [{ relation: 'next', url: url.href }] } as never, options }),
+    );
   }
 
   async create<T extends Resource>(resource: T): Promise<T> {

@@ -1,4 +1,5 @@
 import type { Subscription } from '@medplum/fhirtypes';
+import { fhirCodeSystem } from '../systems';
 
 /** Medplum's extension carrying the HMAC secret for `X-Signature`. */
 export const MEDPLUM_SUBSCRIPTION_SECRET_URL = 'https://www.medplum.com/fhir/StructureDefinition/subscription-secret';
@@ -31,4 +32,33 @@ export function buildOurSubscription(opts: {
     },
     ...(opts.secret ? { extension: [{ url: MEDPLUM_SUBSCRIPTION_SECRET_URL, valueString: opts.secret }] } : {}),
   };
+}
+
+/**
+ * The ServiceRequests that are ours: `FHIR_SUBSCRIPTION_CRITERIA` when set, else the active ones whose
+ * code is one of HEMATO_ORDER_CODES (a code whose v2 system has no FHIR URI is matched in any system).
+ * Without it the EHR would notify, and a catch-up would read, every active order of the hospital.
+ */
+export function ourServiceRequestCriteria(
+  configured: string | undefined,
+  codes: Array<{ system: string; code: string }>,
+): string {
+  if (configured) return configured;
+  const tokens = codes.map(({ system, code }) => {
+    const uri = fhirCodeSystem(system);
+    // A token's system and code are separated by '|' and tokens by ',': escape them in the code (FHIR search escaping).
+    const value = code.replace(/[\\,|$]/g, (c) => `\\${c}`);
+    return uri ? `${uri}|${value}` : value;
+  });
+  return tokens.length ? `ServiceRequest?status=active&code=${tokens.join(',')}` : 'ServiceRequest?status=active';
+}
+
+/** A search URL's parameters (`ServiceRequest?a=1&b=2`) as the EHR client takes them; a repeated one (AND) as a list. */
+export function criteriaParams(criteria: string): Record<string, string | string[]> {
+  const params: Record<string, string | string[]> = {};
+  for (const [k, v] of new URLSearchParams(criteria.slice(criteria.indexOf('?') + 1))) {
+    const prev = params[k];
+    params[k] = prev === undefined ? v : [...(Array.isArray(prev) ? prev : [prev]), v];
+  }
+  return params;
 }

@@ -3,7 +3,15 @@ import { createServer, type IncomingMessage, type Server, type ServerResponse } 
 import type { AddressInfo } from 'node:net';
 import { getStatus, matchesSearchRequest, parseSearchRequest } from '@medplum/core';
 import { FhirRouter, MemoryRepository, type FhirRequest, type HttpMethod } from '@medplum/fhir-router';
-import type { Bundle, Extension, OperationOutcome, Parameters, Resource, Subscription } from '@medplum/fhirtypes';
+import type {
+  Bundle,
+  BundleLink,
+  Extension,
+  OperationOutcome,
+  Parameters,
+  Resource,
+  Subscription,
+} from '@medplum/fhirtypes';
 import { decodeProtectedHeader, importJWK, jwtVerify, type JWK } from 'jose';
 import { loadMedplumDefinitions } from './medplum-definitions';
 
@@ -268,9 +276,28 @@ export class TestFhirServer {
       return this.send(res, 500, outcome('exception', 'Lost the response after commit'));
     }
     this.requests.push({ method: req.method ?? 'GET', path, status, authorization: authz });
+    if (req.method === 'GET' && status === 200) this.addPageLinks(resource, path, url);
     const headers: Record<string, string> = {};
     if (status === 201 && resource?.id) headers.location = `${this.baseUrl}/${resource.resourceType}/${resource.id}`;
     this.send(res, status, resource ?? oc, headers);
+  }
+
+  /**
+   * Paging links on a search result, as real FHIR servers give them (the in-memory repository gives none):
+   * `self`, and `next` (absolute, under the base URL, with `_offset`) while more matches remain.
+   */
+  private addPageLinks(resource: Resource | undefined, path: string, url: URL): void {
+    const bundle = resource as Bundle | undefined;
+    if (bundle?.resourceType !== 'Bundle' || bundle.type !== 'searchset') return;
+    const count = Number(url.searchParams.get('_count') ?? 20);
+    const offset = Number(url.searchParams.get('_offset') ?? 0);
+    const links: BundleLink[] = [{ relation: 'self', url: `${this.baseUrl}${path}${url.search}` }];
+    if (bundle.total !== undefined && offset + count < bundle.total) {
+      const next = new URLSearchParams(url.searchParams);
+      next.set('_offset', String(offset + count));
+      links.push({ relation: 'next', url: `${this.baseUrl}${path}?${next.toString()}` });
+    }
+    bundle.link = links;
   }
 
   private authorized(header: string | undefined): boolean {

@@ -1,0 +1,107 @@
+import { TestFhirServer } from '@hemato/testing';
+import type { Patient, ServiceRequest, Subscription } from '@medplum/fhirtypes';
+import type { DataSource } from 'typeorm';
+import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
+import { FhirSubscriptionManager } from '../../apps/gateway/src/fhir/fhir-subscription-manager.service';
+import { API_KEY, freePort, patient, startGateway } from './fhir-helpers';
+
+const EHR_TOKEN = 'ehr-static-token-catchup';
+const OURS = 'ServiceRequest?status=active&code=http://loinc.org|34994-4,http://loinc.org|57021-8';
+
+/**
+ * Which ServiceRequests are ours (the Subscription's criteria: our order codes, not every active order of
+ * the hospital) and a catch-up that reads them page after page, up to FHIR_CATCHUP_MAX.
+ */
+describe('FHIR Subscription criteria and catch-up', () => {
+  let ehr: TestFhirServer;
+  let gw: RunningGateway;
+  let ds: DataSource;
+  let hook: string;
+  let pat: Patient & { id: string };
+  let n = 0;
+
+  beforeAll(async () => {
+    ehr = await TestFhirServer.start({ auth: { kind: 'bearer', token: EHR_TOKEN } });
+    const port = await freePort();
+    ({ gw, ds } = await startGateway('fhircatchup', {
+      PORT: String(port),
+      PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
+      FHIR_EHR_BASE_URL: ehr.baseUrl,
+      FHIR_EHR_AUTH: 'bearer',
+      FHIR_EHR_TOKEN: EHR_TOKEN,
+      FHIR_CATCHUP_PAGE_SIZE: '2',
+      FHIR_CATCHUP_MAX: '5',
+    }));
+    hook = `http://127.0.0.1:${port}/fhir/subscription-hook`;
+    pat = await ehr.create(patient(undefined as never, 'MRN-CATCHUP') as unknown as Patient);
+  });
+  afterAll(async () => {
+    await gw?.app.close();
+    await ds?.destroy();
+    await ehr?.close();
+  });
+
+  async function order(code = '34994-4'): Promise<ServiceRequest & { id: string }> {
+    const sr = await ehr.create<ServiceRequest>({
+      resourceType: 'ServiceRequest',
+      identifier: [{ system: 'urn:ehr:placer', value: `CU-${++n}` }],
+      status: 'active',
+      intent: 'order',
+      code: { coding: [{ system: 'http://loinc.org', code }] },
+      subject: { reference: `Patient/${pat.id}` },
+    });
+    await ehr.settled();
+    return sr;
+  }
+
+  const taken = async (): Promise<string[]> =>
+    (
+      (await ds.query(`SELECT external_key FROM orders WHERE source_channel = 'fhir' ORDER BY external_key`)) as Array<{
+        external_key: string;
+      }>
+    ).map((r) => r.external_key.replace('fhir:urn:ehr:placer|', ''));
+
+  it('subscribes to our order codes only: the EHR does not notify us of its other orders', async () => {
+    const manager = gw.app.get(FhirSubscriptionManager);
+    const sub = await manager.ensure();
+    await ehr.settled();
+    expect(sub.criteria).toBe(OURS);
+    const before = ehr.hookDeliveries.length;
+    await order('24627-2'); // a chest X-ray order of the same hospital
+    expect(ehr.hookDeliveries.length).toBe(before);
+    const ours = await order('34994-4');
+    expect(ehr.hookDeliveries.length).toBe(before + 1);
+    expect(await taken()).toEqual([ours.identifier![0]!.value]);
+
+    // A Subscription of ours with other criteria (the order codes changed since) is updated, not duplicated.
+    const current = await ehr.repo.readResource<Subscription>('Subscription', sub.id!);
+    await ehr.update({ ...current, id: sub.id!, criteria: 'ServiceRequest?status=active' });
+    const again = await manager.ensure();
+    expect(again.id).toBe(sub.id);
+    expect((await ehr.repo.readResource<Subscription>('Subscription', sub.id!)).criteria).toBe(OURS);
+    const latest = await ehr.repo.readResource<Subscription>('Subscription', sub.id!);
+    await ehr.update({ ...latest, id: sub.id!, status: 'off' });
+  });
+
+  it('an empty notification reads our ServiceRequests page by page, newest first, up to FHIR_CATCHUP_MAX', async () => {
+    // Seven of ours (newest last) and one of another department, none notified (our Subscription is off).
+    const made: string[] = [];
+    for (let i = 0; i < 7; i++) {
+      made.push((await order()).identifier![0]!.value!);
+      await new Promise((r) => setTimeout(r, 5)); // distinct meta.lastUpdated, so "newest first" is one order
+    }
+    await order('24627-2');
+    const res = await fetch(hook, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}` } });
+    expect(res.status).toBe(200);
+    const outcome = (await res.json()) as { issue: Array<{ diagnostics: string }> };
+    // The five newest of ours read, in pages of two; the two oldest not (FHIR_CATCHUP_MAX=5).
+    expect(outcome.issue[0]!.diagnostics).toMatch(/5 order\(s\) created, 0 already known, 0 rejected/);
+    const now = await taken();
+    expect(now).toEqual(expect.arrayContaining(made.slice(2)));
+    expect(now).not.toContain(made[0]);
+    expect(now).not.toContain(made[1]);
+    // Searches went to the EHR with our criteria and _count=2, and the next pages were followed.
+    const searches = ehr.requests.filter((r) => r.method === 'GET' && r.path.startsWith('/ServiceRequest'));
+    expect(searches.length).toBeGreaterThanOrEqual(3);
+  });
+});
