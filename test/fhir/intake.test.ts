@@ -1,6 +1,7 @@
 import { randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { fhirValidationErrors } from '@hemato/testing';
+import { MessageSealer } from '@hemato/privacy';
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
 import { API_KEY, PNG_1x1, fhirFetch, patient, serveJson, serviceRequest, startGateway } from './fhir-helpers';
@@ -108,6 +109,14 @@ describe('FHIR REST intake', () => {
     expect(JSON.stringify(order.details)).not.toContain('MRN-9');
     const images = await ds.query(`SELECT name, media_type, status FROM image_files WHERE order_id = $1`, [task.id]);
     expect(images).toEqual([{ name: 'smear-1.png', media_type: 'image/png', status: 'stored' }]);
+    // The request is kept as received, sealed with the PHI key: the Patient is not in clear in the database.
+    const [inbound] = await ds.query(
+      `SELECT m.raw FROM orders o JOIN inbound_messages m ON m.id = o.inbound_message_id WHERE o.id = $1`,
+      [task.id],
+    );
+    expect(inbound.raw).toMatch(/^enc:/);
+    expect(inbound.raw).not.toMatch(/MRN-9|Testperson/);
+    expect(gw.app.get(MessageSealer, { strict: false }).open(inbound.raw)).toContain('"MRN-9"');
   });
 
   it('answers POST /fhir/ServiceRequest with 201, Location and a Task; a repeated identifier or If-None-Exist returns the same order', async () => {

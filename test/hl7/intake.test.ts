@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { encodeFrame } from '@hemato/hl7';
 import { Message } from 'node-hl7-client';
-import { PatientIdentityReader } from '@hemato/privacy';
+import { MessageSealer, PatientIdentityReader } from '@hemato/privacy';
 import { startGateway, type TestGateway } from './support/gateway';
 import { RawMllpConnection, ackOf } from './support/mllp-test-client';
 import { TINY_PNG, orderMessage } from './support/fixtures';
@@ -28,6 +28,9 @@ describe('HL7 v2 order intake over MLLP', () => {
     conn?.close();
     await gw?.close();
   });
+
+  /** Opens the stored (sealed) message bodies and ACKs, as the dashboard does. */
+  const open = (stored: string) => gw.gateway.app.get(MessageSealer, { strict: false }).open(stored);
 
   const ordersOf = (controlId: string) =>
     gw.db.query(
@@ -60,7 +63,10 @@ describe('HL7 v2 order intake over MLLP', () => {
     const msg = await gw.db.query(`SELECT * FROM inbound_messages WHERE control_id = 'ORM-1'`);
     expect(msg[0].ack_code).toBe('AA');
     expect(msg[0].status).toBe('accepted');
-    expect(msg[0].ack).toBe(reply);
+    // The message and its ACK are kept, sealed: no patient value in clear in the row.
+    expect(open(msg[0].ack)).toBe(reply);
+    expect(open(msg[0].raw)).toContain('TESTPATIENT^ALICE');
+    expect(JSON.stringify(msg[0])).not.toMatch(/TESTPATIENT|MRN0001|19700102/);
     // The PID was kept (encrypted) verbatim so the ORU can echo it; the proxy row holds no clear identifier.
     const identity = await gw.gateway.app
       .get(PatientIdentityReader, { strict: false })
@@ -278,8 +284,8 @@ describe('HL7 v2 order intake over MLLP', () => {
     const raw = await gw.db.query(
       `SELECT control_id, raw FROM inbound_messages WHERE control_id LIKE 'CS-%' ORDER BY control_id`,
     );
-    expect(raw[0].raw).toContain('MÜLLER^JOSÉ');
-    expect(raw[1].raw).toContain('ŁUKASZ^ŻÓŁW');
+    expect(open(raw[0].raw)).toContain('MÜLLER^JOSÉ');
+    expect(open(raw[1].raw)).toContain('ŁUKASZ^ŻÓŁW');
   });
 
   it('speaks enhanced mode: commit ACK per MSH-15 and application ACK per MSH-16', async () => {
@@ -389,7 +395,8 @@ describe('HL7 v2 order intake over MLLP', () => {
       const stored = await gw.db.query(
         `SELECT ack, ack_code, status FROM inbound_messages WHERE control_id = 'ENH-OML'`,
       );
-      expect(stored[0]).toMatchObject({ ack: orl, ack_code: 'AA', status: 'accepted' });
+      expect(stored[0]).toMatchObject({ ack_code: 'AA', status: 'accepted' });
+      expect(open(stored[0].ack)).toBe(orl);
 
       // Cancel the first order: ORC-1 CR with its filler number, status CA.
       c.send(
@@ -526,7 +533,7 @@ describe('HL7 v2 order intake over MLLP', () => {
     const latin = orderMessage({ controlId: 'CS-NONE', patientName: 'MÜLLER^JOSÉ' });
     expect(ackOf(await conn.request(latin, 'latin1')).code).toBe('AA');
     const [row] = await gw.db.query(`SELECT raw FROM inbound_messages WHERE control_id = 'CS-NONE'`);
-    expect(row.raw).toContain('MÜLLER^JOSÉ');
+    expect(open(row.raw)).toContain('MÜLLER^JOSÉ');
   });
 
   it('refuses (AE 205) an NW that reuses a placer number of the same sender, in a later message or the same one', async () => {

@@ -4,3 +4,4 @@ export * from './patient-proxy.service';
 export * from './phi-guard';
 export * from './privacy.module';
 export * from './phi-guard-context';
+export * from './message-sealer';

@@ -1,13 +1,17 @@
 import { Injectable } from '@nestjs/common';
 import { DeliveryStatus, DeliveryTarget } from '@hemato/common';
 import { DeliveryEntity, InboundMessageEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
+import { MessageSealer } from '@hemato/privacy';
 import { DataSource, type EntityManager } from 'typeorm';
 import { mayAccess, type OrderCaller } from './fhir-auth.guard';
 
 /** The FHIR channel's reads and writes of orders, reports, deliveries and inbound messages. */
 @Injectable()
 export class FhirOrdersRepository {
-  constructor(private readonly ds: DataSource) {}
+  constructor(
+    private readonly ds: DataSource,
+    private readonly sealer: MessageSealer,
+  ) {}
 
   transaction<T>(fn: (m: EntityManager) => Promise<T>): Promise<T> {
     return this.ds.transaction(fn);
@@ -85,7 +89,8 @@ export class FhirOrdersRepository {
         sender: m.sender,
         controlId: m.controlId,
         messageType: m.type,
-        raw: m.raw,
+        // The request body (a Patient, a transaction Bundle) is PHI: sealed at rest.
+        raw: this.sealer.seal(m.raw),
         status: m.status,
         error: m.error ?? null,
       }),

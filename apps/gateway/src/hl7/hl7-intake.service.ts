@@ -29,6 +29,7 @@ import {
   type ParsedOrderMessage,
 } from '@hemato/hl7';
 import { OrderCodeTable, OrderIntakeService, OrderTransitions, type NewOrderInput } from '@hemato/orders';
+import { MessageSealer } from '@hemato/privacy';
 import { DataSource, type EntityManager } from 'typeorm';
 import { CommitBatcher } from './commit-batcher';
 
@@ -108,6 +109,7 @@ export class Hl7IntakeService {
     private readonly intake: OrderIntakeService,
     private readonly codes: OrderCodeTable,
     private readonly transitions: OrderTransitions,
+    private readonly sealer: MessageSealer,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'hl7' | 'database'>,
   ) {
     this.us = { application: config.hl7.HL7_SENDING_APP, facility: config.hl7.HL7_SENDING_FACILITY };
@@ -420,14 +422,15 @@ export class Hl7IntakeService {
   private inboundRow(item: PreparedMessage): unknown[] {
     const { header } = item;
     const planned = this.ackAfterWrite(item) ? null : (item.planned ??= this.plannedOutcome(item));
+    // The message and its ACK (an ORR^O02 repeats the PID) are PHI: sealed at rest.
     return [
       item.sender,
       header.controlId,
       `${header.messageCode}^${header.triggerEvent}`,
-      item.text,
+      this.sealer.seal(item.text),
       planned?.status ?? 'processing',
       planned?.ackCode ?? null,
-      planned ? planned.replies.join('\n') : null,
+      planned ? this.sealer.seal(planned.replies.join('\n')) : null,
       planned?.error ?? null,
     ];
   }
@@ -488,7 +491,7 @@ export class Hl7IntakeService {
         [item.sender, header.controlId],
       );
       log.info({ controlId: header.controlId }, 'duplicate HL7 message: stored ACK replayed');
-      const ack = prev[0]?.ack;
+      const ack = this.sealer.openNullable(prev[0]?.ack);
       if (ack !== null && ack !== undefined) return { replies: ack === '' ? [] : ack.split('\n'), orderIds: [] };
       return {
         replies: this.replies(header, 'AE', [
@@ -545,7 +548,7 @@ export class Hl7IntakeService {
         finals.map((f) => f.id),
         finals.map((f) => f.outcome.status),
         finals.map((f) => f.outcome.ackCode),
-        finals.map((f) => f.outcome.replies.join('\n')),
+        finals.map((f) => this.sealer.seal(f.outcome.replies.join('\n'))),
         finals.map((f) => f.outcome.error),
       ],
     );

@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { DeliveryStatus, DeliveryTarget, DomainError, JobName, OrderStatus, createLogger } from '@hemato/common';
 import { DeliveryEntity, ImageFileEntity, InboundMessageEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
+import { MessageSealer } from '@hemato/privacy';
 import { DataSource } from 'typeorm';
 import { LifecycleQueue } from '../lifecycle/lifecycle-queue';
 import { canTransition } from '../lifecycle/order-state-machine';
@@ -29,6 +30,7 @@ export class OrderActionsService {
     private readonly ds: DataSource,
     private readonly transitions: OrderTransitions,
     private readonly queue: LifecycleQueue,
+    private readonly sealer: MessageSealer,
   ) {}
 
   /** Channels register how to replay their inbound messages (HL7: through the same intake as MLLP). */
@@ -98,7 +100,12 @@ export class OrderActionsService {
     const replayer = this.replayers.get(message.channel);
     if (!replayer) return { ok: false, message: `Messages from ${message.channel} cannot be replayed here` };
     try {
-      return await replayer(message, actor);
+      // Replayers read the message as received: its body and ACK are sealed at rest.
+      const opened = Object.assign(new InboundMessageEntity(), message, {
+        raw: this.sealer.open(message.raw),
+        ack: this.sealer.openNullable(message.ack),
+      });
+      return await replayer(opened, actor);
     } catch (err) {
       return { ok: false, message: err instanceof DomainError || err instanceof Error ? err.message : String(err) };
     }

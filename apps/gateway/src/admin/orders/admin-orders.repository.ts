@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { MessageSealer } from '@hemato/privacy';
 import { DataSource } from 'typeorm';
 
 export interface OrderListFilter {
@@ -39,7 +40,10 @@ function likePrefix(q: string): string {
 /** The dashboard's reads of orders. Every query here is shaped for an index (see the admin-dashboard migration). */
 @Injectable()
 export class AdminOrdersRepository {
-  constructor(private readonly ds: DataSource) {}
+  constructor(
+    private readonly ds: DataSource,
+    private readonly sealer: MessageSealer,
+  ) {}
 
   private async where(f: OrderListFilter, params: unknown[]): Promise<string[] | null> {
     const conds: string[] = [];
@@ -161,13 +165,20 @@ export class AdminOrdersRepository {
     );
   }
 
+  /** An inbound message with its body and ACK in clear (both are sealed at rest): mask before showing. */
   async inbound(id: string): Promise<Record<string, any> | null> {
     const rows: Array<Record<string, any>> = await this.ds.query(
       `SELECT id, channel, sender, control_id, message_type, raw, status, ack_code, ack, error, received_at
          FROM inbound_messages WHERE id = $1`,
       [id],
     );
-    return rows[0] ?? null;
+    const row = rows[0];
+    if (!row) return null;
+    return {
+      ...row,
+      raw: this.sealer.open(row.raw as string),
+      ack: this.sealer.openNullable(row.ack as string | null),
+    };
   }
 
   /** The latest failures, for the health page. */

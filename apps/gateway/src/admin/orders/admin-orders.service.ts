@@ -141,7 +141,9 @@ export class AdminOrdersService {
       inbound: inbound
         ? (() => {
             const { raw, ...rest } = inbound;
-            return { ...rest, rawMasked: maskInbound(inbound.channel as string, raw as string) };
+            // An enhanced-mode ACK (ORR^O02/ORL^O22) repeats the PID: masked like the message.
+            const ack = typeof rest.ack === 'string' ? maskInbound(inbound.channel as string, rest.ack) : rest.ack;
+            return { ...rest, ack, rawMasked: maskInbound(inbound.channel as string, raw as string) };
           })()
         : null,
     };
