@@ -25,7 +25,12 @@ describe('orders whose images live in an S3 bucket (IMAGE_STORE=s3)', () => {
   let dataDir: string;
   const auth = { authorization: 'Bearer test-api-key' };
 
+  // Made before anything else: generating it blocks the event loop for seconds on a busy machine, and a
+  // keep-alive socket the gateway (in this process) closes meanwhile would reset the next request on it.
+  let uploadSmear: Buffer;
+
   beforeAll(async () => {
+    uploadSmear = generateSmear({ width: 640, height: 480, format: 'png', seed: 7, parasites: true });
     s3 = await startS3Server('smears');
     dataDir = await mkdtemp(path.join(os.tmpdir(), 'hb-s3-e2e-'));
     p = await startPipeline('imgs3', { ...s3.env, S3_PREFIX: 'bridge/images', DATA_DIR: dataDir });
@@ -65,7 +70,7 @@ describe('orders whose images live in an S3 bucket (IMAGE_STORE=s3)', () => {
     const order = await sendOrder('PL-S3-1');
     await reaches(order.id, OrderStatus.AwaitingImages, 20_000);
 
-    const smear = generateSmear({ width: 640, height: 480, format: 'png', seed: 7, parasites: true });
+    const smear = uploadSmear;
     const url = `${p.httpUrl}/api/orders/${order.id}/images`;
     const put = await fetch(`${url}/smear.png`, {
       method: 'PUT',
