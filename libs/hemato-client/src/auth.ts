@@ -44,6 +44,15 @@ export interface HematoKeyAuthOptions {
   now?: () => number;
 }
 
+/**
+ * How far in the past a self-signed token's `iat` is put. The reference: "A token issued in future is
+ * invalid" — a client clock up to this much ahead of the service's is then still accepted.
+ */
+export const IAT_BACKDATE_S = 30;
+
+/** "A token more than 1 hour is considered expired" (reference), counted from `iat`. */
+export const MAX_TOKEN_AGE_S = 3600;
+
 /** Either way of authenticating to Hemato.AI. */
 export type HematoAuthOptions = HematoSessionAuthOptions | HematoKeyAuthOptions;
 
@@ -184,10 +193,16 @@ export class KeyAuth implements HematoAuthProvider {
     this.now = opts.now ?? Date.now;
   }
 
-  /** Signs a new token now (claims `jti iss iat exp aud sub role`, header `alg kid typ`). */
+  /**
+   * Signs a new token now (claims `jti iss iat exp aud sub role`, header `alg kid typ`). `iat` is set
+   * {@link IAT_BACKDATE_S} in the past: the service refuses a token "issued in future", so a clock a little
+   * ahead of the service's must not get every token refused. `exp` still counts from now, capped so the
+   * token never outlives the service's 1-hour age limit counted from `iat`.
+   */
   async sign(): Promise<string> {
-    const iat = Math.floor(this.now() / 1000);
-    const exp = iat + this.ttl;
+    const nowS = Math.floor(this.now() / 1000);
+    const iat = nowS - IAT_BACKDATE_S;
+    const exp = Math.min(nowS + this.ttl, iat + MAX_TOKEN_AGE_S);
     const token = await new SignJWT({ role: this.role })
       .setProtectedHeader({ alg: this.alg, kid: this.opts.keyId, typ: 'JWT' })
       .setJti(randomUUID())
