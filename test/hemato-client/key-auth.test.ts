@@ -23,7 +23,8 @@ describe('Hemato client: key auth (self-signed JWT) against a local Hemato.AI', 
     const hello = await client.hello();
     expect(hello.accepted).toBe(true);
     const claims = (hello.results as { claims: Record<string, unknown> }).claims;
-    expect(Object.keys(claims).sort()).toEqual(['aud', 'exp', 'iat', 'iss', 'jti', 'role', 'sub']);
+    expect(Object.keys(claims).sort()).toEqual(['aud', 'exp', 'iat', 'iss', 'jti', 'kid', 'role', 'sub']);
+    expect(claims.kid).toBe(key.kid);
     expect(claims).toMatchObject({ aud: 'dev.api.hemato.ai', iss: key.issuer, sub: key.subject, role: 'device' });
     const exp = Number(claims.exp);
     const iat = Number(claims.iat);

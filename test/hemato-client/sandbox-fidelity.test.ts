@@ -3,7 +3,7 @@
  * (shared/spec/hemato-ai-api.md) is explicit and an earlier review found the two drifting apart.
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
-import { decodeJwt } from 'jose';
+import { decodeJwt, decodeProtectedHeader } from 'jose';
 import { loadConfig } from '@hemato/common';
 import { HematoClient, KeyAuth, type HematoKeyAuthOptions } from '@hemato/hemato-client';
 import { bootstrapSandbox, type RunningSandbox } from '../../apps/hemato-sandbox/src/bootstrap';
@@ -87,5 +87,22 @@ describe('Hemato client against apps/hemato-sandbox: reference fidelity', () => 
       const hello = await fetch(`${sandbox.url}/auth/hello`, { method: 'POST', headers: { authorization: token } });
       expect(hello.status).toBe(200);
     });
+  });
+
+  describe('kid: "Only required if using `RS256` signing algorithm" (a JWT claim in the reference\'s table)', () => {
+    it.each(['RS256', 'RS384'] as const)(
+      '%s tokens carry kid as a claim and in the header, and are accepted',
+      async (alg) => {
+        const c = keyClient({ alg });
+        expect(await c.hello()).toMatchObject({ accepted: true, status: 200 });
+        await expect(c.createStudy({ proxy: `px-${alg}` })).resolves.toMatchObject({ studyId: expect.any(String) });
+        const token = await new KeyAuth(
+          { method: 'key', privateKey, keyId: 'kid-fidelity', issuer: 'org-fidelity', subject: 'svc-fidelity', alg },
+          'dev.api.hemato.ai',
+        ).token();
+        expect(decodeJwt(token).kid).toBe('kid-fidelity');
+        expect(decodeProtectedHeader(token).kid).toBe('kid-fidelity');
+      },
+    );
   });
 });

@@ -93,6 +93,27 @@ describe('Hemato.AI sandbox: key-signed JWTs', () => {
     );
   });
 
+  it('refuses RS256 with kid only in the JOSE header: the reference lists kid among the claims', async () => {
+    await expectRefused(
+      await signJwt(key.privateKey, { alg: 'RS256', kid: 'k1', kidIn: 'header' }),
+      'kid',
+      /must carry kid as a claim/,
+    );
+  });
+
+  it('refuses a header kid that names another key than the kid claim', async () => {
+    await expectRefused(
+      await signJwt(key.privateKey, { alg: 'RS256', kid: 'k1', headerKid: 'k2' }),
+      'kid',
+      /header kid k2 and the kid claim k1 name different keys/,
+    );
+    await expectRefused(
+      await signJwt(key.privateKey, { alg: 'RS384', kid: 'k1', headerKid: 'k2' }),
+      'kid',
+      /different keys/,
+    );
+  });
+
   it('refuses a wrong audience', async () => {
     await expectRefused(
       await signJwt(key.privateKey, { aud: 'us.api.hemato.ai' }),

@@ -166,6 +166,10 @@ export async function signJwt(
   opts: {
     alg?: string;
     kid?: string | null;
+    /** Where kid goes (default both, as our client sends it). */
+    kidIn?: 'header' | 'claims' | 'both';
+    /** A different kid in the header than in the claims. */
+    headerKid?: string;
     iss?: string;
     sub?: string;
     role?: string;
@@ -186,8 +190,10 @@ export async function signJwt(
     iat,
     exp: iat + (opts.expOffsetS ?? 300),
   };
+  const kidIn = opts.kidIn ?? 'both';
+  if (opts.kid !== null && kidIn !== 'header') claims.kid = opts.kid ?? 'k1';
   for (const k of opts.omit ?? []) delete claims[k];
   const header: Record<string, unknown> = { alg: opts.alg ?? 'RS384', typ: 'JWT' };
-  if (opts.kid !== null) header.kid = opts.kid ?? 'k1';
+  if (opts.kid !== null && kidIn !== 'claims') header.kid = opts.headerKid ?? opts.kid ?? 'k1';
   return new SignJWT(claims).setProtectedHeader(header as { alg: string }).sign(key);
 }

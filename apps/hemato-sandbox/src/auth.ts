@@ -150,10 +150,25 @@ export class SandboxAuth {
         : `alg ${alg || '(none)'} is not accepted: sign with RS384 or RS256 (RSASSA-PKCS1-v1_5)`,
     );
 
-    // The reference shows `kid` among the claims; the JOSE header is its usual place: accept either.
-    const kid = typeof head.kid === 'string' ? head.kid : typeof claims.kid === 'string' ? claims.kid : undefined;
-    if (alg === 'RS256') add('kid', Boolean(kid), kid ? `kid ${kid}` : 'RS256 tokens must name their key in kid');
-    else add('kid', true, kid ? `kid ${kid}` : 'no kid (optional with RS384): every key of the issuer is tried');
+    // The reference lists `kid` in its table of JWT claims ("Only required if using `RS256`") and shows it
+    // in the example's payload: RS256 needs the claim. The JOSE header is its usual place: a header kid is
+    // read too, but one that names another key than the claim makes the token ambiguous and is refused.
+    const headKid = typeof head.kid === 'string' ? head.kid : undefined;
+    const claimKid = typeof claims.kid === 'string' ? claims.kid : undefined;
+    const kid = claimKid ?? headKid;
+    if (headKid !== undefined && claimKid !== undefined && headKid !== claimKid) {
+      add('kid', false, `the header kid ${headKid} and the kid claim ${claimKid} name different keys`);
+    } else if (alg === 'RS256') {
+      add(
+        'kid',
+        claimKid !== undefined,
+        claimKid !== undefined
+          ? `kid ${claimKid}`
+          : headKid !== undefined
+            ? 'RS256 tokens must carry kid as a claim (the reference lists it among the JWT claims), not only in the header'
+            : 'RS256 tokens must name their key in the kid claim',
+      );
+    } else add('kid', true, kid ? `kid ${kid}` : 'no kid (optional with RS384): every key of the issuer is tried');
 
     const missing: string[] = [];
     const wrongType: string[] = [];

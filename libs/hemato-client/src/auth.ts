@@ -194,7 +194,7 @@ export class KeyAuth implements HematoAuthProvider {
   }
 
   /**
-   * Signs a new token now (claims `jti iss iat exp aud sub role`, header `alg kid typ`). `iat` is set
+   * Signs a new token now (claims `jti iss iat exp aud sub role kid`, header `alg kid typ`). `iat` is set
    * {@link IAT_BACKDATE_S} in the past: the service refuses a token "issued in future", so a clock a little
    * ahead of the service's must not get every token refused. `exp` still counts from now, capped so the
    * token never outlives the service's 1-hour age limit counted from `iat`.
@@ -203,7 +203,8 @@ export class KeyAuth implements HematoAuthProvider {
     const nowS = Math.floor(this.now() / 1000);
     const iat = nowS - IAT_BACKDATE_S;
     const exp = Math.min(nowS + this.ttl, iat + MAX_TOKEN_AGE_S);
-    const token = await new SignJWT({ role: this.role })
+    // `kid` is one of the reference's JWT claims (required with RS256); the header carries it too (JOSE).
+    const token = await new SignJWT({ role: this.role, kid: this.opts.keyId })
       .setProtectedHeader({ alg: this.alg, kid: this.opts.keyId, typ: 'JWT' })
       .setJti(randomUUID())
       .setIssuer(this.opts.issuer)
