@@ -186,7 +186,7 @@ describe('Hemato client: every endpoint against a local Hemato.AI', () => {
       jsonBody: { tags: { patient_proxy_id: 'PX-1' } },
     });
     expect(seen[1]!.headers['content-type']).toBe('image/jpeg');
-    expect(seen[1]!.url).toBe(`${server.url}/pbs/${studyId}/files`);
+    expect(seen[1]!.url).toBe(`${server.url}/pbs/${studyId}/files?content_type=image%2Fjpeg`);
     for (const s of seen) expect(Object.keys(s.headers).map((h) => h.toLowerCase())).not.toContain('authorization');
 
     class PhiLeak extends Error {}

@@ -4,12 +4,22 @@
  */
 import { generateKeyPairSync, type KeyObject } from 'node:crypto';
 import { decodeJwt, decodeProtectedHeader } from 'jose';
+import { zipSync } from 'fflate';
 import { loadConfig } from '@hemato/common';
 import { HematoClient, KeyAuth, type HematoKeyAuthOptions } from '@hemato/hemato-client';
+import { generateSmear } from '@hemato/testing';
 import { bootstrapSandbox, type RunningSandbox } from '../../apps/hemato-sandbox/src/bootstrap';
 import { FAST_RETRY } from './support/fixtures';
 
 process.env.LOG_LEVEL ??= 'warn';
+
+interface LoggedRequest {
+  method: string;
+  path: string;
+  query: Record<string, string>;
+  status?: number;
+  body?: any;
+}
 
 describe('Hemato client against apps/hemato-sandbox: reference fidelity', () => {
   let sandbox: RunningSandbox;
@@ -59,6 +69,11 @@ describe('Hemato client against apps/hemato-sandbox: reference fidelity', () => 
     return c;
   }
 
+  async function requests(): Promise<LoggedRequest[]> {
+    const res = await fetch(`${sandbox.url}/_sandbox/requests`);
+    return ((await res.json()) as { requests: LoggedRequest[] }).requests;
+  }
+
   describe('"A token issued in future is invalid"', () => {
     it('a client clock 20 s ahead of the service still gets its tokens accepted (iat is signed 30 s back)', async () => {
       const ahead = keyClient({ now: () => Date.now() + 20_000 });
@@ -104,5 +119,21 @@ describe('Hemato client against apps/hemato-sandbox: reference fidelity', () => 
         expect(decodeProtectedHeader(token).kid).toBe('kid-fidelity');
       },
     );
+  });
+
+  describe('uploads: the endpoint "expects either "file_name" or "content_type" query parameters"', () => {
+    it.each([
+      ['png', 'image/png'],
+      ['jpeg', 'image/jpeg'],
+      ['zip', 'application/zip'],
+    ] as const)('a %s upload carries ?content_type=%s and the same Content-Type header', async (format, type) => {
+      const c = keyClient();
+      const { studyId } = await c.createStudy({ proxy: `px-up-${format}` });
+      const image = generateSmear({ width: 64, height: 64, format: format === 'zip' ? 'png' : format, seed: 3 });
+      const bytes = format === 'zip' ? Buffer.from(zipSync({ 'a.png': new Uint8Array(image) })) : image;
+      await c.uploadFile(studyId, bytes, type);
+      const upload = (await requests()).find((r) => r.method === 'POST' && r.path === `/pbs/${studyId}/files`);
+      expect(upload).toMatchObject({ status: 201, query: { content_type: type } });
+    });
   });
 });

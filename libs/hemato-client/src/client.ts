@@ -403,8 +403,8 @@ export class HematoClient {
   }
 
   /**
-   * `POST /pbs/{id}/files`: streams one file (a path, bytes, or a stream; never read whole into memory)
-   * as the raw body with its Content-Type. Refuses anything but JPEG, PNG or a ZIP of them before any
+   * `POST /pbs/{id}/files?content_type=<type>`: streams one file (a path, bytes, or a stream; never read whole
+   * into memory) as the raw body with its Content-Type. Refuses anything but JPEG, PNG or a ZIP of them before any
    * network call. Computes the `sha224-i-` id while streaming and fails with `file_id_mismatch` when the
    * service answers another. Retried like other idempotent calls when the source can be replayed
    * (paths, buffers); a stream is sent once.
@@ -422,6 +422,9 @@ export class HematoClient {
       res = await this.call({
         method: 'POST',
         path: `/pbs/${id}/files`,
+        // The reference: "this endpoint expects either "file_name" or "content_type" query parameters";
+        // the same type also goes in the Content-Type header.
+        query: { content_type: upload.type },
         upload,
         idempotent: true,
         auth: true,
