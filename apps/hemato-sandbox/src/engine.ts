@@ -219,9 +219,10 @@ export class Engine {
   private callback(study: Study, body: Record<string, unknown>): void {
     const url = study.callback_url;
     if (!url) return;
+    // The reference: "The body of the call will conform to `{"pbs_stody_id":"…", "report_status": "ready",
+    // "progress": 1.0}`": the study is named `pbs_stody_id` (sic), and only so, in every callback.
     const full: Record<string, unknown> = {
       pbs_stody_id: study.pbs_study_id,
-      pbs_study_id: study.pbs_study_id,
       ...body,
     };
     const delayMs = this.faults.config.callback_delay_ms;
