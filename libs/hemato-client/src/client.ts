@@ -41,6 +41,8 @@ import {
 } from './results';
 import { prepareUpload, type HematoFileTypeInput, type HematoUploadSource, type PreparedUpload } from './upload-source';
 
+const LOGIN_PATH = '/auth/login';
+
 /** Retry policy for idempotent calls. */
 export interface HematoRetryOptions {
   /** Retries after the first attempt (default 3, so at most 4 attempts). 0 disables retries. */
@@ -287,7 +289,7 @@ export class HematoClient {
     const body: LoginRequest = { user, pass_hash: passHash };
     const res = await this.call({
       method: 'POST',
-      path: '/auth/login',
+      path: LOGIN_PATH,
       json: body,
       idempotent: true,
       auth: false,
@@ -699,6 +701,7 @@ export class HematoClient {
         user_message: envelope.user_message || undefined,
         debug_info: envelope.debug_info,
         retryable: RETRYABLE_STATUS.has(status),
+        authRefused: (spec.path === LOGIN_PATH && (status === 401 || status === 403)) || (status === 401 && renewed),
         attempts: sent,
         retryAfterMs,
       });

@@ -40,6 +40,12 @@ export interface HematoApiErrorInit {
   path?: string;
   /** Whether trying the same call again later may succeed. */
   retryable?: boolean;
+  /**
+   * The service refused our credentials: a 401/403 to `/auth/login` (wrong user or password), or a 401 that
+   * a fresh login / freshly signed token did not cure. Retrying repeats the refusal (and repeated wrong
+   * logins may lock the account): treat it as permanent.
+   */
+  authRefused?: boolean;
   /** How many HTTP attempts were made. */
   attempts?: number;
   /** The server's `Retry-After`, in milliseconds, when it sent one. */
@@ -61,6 +67,7 @@ export class HematoApiError extends Error {
   readonly method: string;
   readonly path: string;
   readonly retryable: boolean;
+  readonly authRefused: boolean;
   readonly attempts: number;
   readonly retryAfterMs?: number;
 
@@ -75,6 +82,7 @@ export class HematoApiError extends Error {
     this.method = init.method ?? '';
     this.path = init.path ?? '';
     this.retryable = init.retryable ?? false;
+    this.authRefused = init.authRefused ?? false;
     this.attempts = init.attempts ?? 0;
     this.retryAfterMs = init.retryAfterMs;
   }
@@ -92,6 +100,7 @@ export class HematoApiError extends Error {
       method: this.method,
       path: this.path,
       retryable: this.retryable,
+      authRefused: this.authRefused,
       attempts: this.attempts,
       retryAfterMs: this.retryAfterMs,
     };

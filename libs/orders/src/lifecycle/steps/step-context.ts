@@ -45,14 +45,22 @@ export class StepContext {
 }
 
 /**
- * Hemato.AI answers that a retry cannot fix (4xx other than 401/408/429, a hash mismatch, a PHI refusal)
- * end the job at once instead of burning its attempts.
+ * Hemato.AI answers that a retry cannot fix (4xx other than 401/408/429, a hash mismatch, a PHI refusal,
+ * credentials refused at login or after a fresh token) end the job at once instead of burning its attempts.
  */
 export function classifyStepError(err: unknown): Error {
   if (err instanceof DomainError) {
     return err.code === DomainErrorCode.Unavailable ? err : new UnrecoverableError(err.message);
   }
   if (err instanceof HematoApiError) {
+    if (err.authRefused) {
+      // No retry: the same credentials are refused again, and repeated wrong logins may lock the account.
+      return new UnrecoverableError(
+        `Hemato.AI refused our credentials (HTTP ${err.status} at ${err.method} ${err.path}): check HEMATO_USER and ` +
+          'HEMATO_PASSWORD / HEMATO_PASS_HASH (or HEMATO_KEY_ID / HEMATO_ISSUER / HEMATO_SUBJECT and the registered key); ' +
+          'not retried, so a wrong password cannot lock the Hemato.AI account',
+      );
+    }
     const s = err.status;
     const permanent =
       err.kind === 'file_id_mismatch' ||
