@@ -1,5 +1,6 @@
 import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
+import { isRfc3339DateTime } from '@hemato/hemato-client';
 import { OrderEventEntity } from '@hemato/persistence';
 import { orderReaches, generateSmear, phiValues, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
 
@@ -102,4 +103,32 @@ describe('workflow 2: Hemato.AI downloads the list and the files from signed gat
       await faults({});
     }
   }, 60_000);
+
+  it("an HL7 order's collection time (OBR-7) reaches the list as an RFC 3339 sample_collection_timestamp", async () => {
+    async function listOf(placer: string, collectedAt: string): Promise<Record<string, unknown>> {
+      const smear = generateSmear({ width: 160, height: 120, format: 'png', seed: 9, parasites: false });
+      const ack = await client.send(
+        sampleOrm({ controlId: placer, placer, collectedAt, images: [{ data: smear, subtype: 'PNG' }] }),
+        placer,
+      );
+      expect(ack.code).toBe('AA');
+      const order = await orderReaches(p.db, { placerOrderNumber: placer }, OrderStatus.Completed, 40_000);
+      const { requests } = (await (await fetch(`${p.sandbox.url}/_sandbox/requests`)).json()) as {
+        requests: LoggedRequest[];
+      };
+      const create = requests.find(
+        (r) => r.method === 'POST' && r.path === '/pbs' && r.pbs_study_id === order.hematoStudyId,
+      );
+      const list = await fetch(String(create!.body.list_url));
+      expect(list.status).toBe(200);
+      return (await list.json()) as Record<string, unknown>;
+    }
+    // OBR-7 with an offset: the same instant, written as RFC 3339 with that offset.
+    const withOffset = await listOf('PL-WF2-TS1', '20260101113000+0100');
+    expect(withOffset.sample_collection_timestamp).toBe('2026-01-01T11:30:00+01:00');
+    expect(isRfc3339DateTime(String(withOffset.sample_collection_timestamp))).toBe(true);
+    // OBR-7 without an offset is the sender's local time in a zone we do not know: not sent rather than guessed.
+    const withoutOffset = await listOf('PL-WF2-TS2', '20260101113000');
+    expect(withoutOffset).not.toHaveProperty('sample_collection_timestamp');
+  }, 90_000);
 });

@@ -7,3 +7,4 @@ export * from './results';
 export * from './callback-signature';
 export * from './client';
 export * from './from-config';
+export * from './rfc3339';

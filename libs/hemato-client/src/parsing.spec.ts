@@ -1,6 +1,7 @@
 import { parseRetryAfter } from './client';
 import { parseCallbackBody, parseNumLike, parseReport, parseStatus } from './results';
 import { assertZipOfImages, normaliseFileType, sniffFileType, zipEntryNames } from './upload-source';
+import { isRfc3339DateTime } from './rfc3339';
 
 describe('parsing what Hemato.AI sends', () => {
   it('reads numbers sent as strings or numbers', () => {
@@ -80,5 +81,30 @@ describe('upload type checks', () => {
     expect(names).toEqual(['x.png']);
     expect(() => assertZipOfImages(names)).not.toThrow();
     expect(() => assertZipOfImages(['dir/', 'a.exe'])).toThrow(/not \.jpg/);
+  });
+});
+
+describe('isRfc3339DateTime', () => {
+  it('accepts RFC 3339 date-times with Z or an offset, fractions and lower-case t/z', () => {
+    for (const v of [
+      '2021-01-02T15:04:05+07:00',
+      '2026-11-27T07:30:00Z',
+      '2024-02-29T23:59:60.123-05:30',
+      '2026-01-01t00:00:00z',
+    ])
+      expect(isRfc3339DateTime(v)).toBe(true);
+  });
+  it("refuses dates alone, times without an offset, impossible values and the reference's own typo", () => {
+    for (const v of [
+      '2026-01-01',
+      '2026-01-01T11:30:00',
+      '2021-01-02T15:0405+07:00',
+      '2025-02-29T00:00:00Z',
+      '2026-13-01T00:00:00Z',
+      '2026-01-01T24:00:00Z',
+      '2026-01-01T10:00:00+0100',
+      '',
+    ])
+      expect(isRfc3339DateTime(v)).toBe(false);
   });
 });

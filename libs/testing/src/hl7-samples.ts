@@ -34,6 +34,8 @@ export interface SampleOrderOptions {
   /** LOINC code of the test (default 34994-4, mapped to pbs_v1). */
   code?: string;
   control?: 'NW' | 'CA';
+  /** OBR-7 observation (collection) date/time as an HL7 TS (default: now, UTC digits without an offset). */
+  collectedAt?: string;
 }
 
 /** An ORM^O01 (v2.5.1) for a peripheral blood smear, as an interface engine would send it. */
@@ -45,7 +47,7 @@ export function sampleOrm(o: SampleOrderOptions): string {
     `PID|1||${p.mrn}^^^${p.authority}^MR~${p.nationalId}^^^NATID^NI||${p.family}^${p.given}||${p.birthDate}|F|||${p.street}^^${p.city}^^90210||${p.phone}`,
     `PV1|1|O|HEM^^^GENHOSP`,
     `ORC|${o.control ?? 'NW'}|${o.placer}^LIS||||||||||1234^WELBY^MARCUS^^^DR^^^NPI`,
-    `OBR|1|${o.placer}^LIS||${o.code ?? '34994-4'}^Smear morphology panel - Blood^LN|||${now}||||||||BLD|1234^WELBY^MARCUS^^^DR^^^NPI`,
+    `OBR|1|${o.placer}^LIS||${o.code ?? '34994-4'}^Smear morphology panel - Blood^LN|||${o.collectedAt ?? now}||||||||BLD|1234^WELBY^MARCUS^^^DR^^^NPI`,
   ];
   let n = 0;
   for (const img of o.images ?? []) {

@@ -1,5 +1,6 @@
 import { Controller, Get, Inject, NotFoundException, Param, Res, UnauthorizedException } from '@nestjs/common';
 import { APP_CONFIG, type AppConfig } from '@hemato/common';
+import { isRfc3339DateTime } from '@hemato/hemato-client';
 import {
   FILE_STORE,
   STUDY_FILES_PREFIX,
@@ -52,7 +53,14 @@ export class StudyFilesController {
     });
     const proxy = order.patientProxyId ? await this.proxies.proxyOf(this.ds.manager, order.patientProxyId) : null;
     const base = studyFilesBase(this.baseUrl(), this.config.security.CALLBACK_SIGNING_SECRET, orderId);
-    const collected = (order.details as { collectedAt?: string }).collectedAt;
+    // FHIR orders keep the specimen's collectedDateTime as `collectedAt`; HL7 orders keep OBR-7 / SPM-17 as
+    // `collectionTime` (HL7 TS made ISO, with its offset when the TS had one). The reference wants an
+    // "RFC3339 formated date time": a value that is not one (a date alone, a TS without an offset, whose
+    // zone we do not know) is left out rather than sent or guessed.
+    const details = order.details as { collectedAt?: unknown; collectionTime?: unknown };
+    const collected = [details.collectedAt, details.collectionTime].find(
+      (v): v is string => typeof v === 'string' && isRfc3339DateTime(v),
+    );
     return {
       peripheral_blood_sample_id: order.id,
       ...(proxy ? { patient_proxy_medical_record_number: proxy.proxyId } : {}),
