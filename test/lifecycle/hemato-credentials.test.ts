@@ -54,5 +54,26 @@ describe('a refused Hemato.AI login fails the order at once', () => {
     const logins = requests.filter((r) => r.path === '/auth/login');
     expect(logins).toHaveLength(1);
     expect(logins[0]!.status).toBe(401);
-  }, 60_000);
+
+    // More orders while the credentials are still wrong: each fails for the same reason, and none of them
+    // logs in again (a burst of orders must not become a burst of wrong logins).
+    for (const id of ['CRED-2', 'CRED-3']) {
+      expect(
+        (
+          await client.send(
+            sampleOrm({ controlId: id, placer: `PL-${id}`, images: [{ data: smear, subtype: 'PNG' }] }),
+            id,
+          )
+        ).code,
+      ).toBe('AA');
+    }
+    for (const id of ['CRED-2', 'CRED-3']) {
+      const next = await orderReaches(p.db, { placerOrderNumber: `PL-${id}` }, OrderStatus.Failed, 30_000);
+      expect(next.failureReason).toMatch(/Hemato\.AI refused our credentials/);
+    }
+    const after = (await (await fetch(`${p.sandbox.url}/_sandbox/requests`)).json()) as {
+      requests: Array<{ path: string }>;
+    };
+    expect(after.requests.filter((r) => r.path === '/auth/login')).toHaveLength(1);
+  }, 90_000);
 });

@@ -124,6 +124,12 @@ export interface HematoClientOptions {
   logger?: Logger;
   /** `User-Agent` header (default `hemato-bridge`). */
   userAgent?: string;
+  /**
+   * After Hemato.AI refused our credentials at login, how long every further login is refused here
+   * without asking it again (default 10 min): a burst of orders must not become a burst of wrong logins
+   * that locks the account. New credentials (`login(user, password)`) or a restart end the hold.
+   */
+  loginRefusalHoldMs?: number;
 }
 
 /** Per-call overrides. */
@@ -225,6 +231,8 @@ export class HematoClient {
   private readonly uploadTimeoutMs: number;
   private readonly retry: Required<HematoRetryOptions>;
   private lastLogin?: HematoLoginInfo;
+  /** The last login refusal (see `loginRefusalHoldMs`). */
+  private loginRefused?: { at: number; error: HematoApiError };
 
   constructor(private readonly options: HematoClientOptions) {
     this.endpoint = resolveEndpoint(options);
@@ -277,6 +285,7 @@ export class HematoClient {
   async login(user?: string, password?: string): Promise<HematoLoginInfo> {
     if (user !== undefined) {
       this.auth = this.makeAuth({ method: 'session', user, password });
+      this.loginRefused = undefined;
     }
     if (!(this.auth instanceof SessionAuth)) {
       throw new HematoApiError({ kind: 'config', message: 'login() needs session auth' });
@@ -286,16 +295,43 @@ export class HematoClient {
   }
 
   private async loginCall(user: string, passHash: string): Promise<string> {
+    const held = this.loginRefused;
+    const holdMs = this.options.loginRefusalHoldMs ?? 10 * 60_000;
+    if (held && Date.now() - held.at < holdMs) {
+      const e = held.error;
+      throw new HematoApiError({
+        kind: e.kind,
+        status: e.status,
+        error: e.error,
+        user_message: e.user_message,
+        method: e.method,
+        path: e.path,
+        retryable: false,
+        authRefused: true,
+        attempts: 0,
+        message: `${e.message} (at ${new Date(held.at).toISOString()}; no new login is tried for ${Math.round(holdMs / 1000)} s after a refusal)`,
+      });
+    }
     const body: LoginRequest = { user, pass_hash: passHash };
-    const res = await this.call({
-      method: 'POST',
-      path: LOGIN_PATH,
-      json: body,
-      idempotent: true,
-      auth: false,
-      skipHook: true,
-      timeoutMs: this.timeoutMs,
-    });
+    let res: Awaited<ReturnType<HematoClient['call']>>;
+    try {
+      res = await this.call({
+        method: 'POST',
+        path: LOGIN_PATH,
+        json: body,
+        idempotent: true,
+        auth: false,
+        skipHook: true,
+        timeoutMs: this.timeoutMs,
+      });
+    } catch (err) {
+      if (err instanceof HematoApiError && err.authRefused) {
+        this.loginRefused = { at: Date.now(), error: err };
+        this.log.warn({ status: err.status }, 'Hemato.AI refused our credentials: no login is tried again for a while');
+      }
+      throw err;
+    }
+    this.loginRefused = undefined;
     const results = res.envelope.results as LoginResults | undefined;
     const token = results?.token?.HY_APP_AUTH_v1;
     if (typeof token !== 'string' || token === '') {
