@@ -173,4 +173,42 @@ describe('migrations', () => {
       await listener.end();
     }
   });
+
+  it('indexes the identifier value of existing FHIR orders (If-None-Exist without a system), and reverts cleanly', async () => {
+    const name = 'FhirIdentifierValueIndex1764330000000';
+    const later = MIGRATIONS.length - MIGRATIONS.findIndex((m) => m.name === name);
+    for (let i = 0; i < later; i++) await revertLastMigration(ds);
+    const indexes = async () =>
+      (
+        (await ds.query(`SELECT indexname FROM pg_indexes WHERE tablename = 'orders'`)) as Array<{ indexname: string }>
+      ).map((r) => r.indexname);
+    expect(await indexes()).not.toContain('ix_orders_fhir_identifier_value');
+    await ds.query(
+      `INSERT INTO orders (status, source_channel, filler_order_number, external_key)
+       VALUES ('received', 'fhir', 'F-IDV1', 'fhir:urn:a|V-1'), ('received', 'fhir', 'F-IDV2', 'fhir:urn:b|x|V-2'),
+              ('received', 'hl7', 'F-IDV3', 'hl7:LIS|V-1')`,
+    );
+    expect(await runMigrations(ds)).toHaveLength(later);
+    expect(await indexes()).toContain('ix_orders_fhir_identifier_value');
+    // The lookup FhirOrdersRepository sends, answered from the index (sequential scans off: the table is tiny).
+    const qr = ds.createQueryRunner();
+    try {
+      await qr.query('SET enable_seqscan = off');
+      const sql = `SELECT filler_order_number FROM orders WHERE external_key LIKE 'fhir:%|%'
+                     AND substr(external_key, strpos(external_key, '|') + 1) = $1`;
+      const plan = ((await qr.query(`EXPLAIN ${sql}`, ['V-1'])) as Array<{ 'QUERY PLAN': string }>)
+        .map((r) => r['QUERY PLAN'])
+        .join('\n');
+      expect(plan).toMatch(/ix_orders_fhir_identifier_value/);
+      // The value is what follows the first '|' (a value may hold '|'); HL7 keys are not FHIR identifiers.
+      expect(await qr.query(sql, ['V-1'])).toEqual([{ filler_order_number: 'F-IDV1' }]);
+      expect(await qr.query(sql, ['x|V-2'])).toEqual([{ filler_order_number: 'F-IDV2' }]);
+    } finally {
+      await qr.query('RESET enable_seqscan');
+      await qr.release();
+    }
+    await revertLastMigration(ds);
+    expect(await indexes()).not.toContain('ix_orders_fhir_identifier_value');
+    expect(await runMigrations(ds)).toHaveLength(1);
+  });
 });

@@ -146,9 +146,7 @@ export class FhirOrderIntakeUseCase {
   private async findExisting(parsed: ParsedServiceRequest, ctx: IntakeContext): Promise<OrderEntity | null> {
     if (parsed.identifierValueAnySystem !== undefined) {
       // Other clients' orders are not there for this caller (they are not counted as matches either).
-      const hits = (await this.repo.findByIdentifierValue(parsed.identifierValueAnySystem, 20)).filter((o) =>
-        mayAccess(ctx.caller, o),
-      );
+      const hits = await this.repo.findByIdentifierValue(parsed.identifierValueAnySystem, ctx.caller, 2);
       if (hits.length > 1) {
         // FHIR conditional create: criteria matching more than one resource answer 412.
         throw new FhirOperationError(

@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { DeliveryStatus, DeliveryTarget } from '@hemato/common';
 import { DeliveryEntity, InboundMessageEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
 import { MessageSealer } from '@hemato/privacy';
-import { DataSource, type EntityManager } from 'typeorm';
+import { DataSource, type EntityManager, type SelectQueryBuilder } from 'typeorm';
 import { mayAccess, type OrderCaller } from './fhir-auth.guard';
 
 /** The FHIR channel's reads and writes of orders, reports, deliveries and inbound messages. */
@@ -26,17 +26,23 @@ export class FhirOrdersRepository {
   }
 
   /**
-   * Orders keyed by a FHIR identifier with this value, whatever its system (`fhir:<system>|<value>`), at
-   * most `limit`. Only conditional creates that name no system ask this, so the scan is rare.
+   * The caller's orders (every order for an EHR-wide caller) keyed by a FHIR identifier with this value,
+   * whatever its system (`fhir:<system>|<value>`: the text after the first `|`), oldest first, at most
+   * `limit`. Served by ix_orders_fhir_identifier_value (migration FhirIdentifierValueIndex1764330000000):
+   * the expression and the LIKE predicate must stay exactly as the index has them. Other clients' orders
+   * are filtered here, so they neither take up the limit nor count as matches.
    */
-  findByIdentifierValue(value: string, limit = 2): Promise<OrderEntity[]> {
-    return this.ds.manager
+  identifierValueQuery(value: string, caller: OrderCaller, limit = 2): SelectQueryBuilder<OrderEntity> {
+    const q = this.ds.manager
       .createQueryBuilder(OrderEntity, 'o')
-      .where(`o.external_key LIKE 'fhir:%'`)
-      .andWhere(`right(o.external_key, length(:value) + 1) = '|' || :value`, { value })
-      .orderBy('o.created_at', 'ASC')
-      .limit(limit)
-      .getMany();
+      .where(`o.external_key LIKE 'fhir:%|%'`)
+      .andWhere(`substr(o.external_key, strpos(o.external_key, '|') + 1) = :value`, { value });
+    if (!caller.allOrders) q.andWhere('o.source_client = :client', { client: caller.id });
+    return q.orderBy('o.created_at', 'ASC').limit(limit);
+  }
+
+  findByIdentifierValue(value: string, caller: OrderCaller, limit = 2): Promise<OrderEntity[]> {
+    return this.identifierValueQuery(value, caller, limit).getMany();
   }
 
   findById(id: string): Promise<OrderEntity | null> {

@@ -4,6 +4,7 @@ import { FhirSubscriptions1764290000000 } from './1764290000000-fhir-subscriptio
 import { LeanOrderIndexes1764300000000 } from './1764300000000-lean-order-indexes';
 import { OrderSourceClient1764310000000 } from './1764310000000-order-source-client';
 import { StatementLevelOrderNotify1764320000000 } from './1764320000000-statement-level-order-notify';
+import { FhirIdentifierValueIndex1764330000000 } from './1764330000000-fhir-identifier-value-index';
 
 /** Every migration, oldest first. Landed migrations are never edited: add a new class. */
 export const MIGRATIONS = [
@@ -13,4 +14,5 @@ export const MIGRATIONS = [
   LeanOrderIndexes1764300000000,
   OrderSourceClient1764310000000,
   StatementLevelOrderNotify1764320000000,
+  FhirIdentifierValueIndex1764330000000,
 ];
