@@ -286,11 +286,30 @@ describe('FHIR Subscription intake', () => {
     expect(bad.body.resourceType).toBe('OperationOutcome');
   });
 
-  it("orders taken in through the hook are the EHR's: EHR-wide callers read them back, a lab client neither sees them nor owns what its hook call brought in", async () => {
+  it("refuses a lab client's key on the hook (403, no EHR search); orders taken in through the hook are the EHR's: EHR-wide callers read them back, a lab client does not see them", async () => {
     const sr = await order(); // no Subscription is active: nothing is notified
     expect(await orderFor(sr)).toBeUndefined();
-    // A lab client's key is accepted on the hook (an empty POST: catch up), but the orders are the EHR's.
-    const poke = await fetch(hook, { method: 'POST', headers: { authorization: `Bearer ${LAB_KEY}` } });
+    // A lab client's key is valid for its own orders, not for the hook: the hook acts EHR-wide (it once
+    // answered 200 and searched the EHR for every active ServiceRequest).
+    const ehrRequests = ehr.requests.length;
+    for (const path of ['', `/ServiceRequest/${sr.id}`]) {
+      const refused = await fetch(`${hook}${path}`, {
+        method: path ? 'PUT' : 'POST',
+        headers: { authorization: `Bearer ${LAB_KEY}`, 'content-type': 'application/fhir+json' },
+        body: path ? JSON.stringify(sr) : undefined,
+      });
+      expect(refused.status).toBe(403);
+      expect(refused.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+      const outcome = JSON.parse(await refused.text());
+      expect(outcome.resourceType).toBe('OperationOutcome');
+      expect(outcome.issue[0].code).toBe('forbidden');
+      expect(fhirValidationErrors(outcome)).toEqual([]);
+    }
+    expect(ehr.requests.length).toBe(ehrRequests);
+    expect(await orderFor(sr)).toBeUndefined();
+
+    // The EHR's own (EHR-wide) key is accepted: an empty POST catches up.
+    const poke = await fetch(hook, { method: 'POST', headers: { authorization: `Bearer ${EHR_KEY}` } });
     expect(poke.status).toBe(200);
     const o = (await orderFor(sr))!;
     expect(o).toBeDefined();

@@ -49,16 +49,75 @@ function sameSecret(a: string, b: string): boolean {
 export class FhirAuthService {
   private readonly jwks?: ReturnType<typeof createRemoteJWKSet>;
   private readonly admins: Set<string>;
+  private readonly hookClients: Set<string>;
 
   constructor(@Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'fhir'>) {
     if (config.fhir.FHIR_JWKS_URL) this.jwks = createRemoteJWKSet(new URL(config.fhir.FHIR_JWKS_URL));
     this.admins = new Set(config.fhir.FHIR_ADMIN_CLIENTS);
+    this.hookClients = new Set(config.fhir.FHIR_SUBSCRIPTION_CLIENTS);
     const keys = config.fhir.FHIR_API_KEYS;
     const bare = keys.filter((k) => !k.named).length;
     if (keys.length > 1 && bare > 0) {
       log.warn(
         { unnamedKeys: bare },
         "unnamed FHIR API keys see every client's orders: give each client its own name (FHIR_API_KEYS=name:key)",
+      );
+    }
+    this.warnAboutHookCallers();
+  }
+
+  private keyClient(k: FhirApiKey): FhirClient {
+    return { id: k.client, kind: 'api-key', scopes: null, allOrders: !k.named || this.admins.has(k.client) };
+  }
+
+  /**
+   * Whether this client may call the Subscription rest-hook. The hook acts for the EHR (it reads and
+   * searches the EHR and takes orders in EHR-wide, as `ehr-subscription`), so only its caller(s) may: those
+   * named in FHIR_SUBSCRIPTION_CLIENTS (`*`: any valid client, as before this setting), by default the
+   * EHR-wide clients (FHIR_ADMIN_CLIENTS and unnamed keys). A lab client's key is refused.
+   */
+  mayCallSubscriptionHook(client: Pick<FhirClient, 'id' | 'allOrders'>): boolean {
+    if (this.hookClients.size === 0) return client.allOrders;
+    return this.hookClients.has('*') || this.hookClients.has(client.id);
+  }
+
+  /** The first FHIR API key the hook accepts: the one the Subscription we create on the EHR sends. */
+  subscriptionHookKey(): string | undefined {
+    return this.config.fhir.FHIR_API_KEYS.find((k) => this.mayCallSubscriptionHook(this.keyClient(k)))?.key;
+  }
+
+  /** Start-up warnings: the hook open to several clients, or a FHIR_SUBSCRIPTION_CLIENTS entry naming no one. */
+  private warnAboutHookCallers(): void {
+    const { FHIR_API_KEYS: keys, FHIR_SUBSCRIPTION_CLIENTS: listed, FHIR_ADMIN_CLIENTS: admins } = this.config.fhir;
+    if (this.hookClients.has('*')) {
+      log.warn(
+        {},
+        'FHIR_SUBSCRIPTION_CLIENTS=*: any valid FHIR client may call the Subscription hook and make the gateway search the EHR; name its caller(s) instead',
+      );
+      return;
+    }
+    if (listed.length === 0) {
+      // Only the EHR-wide clients; several of them means several parties may trigger EHR searches.
+      const open = keys.filter((k) => this.keyClient(k).allOrders).length;
+      const jwtAdmins = this.config.fhir.FHIR_JWKS_URL ? admins.filter((a) => a.startsWith('jwt:')).length : 0;
+      if (open + jwtAdmins > 1) {
+        log.warn(
+          { hookClients: open + jwtAdmins },
+          'the Subscription hook accepts every EHR-wide FHIR client (unnamed keys and FHIR_ADMIN_CLIENTS): name its caller(s) in FHIR_SUBSCRIPTION_CLIENTS',
+        );
+      }
+      return;
+    }
+    // Entries are named by place, not quoted: a key pasted here by mistake must not reach the logs.
+    const known = new Set(keys.map((k) => k.client));
+    const unknown = listed
+      .map((name, i) => ({ name, entry: i + 1 }))
+      .filter(({ name }) => !known.has(name) && !name.startsWith('jwt:'))
+      .map(({ entry }) => entry);
+    if (unknown.length > 0) {
+      log.warn(
+        { entries: unknown },
+        'FHIR_SUBSCRIPTION_CLIENTS entries that name no FHIR_API_KEYS client (nor jwt:<id>): nobody calls the hook with them',
       );
     }
   }
@@ -70,14 +129,7 @@ export class FhirAuthService {
     // Every key compared, so the time taken does not tell which entry (or none) matched.
     let match: FhirApiKey | undefined;
     for (const k of this.config.fhir.FHIR_API_KEYS) if (sameSecret(k.key, token) && !match) match = k;
-    if (match) {
-      return {
-        id: match.client,
-        kind: 'api-key',
-        scopes: null,
-        allOrders: !match.named || this.admins.has(match.client),
-      };
-    }
+    if (match) return this.keyClient(match);
     if (!this.jwks || token.split('.').length !== 3) return undefined;
     try {
       const { payload } = await jwtVerify(token, this.jwks, {

@@ -4,6 +4,7 @@ import { OUR_SUBSCRIPTION_TAG, buildOurSubscription, ourServiceRequestCriteria, 
 import { OrderCodeTable } from '@hemato/orders';
 import type { Subscription } from '@medplum/fhirtypes';
 import { EHR_CLIENT } from './ehr-client.provider';
+import { FhirAuthService } from './fhir-auth.guard';
 
 const log = createLogger('fhir-subscription-manager');
 const CHECK_INTERVAL_MS = 5 * 60_000;
@@ -22,6 +23,7 @@ export class FhirSubscriptionManager implements OnApplicationBootstrap, OnApplic
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'fhir' | 'core'>,
     @Inject(EHR_CLIENT) private readonly ehr: EhrClient | null,
     @Inject(OrderCodeTable) codes: OrderCodeTable,
+    private readonly auth: FhirAuthService,
   ) {
     this.criteria = ourServiceRequestCriteria(config.fhir.FHIR_SUBSCRIPTION_CRITERIA, codes.entries());
   }
@@ -34,6 +36,12 @@ export class FhirSubscriptionManager implements OnApplicationBootstrap, OnApplic
         'FHIR_SUBSCRIPTION_AUTO_CREATE needs PUBLIC_BASE_URL (where the EHR reaches us): not creating a Subscription',
       );
       return;
+    }
+    if (!this.auth.subscriptionHookKey() && !this.config.fhir.FHIR_SUBSCRIPTION_SECRET) {
+      log.warn(
+        {},
+        'no FHIR API key is allowed on the Subscription hook (FHIR_SUBSCRIPTION_CLIENTS) and no FHIR_SUBSCRIPTION_SECRET is set: the Subscription we create carries no credential the hook accepts',
+      );
     }
     void this.ensure().catch((err: unknown) =>
       log.warn({ err: (err as Error).message }, 'could not ensure the EHR Subscription'),
@@ -71,7 +79,8 @@ export class FhirSubscriptionManager implements OnApplicationBootstrap, OnApplic
       log.info({ subscription: `Subscription/${live.id}` }, 'updated the criteria of our Subscription on the EHR');
       return updated;
     }
-    const key = this.config.fhir.FHIR_API_KEYS[0]?.key;
+    // A key the hook accepts (the first such in FHIR_API_KEYS), not merely the first key.
+    const key = this.auth.subscriptionHookKey();
     const created = await this.ehr.create(
       buildOurSubscription({
         endpoint: this.endpoint(),

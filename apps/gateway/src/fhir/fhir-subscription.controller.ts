@@ -11,8 +11,9 @@ const log = createLogger('fhir-subscription-hook');
 /**
  * The rest-hook endpoint (`/fhir/subscription-hook`). Accepts an empty POST, a POSTed resource
  * (Medplum, `X-Signature`), `PUT /fhir/subscription-hook/{type}/{id}` (HAPI) and R4 Backport
- * notification Bundles. Authenticated by a bearer token (API key or JWT, sent by the EHR as a
- * channel header) or, when FHIR_SUBSCRIPTION_SECRET is set, by a valid `X-Signature`.
+ * notification Bundles. Authenticated by a valid `X-Signature` (when FHIR_SUBSCRIPTION_SECRET is set)
+ * or a bearer token (API key or JWT, sent by the EHR as a channel header) of a client allowed on the
+ * hook (FHIR_SUBSCRIPTION_CLIENTS, by default the EHR-wide clients); other valid tokens get 403.
  */
 @Controller('fhir/subscription-hook')
 @UseFilters(FhirExceptionFilter)
@@ -40,6 +41,13 @@ export class FhirSubscriptionController {
     }
     const client = await this.auth.authenticate(req.headers.authorization);
     if (!client) throw FhirOperationError.unauthorized('A bearer token or a valid X-Signature is required');
+    if (!this.auth.mayCallSubscriptionHook(client)) {
+      // Refused before anything is read or searched on the EHR.
+      log.warn({ client: client.id }, 'rest-hook call refused: the client is not one of the hook callers');
+      throw FhirOperationError.forbidden(
+        'This client may not call the Subscription hook: its callers are set by FHIR_SUBSCRIPTION_CLIENTS (by default the EHR-wide clients, FHIR_ADMIN_CLIENTS)',
+      );
+    }
     return client.id;
   }
 

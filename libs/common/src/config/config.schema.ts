@@ -185,6 +185,12 @@ export const fhirSection = z.object({
     .string()
     .default('system/ServiceRequest.read system/Patient.read system/DiagnosticReport.write system/Observation.write'),
   FHIR_SUBSCRIPTION_SECRET: secret('FHIR_SUBSCRIPTION_SECRET', optionalString()),
+  /**
+   * Clients whose bearer token the Subscription rest-hook accepts (key names, `api-key-<n>`,
+   * `jwt:<client_id or sub>`; `*` for any valid client). Empty: the EHR-wide clients (FHIR_ADMIN_CLIENTS
+   * and unnamed keys). A valid X-Signature (FHIR_SUBSCRIPTION_SECRET) is accepted either way.
+   */
+  FHIR_SUBSCRIPTION_CLIENTS: list(),
   FHIR_SUBSCRIPTION_AUTO_CREATE: bool(false),
   /**
    * Which ServiceRequests are ours: the Subscription's criteria and the catch-up search. Unset: active

@@ -112,6 +112,10 @@ describe('loadConfig', () => {
       { client: 'ehr.main', key: 'key:with:colons', named: true },
     ]);
     expect(fhir.FHIR_ADMIN_CLIENTS).toEqual([]);
+    expect(fhir.FHIR_SUBSCRIPTION_CLIENTS).toEqual([]);
+    expect(loadConfig({ FHIR_SUBSCRIPTION_CLIENTS: 'ehr, jwt:epic' }, ['fhir']).fhir.FHIR_SUBSCRIPTION_CLIENTS).toEqual(
+      ['ehr', 'jwt:epic'],
+    );
     const bad = (keys: string) => {
       try {
         loadConfig({ FHIR_API_KEYS: keys }, ['fhir']);
