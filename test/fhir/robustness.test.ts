@@ -353,4 +353,83 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
     expect(again.status).toBe(200);
     expect(await countByKey(keyOf(sr as never))).toBe(1);
   });
+
+  /** A string of `n` characters that does not compress (an index entry keeps its size). */
+  const incompressible = (n: number) =>
+    Array.from({ length: n }, () => String.fromCharCode(48 + Math.floor(Math.random() * 75))).join('');
+
+  it('answers 400 (not 500) to text PostgreSQL cannot store: U+0000 or an unpaired surrogate, in a body, If-None-Exist or a search', async () => {
+    const cases: Array<[Record<string, unknown>, string]> = [
+      [serviceRequest({ note: [{ text: 'smear \u0000 urgent' }] }), 'ServiceRequest.note[0].text'],
+      [
+        serviceRequest({ identifier: [{ system: sys, value: `LONE-\ud800-${Date.now()}` }] }),
+        'ServiceRequest.identifier[0].value',
+      ],
+    ];
+    for (const [sr, where] of cases) {
+      const r = await post(sr);
+      // It answered 500 (invalid byte sequence for encoding "UTF8": 0x00 / unsupported Unicode escape sequence).
+      expect(r.status).toBe(400);
+      expect(r.body.resourceType).toBe('OperationOutcome');
+      expect(r.body.issue[0].expression).toEqual([where]);
+    }
+    const value = `NUL-INE-${Date.now()}`;
+    const ine = await post(serviceRequest({ identifier: [{ system: sys, value }] }), {
+      headers: { 'if-none-exist': `identifier=${sys}|${value}%00` },
+    });
+    expect(ine.status).toBe(400);
+    expect(await countByValue(value)).toBe(0);
+
+    // A Bundle: refused whole, naming the entry; nothing of it stored.
+    const ok = serviceRequest();
+    const bundle = await fhirFetch(`${base}/fhir`, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [{ resource: ok }, { resource: serviceRequest({ note: [{ text: 'a\u0000' }] }) }],
+      },
+    });
+    expect(bundle.status).toBe(400);
+    expect(bundle.body.issue[0].expression).toEqual(['Bundle.entry[1].resource.note[0].text']);
+    expect(await countByKey(keyOf(ok))).toBe(0);
+
+    for (const q of ['Task?focus=%00', 'DiagnosticReport?based-on=ServiceRequest%2F%00']) {
+      const r = await fhirFetch(`${base}/fhir/${q}`);
+      expect(r.status).toBe(400);
+      expect(r.body.resourceType).toBe('OperationOutcome');
+    }
+    const note = await hook(backport(`${ehr.baseUrl}/Subscription/nul\u0000`, [], undefined, 'handshake'));
+    expect(note.status).toBe(400);
+    expect(note.body.resourceType).toBe('OperationOutcome');
+  });
+
+  it('answers 400 (not 500) to an identifier or subscription too long to index; a batch answers that entry alone', async () => {
+    const long = serviceRequest({ identifier: [{ system: sys, value: incompressible(3000) }] });
+    const r = await post(long);
+    // It answered 500 (index row size exceeds btree maximum for orders_external_key_key).
+    expect(r.status).toBe(400);
+    expect(r.body.issue[0].expression).toEqual(['ServiceRequest.identifier']);
+    expect(r.body.issue[0].diagnostics).toMatch(/too long/);
+    const ine = await post(serviceRequest({ identifier: undefined }), {
+      headers: { 'if-none-exist': `identifier=${sys}|${incompressible(3000)}` },
+    });
+    expect(ine.status).toBe(400);
+
+    const ok = serviceRequest();
+    const batch = await fhirFetch(`${base}/fhir`, {
+      body: { resourceType: 'Bundle', type: 'batch', entry: [{ resource: ok }, { resource: long }] },
+    });
+    expect(batch.status).toBe(200);
+    expect(batch.body.entry.map((e: { response: { status: string } }) => e.response.status)).toEqual([
+      '201 Created',
+      '400',
+    ]);
+    expect(await countByKey(keyOf(ok))).toBe(1);
+
+    const note = await hook(
+      backport(`${ehr.baseUrl}/Subscription/${incompressible(3000)}`, [], undefined, 'handshake'),
+    );
+    expect(note.status).toBe(400);
+    expect(note.body.resourceType).toBe('OperationOutcome');
+  });
 });

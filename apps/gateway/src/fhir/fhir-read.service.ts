@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import {
   FhirOperationError,
+  assertStorableText,
   buildContainedDiagnosticReport,
   buildReportResources,
   buildServiceRequest,
@@ -95,6 +96,7 @@ export class FhirReadService {
 
   async searchTasks(focus: string | undefined, id: string | undefined, caller: OrderCaller): Promise<Bundle> {
     if (!focus && !id) throw FhirOperationError.invalid('Search Task by focus or _id', 'Task.focus', 'required');
+    assertStorableText(focus, 'Task.focus');
     const orders = id
       ? [await this.visible(id, caller)].filter((o): o is OrderEntity => !!o)
       : await this.repo.findByServiceRequest(focus!, caller);
@@ -114,6 +116,7 @@ export class FhirReadService {
         'required',
       );
     }
+    assertStorableText(basedOn, 'DiagnosticReport.basedOn');
     const orders = id
       ? [await this.visible(id, caller)].filter((o): o is OrderEntity => !!o)
       : await this.repo.findByServiceRequest(basedOn!, caller);

@@ -16,6 +16,7 @@ import { APP_CONFIG, DomainError, type AppConfig } from '@hemato/common';
 import {
   BundleResolver,
   FhirOperationError,
+  assertStorableText,
   buildCapabilityStatement,
   fromDomainError,
   operationOutcome,
@@ -98,6 +99,7 @@ export class FhirController {
         'structure',
       );
     }
+    assertStorableText(body, 'ServiceRequest');
     const r = await this.intake.execute(body as ServiceRequest, {
       resolver: new BundleResolver(undefined, this.ehr ?? undefined),
       caller: req.fhirClient!,
@@ -123,6 +125,8 @@ export class FhirController {
     if (bundle.type !== 'transaction' && bundle.type !== 'batch') {
       throw FhirOperationError.invalid('Bundle.type must be transaction or batch', 'Bundle.type', 'value');
     }
+    // Refused whole (naming the element), before any entry of a batch is stored.
+    assertStorableText(bundle, 'Bundle');
     const entries = bundle.entry ?? [];
     if (!Array.isArray(entries))
       throw FhirOperationError.invalid('Bundle.entry must be an array', 'Bundle.entry', 'structure');

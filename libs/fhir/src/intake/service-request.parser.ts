@@ -13,6 +13,7 @@ import type {
 } from '@medplum/fhirtypes';
 import { FhirOperationError } from '../outcome/operation-outcome';
 import type { ResourceResolver } from './resource-resolver';
+import { MAX_IDENTIFIER_BYTES, assertStorableText } from './storable-text';
 
 /** Maps an order code to Hemato.AI tasks (implemented by `OrderCodeTable` in `@hemato/orders`). */
 export interface CodeMapper {
@@ -103,6 +104,7 @@ export function parseIfNoneExist(header: string, path = 'ServiceRequest'): { sys
       'not-supported',
     );
   }
+  assertStorableText(ident, `${path}.identifier`);
   const bar = ident.indexOf('|');
   const parsed = bar < 0 ? { value: ident } : { system: ident.slice(0, bar), value: ident.slice(bar + 1) };
   if (!parsed.value) {
@@ -154,6 +156,8 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
   if (!sr || typeof sr !== 'object' || sr.resourceType !== 'ServiceRequest') {
     throw FhirOperationError.invalid('Expected a ServiceRequest resource', `${p}.resourceType`, 'structure');
   }
+  // Text PostgreSQL cannot keep (U+0000, a lone surrogate) is refused here, not failed on at the insert (500).
+  assertStorableText(sr, p);
   if (!sr.status) throw FhirOperationError.required(`${p}.status`);
   if (!VALID_STATUSES.includes(sr.status)) {
     throw FhirOperationError.invalid(`Unknown ServiceRequest.status "${String(sr.status)}"`, `${p}.status`, 'value');
@@ -213,8 +217,23 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
     } else externalKey = identifierKey(wanted);
   } else if (placer) externalKey = identifierKey(placer);
   else if (opts.ehrBaseUrl && sr.id) externalKey = `fhir:${absolute(`ServiceRequest/${sr.id}`, opts.ehrBaseUrl)}`;
+  // The key and the placer number are indexed (btree entries hold 2704 bytes at most): a longer one failed
+  // the insert (500). Identifiers are short in practice; this is far above any real one.
+  const placerOrderNumber = placer?.value ?? sr.requisition?.value ?? null;
+  if (
+    (externalKey !== null && Buffer.byteLength(externalKey) - 'fhir:'.length > MAX_IDENTIFIER_BYTES) ||
+    (placerOrderNumber !== null && Buffer.byteLength(String(placerOrderNumber)) > MAX_IDENTIFIER_BYTES)
+  ) {
+    throw FhirOperationError.invalid(
+      `The identifier is too long: system and value at most ${MAX_IDENTIFIER_BYTES} bytes together`,
+      `${p}.${placer?.value || externalKey ? 'identifier' : 'requisition'}`,
+      'value',
+    );
+  }
 
   const specimens = await resolveAll<Specimen>(sr.specimen ?? [], 'Specimen', sr, opts.resolver);
+  // Specimens read from the Bundle or the EHR go into the order's details (jsonb).
+  assertStorableText(specimens, `${p}.specimen`);
   const images = await collectImages(sr, opts, p);
 
   const srRef = sr.id ? `ServiceRequest/${sr.id}` : null;
@@ -245,7 +264,7 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
   return {
     externalKey,
     ...(identifierValueAnySystem !== undefined ? { identifierValueAnySystem } : {}),
-    placerOrderNumber: placer?.value ?? sr.requisition?.value ?? null,
+    placerOrderNumber,
     status: sr.status,
     test: { system: mapped.system, code: mapped.code, display: mapped.display },
     tasks: mapped.tasks,

@@ -1,6 +1,10 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Basic, Bundle, Extension, Parameters, ParametersParameter, Resource } from '@medplum/fhirtypes';
 import { FhirOperationError } from '../outcome/operation-outcome';
+import { assertStorableText } from '../intake/storable-text';
+
+/** Most bytes of a Subscription reference we keep (it is a primary key). */
+const MAX_SUBSCRIPTION_BYTES = 1024;
 
 /** What a rest-hook request told us, whatever shape it came in. */
 export type SubscriptionNotification =
@@ -176,6 +180,14 @@ function finish(s: BackportStatus, bundle: Bundle): BackportStatus {
   }
   if (!s.subscription)
     throw FhirOperationError.required('Bundle.entry[0].resource', 'The notification names no subscription');
+  // Kept as a primary key (btree entries hold 2704 bytes at most): a longer one failed the insert (500).
+  if (Buffer.byteLength(s.subscription) > MAX_SUBSCRIPTION_BYTES) {
+    throw FhirOperationError.invalid(
+      `The subscription reference is too long (at most ${MAX_SUBSCRIPTION_BYTES} bytes)`,
+      'Bundle.entry[0].resource',
+      'value',
+    );
+  }
   if (s.events.some((e) => !Number.isFinite(e.eventNumber))) {
     throw FhirOperationError.invalid(
       'notification-event without an event-number that is a non-negative integer',
@@ -226,6 +238,8 @@ export function parseNotification(
     };
   }
   if (empty) return { shape: 'empty' };
+  // Text PostgreSQL cannot keep (U+0000, a lone surrogate) is refused, not failed on at the insert (500).
+  assertStorableText(body, (body as Resource)?.resourceType === 'Bundle' ? 'Bundle' : 'Resource');
   const r = body as Resource;
   if (typeof r !== 'object' || typeof r.resourceType !== 'string') {
     throw FhirOperationError.invalid('Notification body is not a FHIR resource', undefined, 'structure');
