@@ -432,4 +432,68 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
     expect(note.status).toBe(400);
     expect(note.body.resourceType).toBe('OperationOutcome');
   });
+
+  it('answers 400 to identifier values that are not strings; two such orders were once taken as one', async () => {
+    const a = await post(serviceRequest({ identifier: [{ system: sys, value: { first: 1 } }] }));
+    const b = await post(serviceRequest({ identifier: [{ system: sys, value: { second: 2 } }] }));
+    // Both were keyed `…|[object Object]`: the first answered 201, the second 200 with the first's order.
+    for (const r of [a, b]) {
+      expect(r.status).toBe(400);
+      expect(r.body.issue[0].code).toBe('structure');
+      expect(r.body.issue[0].expression).toEqual(['ServiceRequest.identifier[0].value']);
+    }
+    expect(await countByKey(`fhir:${sys}|[object Object]`)).toBe(0);
+    // A logical patient identifier that is a number answered 500 (value.trim is not a function).
+    const mrn = await post(serviceRequest({ subject: { identifier: { system: 'urn:mrn', value: 12345 } } }));
+    expect(mrn.status).toBe(400);
+    expect(mrn.body.issue[0].expression).toEqual(['ServiceRequest.subject.identifier.value']);
+  });
+
+  it.each([
+    [
+      'an image basedOn as a string',
+      {
+        resourceType: 'Media',
+        id: 'm1',
+        basedOn: 'ServiceRequest/x',
+        content: { contentType: 'image/png', data: PNG_1x1 },
+      },
+    ],
+    [
+      'a DocumentReference content [5, null]',
+      { resourceType: 'DocumentReference', id: 'd1', status: 'current', content: [5, null] },
+    ],
+    ['Binary.data as a number', { resourceType: 'Binary', id: 'b1', contentType: 'image/png', data: 5 }],
+  ])('answers a Bundle with %s 400 (not 500), nothing stored', async (_name, image) => {
+    // One ServiceRequest: the image is its own without being listed in supportingInfo.
+    const sr = serviceRequest();
+    const r = await fhirFetch(`${base}/fhir`, {
+      body: { resourceType: 'Bundle', type: 'transaction', entry: [{ resource: sr }, { resource: image }] },
+    });
+    expect(r.status).toBe(400);
+    expect(r.body.resourceType).toBe('OperationOutcome');
+    expect(r.body.issue[0].code).toBe('structure');
+    expect(await countByKey(keyOf(sr))).toBe(0);
+  });
+
+  it.each([
+    ['parameter as a string', 'x'],
+    ['parameter [null]', [null]],
+    [
+      'notification-event part as a string',
+      [
+        { name: 'subscription', valueReference: { reference: 'Subscription/s' } },
+        { name: 'type', valueCode: 'event-notification' },
+        { name: 'notification-event', part: 'x' },
+      ],
+    ],
+  ])('answers a Backport notification with %s 400 (not 500)', async (_name, parameter) => {
+    const r = await hook({
+      resourceType: 'Bundle',
+      type: 'history',
+      entry: [{ resource: { resourceType: 'Parameters', parameter } }],
+    });
+    expect(r.status).toBe(400);
+    expect(r.body.resourceType).toBe('OperationOutcome');
+  });
 });

@@ -19,6 +19,8 @@ import {
   assertStorableText,
   buildCapabilityStatement,
   fromDomainError,
+  isShapeTypeError,
+  wrongShape,
   operationOutcome,
   type EhrClient,
   type ParsedServiceRequest,
@@ -140,7 +142,15 @@ export class FhirController {
     if (srIndexes.length === 0)
       throw FhirOperationError.unprocessable('The Bundle holds no ServiceRequest', 'Bundle.entry');
     const resolver = new BundleResolver(bundle, this.ehr ?? undefined);
-    const { withImages, orphans } = linkImages(entries, srIndexes);
+    let linked: ReturnType<typeof linkImages>;
+    try {
+      linked = linkImages(entries, srIndexes);
+    } catch (err) {
+      // An image's basedOn or content of the wrong JSON type (a string, null): malformed, 400 (it was 500).
+      if (isShapeTypeError(err)) throw wrongShape('Bundle.entry');
+      throw err;
+    }
+    const { withImages, orphans } = linked;
     const orphanError = (i: number) =>
       FhirOperationError.unprocessable(
         "This image belongs to none of the Bundle's ServiceRequests: list it in a ServiceRequest.supportingInfo " +

@@ -11,7 +11,7 @@ import type {
   ServiceRequest,
   Specimen,
 } from '@medplum/fhirtypes';
-import { FhirOperationError } from '../outcome/operation-outcome';
+import { FhirOperationError, isShapeTypeError, wrongShape } from '../outcome/operation-outcome';
 import type { ResourceResolver } from './resource-resolver';
 import { MAX_IDENTIFIER_BYTES, assertStorableText } from './storable-text';
 
@@ -113,6 +113,23 @@ export function parseIfNoneExist(header: string, path = 'ServiceRequest'): { sys
   return parsed;
 }
 
+/**
+ * An Identifier's system and value must be strings: they become the order's key and the patient's hash.
+ * Any other JSON type once went through as `[object Object]` (two different orders taken as one) or
+ * failed later (500). `ids` is one Identifier or an array of them.
+ */
+function assertIdentifierStrings(ids: unknown, path: string): void {
+  const list = Array.isArray(ids) ? ids : ids === undefined || ids === null ? [] : [ids];
+  list.forEach((id: unknown, i) => {
+    if (!id || typeof id !== 'object') return;
+    for (const k of ['system', 'value'] as const) {
+      const v = (id as Record<string, unknown>)[k];
+      if (v !== undefined && v !== null && typeof v !== 'string')
+        throw wrongShape(`${Array.isArray(ids) ? `${path}[${i}]` : path}.${k}`);
+    }
+  });
+}
+
 function placerIdentifier(sr: ServiceRequest): Identifier | undefined {
   const ids = (sr.identifier ?? []).filter((i) => i.value);
   return ids.find((i) => i.type?.coding?.some((c) => c.code === PLACER_TYPE)) ?? ids[0];
@@ -140,13 +157,7 @@ export async function parseServiceRequest(sr: ServiceRequest, opts: ParseOptions
     // An element of the wrong JSON type (a string where R4 has an array, a number for a string) trips the
     // reader: that is a malformed resource (400), not our failure. A failed fetch (undici's TypeError
     // carries a cause) is not the client's fault and goes on as it is.
-    if (err instanceof TypeError && !(err as { cause?: unknown }).cause) {
-      throw FhirOperationError.invalid(
-        'The resource does not have the structure FHIR R4 defines: an element has the wrong JSON type',
-        opts.path ?? 'ServiceRequest',
-        'structure',
-      );
-    }
+    if (isShapeTypeError(err)) throw wrongShape(opts.path ?? 'ServiceRequest');
     throw err;
   }
 }
@@ -158,6 +169,9 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
   }
   // Text PostgreSQL cannot keep (U+0000, a lone surrogate) is refused here, not failed on at the insert (500).
   assertStorableText(sr, p);
+  assertIdentifierStrings(sr.identifier, `${p}.identifier`);
+  assertIdentifierStrings(sr.requisition, `${p}.requisition`);
+  assertIdentifierStrings(sr.subject?.identifier, `${p}.subject.identifier`);
   if (!sr.status) throw FhirOperationError.required(`${p}.status`);
   if (!VALID_STATUSES.includes(sr.status)) {
     throw FhirOperationError.invalid(`Unknown ServiceRequest.status "${String(sr.status)}"`, `${p}.status`, 'value');
@@ -285,6 +299,7 @@ async function resolvePatient(
     throw FhirOperationError.unprocessable('ServiceRequest.subject must be a Patient', `${p}.subject`);
   }
   const patient = resolved as Patient | undefined;
+  assertIdentifierStrings(patient?.identifier, `${p}.subject.resolve().identifier`);
   // A reference the EHR can resolve later (never a urn:uuid or contained id, which mean nothing outside the request).
   let fhirPatientRef: string | undefined;
   if (patient?.id && subjectRef && !subjectRef.startsWith('urn:') && !subjectRef.startsWith('#')) {

@@ -103,3 +103,22 @@ export function isOperationOutcome(value: unknown): value is OperationOutcome {
     (value as { resourceType?: unknown }).resourceType === 'OperationOutcome'
   );
 }
+
+/**
+ * A TypeError from reading a resource of the wrong shape (a string where R4 has an array, null in an array):
+ * the client's malformed resource (400), not our failure. Matched by name too, as Node's own errors (e.g.
+ * Buffer.from(5)) may come from another realm; a failed fetch (undici's TypeError carries a cause) is not.
+ */
+export function isShapeTypeError(err: unknown): boolean {
+  const e = err as { name?: unknown; cause?: unknown } | null;
+  return (err instanceof TypeError || e?.name === 'TypeError') && !e?.cause;
+}
+
+/** 400 `structure`: the resource does not have the shape FHIR R4 defines. */
+export function wrongShape(expression: string): FhirOperationError {
+  return FhirOperationError.invalid(
+    'The resource does not have the structure FHIR R4 defines: an element has the wrong JSON type',
+    expression,
+    'structure',
+  );
+}

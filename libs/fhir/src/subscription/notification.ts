@@ -1,6 +1,6 @@
 import { createHmac, timingSafeEqual } from 'node:crypto';
 import type { Basic, Bundle, Extension, Parameters, ParametersParameter, Resource } from '@medplum/fhirtypes';
-import { FhirOperationError } from '../outcome/operation-outcome';
+import { FhirOperationError, isShapeTypeError, wrongShape } from '../outcome/operation-outcome';
 import { assertStorableText } from '../intake/storable-text';
 
 /** Most bytes of a Subscription reference we keep (it is a primary key). */
@@ -248,7 +248,13 @@ export function parseNotification(
     const b = r as Bundle;
     const first = b.entry?.[0]?.resource;
     if (b.type === 'history' && first && ['Parameters', 'Basic', 'SubscriptionStatus'].includes(first.resourceType)) {
-      return { shape: 'backport', status: readStatus(first, b) };
+      try {
+        return { shape: 'backport', status: readStatus(first, b) };
+      } catch (err) {
+        // A Parameters.parameter or part of the wrong JSON type (a string, null): malformed, 400 (it was 500).
+        if (isShapeTypeError(err)) throw wrongShape('Bundle.entry[0].resource');
+        throw err;
+      }
     }
     throw FhirOperationError.invalid(
       'A notification Bundle must be type=history with a SubscriptionStatus (Parameters or Basic) first',
