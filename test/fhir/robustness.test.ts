@@ -496,4 +496,17 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
     expect(r.status).toBe(400);
     expect(r.body.resourceType).toBe('OperationOutcome');
   });
+
+  it.each([
+    ['../Patient/x', '../Patient/x'],
+    ['a number', 5],
+  ])(
+    'answers a notified resource whose id is %s 400, not 503 (which the EHR would resend for ever)',
+    async (_name, id) => {
+      const r = await hook({ resourceType: 'ServiceRequest', id });
+      expect(r.status).toBe(400);
+      expect(r.body.resourceType).toBe('OperationOutcome');
+      expect(r.body.issue[0].expression).toEqual(['ServiceRequest.id']);
+    },
+  );
 });

@@ -6,6 +6,9 @@ import { assertStorableText } from '../intake/storable-text';
 /** Most bytes of a Subscription reference we keep (it is a primary key). */
 const MAX_SUBSCRIPTION_BYTES = 1024;
 
+/** A FHIR logical id (R4 `id`: 1-64 of A-Z a-z 0-9 - .). */
+const FHIR_ID = /^[A-Za-z0-9\-.]{1,64}$/;
+
 /** What a rest-hook request told us, whatever shape it came in. */
 export type SubscriptionNotification =
   /** No payload: something matched, go and look (`channel.payload` empty). */
@@ -227,7 +230,7 @@ export function parseNotification(
   const empty =
     body === undefined || body === null || body === '' || (typeof body === 'object' && Object.keys(body).length === 0);
   if (path?.resourceType && path.id) {
-    if (!/^[A-Z][A-Za-z]+$/.test(path.resourceType) || !/^[A-Za-z0-9\-.]{1,64}$/.test(path.id)) {
+    if (!/^[A-Z][A-Za-z]+$/.test(path.resourceType) || !FHIR_ID.test(path.id)) {
       throw FhirOperationError.invalid('Bad resource type or id in the notification URL');
     }
     return {
@@ -260,6 +263,11 @@ export function parseNotification(
       'A notification Bundle must be type=history with a SubscriptionStatus (Parameters or Basic) first',
       'Bundle.type',
     );
+  }
+  // Its id names what we read from the EHR: one that is no FHIR id could never be read, and answering 503
+  // (not found) would have the EHR resend it for ever.
+  if (r.id !== undefined && (typeof r.id !== 'string' || !FHIR_ID.test(r.id))) {
+    throw FhirOperationError.invalid('The notified resource has no valid FHIR id', `${r.resourceType}.id`, 'value');
   }
   return { shape: 'resource', resource: r };
 }
