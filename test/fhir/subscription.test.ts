@@ -140,6 +140,14 @@ describe('FHIR Subscription intake', () => {
       body: d.body,
     });
     expect(good.status).toBe(200);
+    // Signed over the bytes as sent, whatever their layout (a sender that pretty-prints its JSON).
+    const pretty = JSON.stringify(JSON.parse(d.body!), null, 2);
+    const prettyRes = await fetch(hook, {
+      method: 'POST',
+      headers: { 'content-type': 'application/fhir+json', 'x-signature': signBody(SECRET, pretty) },
+      body: pretty,
+    });
+    expect(prettyRes.status).toBe(200);
     const [{ c }] = await ds.query(
       `SELECT count(*)::int AS c FROM orders WHERE details->'fhir'->>'serviceRequest' = $1`,
       [`ServiceRequest/${sr.id}`],

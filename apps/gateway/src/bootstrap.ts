@@ -17,6 +17,9 @@ export async function bootstrapGateway(config: GatewayConfig): Promise<RunningGa
   const app = await NestFactory.create<NestExpressApplication>(GatewayModule.forRoot(config), {
     logger: new PinoNestLogger(),
     bodyParser: false,
+    // req.rawBody: the Subscription hook checks X-Signature over the bytes as sent (the buffer the JSON
+    // parser reads anyway, kept until the request ends).
+    rawBody: true,
     // Throw on a failed start (the caller decides), instead of Nest exiting the process.
     abortOnError: false,
   });

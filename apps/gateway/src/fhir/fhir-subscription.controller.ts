@@ -28,12 +28,14 @@ export class FhirSubscriptionController {
     const secret = this.config.fhir.FHIR_SUBSCRIPTION_SECRET;
     const signature = req.headers['x-signature'];
     if (typeof signature === 'string' && secret) {
-      // Medplum signs JSON.stringify(resource); the parsed body re-serialises to the same bytes.
-      const raw =
+      // The HMAC is over the body's bytes as sent (kept by the JSON parser for this route). Medplum signs
+      // JSON.stringify(resource), which is also what the parsed body re-serialises to: either matches.
+      const sent = (req as FhirRequest & { rawBody?: Buffer }).rawBody?.toString('utf8') ?? '';
+      const reserialised =
         body === undefined || body === null || (typeof body === 'object' && Object.keys(body).length === 0)
           ? ''
           : JSON.stringify(body);
-      if (!verifySignature(secret, raw, signature)) {
+      if (!verifySignature(secret, sent, signature) && !verifySignature(secret, reserialised, signature)) {
         log.warn({}, 'rest-hook with a bad X-Signature refused');
         throw FhirOperationError.unauthorized('X-Signature does not match');
       }
