@@ -32,6 +32,16 @@ export function orderCallbackUrl(
   return buildCallbackUrl(baseUrl, secret, 'studyId' in subject ? subject.studyId : `order:${subject.orderId}`);
 }
 
+/**
+ * The callback URL to hand to Hemato.AI, or undefined when it could not call it: the reference requires
+ * callbacks over "HTTPS with a valid server certificate", so an `http:` callback goes only to a Hemato.AI
+ * reached over plain HTTP itself (the sandbox). Without one the order is polled (`orders.check-status`).
+ */
+export function usableCallbackUrl(hematoBaseUrl: string, callbackUrl: string): string | undefined {
+  const hematoOverTls = new URL(hematoBaseUrl).protocol === 'https:';
+  return hematoOverTls && new URL(callbackUrl).protocol !== 'https:' ? undefined : callbackUrl;
+}
+
 /** `<base>/hemato/studies/<orderId>/<expires>/<signature>`; append `/list.json` or `/files/<imageId>`. */
 export function studyFilesBase(baseUrl: string, secret: string, orderId: string, now = Date.now()): string {
   const expires = Math.floor(now / 1000) + FILES_TTL_SECONDS;

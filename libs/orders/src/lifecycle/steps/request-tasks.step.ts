@@ -2,7 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { JobName, OrderStatus, createLogger } from '@hemato/common';
 import { ImageFileEntity } from '@hemato/persistence';
 import { IsNull } from 'typeorm';
-import { orderCallbackUrl } from '../../hemato/signed-urls';
+import { orderCallbackUrl, usableCallbackUrl } from '../../hemato/signed-urls';
 import { StepContext } from './step-context';
 
 const log = createLogger('step:request-tasks');
@@ -23,15 +23,24 @@ export class RequestTasksStep {
       await this.ctx.queue.step(JobName.OrderUploadImages, order, { tag: 'again' });
       return;
     }
-    const callbackUrl = orderCallbackUrl(this.ctx.publicBaseUrl(), this.ctx.config.security.CALLBACK_SIGNING_SECRET, {
-      studyId: order.hematoStudyId,
-    });
     const client = this.ctx.hemato.get();
+    const callbackUrl = usableCallbackUrl(
+      client.endpoint.baseUrl,
+      orderCallbackUrl(this.ctx.publicBaseUrl(), this.ctx.config.security.CALLBACK_SIGNING_SECRET, {
+        studyId: order.hematoStudyId,
+      }),
+    );
+    if (!callbackUrl) {
+      log.warn({ orderId }, 'PUBLIC_BASE_URL is not https: Hemato.AI cannot call back, the order is polled');
+    }
     await this.ctx.guard.forOrder(order, () => client.requestTasks(order.hematoStudyId!, order.tasks, callbackUrl));
     const moved = await this.ctx.transitions.move(orderId, OrderStatus.TasksRequested, {
       actor: 'worker',
       expectFrom: [OrderStatus.Uploading],
-      detail: { tasks: order.tasks },
+      detail: {
+        tasks: order.tasks,
+        callback: callbackUrl ? 'signed URL' : 'none (PUBLIC_BASE_URL is not https): polled',
+      },
       deadlineMs: this.ctx.config.orders.POLL_DEADLINE_MS,
     });
     log.info({ orderId, studyId: order.hematoStudyId }, 'tasks requested');
