@@ -2,7 +2,7 @@ import { createServer, type Server } from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { loadConfig } from '@hemato/common';
 import { createDataSource, runMigrations } from '@hemato/persistence';
-import { createTestDatabase, testEnv } from '@hemato/testing';
+import { TestFhirServer, createTestDatabase, testEnv } from '@hemato/testing';
 import type { DataSource } from 'typeorm';
 import { bootstrapGateway, type RunningGateway } from '../../apps/gateway/src/bootstrap';
 
@@ -92,4 +92,36 @@ export async function freePort(): Promise<number> {
   const port = (s.address() as AddressInfo).port;
   await new Promise<void>((r) => s.close(() => r()));
   return port;
+}
+
+/**
+ * A test EHR (static bearer token) and the gateway following it, on a port known up front: the gateway's
+ * PUBLIC_BASE_URL is where the EHR sends Subscription notifications (`hook`).
+ */
+export async function startGatewayWithEhr(
+  label: string,
+  env: Record<string, string | undefined> = {},
+  ehrToken = 'ehr-static-token',
+): Promise<{ ehr: TestFhirServer; gw: RunningGateway; ds: DataSource; hook: string; close(): Promise<void> }> {
+  const ehr = await TestFhirServer.start({ auth: { kind: 'bearer', token: ehrToken } });
+  const port = await freePort();
+  const { gw, ds } = await startGateway(label, {
+    PORT: String(port),
+    PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
+    FHIR_EHR_BASE_URL: ehr.baseUrl,
+    FHIR_EHR_AUTH: 'bearer',
+    FHIR_EHR_TOKEN: ehrToken,
+    ...env,
+  });
+  return {
+    ehr,
+    gw,
+    ds,
+    hook: `http://127.0.0.1:${port}/fhir/subscription-hook`,
+    async close() {
+      await gw.app.close();
+      await ds.destroy();
+      await ehr.close();
+    },
+  };
 }

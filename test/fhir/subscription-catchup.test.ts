@@ -1,11 +1,10 @@
-import { TestFhirServer } from '@hemato/testing';
+import type { TestFhirServer } from '@hemato/testing';
 import type { Patient, ServiceRequest, Subscription } from '@medplum/fhirtypes';
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
 import { FhirSubscriptionManager } from '../../apps/gateway/src/fhir/fhir-subscription-manager.service';
-import { API_KEY, freePort, patient, startGateway } from './fhir-helpers';
+import { API_KEY, patient, startGatewayWithEhr } from './fhir-helpers';
 
-const EHR_TOKEN = 'ehr-static-token-catchup';
 const OURS = 'ServiceRequest?status=active&code=http://loinc.org|34994-4,http://loinc.org|57021-8';
 
 /**
@@ -17,29 +16,18 @@ describe('FHIR Subscription criteria and catch-up', () => {
   let gw: RunningGateway;
   let ds: DataSource;
   let hook: string;
+  let close: () => Promise<void>;
   let pat: Patient & { id: string };
   let n = 0;
 
   beforeAll(async () => {
-    ehr = await TestFhirServer.start({ auth: { kind: 'bearer', token: EHR_TOKEN } });
-    const port = await freePort();
-    ({ gw, ds } = await startGateway('fhircatchup', {
-      PORT: String(port),
-      PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
-      FHIR_EHR_BASE_URL: ehr.baseUrl,
-      FHIR_EHR_AUTH: 'bearer',
-      FHIR_EHR_TOKEN: EHR_TOKEN,
+    ({ ehr, gw, ds, hook, close } = await startGatewayWithEhr('fhircatchup', {
       FHIR_CATCHUP_PAGE_SIZE: '2',
       FHIR_CATCHUP_MAX: '5',
     }));
-    hook = `http://127.0.0.1:${port}/fhir/subscription-hook`;
     pat = await ehr.create(patient(undefined as never, 'MRN-CATCHUP') as unknown as Patient);
   });
-  afterAll(async () => {
-    await gw?.app.close();
-    await ds?.destroy();
-    await ehr?.close();
-  });
+  afterAll(async () => close?.());
 
   async function order(code = '34994-4'): Promise<ServiceRequest & { id: string }> {
     const sr = await ehr.create<ServiceRequest>({

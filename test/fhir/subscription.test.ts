@@ -1,10 +1,11 @@
-import { BACKPORT_PROFILE, TestFhirServer, fhirValidationErrors, type HookDelivery } from '@hemato/testing';
+import type { TestFhirServer } from '@hemato/testing';
+import { BACKPORT_PROFILE, fhirValidationErrors, type HookDelivery } from '@hemato/testing';
 import { signBody } from '@hemato/fhir';
 import type { Media, Patient, ServiceRequest, Subscription } from '@medplum/fhirtypes';
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
 import { FhirSubscriptionManager } from '../../apps/gateway/src/fhir/fhir-subscription-manager.service';
-import { API_KEY, PNG_1x1, fhirFetch, freePort, patient, startGateway } from './fhir-helpers';
+import { API_KEY, PNG_1x1, fhirFetch, patient, startGatewayWithEhr } from './fhir-helpers';
 
 const EHR_TOKEN = 'ehr-static-token-abc';
 const SECRET = 'subscription-secret-0123456789abcdef';
@@ -18,24 +19,21 @@ describe('FHIR Subscription intake', () => {
   let gw: RunningGateway;
   let ds: DataSource;
   let hook: string;
+  let close: () => Promise<void>;
   let pat: Patient & { id: string };
   let n = 0;
 
   beforeAll(async () => {
-    ehr = await TestFhirServer.start({ auth: { kind: 'bearer', token: EHR_TOKEN } });
-    const port = await freePort();
-    ({ gw, ds } = await startGateway('fhirsub', {
-      PORT: String(port),
-      PUBLIC_BASE_URL: `http://127.0.0.1:${port}`,
-      FHIR_EHR_BASE_URL: ehr.baseUrl,
-      FHIR_EHR_AUTH: 'bearer',
-      FHIR_EHR_TOKEN: EHR_TOKEN,
-      FHIR_SUBSCRIPTION_SECRET: SECRET,
-      FHIR_SUBSCRIPTION_AUTO_CREATE: 'true',
-      FHIR_API_KEYS: `${API_KEY},lab-x:${LAB_KEY},ehr:${EHR_KEY}`,
-      FHIR_ADMIN_CLIENTS: 'ehr',
-    }));
-    hook = `http://127.0.0.1:${port}/fhir/subscription-hook`;
+    ({ ehr, gw, ds, hook, close } = await startGatewayWithEhr(
+      'fhirsub',
+      {
+        FHIR_SUBSCRIPTION_SECRET: SECRET,
+        FHIR_SUBSCRIPTION_AUTO_CREATE: 'true',
+        FHIR_API_KEYS: `${API_KEY},lab-x:${LAB_KEY},ehr:${EHR_KEY}`,
+        FHIR_ADMIN_CLIENTS: 'ehr',
+      },
+      EHR_TOKEN,
+    ));
     pat = await ehr.create(patient(undefined as never, 'MRN-SUB') as unknown as Patient);
     // The gateway creates its Subscription on start (in the background); these tests use their own, so switch it off.
     let auto: Subscription[] = [];
@@ -46,11 +44,7 @@ describe('FHIR Subscription intake', () => {
     expect(auto).toHaveLength(1);
     for (const s of auto) await ehr.update({ ...s, id: s.id!, status: 'off' });
   });
-  afterAll(async () => {
-    await gw?.app.close();
-    await ds?.destroy();
-    await ehr?.close();
-  });
+  afterAll(async () => close?.());
 
   async function subscribe(sub: Partial<Subscription>): Promise<Subscription & { id: string }> {
     const s = await ehr.create<Subscription>({
