@@ -1,0 +1,156 @@
+import http from 'node:http';
+import { MllpClient } from '@hemato/hl7';
+import { OrderStatus } from '@hemato/common';
+import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
+import { eventually, orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+
+interface Reply {
+  status: number;
+  body: any;
+}
+
+/** A PUT whose body `write` sends at its own pace (a slow scanner link, a client that stops mid-way). */
+function put(url: string, headers: Record<string, string>, write: (req: http.ClientRequest) => Promise<void>) {
+  return new Promise<Reply>((resolve, reject) => {
+    const req = http.request(url, {
+      method: 'PUT',
+      // A connection of its own: a kept-alive one may be closed by the server just as it is reused.
+      agent: false,
+      headers: { 'content-type': 'application/octet-stream', ...headers },
+    });
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // not JSON: keep the text
+        }
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+    });
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    write(req).catch(reject);
+  });
+}
+
+const putBytes = (url: string, headers: Record<string, string>, data: Buffer) =>
+  put(url, headers, async (req) => {
+    req.end(data);
+  });
+
+async function postComplete(url: string, headers: Record<string, string>): Promise<Reply> {
+  const res = await fetch(url, { method: 'POST', headers });
+  return { status: res.status, body: await res.json() };
+}
+
+const smear = (seed: number) => generateSmear({ width: 320, height: 240, format: 'png', seed });
+
+describe('image uploads racing each other and the end of image collection', () => {
+  let p: Pipeline;
+  let client: MllpClient;
+  const auth = { authorization: 'Bearer test-api-key' };
+
+  beforeAll(async () => {
+    p = await startPipeline('imgrace', { IMAGE_QUIET_PERIOD_MS: '0' });
+    client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await p?.close();
+  });
+
+  async function waitingOrder(placer: string): Promise<OrderEntity> {
+    const ack = await client.send(sampleOrm({ controlId: `C-${placer}`, placer }), `C-${placer}`);
+    expect(ack.code).toBe('AA');
+    const order = await eventually(
+      () => p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: placer } }),
+      10_000,
+      'order row',
+    );
+    return orderReaches(p.db, { id: order.id }, OrderStatus.AwaitingImages, 20_000);
+  }
+
+  it('an upload still streaming when the images are completed is refused (409), not recorded and never lost silently', async () => {
+    const order = await waitingOrder('PL-RACE-1');
+    const url = `${p.httpUrl}/api/orders/${order.id}/images`;
+    expect((await putBytes(`${url}/first.png`, auth, smear(31))).status).toBe(200);
+
+    // A slow upload has started (headers and first bytes sent) when the set is closed.
+    const late = smear(32);
+    let closed!: () => void;
+    const setClosed = new Promise<void>((r) => (closed = r));
+    const slow = put(`${url}/late.png`, auth, async (req) => {
+      req.write(late.subarray(0, 1000));
+      await setClosed;
+      req.end(late.subarray(1000));
+    });
+    await new Promise((r) => setTimeout(r, 500));
+    const done = await postComplete(`${url}/complete`, auth);
+    expect(done.body).toEqual({ orderId: order.id, status: OrderStatus.Ready });
+    closed();
+
+    const reply = await slow;
+    expect(reply.status).toBe(409);
+    expect(reply.body.message).toMatch(/takes no more images/);
+
+    await orderReaches(p.db, { id: order.id }, OrderStatus.Completed, 90_000);
+    const images = await p.db.manager.find(ImageFileEntity, { where: { orderId: order.id } });
+    // Every image the order holds was sent to Hemato.AI.
+    expect(images.map((i) => [i.name, !!i.hematoFileId])).toEqual([['first.png', true]]);
+    const events = await p.db.manager.find(OrderEventEntity, { where: { orderId: order.id, type: 'image_added' } });
+    expect(events.map((e) => (e.detail as { image: string }).image)).toEqual(['first.png']);
+  });
+
+  it('the same name uploaded concurrently: one image, the others get 200 (same bytes) or 409 (other bytes), no 500', async () => {
+    const order = await waitingOrder('PL-RACE-2');
+    const url = `${p.httpUrl}/api/orders/${order.id}/images/same.png`;
+    const a = smear(41);
+    const b = smear(42);
+    const replies = await Promise.all([putBytes(url, auth, a), putBytes(url, auth, b), putBytes(url, auth, a)]);
+    for (const r of replies) expect([200, 409]).toContain(r.status);
+    const images = await p.db.manager.find(ImageFileEntity, { where: { orderId: order.id } });
+    expect(images).toHaveLength(1);
+    // Whichever bytes won, the replies agree with them.
+    const created = replies.filter((r) => r.status === 200 && r.body.created);
+    expect(created).toHaveLength(1);
+    expect(created[0]!.body.sha224).toBe(images[0]!.contentHash);
+  });
+
+  it('the last expected images arriving together both succeed and the order moves on once', async () => {
+    const order = await waitingOrder('PL-RACE-3');
+    await p.db.manager.update(OrderEntity, { id: order.id }, { expectedImageCount: 2 });
+    const url = `${p.httpUrl}/api/orders/${order.id}/images`;
+    const replies = await Promise.all([
+      putBytes(`${url}/a.png`, auth, smear(51)),
+      putBytes(`${url}/b.png`, auth, smear(52)),
+    ]);
+    expect(replies.map((r) => r.status)).toEqual([200, 200]);
+    expect(replies.map((r) => r.body.imagesComplete).sort()).toEqual([false, true]);
+    await orderReaches(p.db, { id: order.id }, OrderStatus.Completed, 90_000);
+    const events = await p.db.manager.find(OrderEventEntity, { where: { orderId: order.id } });
+    expect(events.filter((e) => e.toStatus === OrderStatus.Ready)).toHaveLength(1);
+  });
+
+  it('POST complete sent several times at once: every call answers 200, the order moves on once', async () => {
+    const order = await waitingOrder('PL-RACE-4');
+    const url = `${p.httpUrl}/api/orders/${order.id}/images`;
+    expect((await putBytes(`${url}/one.png`, auth, smear(61))).status).toBe(200);
+    const replies = await Promise.all([1, 2, 3, 4].map(() => postComplete(`${url}/complete`, auth)));
+    expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200]);
+    // (a call served after the order moved on answers where it is now)
+    expect(replies.some((r) => r.body.status === OrderStatus.Ready)).toBe(true);
+    expect(replies.filter((r) => r.body.status === OrderStatus.AwaitingImages)).toEqual([]);
+    await orderReaches(p.db, { id: order.id }, OrderStatus.Completed, 90_000);
+    const events = await p.db.manager.find(OrderEventEntity, { where: { orderId: order.id } });
+    expect(events.filter((e) => e.toStatus === OrderStatus.Ready)).toHaveLength(1);
+  });
+});
