@@ -111,3 +111,62 @@ describe('images dropped in the watched folder, and the quiet period', () => {
     expect(await list(folder)).toEqual(['w.png']);
   });
 });
+
+describe('drop folder while the image store fails (no quiet period)', () => {
+  let p: Pipeline;
+  let client: MllpClient;
+  let dropDir: string;
+
+  beforeAll(async () => {
+    dropDir = await mkdtemp(path.join(os.tmpdir(), 'hb-drop-'));
+    p = await startPipeline('imgdropfail', { IMAGE_WATCH_DIR: dropDir, IMAGE_QUIET_PERIOD_MS: '0' });
+    client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await p?.close();
+    await rm(dropDir, { recursive: true, force: true });
+  });
+
+  it('a file the store cannot take right now stays, holds back COMPLETE, and is taken once the store works', async () => {
+    const placer = 'PL-DROP-4';
+    expect((await client.send(sampleOrm({ controlId: `C-${placer}`, placer }), `C-${placer}`)).code).toBe('AA');
+    const order = await orderReaches(p.db, { placerOrderNumber: placer }, OrderStatus.AwaitingImages, 20_000);
+    const folder = path.join(dropDir, placer);
+    await mkdir(folder, { recursive: true });
+    await writeFile(path.join(folder, 's.png'), generateSmear({ width: 64, height: 64, format: 'png', seed: 15 }));
+    await eventually(
+      () => p.db.manager.findOne(ImageFileEntity, { where: { orderId: order.id, name: 's.png' } }),
+      20_000,
+      's.png taken',
+    );
+
+    // The store cannot spool anything: its tmp folder is a file (as on a full or failing disk).
+    const spool = path.join(p.config.orders.IMAGE_DIR!, 'tmp');
+    await rm(spool, { recursive: true, force: true });
+    await writeFile(spool, 'in the way');
+    try {
+      await writeFile(path.join(folder, 'u.png'), generateSmear({ width: 64, height: 64, format: 'png', seed: 5 }));
+      // Long enough for the file to be seen, found stable and tried (scans every 2 s).
+      await new Promise((r) => setTimeout(r, 7000));
+      expect(await list(folder)).toEqual(['.done', 'u.png']);
+      // The scanner closes the set: not while one of its files waits.
+      await writeFile(path.join(folder, 'COMPLETE'), '');
+      await new Promise((r) => setTimeout(r, 5000));
+      expect((await p.db.manager.findOneByOrFail(OrderEntity, { id: order.id })).status).toBe(
+        OrderStatus.AwaitingImages,
+      );
+    } finally {
+      await rm(spool, { force: true });
+    }
+    await orderReaches(p.db, { id: order.id }, OrderStatus.Completed, 90_000);
+    const images = await p.db.manager.find(ImageFileEntity, { where: { orderId: order.id } });
+    expect(images.map((i) => [i.name, !!i.hematoFileId]).sort()).toEqual([
+      ['s.png', true],
+      ['u.png', true],
+    ]);
+    expect(await list(folder)).toEqual(['.done']);
+    expect(await list(path.join(folder, '.done'))).toEqual(['COMPLETE', 's.png', 'u.png']);
+  });
+});

@@ -2,7 +2,7 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { APP_CONFIG, createLogger, type AppConfig } from '@hemato/common';
+import { APP_CONFIG, DomainError, DomainErrorCode, createLogger, type AppConfig } from '@hemato/common';
 import { ImageIntakeService } from '@hemato/orders';
 import { OrderEntity } from '@hemato/persistence';
 import { DataSource } from 'typeorm';
@@ -12,9 +12,22 @@ const SCAN_MS = 2000;
 const IMAGE_FILE = /\.(jpe?g|png|zip)$/i;
 
 /**
+ * What a file will never get past (its name, type or size, a name taken by other bytes, an order that
+ * takes no more images): it is set aside in `.rejected/`. Anything else (the image store or the database
+ * failing) is passing trouble: the file stays and is tried again.
+ */
+const REFUSED = new Set<DomainErrorCode>([
+  DomainErrorCode.Invalid,
+  DomainErrorCode.Unsupported,
+  DomainErrorCode.TooLarge,
+  DomainErrorCode.Conflict,
+]);
+
+/**
  * The drop folder: `<IMAGE_WATCH_DIR>/<placer or filler number>/<image>`. A file is taken once its
  * size has not changed between two scans (a scanner may still be writing it), added to the order,
- * and moved to `<folder>/.done/` (or `.rejected/` with the reason logged). A `COMPLETE` file in the
+ * and moved to `<folder>/.done/` (or `.rejected/` with the reason logged, when the file itself is refused;
+ * a file the store or the database could not take stays and is tried again). A `COMPLETE` file in the
  * folder marks the order's images complete.
  */
 @Injectable()
@@ -80,8 +93,15 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
         await this.images.add(order.id, f.name, createReadStream(full), 'watch', 'drop-folder');
         await this.moveTo(folder, '.done', f.name);
       } catch (err) {
-        log.warn({ orderId: order.id, err: err instanceof Error ? err.message : String(err) }, 'dropped image refused');
-        await this.moveTo(folder, '.rejected', f.name);
+        const reason = err instanceof Error ? err.message : String(err);
+        if (err instanceof DomainError && REFUSED.has(err.code)) {
+          log.warn({ orderId: order.id, err: reason }, 'dropped image refused');
+          await this.moveTo(folder, '.rejected', f.name);
+        } else {
+          // Still pending: tried again on the next scan, and a COMPLETE waits for it.
+          this.sizes.set(full, size);
+          log.warn({ orderId: order.id, err: reason }, 'dropped image not taken yet: tried again on a later scan');
+        }
       }
     }
     if (completeMarker && files.every((f) => !this.sizes.has(path.join(folder, f.name)))) {
