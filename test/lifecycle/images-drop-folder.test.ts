@@ -110,6 +110,44 @@ describe('images dropped in the watched folder, and the quiet period', () => {
     );
     expect(await list(folder)).toEqual(['w.png']);
   });
+
+  it('a folder whose number two waiting orders carry (two senders, one placer number) is given to neither', async () => {
+    const first = await waitingOrder('PL-TWIN');
+    // The same placer number from another sender is another order.
+    const msg = sampleOrm({ controlId: 'C-PL-TWIN-2', placer: 'PL-TWIN' }).replace('|LIS|GENHOSP|', '|LIS2|OTHERHOSP|');
+    expect((await client.send(msg, 'C-PL-TWIN-2')).code).toBe('AA');
+    const second = await eventually(async () => {
+      const orders = await p.db.manager.find(OrderEntity, { where: { placerOrderNumber: 'PL-TWIN' } });
+      return orders.find((o) => o.id !== first.id && o.status === OrderStatus.AwaitingImages);
+    }, 20_000);
+
+    const folder = path.join(dropDir, 'PL-TWIN');
+    await mkdir(folder, { recursive: true });
+    await writeFile(path.join(folder, 't.png'), generateSmear({ width: 64, height: 64, format: 'png', seed: 6 }));
+    // Both orders' timelines say why the file waits.
+    for (const o of [first, second]) {
+      const note = await eventually(
+        () => p.db.manager.findOne(OrderEventEntity, { where: { orderId: o.id, type: 'image_folder_ambiguous' } }),
+        20_000,
+        'ambiguity on the timeline',
+      );
+      expect(JSON.stringify(note.detail)).toMatch(/filler number/);
+    }
+    expect(await list(folder)).toEqual(['t.png']);
+    expect(await p.db.manager.count(ImageFileEntity, { where: [{ orderId: first.id }, { orderId: second.id }] })).toBe(
+      0,
+    );
+
+    // The filler number names one order: a folder under it is taken.
+    const byFiller = path.join(dropDir, second.fillerOrderNumber);
+    await mkdir(byFiller, { recursive: true });
+    await writeFile(path.join(byFiller, 't.png'), generateSmear({ width: 64, height: 64, format: 'png', seed: 6 }));
+    await eventually(
+      () => p.db.manager.findOne(ImageFileEntity, { where: { orderId: second.id, name: 't.png' } }),
+      20_000,
+      't.png taken for the second order',
+    );
+  });
 });
 
 describe('drop folder while the image store fails (no quiet period)', () => {

@@ -2,13 +2,15 @@ import { createReadStream } from 'node:fs';
 import { mkdir, readdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { APP_CONFIG, DomainError, DomainErrorCode, createLogger, type AppConfig } from '@hemato/common';
-import { ImageIntakeService } from '@hemato/orders';
+import { APP_CONFIG, DomainError, DomainErrorCode, OrderStatus, createLogger, type AppConfig } from '@hemato/common';
+import { ImageIntakeService, OrderTransitions } from '@hemato/orders';
 import { OrderEntity } from '@hemato/persistence';
 import { DataSource } from 'typeorm';
 
 const log = createLogger('image-watcher');
 const SCAN_MS = 2000;
+/** States in which an order still takes images. */
+const OPEN_FOR_IMAGES: readonly OrderStatus[] = [OrderStatus.Received, OrderStatus.AwaitingImages];
 const IMAGE_FILE = /\.(jpe?g|png|zip)$/i;
 
 /**
@@ -34,11 +36,14 @@ const REFUSED = new Set<DomainErrorCode>([
 export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
   private timer?: NodeJS.Timeout;
   private readonly sizes = new Map<string, number>();
+  /** Folders found to match several orders (number → their ids), noted on the timelines once. */
+  private readonly ambiguous = new Map<string, string>();
   private scanning = false;
 
   constructor(
     private readonly ds: DataSource,
     private readonly images: ImageIntakeService,
+    private readonly transitions: OrderTransitions,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'orders'>,
   ) {}
 
@@ -76,10 +81,7 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
     const files = entries.filter((e) => e.isFile() && IMAGE_FILE.test(e.name));
     const completeMarker = entries.some((e) => e.isFile() && e.name === 'COMPLETE');
     if (files.length === 0 && !completeMarker) return;
-    const order = await this.ds.manager.findOne(OrderEntity, {
-      where: [{ fillerOrderNumber: number }, { placerOrderNumber: number }],
-      order: { createdAt: 'DESC' },
-    });
+    const order = await this.orderFor(number);
     if (!order) return;
     for (const f of files) {
       const full = path.join(folder, f.name);
@@ -115,6 +117,39 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
         );
       }
     }
+  }
+
+  /**
+   * The order a folder is for. A filler number names one order. A placer number is unique only per
+   * sender: when several orders still taking images carry it, the folder is given to none (images must
+   * not land on another patient's order); their timelines say so, once, and the folder waits.
+   */
+  private async orderFor(number: string): Promise<OrderEntity | null> {
+    const matches = await this.ds.manager.find(OrderEntity, {
+      where: [{ fillerOrderNumber: number }, { placerOrderNumber: number }],
+      order: { createdAt: 'DESC' },
+    });
+    const byFiller = matches.find((o) => o.fillerOrderNumber === number);
+    if (byFiller) return byFiller;
+    const open = matches.filter((o) => OPEN_FOR_IMAGES.includes(o.status));
+    if (open.length <= 1) {
+      this.ambiguous.delete(number);
+      return open[0] ?? matches[0] ?? null;
+    }
+    const key = open.map((o) => o.id).join(',');
+    if (this.ambiguous.get(number) !== key) {
+      this.ambiguous.set(number, key);
+      log.warn({ orderIds: open.map((o) => o.id) }, 'drop folder matches several orders: files left in place');
+      for (const o of open) {
+        await this.transitions.note(o.id, 'image_folder_ambiguous', 'drop-folder', {
+          orders: open.length,
+          reason:
+            'A drop folder named by this placer number matches several orders taking images: its files wait. ' +
+            `Name the folder by the filler number (${o.fillerOrderNumber}).`,
+        });
+      }
+    }
+    return null;
   }
 
   private async moveTo(folder: string, sub: string, name: string) {
