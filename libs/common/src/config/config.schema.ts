@@ -214,6 +214,8 @@ export const ordersSection = z
     IMAGE_MAX_BYTES: int(200 * 1024 * 1024, 1),
     /** Hosts image URLs may be fetched from, comma-separated; empty refuses every URL. */
     IMAGE_URL_ALLOWED_HOSTS: list(),
+    /** The longest an image URL may take to deliver the whole image (a server may trickle bytes forever). */
+    IMAGE_FETCH_TIMEOUT_MS: int(300_000, 1),
     IMAGE_WATCH_DIR: optionalString(),
     IMAGE_QUIET_PERIOD_MS: int(0),
     /** An S3-compatible server (MinIO, Ceph, ...); unset is AWS S3 in S3_REGION. */

@@ -8,6 +8,7 @@ export interface FetchPolicy {
   /** Hosts (exact names, or `*.example.org`) images may be fetched from. Empty: none. */
   allowedHosts: string[];
   maxBytes: number;
+  /** The whole fetch, headers to last byte (default 300 s). A silent server fails sooner (30 s idle). */
   timeoutMs?: number;
 }
 
@@ -42,27 +43,42 @@ export async function fetchImage(
   if (!isHostAllowed(url, policy.allowedHosts)) {
     throw new DomainError(DomainErrorCode.Forbidden, `Image host ${url.hostname} is not in IMAGE_URL_ALLOWED_HOSTS`);
   }
-  // undici's request does not follow redirects: a 3xx is refused below like any non-200.
-  const res = await request(url, {
-    method: 'GET',
-    headersTimeout: policy.timeoutMs ?? 30_000,
-    bodyTimeout: policy.timeoutMs ?? 30_000,
-  });
-  if (res.statusCode !== 200) {
-    await res.body.dump();
-    throw new DomainError(DomainErrorCode.Unavailable, `Image URL answered HTTP ${res.statusCode}`);
+  // A server may answer and then trickle bytes forever (no idle timeout ever fires): the whole fetch has
+  // a deadline, after which the connection is dropped and nothing is kept.
+  const totalMs = policy.timeoutMs ?? 300_000;
+  const deadline = AbortSignal.timeout(totalMs);
+  const tooSlow = () =>
+    new DomainError(DomainErrorCode.Unavailable, `Image URL: not delivered within ${Math.round(totalMs / 1000)} s`);
+  try {
+    // undici's request does not follow redirects: a 3xx is refused below like any non-200.
+    const res = await request(url, {
+      method: 'GET',
+      headersTimeout: Math.min(30_000, totalMs),
+      bodyTimeout: Math.min(30_000, totalMs),
+      signal: deadline,
+    });
+    if (res.statusCode !== 200) {
+      res.body.destroy();
+      throw new DomainError(DomainErrorCode.Unavailable, `Image URL answered HTTP ${res.statusCode}`);
+    }
+    const declared = Number(res.headers['content-length'] ?? NaN);
+    if (Number.isFinite(declared) && declared > policy.maxBytes) {
+      res.body.destroy();
+      throw new DomainError(
+        DomainErrorCode.TooLarge,
+        `Image is ${declared} bytes, over the limit of ${policy.maxBytes}`,
+      );
+    }
+    // The type is checked on the first bytes, before the store keeps anything.
+    const body = res.body as unknown as Readable;
+    const stored = await store.put(
+      gateImageType(body, 'Image URL did not return a JPEG, PNG or zip', 'destroy'),
+      policy.maxBytes,
+    );
+    const mediaType = sniffMediaType(stored.head);
+    return { ...stored, mediaType: mediaType ?? 'application/octet-stream' };
+  } catch (err) {
+    if (deadline.aborted && !(err instanceof DomainError)) throw tooSlow();
+    throw err;
   }
-  const declared = Number(res.headers['content-length'] ?? NaN);
-  if (Number.isFinite(declared) && declared > policy.maxBytes) {
-    await res.body.dump();
-    throw new DomainError(DomainErrorCode.TooLarge, `Image is ${declared} bytes, over the limit of ${policy.maxBytes}`);
-  }
-  // The type is checked on the first bytes, before the store keeps anything.
-  const body = res.body as unknown as Readable;
-  const stored = await store.put(
-    gateImageType(body, 'Image URL did not return a JPEG, PNG or zip', 'destroy'),
-    policy.maxBytes,
-  );
-  const mediaType = sniffMediaType(stored.head);
-  return { ...stored, mediaType: mediaType ?? 'application/octet-stream' };
 }
