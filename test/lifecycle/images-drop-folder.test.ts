@@ -111,6 +111,35 @@ describe('images dropped in the watched folder, and the quiet period', () => {
     expect(await list(folder)).toEqual(['w.png']);
   });
 
+  it("a dropped file refused (not an image; after the order's images were complete) is on the order's timeline", async () => {
+    const order = await waitingOrder('PL-DROP-5');
+    const folder = path.join(dropDir, 'PL-DROP-5');
+    await mkdir(folder, { recursive: true });
+    await writeFile(path.join(folder, 'note.png'), 'a lab note, not an image');
+    const refused = await eventually(
+      () => p.db.manager.findOne(OrderEventEntity, { where: { orderId: order.id, type: 'image_refused' } }),
+      20_000,
+      'refusal on the timeline',
+    );
+    expect(refused.detail).toMatchObject({ image: 'note.png', via: 'watch' });
+    expect(JSON.stringify(refused.detail)).toMatch(/JPEG, PNG/);
+    expect(await list(path.join(folder, '.rejected'))).toEqual(['note.png']);
+
+    // PL-DROP-1 completed in the first test: a file for it now comes too late.
+    const done = await p.db.manager.findOneByOrFail(OrderEntity, { placerOrderNumber: 'PL-DROP-1' });
+    await writeFile(
+      path.join(dropDir, 'PL-DROP-1', 'late.png'),
+      generateSmear({ width: 64, height: 64, format: 'png', seed: 17 }),
+    );
+    const late = await eventually(
+      () => p.db.manager.findOne(OrderEventEntity, { where: { orderId: done.id, type: 'image_refused' } }),
+      20_000,
+      'late refusal on the timeline',
+    );
+    expect(JSON.stringify(late.detail)).toMatch(/late.png.*takes no more images|takes no more images.*late.png/);
+    expect(await list(path.join(dropDir, 'PL-DROP-1', '.rejected'))).toEqual(['late.png']);
+  });
+
   it('a folder whose number two waiting orders carry (two senders, one placer number) is given to neither', async () => {
     const first = await waitingOrder('PL-TWIN');
     // The same placer number from another sender is another order.

@@ -28,7 +28,7 @@ const REFUSED = new Set<DomainErrorCode>([
 /**
  * The drop folder: `<IMAGE_WATCH_DIR>/<placer or filler number>/<image>`. A file is taken once its
  * size has not changed between two scans (a scanner may still be writing it), added to the order,
- * and moved to `<folder>/.done/` (or `.rejected/` with the reason logged, when the file itself is refused;
+ * and moved to `<folder>/.done/` (or `.rejected/` with the reason on the order's timeline, when the file itself is refused;
  * a file the store or the database could not take stays and is tried again). A `COMPLETE` file in the
  * folder marks the order's images complete.
  */
@@ -99,6 +99,12 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
         if (err instanceof DomainError && REFUSED.has(err.code)) {
           log.warn({ orderId: order.id, err: reason }, 'dropped image refused');
           await this.moveTo(folder, '.rejected', f.name);
+          // No one gets an HTTP answer here: the order's timeline says what became of the file.
+          await this.transitions.note(order.id, 'image_refused', 'drop-folder', {
+            image: f.name,
+            via: 'watch',
+            reason: `${reason}; the file was moved to .rejected/`,
+          });
         } else {
           // Still pending: tried again on the next scan, and a COMPLETE waits for it.
           this.sizes.set(full, size);
