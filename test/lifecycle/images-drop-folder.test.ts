@@ -140,6 +140,24 @@ describe('images dropped in the watched folder, and the quiet period', () => {
     expect(await list(path.join(dropDir, 'PL-DROP-1', '.rejected'))).toEqual(['late.png']);
   });
 
+  it('a file still empty (created by the scanner, not yet written) waits until it has bytes', async () => {
+    const order = await waitingOrder('PL-DROP-6');
+    const folder = path.join(dropDir, 'PL-DROP-6');
+    await mkdir(folder, { recursive: true });
+    await writeFile(path.join(folder, 'e.png'), '');
+    // Several scans see it empty.
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(await list(folder)).toEqual(['e.png']);
+    const bytes = generateSmear({ width: 64, height: 64, format: 'png', seed: 19 });
+    await writeFile(path.join(folder, 'e.png'), bytes);
+    const image = await eventually(
+      () => p.db.manager.findOne(ImageFileEntity, { where: { orderId: order.id, name: 'e.png' } }),
+      20_000,
+      'e.png taken',
+    );
+    expect(Number(image.sizeBytes)).toBe(bytes.length);
+  });
+
   it('a folder whose number two waiting orders carry (two senders, one placer number) is given to neither', async () => {
     const first = await waitingOrder('PL-TWIN');
     // The same placer number from another sender is another order.

@@ -26,11 +26,11 @@ const REFUSED = new Set<DomainErrorCode>([
 ]);
 
 /**
- * The drop folder: `<IMAGE_WATCH_DIR>/<placer or filler number>/<image>`. A file is taken once its
- * size has not changed between two scans (a scanner may still be writing it), added to the order,
- * and moved to `<folder>/.done/` (or `.rejected/` with the reason on the order's timeline, when the file itself is refused;
- * a file the store or the database could not take stays and is tried again). A `COMPLETE` file in the
- * folder marks the order's images complete.
+ * The drop folder: `<IMAGE_WATCH_DIR>/<placer or filler number>/<image>`. A file is taken once it is not
+ * empty and its size has not changed between two scans (a scanner may still be writing it), added to the
+ * order, and moved to `<folder>/.done/`. A file refused for itself goes to `.rejected/`, with the reason on
+ * the order's timeline; one the store or the database could not take stays and is tried again. A
+ * `COMPLETE` file in the folder marks the order's images complete.
  */
 @Injectable()
 export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
@@ -86,6 +86,11 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
     for (const f of files) {
       const full = path.join(folder, f.name);
       const size = (await stat(full)).size;
+      if (size === 0) {
+        // Created but not yet written (scanners often do this): no image is empty, so it waits for bytes.
+        this.sizes.delete(full);
+        continue;
+      }
       if (this.sizes.get(full) !== size) {
         this.sizes.set(full, size);
         continue;
