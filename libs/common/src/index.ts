@@ -11,3 +11,4 @@ export * from './queue/redis-options';
 export * from './queue/queue.module';
 export * from './random/pooled-random';
 export * from './media/sniff-media-type';
+export * from './media/zip-images-check';

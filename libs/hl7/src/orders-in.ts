@@ -1,4 +1,4 @@
-import { sniffMediaType } from '@hemato/common';
+import { sniffMediaType, zipImagesProblem } from '@hemato/common';
 import { Message } from 'node-hl7-client';
 import type { PatientIdentity } from '@hemato/privacy';
 import { Hl7ErrorCode, type Hl7Issue } from './ack';
@@ -503,6 +503,15 @@ function imageFrom(obx: SegCtx, issues: Hl7Issue[]): Unnamed<Hl7ImageSource> | n
         code: Hl7ErrorCode.DataTypeError,
         location: { segment: 'OBX', sequence: obx.seq, field: 5, component: 5 },
         text: 'OBX-5 ED data is not a JPEG, PNG or zip image',
+      });
+      return null;
+    }
+    const zipProblem = sniffed === 'application/zip' ? zipImagesProblem(bytes) : null;
+    if (zipProblem) {
+      issues.push({
+        code: Hl7ErrorCode.DataTypeError,
+        location: { segment: 'OBX', sequence: obx.seq, field: 5, component: 5 },
+        text: `OBX-5 ED data: ${zipProblem}`,
       });
       return null;
     }

@@ -6,6 +6,7 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DomainError, DomainErrorCode } from '@hemato/common';
+import { ZipImagesCheck } from '@hemato/common';
 
 export interface StoredFile {
   /** Key in the store (content-addressed: the same bytes share one key). */
@@ -96,28 +97,47 @@ export class LocalFileStore implements FileStore {
 
 /**
  * Lets a stream through only once its first bytes are a JPEG, PNG or zip; otherwise fails it with
- * `Unsupported` (`message`). Put in front of `FileStore.put`, a refused file never reaches the store
- * (no orphan bytes), and nothing is read twice.
+ * `Unsupported` (`message`). A zip is followed to its end: an entry that is not a JPEG or PNG (or a zip
+ * with none) fails it too, on the way or at its end. Put in front of `FileStore.put`, a refused file
+ * never stays in the store (no orphan bytes), and nothing is read twice.
  */
 export function imageTypeGate(message: string): Transform {
   let head: Buffer | null = Buffer.alloc(0);
-  const check = (): DomainError | null =>
-    sniffMediaType(head!) ? null : new DomainError(DomainErrorCode.Unsupported, message);
+  let zip: ZipImagesCheck | null = null;
+  const refuse = (why?: string) => new DomainError(DomainErrorCode.Unsupported, why ? `${message}: ${why}` : message);
+  /** Judges the first bytes; a zip's are also the start of its check. */
+  const judge = (first: Buffer): DomainError | null => {
+    const type = sniffMediaType(first);
+    if (!type) return refuse();
+    if (type !== 'application/zip') return null;
+    zip = new ZipImagesCheck();
+    const problem = zip.push(first);
+    return problem ? refuse(problem) : null;
+  };
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
-      if (head === null) return cb(null, chunk);
+      if (head === null) {
+        const problem = zip?.push(chunk);
+        return problem ? cb(refuse(problem)) : cb(null, chunk);
+      }
       head = Buffer.concat([head, chunk]);
       if (head.length < 8) return cb();
-      const refused = check();
       const out = head;
       head = null;
+      const refused = judge(out);
       cb(refused, refused ? undefined : out);
     },
     flush(cb) {
       // A file shorter than 8 bytes: judged on what there is.
-      if (head === null) return cb();
-      const refused = check();
-      cb(refused, refused ? undefined : head);
+      if (head !== null) {
+        const out = head;
+        head = null;
+        const refused = judge(out);
+        if (refused) return cb(refused);
+        this.push(out);
+      }
+      const problem = zip?.end();
+      cb(problem ? refuse(problem) : null);
     },
   });
 }

@@ -18,6 +18,7 @@ import type { Queue } from 'bullmq';
 import type { EntityManager } from 'typeorm';
 import { FILE_STORE } from '../images/file-store.provider';
 import { sniffMediaType, type FileStore } from '../images/file-store';
+import { zipImagesProblem } from '@hemato/common';
 import { stepJobId } from '../lifecycle/lifecycle-queue';
 import type { NewOrderInput } from './new-order';
 
@@ -128,9 +129,12 @@ export class OrderIntakeService {
       for (const image of images) {
         if (image.kind === 'inline') {
           // The bytes say what they are, not the sender's label: refused here, before anything is kept.
-          if (!sniffMediaType(image.data.subarray(0, 16))) {
+          const type = sniffMediaType(image.data.subarray(0, 16));
+          if (!type) {
             throw new DomainError(DomainErrorCode.Unsupported, `Image ${image.name} is not a JPEG, PNG or zip`);
           }
+          const zipProblem = type === 'application/zip' ? zipImagesProblem(image.data) : null;
+          if (zipProblem) throw new DomainError(DomainErrorCode.Unsupported, `Image ${image.name}: ${zipProblem}`);
           const stored = await this.files.put(image.data, this.config.orders.IMAGE_MAX_BYTES);
           await manager.insert(ImageFileEntity, {
             orderId: order.id,
