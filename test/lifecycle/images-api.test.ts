@@ -9,19 +9,46 @@ import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
 import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
 import { eventually, orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
-import { putImage, type Reply } from './support/image-put';
 
 const MAX_BYTES = 1024 * 1024;
 /** Served as `image/png` by the test's image host: its bytes say otherwise. */
 const NOT_AN_IMAGE = Buffer.from('<html>sign in to view this slide</html>\n'.repeat(2000));
 
+interface Reply {
+  status: number;
+  body: any;
+}
+
 /** A PUT whose body is streamed from a file on disk (chunked), as a scanner client would send it. */
-const putFile = (url: string, file: string, headers: Record<string, string>): Promise<Reply> =>
-  putImage(url, headers, (req) => {
-    createReadStream(file)
-      .on('error', (err) => req.destroy(err))
-      .pipe(req);
+function putFile(url: string, file: string, headers: Record<string, string>): Promise<Reply> {
+  return new Promise((resolve, reject) => {
+    const req = http.request(url, {
+      method: 'PUT',
+      headers: { 'content-type': 'application/octet-stream', ...headers },
+    });
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // not JSON: keep the text
+        }
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+    });
+    // The server may answer (413, 401) and close before the whole body is sent: that is not a failure.
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    createReadStream(file).on('error', reject).pipe(req);
   });
+}
 
 async function postJson(url: string, headers: Record<string, string>): Promise<Reply> {
   const res = await fetch(url, { method: 'POST', headers });

@@ -1,11 +1,48 @@
+import http from 'node:http';
 import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
 import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
 import { eventually, orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
-import { putImage, type Reply } from './support/image-put';
+
+interface Reply {
+  status: number;
+  body: any;
+}
+
+/** A PUT whose body `write` sends at its own pace (a slow scanner link, a client that stops mid-way). */
+function put(url: string, headers: Record<string, string>, write: (req: http.ClientRequest) => Promise<void>) {
+  return new Promise<Reply>((resolve, reject) => {
+    const req = http.request(url, {
+      method: 'PUT',
+      // A connection of its own: a kept-alive one may be closed by the server just as it is reused.
+      agent: false,
+      headers: { 'content-type': 'application/octet-stream', ...headers },
+    });
+    let answered = false;
+    req.on('response', (res) => {
+      answered = true;
+      const chunks: Buffer[] = [];
+      res.on('data', (c: Buffer) => chunks.push(c));
+      res.on('end', () => {
+        const text = Buffer.concat(chunks).toString('utf8');
+        let body: unknown = text;
+        try {
+          body = JSON.parse(text);
+        } catch {
+          // not JSON: keep the text
+        }
+        resolve({ status: res.statusCode ?? 0, body });
+      });
+    });
+    req.on('error', (err) => {
+      if (!answered) reject(err);
+    });
+    write(req).catch(reject);
+  });
+}
 
 const putBytes = (url: string, headers: Record<string, string>, data: Buffer) =>
-  putImage(url, headers, async (req) => {
+  put(url, headers, async (req) => {
     req.end(data);
   });
 
@@ -51,7 +88,7 @@ describe('image uploads racing each other and the end of image collection', () =
     const late = smear(32);
     let closed!: () => void;
     const setClosed = new Promise<void>((r) => (closed = r));
-    const slow = putImage(`${url}/late.png`, auth, async (req) => {
+    const slow = put(`${url}/late.png`, auth, async (req) => {
       req.write(late.subarray(0, 1000));
       await setClosed;
       req.end(late.subarray(1000));
