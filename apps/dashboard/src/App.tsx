@@ -41,7 +41,7 @@ export function App() {
   const orderMatch = /^\/orders\/([0-9a-f-]{36})$/.exec(path);
   let page: React.ReactNode;
   if (orderMatch) page = <OrderPage id={orderMatch[1]!} me={me} />;
-  else if (path === '/health') page = <HealthPage />;
+  else if (path === '/health') page = <HealthPage me={me} />;
   else if (path === '/audit' && me.role === 'admin') page = <AuditPage />;
   else page = <OrdersPage />;
 

@@ -1,5 +1,6 @@
 import { useCallback, useEffect, useState } from 'react';
-import { api, fmtTime } from '../api';
+import { api, ApiError, fmtTime, type Me } from '../api';
+import { ConfirmDialog } from '../components/ConfirmDialog';
 import { linkProps } from '../router';
 
 interface Probe {
@@ -67,9 +68,12 @@ function Dot({ ok }: { ok: boolean }) {
 
 const COLUMNS = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'];
 
-export function HealthPage() {
+export function HealthPage({ me }: { me: Me }) {
   const [h, setH] = useState<Health | null>(null);
   const [error, setError] = useState<string | null>(null);
+  const [replaying, setReplaying] = useState<Health['lastErrors']['inbound'][number] | null>(null);
+  const [outcome, setOutcome] = useState<{ ok: boolean; message: string } | null>(null);
+  const [busy, setBusy] = useState(false);
   const load = useCallback(async () => {
     try {
       setH(await api<Health>('/api/admin/health'));
@@ -78,6 +82,22 @@ export function HealthPage() {
       setError(err instanceof Error ? err.message : String(err));
     }
   }, []);
+  // A refused HL7 message, read again once its cause is fixed (e.g. its test code now mapped).
+  const replay = async (id: string) => {
+    setReplaying(null);
+    setBusy(true);
+    setOutcome(null);
+    try {
+      setOutcome(
+        await api<{ ok: boolean; message: string }>(`/api/admin/inbound/${id}/replay`, { method: 'POST', json: {} }),
+      );
+      void load();
+    } catch (err) {
+      setOutcome({ ok: false, message: err instanceof ApiError ? err.message : String(err) });
+    } finally {
+      setBusy(false);
+    }
+  };
   useEffect(() => {
     void load();
     const t = window.setInterval(() => void load(), 5000);
@@ -250,6 +270,11 @@ export function HealthPage() {
               </table>
             )}
             <h3>Refused inbound messages</h3>
+            {outcome && (
+              <p role="status" className={outcome.ok ? 'ok' : 'error'}>
+                {outcome.message}
+              </p>
+            )}
             {h.lastErrors.inbound.length === 0 ? (
               <p className="muted">None.</p>
             ) : (
@@ -265,12 +290,36 @@ export function HealthPage() {
                         {m.channel} {m.message_type ?? ''} · {m.status} {m.ack_code ?? ''}
                       </td>
                       <td>{m.error ?? ''}</td>
+                      {me.role === 'admin' && (
+                        <td>
+                          {m.channel === 'hl7' && m.status === 'rejected' && (
+                            <button
+                              type="button"
+                              className="secondary"
+                              disabled={busy}
+                              aria-label={`Replay ${m.control_id}`}
+                              onClick={() => setReplaying(m)}
+                            >
+                              Replay
+                            </button>
+                          )}
+                        </td>
+                      )}
                     </tr>
                   ))}
                 </tbody>
               </table>
             )}
           </section>
+          {replaying && (
+            <ConfirmDialog
+              title={`Replay message ${replaying.control_id}?`}
+              body="The stored message is read again with today's settings (e.g. a test code mapped since): the orders it asks for are made and its stored ACK is updated. The sender is not sent anything."
+              confirmLabel="Replay"
+              onConfirm={() => void replay(replaying.id)}
+              onClose={() => setReplaying(null)}
+            />
+          )}
         </>
       )}
     </section>

@@ -9,7 +9,8 @@ import { linkProps } from '../router';
 const WORKING = new Set(['study_created', 'uploading', 'tasks_requested', 'processing']);
 const TERMINAL = new Set(['completed', 'rejected', 'cancelled']);
 
-type ActionName = 'retry' | 'resend' | 'cancel' | 'replay';
+// Replaying a refused inbound message is on the Health page: an order's own message was accepted.
+type ActionName = 'retry' | 'resend' | 'cancel';
 const ACTIONS: Record<
   ActionName,
   { label: string; title: string; body: string; confirm: string; danger?: boolean; askReason?: boolean }
@@ -33,12 +34,6 @@ const ACTIONS: Record<
     confirm: 'Cancel order',
     danger: true,
     askReason: true,
-  },
-  replay: {
-    label: 'Replay inbound message',
-    title: 'Replay the inbound message?',
-    body: 'The original message is processed again as if it had just arrived (duplicates are recognised).',
-    confirm: 'Replay',
   },
 };
 
@@ -75,8 +70,7 @@ export function OrderPage({ id, me }: { id: string; me: Me }) {
       if (name === 'reveal') {
         setRevealed(await api(`/api/admin/orders/${id}/reveal`, { method: 'POST' }));
       } else {
-        const path =
-          name === 'replay' ? `/api/admin/inbound/${d?.inbound?.id}/replay` : `/api/admin/orders/${id}/actions/${name}`;
+        const path = `/api/admin/orders/${id}/actions/${name}`;
         const r = await api<{ ok: boolean; message: string }>(path, {
           method: 'POST',
           json: name === 'cancel' ? { reason } : {},
@@ -106,7 +100,6 @@ export function OrderPage({ id, me }: { id: string; me: Me }) {
   if (o.status === 'failed') available.push('retry');
   if (d.report) available.push('resend');
   if (!TERMINAL.has(o.status as string)) available.push('cancel');
-  if (d.inbound) available.push('replay');
 
   return (
     <article className="order">

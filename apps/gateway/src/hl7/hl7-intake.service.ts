@@ -1,4 +1,4 @@
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import {
   APP_CONFIG,
   DomainError,
@@ -28,7 +28,15 @@ import {
   type OrderResponseLine,
   type ParsedOrderMessage,
 } from '@hemato/hl7';
-import { OrderCodeTable, OrderIntakeService, OrderTransitions, type NewOrderInput } from '@hemato/orders';
+import {
+  OrderActionsService,
+  OrderCodeTable,
+  OrderIntakeService,
+  OrderTransitions,
+  type ActionResult,
+  type NewOrderInput,
+} from '@hemato/orders';
+import type { InboundMessageEntity } from '@hemato/persistence';
 import { MessageSealer } from '@hemato/privacy';
 import { DataSource, type EntityManager } from 'typeorm';
 import { CommitBatcher } from './commit-batcher';
@@ -46,6 +54,8 @@ interface PreparedMessage {
   planned?: Outcome;
   /** Its NW placer numbers were checked against those already taken (once: see `refuseTakenPlacers`). */
   placersChecked?: boolean;
+  /** Who the order timeline names: the sender's channel, or the admin who replayed the message. */
+  actor?: string;
 }
 
 interface Outcome {
@@ -96,7 +106,7 @@ const REJECT = Symbol('reject');
  * seen before (same MSH-3|MSH-4 + MSH-10) gets its stored ACK again and creates nothing.
  */
 @Injectable()
-export class Hl7IntakeService {
+export class Hl7IntakeService implements OnModuleInit {
   private readonly us: Hl7Identity;
   /**
    * Batches commit in parallel, each on its own pooled connection. A connection's messages always go
@@ -110,6 +120,7 @@ export class Hl7IntakeService {
     private readonly codes: OrderCodeTable,
     private readonly transitions: OrderTransitions,
     private readonly sealer: MessageSealer,
+    private readonly actions: OrderActionsService,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'hl7' | 'database'>,
   ) {
     this.us = { application: config.hl7.HL7_SENDING_APP, facility: config.hl7.HL7_SENDING_FACILITY };
@@ -123,6 +134,11 @@ export class Hl7IntakeService {
       { length: parallel },
       () => new CommitBatcher<PreparedMessage, StoredOutcome>((items) => this.commit(items), MAX_BATCH),
     );
+  }
+
+  onModuleInit(): void {
+    // The dashboard's "Replay" of a refused HL7 message runs through this intake.
+    this.actions.registerReplayer('hl7', (message, actor) => this.replay(message, actor));
   }
 
   /** Answers one complete MLLP frame: the encoded ACK(s) to send back. */
@@ -146,23 +162,44 @@ export class Hl7IntakeService {
     const text = decodeMessage(frame, encoding);
     // The MSH was read as Latin-1; in UTF-8 a non-ASCII sender or control id needs reading again.
     header = headerInCharset(frame, header, text, encoding);
+    const read = this.prepare(header, encoding, text);
+    if ('issue' in read) {
+      // Without MSH-10 in original mode the answer is AE (nothing stored either way); otherwise AR / CR.
+      if (read.missingControlId && !isEnhanced(header))
+        return this.encode([buildAck({ header, code: 'AE', issues: [read.issue], us: this.us })], encoding);
+      return this.notStored(header, encoding, 'rejected', read.issue);
+    }
+    const batcher = this.batchers[connectionId % this.batchers.length]!;
+    const outcome = await batcher.submit(read);
+    return this.encode(outcome.replies, encoding);
+  }
+
+  /**
+   * Checks a decoded message and reads its order groups: the message ready for its transaction, or why it
+   * cannot be stored at all (nothing of it is written). Issues that still let it be stored (an unmapped
+   * test code, a missing field of an order) are in `parsed.issues`: stored and answered AE.
+   */
+  private prepare(
+    header: MshHeader,
+    encoding: BufferEncoding,
+    text: string,
+  ): PreparedMessage | { issue: Hl7Issue; missingControlId?: boolean } {
     const allow = this.config.hl7.MLLP_ALLOWED_SENDERS;
     if (!senderAllowed(allow, header.sendingApplication, header.sendingFacility)) {
       log.warn({ app: header.sendingApplication, facility: header.sendingFacility }, 'sender not on the allow-list');
-      return this.notStored(header, encoding, 'rejected', {
-        code: Hl7ErrorCode.ApplicationInternalError,
-        location: { segment: 'MSH', field: 3 },
-        text: 'Sending application/facility is not allowed',
-      });
+      return {
+        issue: {
+          code: Hl7ErrorCode.ApplicationInternalError,
+          location: { segment: 'MSH', field: 3 },
+          text: 'Sending application/facility is not allowed',
+        },
+      };
     }
     const typeIssue = checkOrderHeader(header);
-    if (typeIssue) return this.notStored(header, encoding, 'rejected', typeIssue);
+    if (typeIssue) return { issue: typeIssue };
     if (text.includes('\0')) {
       // PostgreSQL cannot store a NUL, so a resend would fail the same way: refused for good.
-      return this.notStored(header, encoding, 'rejected', {
-        code: Hl7ErrorCode.DataTypeError,
-        text: 'The message contains NUL bytes',
-      });
+      return { issue: { code: Hl7ErrorCode.DataTypeError, text: 'The message contains NUL bytes' } };
     }
     let parsed: ParsedOrderMessage;
     try {
@@ -170,26 +207,76 @@ export class Hl7IntakeService {
       parsed = readOrderMessage(msg, header, (system, code) => this.codes.tasksFor(system, code));
     } catch (err) {
       log.info({ err: (err as Error).message }, 'unparseable HL7 message');
-      return this.notStored(header, encoding, 'rejected', {
-        code: Hl7ErrorCode.DataTypeError,
-        text: 'The message could not be parsed',
-      });
+      return { issue: { code: Hl7ErrorCode.DataTypeError, text: 'The message could not be parsed' } };
     }
     if (!header.controlId) {
       // Without MSH-10 the message cannot be deduplicated: refuse it, store nothing (AE in original
       // mode; in enhanced mode a commit reject, CR: nothing was committed).
-      const issue: Hl7Issue = {
-        code: Hl7ErrorCode.RequiredFieldMissing,
-        location: { segment: 'MSH', field: 10 },
-        text: 'MSH-10 message control id is required',
+      return {
+        missingControlId: true,
+        issue: {
+          code: Hl7ErrorCode.RequiredFieldMissing,
+          location: { segment: 'MSH', field: 10 },
+          text: 'MSH-10 message control id is required',
+        },
       };
-      if (isEnhanced(header)) return this.notStored(header, encoding, 'rejected', issue);
-      return this.encode([buildAck({ header, code: 'AE', issues: [issue], us: this.us })], encoding);
     }
     const sender = `${header.sendingApplication}|${header.sendingFacility}`;
-    const batcher = this.batchers[connectionId % this.batchers.length]!;
-    const outcome = await batcher.submit({ header, encoding, text, sender, parsed });
-    return this.encode(outcome.replies, encoding);
+    return { header, encoding, text, sender, parsed };
+  }
+
+  /**
+   * Reads a stored message again and stores what it asks for under its existing inbound row: for a message
+   * that was refused (AE) — an unmapped test code since mapped, a cancellation that came before its order —
+   * once the cause is fixed. Its stored ACK becomes the new outcome, so a resend of the same MSH-10 is
+   * answered as the replay was. An accepted message is not replayed: its orders exist.
+   */
+  async replay(message: InboundMessageEntity, actor: string): Promise<ActionResult> {
+    if (message.status === 'accepted')
+      return { ok: false, message: 'This message was accepted and its orders exist: replaying it would repeat them' };
+    const header = readHeader(message.raw);
+    if (!header) return { ok: false, message: 'The stored message has no MSH segment' };
+    const read = this.prepare(header, encodingFor(header.characterSet) ?? 'utf8', message.raw);
+    if ('issue' in read) return { ok: false, message: `Still refused: ${read.issue.code} ${read.issue.text}` };
+    read.actor = actor;
+    const stored = await this.ds.transaction(async (m) => {
+      // One replay at a time per message, and none of a message accepted meanwhile.
+      const rows: Array<{ status: string }> = await m.query(
+        `SELECT status FROM inbound_messages WHERE id = $1 FOR UPDATE`,
+        [message.id],
+      );
+      if (rows[0]?.status !== 'rejected') return null;
+      await this.refuseTakenPlacers(m, [read]);
+      const deferred = this.ackAfterWrite(read);
+      const out = await this.store(m, read, { id: message.id });
+      // Stored ACKs made before the write (`planned`) are not written by `store` for a row it did not insert.
+      if (!deferred) await this.storeFinalAcks(m, [{ id: message.id, outcome: read.planned! }]);
+      const fillers: Array<{ filler_order_number: string }> = out.orderIds.length
+        ? await m.query(`SELECT filler_order_number FROM orders WHERE id = ANY($1::uuid[]) ORDER BY created_at`, [
+            out.orderIds,
+          ])
+        : [];
+      return { orderIds: out.orderIds, fillers: fillers.map((f) => f.filler_order_number) };
+    });
+    if (!stored) return { ok: false, message: 'This message was replayed or accepted meanwhile' };
+    if (stored.orderIds.length > 0) await this.intake.afterCommit(stored.orderIds);
+    log.info(
+      { inboundId: message.id, controlId: header.controlId, orders: stored.orderIds.length },
+      'HL7 message replayed',
+    );
+    // The stored outcome says whether it went through (a cancellation can still fail as it is written).
+    const after: Array<{ error: string | null }> = await this.ds.query(
+      `SELECT error FROM inbound_messages WHERE id = $1`,
+      [message.id],
+    );
+    if (after[0]?.error) return { ok: false, message: `Still refused: ${after[0].error}` };
+    const made = stored.fillers.length;
+    const cancels = read.parsed.groups.filter((g) => g.control === 'CA').length;
+    const parts = [
+      made > 0 ? `${made} order${made === 1 ? '' : 's'} created (${stored.fillers.join(', ')})` : null,
+      cancels > 0 ? `${cancels} order${cancels === 1 ? '' : 's'} cancelled` : null,
+    ].filter(Boolean);
+    return { ok: true, message: `Replayed: ${parts.join(', ') || 'nothing to do'}` };
   }
 
   /** AR for a frame over the size limit (the MSH is read from its first bytes when it is there). */
@@ -592,7 +679,7 @@ export class Hl7IntakeService {
           ? { kind: 'inline' as const, name: img.name, data: img.data, mediaType: img.mediaType }
           : { kind: 'url' as const, name: img.name, url: img.url, mediaType: img.mediaType },
       ),
-      actor: 'hl7',
+      actor: item.actor ?? 'hl7',
     };
   }
 
@@ -620,7 +707,7 @@ export class Hl7IntakeService {
     }
     try {
       await this.transitions.move(id, OrderStatus.Cancelled, {
-        actor: 'hl7',
+        actor: item.actor ?? 'hl7',
         manager: m,
         detail: { controlId: item.header.controlId, reason: 'ORC-1 CA' },
         patch: { failureReason: 'cancelled by the placer (ORC-1 CA)' },

@@ -98,7 +98,14 @@ export class OrderActionsService {
     const message = await this.ds.manager.findOne(InboundMessageEntity, { where: { id: inboundMessageId } });
     if (!message) return { ok: false, message: 'Inbound message not found' };
     const replayer = this.replayers.get(message.channel);
-    if (!replayer) return { ok: false, message: `Messages from ${message.channel} cannot be replayed here` };
+    if (!replayer) {
+      // A FHIR request was answered (201 or an OperationOutcome) while the EHR waited: the EHR sends it again.
+      const why =
+        message.channel === 'fhir'
+          ? 'a FHIR request is answered when it is made; the EHR sends it again once the cause is fixed'
+          : `no replay is registered for ${message.channel}`;
+      return { ok: false, message: `This message cannot be replayed: ${why}` };
+    }
     try {
       // Replayers read the message as received: its body and ACK are sealed at rest.
       const opened = Object.assign(new InboundMessageEntity(), message, {
