@@ -86,6 +86,8 @@ describe('replay of a refused HL7 message', () => {
     await page.goto(`${gw.gateway.urls.http}/admin/health`);
     const button = page.getByRole('button', { name: 'Replay RP-UNMAPPED' });
     await button.waitFor();
+    // Opened straight on the Health page, the header's live-updates mark still connects.
+    await page.getByText('● live').waitFor();
     // Accepted messages are not listed; the refused cancellation is, with its own button.
     await page.getByRole('button', { name: 'Replay RP-EARLY-CA' }).waitFor();
     expect(await page.getByRole('button', { name: 'Replay RP-OK' }).count()).toBe(0);

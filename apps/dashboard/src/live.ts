@@ -56,6 +56,8 @@ export function useOrderChanges(onChange: () => void, filter?: (ids: string[]) =
 export function useLiveStatus(): boolean {
   const [c, setC] = useState(connected);
   useEffect(() => {
+    // The header shows the status on every page (Health and Audit too), so it opens the stream itself.
+    open();
     statusListeners.add(setC);
     return () => {
       statusListeners.delete(setC);
