@@ -369,6 +369,21 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     return { ...row, completed: n > 0 };
   }
 
+  /**
+   * The order once its delivery outcome is applied: the delivery row is settled by the job, the order
+   * moves (completed / failed) just after, in its own transaction.
+   */
+  async function orderSettled(
+    id: string,
+  ): Promise<{ status: string; failure_reason: string | null; completed: boolean }> {
+    const deadline = Date.now() + 20_000;
+    for (;;) {
+      const row = await orderRow(id);
+      if (row.status !== 'delivering' || Date.now() > deadline) return row;
+      await new Promise((r) => setTimeout(r, 50));
+    }
+  }
+
   const reportsOf = (order: string) =>
     ehr.search<DiagnosticReport>('DiagnosticReport', { identifier: `urn:hemato-bridge:diagnostic-report|${order}` });
 
@@ -459,7 +474,7 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     expect(row.outcome).toBe('200');
     expect(row.error).toMatch(/refused entry \d+ \(DiagnosticReport\): 400 .*multiple/);
     expect(JSON.parse(row.response).type).toBe('transaction-response');
-    const order = await orderRow(id);
+    const order = await orderSettled(id);
     expect(order.status).toBe('failed');
     expect(order.completed).toBe(false);
     expect(order.failure_reason).toMatch(
@@ -484,7 +499,7 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     );
     expect(obs).toHaveLength(6);
     for (const o of obs) expect(o.subject).toEqual({ reference: `Patient/${pat.id}` });
-    expect((await orderRow(id)).status).toBe('completed');
+    expect((await orderSettled(id)).status).toBe('completed');
   });
 
   it.each<[string, PatientIdentity | null, RegExp]>([
@@ -533,7 +548,7 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     expect(row.error).not.toMatch(/MRN-/);
     expect(ehr.requests.filter((r) => r.method === 'POST' && r.path === '/')).toHaveLength(posts);
     expect(await reportsOf(id)).toEqual([]);
-    const order = await orderRow(id);
+    const order = await orderSettled(id);
     expect(order.status).toBe('failed');
     expect(order.completed).toBe(false);
   });
