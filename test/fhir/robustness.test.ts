@@ -509,4 +509,41 @@ describe('FHIR intake: malformed input and a failing EHR', () => {
       expect(r.body.issue[0].expression).toEqual(['ServiceRequest.id']);
     },
   );
+  it.each([
+    ['authoredOn as a local date', { authoredOn: '27/11/2026' }, 'ServiceRequest.authoredOn'],
+    ['authoredOn with a time but no zone', { authoredOn: '2026-11-27T08:00:00' }, 'ServiceRequest.authoredOn'],
+    ['an unknown priority', { priority: 'super-urgent' }, 'ServiceRequest.priority'],
+    [
+      'a Specimen collected "yesterday"',
+      {
+        contained: [{ resourceType: 'Specimen', id: 'sp', collection: { collectedDateTime: 'yesterday' } }],
+        specimen: [{ reference: '#sp' }],
+      },
+      'ServiceRequest.specimen[0].resolve().collection.collectedDateTime',
+    ],
+  ])(
+    'answers 400 naming the element to a ServiceRequest with %s, and stores nothing',
+    async (_name, over, expression) => {
+      const sr = serviceRequest(over);
+      const r = await post(sr);
+      expect(r.status).toBe(400);
+      expect(r.body.resourceType).toBe('OperationOutcome');
+      expect(r.body.issue[0].code).toBe('value');
+      expect(r.body.issue[0].expression).toEqual([expression]);
+      expect(await countByKey(keyOf(sr))).toBe(0);
+    },
+  );
+
+  it('takes the FHIR dateTime forms a real EHR sends: a year, a date, a time with zone and fraction', async () => {
+    for (const authoredOn of ['2026', '2026-11', '2026-11-27', '2026-11-27T08:00:00.123+01:00']) {
+      const sr = serviceRequest({
+        authoredOn,
+        priority: 'stat',
+        contained: [{ resourceType: 'Specimen', id: 'sp', collection: { collectedDateTime: '2026-11-27T07:45:00Z' } }],
+        specimen: [{ reference: '#sp' }],
+      });
+      const r = await post(sr);
+      expect([r.status, authoredOn]).toEqual([201, authoredOn]);
+    }
+  });
 });

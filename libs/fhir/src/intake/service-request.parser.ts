@@ -82,6 +82,27 @@ const VALID_INTENTS = [
   'option',
 ];
 const PLACER_TYPE = 'PLAC';
+/** ServiceRequest.priority's required value set (request-priority). */
+const PRIORITIES = ['routine', 'urgent', 'asap', 'stat'];
+/**
+ * FHIR R4 dateTime: a year, year-month, date, or a date and time with seconds and a time zone. The value
+ * goes on as the report's `effectiveDateTime` and Hemato.AI's sample time: a malformed one would make the
+ * EHR refuse our DiagnosticReport long after the order was taken, so it is refused at intake.
+ */
+const FHIR_DATE_TIME =
+  /^([0-9]([0-9]([0-9][1-9]|[1-9]0)|[1-9]00)|[1-9]000)(-(0[1-9]|1[0-2])(-(0[1-9]|[1-2][0-9]|3[0-1])(T([01][0-9]|2[0-3]):[0-5][0-9]:([0-5][0-9]|60)(\.[0-9]{1,9})?(Z|(\+|-)((0[0-9]|1[0-3]):[0-5][0-9]|14:00)))?)?)?$/;
+
+function assertDateTime(value: unknown, path: string): void {
+  if (value === undefined || value === null) return;
+  if (typeof value !== 'string') throw wrongShape(path);
+  if (!FHIR_DATE_TIME.test(value)) {
+    throw FhirOperationError.invalid(
+      `"${value.slice(0, 40)}" is not a FHIR dateTime (e.g. 2026-11-27T08:00:00+01:00)`,
+      path,
+      'value',
+    );
+  }
+}
 
 /** `fhir:<system>|<value>`: the idempotency key of an order identified by a FHIR identifier. */
 export function identifierKey(id: { system?: string; value?: string }): string {
@@ -195,6 +216,14 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
   if (!ORDER_INTENTS.includes(sr.intent)) {
     throw FhirOperationError.unprocessable(`ServiceRequest.intent "${sr.intent}" is not an order`, `${p}.intent`);
   }
+  if (sr.priority !== undefined && !PRIORITIES.includes(sr.priority as string)) {
+    throw FhirOperationError.invalid(
+      `Unknown ServiceRequest.priority "${String(sr.priority)}" (routine, urgent, asap or stat)`,
+      `${p}.priority`,
+      'value',
+    );
+  }
+  assertDateTime(sr.authoredOn, `${p}.authoredOn`);
   if (subjectRef && !/(^|\/)Patient\/[^/]+$|^urn:uuid:|^#/.test(subjectRef)) {
     throw FhirOperationError.unprocessable('ServiceRequest.subject must be a Patient', `${p}.subject`);
   }
@@ -245,7 +274,15 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
     );
   }
 
-  const specimens = await resolveAll<Specimen>(sr.specimen ?? [], 'Specimen', sr, opts.resolver);
+  const specimens: Specimen[] = [];
+  for (const [i, ref] of (sr.specimen ?? []).entries()) {
+    const s = await resolveAs<Specimen>(ref, 'Specimen', sr, opts.resolver);
+    if (!s) continue;
+    const at = `${p}.specimen[${i}].resolve().collection`;
+    assertDateTime(s.collection?.collectedDateTime, `${at}.collectedDateTime`);
+    assertDateTime(s.collection?.collectedPeriod?.start, `${at}.collectedPeriod.start`);
+    specimens.push(s);
+  }
   // Specimens read from the Bundle or the EHR go into the order's details (jsonb).
   assertStorableText(specimens, `${p}.specimen`);
   const images = await collectImages(sr, opts, p);
@@ -343,20 +380,17 @@ async function resolvePatient(
   return identity;
 }
 
-async function resolveAll<T extends Resource>(
-  refs: Reference[],
+/** The resource a reference names, when it is of the type wanted (others are not ours to read here). */
+async function resolveAs<T extends Resource>(
+  r: Reference,
   type: T['resourceType'],
   from: Resource,
   resolver: ResourceResolver,
-): Promise<T[]> {
-  const out: T[] = [];
-  for (const r of refs) {
-    const ref = refOf(r);
-    if (!ref) continue;
-    const res = await resolver.resolve(ref, from);
-    if (res?.resourceType === type) out.push(res as T);
-  }
-  return out;
+): Promise<T | undefined> {
+  const ref = refOf(r);
+  if (!ref) return undefined;
+  const res = await resolver.resolve(ref, from);
+  return res?.resourceType === type ? (res as T) : undefined;
 }
 
 /**
