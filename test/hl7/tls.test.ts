@@ -1,4 +1,8 @@
-import { readFileSync } from 'node:fs';
+import { copyFileSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import type tls from 'node:tls';
+import { X509Certificate } from 'node:crypto';
 import { MllpClient, readAck } from '@hemato/hl7';
 import { startGateway, type TestGateway } from './support/gateway';
 import { makeTestPki, type TestPki } from './support/certs';
@@ -104,5 +108,70 @@ describe('MLLP over TLS', () => {
     // The gateway takes orders, not results: it answers AR 200, matched to our control id over TLS.
     expect(ack.code).toBe('AR');
     expect(readAck(ack.raw)?.ackedControlId).toBe('ORU-TLS-1');
+  });
+});
+
+describe('MLLP over TLS: a renewed certificate', () => {
+  let first: TestPki;
+  let renewed: TestPki;
+  let gw: TestGateway;
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'hl7-tls-renew-'));
+  const certFile = path.join(dir, 'server.crt');
+  const keyFile = path.join(dir, 'server.key');
+  const fingerprint = (file: string) => new X509Certificate(readFileSync(file)).fingerprint256;
+
+  beforeAll(async () => {
+    first = makeTestPki();
+    renewed = makeTestPki();
+    copyFileSync(first.serverCert, certFile);
+    copyFileSync(first.serverKey, keyFile);
+    gw = await startGateway({ MLLP_TLS_CERT_FILE: certFile, MLLP_TLS_KEY_FILE: keyFile, MLLP_TLS_RELOAD_MS: '100' });
+  });
+  afterAll(async () => {
+    await gw?.close();
+  });
+
+  /** A new connection trusting both CAs: the certificate it was served, and the ACK to one order on it. */
+  async function connect(controlId: string): Promise<{ served: string; code: string; conn: RawMllpConnection }> {
+    const conn = await RawMllpConnection.open(gw.mllpPort, {
+      ca: [readFileSync(first.caCert), readFileSync(renewed.caCert)],
+    });
+    const served = (conn.socket as tls.TLSSocket).getPeerX509Certificate()!.fingerprint256;
+    const code = ackOf(await conn.request(orderMessage({ controlId }))).code;
+    return { served, code, conn };
+  }
+
+  it('serves new connections with the renewed certificate without a restart; a half-written or broken one is not taken', async () => {
+    const before = await connect('RENEW-1');
+    expect(before).toMatchObject({ served: fingerprint(first.serverCert), code: 'AA' });
+
+    // Half-way through a renewal: the new certificate beside the old key. It does not load: the old pair stays.
+    copyFileSync(renewed.serverCert, certFile);
+    await new Promise((r) => setTimeout(r, 600));
+    const half = await connect('RENEW-2');
+    expect(half).toMatchObject({ served: fingerprint(first.serverCert), code: 'AA' });
+    half.conn.close();
+
+    // The renewal completes: new connections get the new certificate.
+    copyFileSync(renewed.serverKey, keyFile);
+    let after = await connect('RENEW-3');
+    for (let i = 0; after.served !== fingerprint(renewed.serverCert) && i < 50; i++) {
+      after.conn.close();
+      await new Promise((r) => setTimeout(r, 100));
+      after = await connect(`RENEW-3-${i}`);
+    }
+    expect(after).toMatchObject({ served: fingerprint(renewed.serverCert), code: 'AA' });
+    after.conn.close();
+
+    // A connection opened before the renewal goes on as it was.
+    expect(ackOf(await before.conn.request(orderMessage({ controlId: 'RENEW-4' }))).code).toBe('AA');
+    before.conn.close();
+
+    // A broken file is logged and ignored: the renewed pair keeps serving.
+    writeFileSync(certFile, '-----BEGIN CERTIFICATE-----\nnot a certificate\n-----END CERTIFICATE-----\n');
+    await new Promise((r) => setTimeout(r, 600));
+    const broken = await connect('RENEW-5');
+    expect(broken).toMatchObject({ served: fingerprint(renewed.serverCert), code: 'AA' });
+    broken.conn.close();
   });
 });

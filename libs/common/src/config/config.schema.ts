@@ -123,6 +123,8 @@ export const hl7Section = z.object({
   MLLP_TLS_KEY_FILE: optionalString(),
   MLLP_TLS_CA_FILE: optionalString(),
   MLLP_TLS_REQUIRE_CLIENT_CERT: bool(false),
+  /** How often the listener's certificate files are checked for a renewal (ms; 0 = never). */
+  MLLP_TLS_RELOAD_MS: int(60_000, 0),
   /** Allowed senders `APP|FACILITY` (either may be `*`), comma-separated; empty allows all. */
   MLLP_ALLOWED_SENDERS: list(),
   HL7_SENDING_APP: z.string().default('HEMATO-BRIDGE'),

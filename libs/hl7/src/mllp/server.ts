@@ -1,4 +1,4 @@
-import { readFileSync } from 'node:fs';
+import { readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { createLogger } from '@hemato/common';
@@ -13,6 +13,11 @@ export interface MllpTlsOptions {
   caFile?: string;
   /** Refuse clients without a certificate signed by `caFile`. */
   requireClientCert?: boolean;
+  /**
+   * How often the files are checked for a renewal (ms; 0 = never). A renewed, valid set serves new
+   * connections at once, without a restart; open connections keep theirs.
+   */
+  reloadMs?: number;
 }
 
 export interface MllpServerOptions {
@@ -61,6 +66,11 @@ export class MllpServer {
   private server: net.Server | null = null;
   private readonly sockets = new Map<net.Socket, { remote: string; since: string; messages: number }>();
   private nextId = 0;
+  /** The certificate files as last looked at (mtime, size, inode each), and the timer that looks again. */
+  private tlsStamp = '';
+  private tlsTimer: NodeJS.Timeout | null = null;
+  /** When the listener's certificate was last (re)loaded. */
+  tlsLoadedAt: Date | null = null;
   /** Complete frames received since start. */
   messagesTotal = 0;
   lastMessageAt: Date | null = null;
@@ -85,11 +95,10 @@ export class MllpServer {
     let server: net.Server;
     if (this.opts.tls) {
       const t = this.opts.tls;
+      this.tlsStamp = tlsStamp(t);
       server = tls.createServer(
         {
-          cert: readFileSync(t.certFile),
-          key: readFileSync(t.keyFile),
-          ...(t.caFile ? { ca: readFileSync(t.caFile) } : {}),
+          ...tlsContextOptions(t),
           requestCert: !!t.requireClientCert,
           rejectUnauthorized: !!t.requireClientCert,
           minVersion: 'TLSv1.2',
@@ -98,6 +107,11 @@ export class MllpServer {
         onConnection,
       );
       server.on('tlsClientError', (err) => log.warn({ err: err.message }, 'TLS handshake failed'));
+      this.tlsLoadedAt = new Date();
+      if (t.reloadMs && t.reloadMs > 0) {
+        this.tlsTimer = setInterval(() => this.reloadTls(), t.reloadMs);
+        this.tlsTimer.unref();
+      }
     } else {
       // allowHalfOpen: a sender that half-closes (sends, then FIN) still reads the ACKs it is owed; the
       // 'end' handler below closes our side once they are written.
@@ -128,9 +142,43 @@ export class MllpServer {
     const server = this.server;
     if (!server) return;
     this.server = null;
+    if (this.tlsTimer) clearInterval(this.tlsTimer);
+    this.tlsTimer = null;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const s of this.sockets.keys()) s.destroy();
     await closed;
+  }
+
+  /**
+   * Reads the certificate files again when they changed (certificates are renewed in place: certbot, a
+   * hospital PKI's agent). The new set is checked first (key matches certificate, PEM parses): while a
+   * renewal is half written, or when it is broken, the current one keeps serving and the check repeats at
+   * the next change. Returns whether the listener now serves the new set.
+   */
+  reloadTls(): boolean {
+    const t = this.opts.tls;
+    const server = this.server;
+    if (!t || !(server instanceof tls.Server)) return false;
+    let stamp: string;
+    try {
+      stamp = tlsStamp(t);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'TLS certificate files unreadable: the current certificate stays');
+      return false;
+    }
+    if (stamp === this.tlsStamp) return false;
+    this.tlsStamp = stamp;
+    try {
+      const options = tlsContextOptions(t);
+      tls.createSecureContext(options); // throws on a key that does not match, or a PEM that does not parse
+      server.setSecureContext(options);
+    } catch (err) {
+      log.warn({ err: (err as Error).message }, 'TLS certificate files changed but do not load: the current ones stay');
+      return false;
+    }
+    this.tlsLoadedAt = new Date();
+    log.info({ certFile: t.certFile }, 'TLS certificate reloaded');
+    return true;
   }
 
   private accept(socket: net.Socket): void {
@@ -231,12 +279,34 @@ export class MllpServer {
   }
 }
 
+/** The listener's certificate, key and client CA, read from their files. */
+function tlsContextOptions(t: MllpTlsOptions): tls.SecureContextOptions {
+  return {
+    cert: readFileSync(t.certFile),
+    key: readFileSync(t.keyFile),
+    ...(t.caFile ? { ca: readFileSync(t.caFile) } : {}),
+    minVersion: 'TLSv1.2',
+  };
+}
+
+/** What changes when a certificate file is replaced or rewritten. */
+function tlsStamp(t: MllpTlsOptions): string {
+  return [t.certFile, t.keyFile, t.caFile]
+    .filter((f): f is string => !!f)
+    .map((f) => {
+      const st = statSync(f);
+      return `${st.mtimeMs}:${st.size}:${st.ino}`;
+    })
+    .join('|');
+}
+
 /** TLS options from file paths in config, or null when TLS is off. */
 export function tlsFromConfig(c: {
   MLLP_TLS_CERT_FILE?: string | undefined;
   MLLP_TLS_KEY_FILE?: string | undefined;
   MLLP_TLS_CA_FILE?: string | undefined;
   MLLP_TLS_REQUIRE_CLIENT_CERT: boolean;
+  MLLP_TLS_RELOAD_MS?: number;
 }): MllpTlsOptions | null {
   if (!c.MLLP_TLS_CERT_FILE || !c.MLLP_TLS_KEY_FILE) return null;
   return {
@@ -244,5 +314,6 @@ export function tlsFromConfig(c: {
     keyFile: c.MLLP_TLS_KEY_FILE,
     ...(c.MLLP_TLS_CA_FILE ? { caFile: c.MLLP_TLS_CA_FILE } : {}),
     requireClientCert: c.MLLP_TLS_REQUIRE_CLIENT_CERT,
+    reloadMs: c.MLLP_TLS_RELOAD_MS ?? 0,
   };
 }
