@@ -4,6 +4,7 @@ import path from 'node:path';
 import type tls from 'node:tls';
 import { X509Certificate } from 'node:crypto';
 import { MllpClient, readAck } from '@hemato/hl7';
+import { Hl7ListenerService } from '../../apps/gateway/src/hl7/hl7-listener.service';
 import { startGateway, type TestGateway } from './support/gateway';
 import { makeTestPki, type TestPki } from './support/certs';
 import { RawMllpConnection, ackOf } from './support/mllp-test-client';
@@ -162,6 +163,14 @@ describe('MLLP over TLS: a renewed certificate', () => {
     }
     expect(after).toMatchObject({ served: fingerprint(renewed.serverCert), code: 'AA' });
     after.conn.close();
+    // The health page and /metrics name the certificate now served, and when it expires.
+    const shown = gw.gateway.app.get(Hl7ListenerService).mllpStats().tlsCertificate!;
+    const cert = new X509Certificate(readFileSync(renewed.serverCert));
+    expect(shown).toMatchObject({ fingerprint256: cert.fingerprint256, validTo: new Date(cert.validTo).toISOString() });
+    const metrics = await (await fetch(`${gw.gateway.urls.http}/metrics`)).text();
+    expect(metrics).toContain(
+      `hemato_bridge_mllp_tls_certificate_expiry_timestamp_seconds ${Math.floor(Date.parse(cert.validTo) / 1000)}`,
+    );
 
     // A connection opened before the renewal goes on as it was.
     expect(ackOf(await before.conn.request(orderMessage({ controlId: 'RENEW-4' }))).code).toBe('AA');

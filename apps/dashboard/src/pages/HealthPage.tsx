@@ -25,6 +25,7 @@ interface Health {
       peers?: Array<{ remote: string; since?: string; messages?: number }>;
       messagesTotal?: number;
       lastMessageAt?: string | null;
+      tlsCertificate?: { subject: string; validTo: string; loadedAt: string } | null;
     };
   };
   queues: Array<{ name: string; counts?: Record<string, number>; error?: string }>;
@@ -64,6 +65,21 @@ interface Health {
 
 function Dot({ ok }: { ok: boolean }) {
   return <span className={ok ? 'dot ok' : 'dot bad'}>{ok ? 'up' : 'down'}</span>;
+}
+
+/** Days before expiry from which the served certificate is flagged: renewals are due well before. */
+const CERT_WARN_DAYS = 14;
+
+function CertificateLine({ cert }: { cert: { subject: string; validTo: string; loadedAt: string } }) {
+  const days = Math.floor((Date.parse(cert.validTo) - Date.now()) / 86_400_000);
+  const soon = days < CERT_WARN_DAYS;
+  return (
+    <p className={soon ? 'error small' : 'muted small'}>
+      TLS certificate <span className="mono">{cert.subject}</span> valid until {fmtTime(cert.validTo)}
+      {soon ? (days < 0 ? ' — expired' : ` — expires in ${days} day${days === 1 ? '' : 's'}`) : ''} · loaded{' '}
+      {fmtTime(cert.loadedAt)}
+    </p>
+  );
 }
 
 const COLUMNS = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'];
@@ -168,6 +184,7 @@ export function HealthPage({ me }: { me: Me }) {
                   {h.mllp.stats.messagesTotal !== undefined ? ` · ${h.mllp.stats.messagesTotal} messages` : ''}
                   {h.mllp.stats.lastMessageAt ? ` · last ${fmtTime(h.mllp.stats.lastMessageAt)}` : ''}
                 </p>
+                {h.mllp.stats.tlsCertificate && <CertificateLine cert={h.mllp.stats.tlsCertificate} />}
                 {h.mllp.stats.peers && h.mllp.stats.peers.length > 0 && (
                   <table>
                     <thead>

@@ -71,6 +71,7 @@ export class Hl7ListenerService implements OnModuleInit, BeforeApplicationShutdo
       messagesTotal: this.server.messagesTotal,
       lastMessageAt: this.server.lastMessageAt?.toISOString() ?? null,
       acksSent: Object.fromEntries(this.acks),
+      tlsCertificate: this.server.tlsCertificate,
     };
   }
 

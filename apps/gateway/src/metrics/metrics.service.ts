@@ -155,6 +155,16 @@ export class MetricsService {
         type: 'counter',
         samples: Object.entries(stats.acksSent ?? {}).map(([code, value]) => ({ labels: { code }, value })),
       },
+      ...(stats.tlsCertificate
+        ? [
+            {
+              name: 'hemato_bridge_mllp_tls_certificate_expiry_timestamp_seconds',
+              help: 'When the TLS certificate the MLLP listener serves expires (Unix time; alert well before).',
+              type: 'gauge' as const,
+              samples: [{ value: Math.floor(Date.parse(stats.tlsCertificate.validTo) / 1000) }],
+            },
+          ]
+        : []),
     ];
   }
 

@@ -1,3 +1,4 @@
+import { X509Certificate } from 'node:crypto';
 import { readFileSync, statSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
@@ -18,6 +19,17 @@ export interface MllpTlsOptions {
    * connections at once, without a restart; open connections keep theirs.
    */
   reloadMs?: number;
+}
+
+/** What is shown of the served certificate: no key material. */
+export interface MllpServedCertificate {
+  subject: string;
+  /** SHA-256 fingerprint, as `openssl x509 -fingerprint -sha256` prints it: tells which file is served. */
+  fingerprint256: string;
+  /** ISO time the certificate expires. */
+  validTo: string;
+  /** ISO time it was (re)loaded. */
+  loadedAt: string;
 }
 
 export interface MllpServerOptions {
@@ -69,8 +81,8 @@ export class MllpServer {
   /** The certificate files as last looked at (mtime, size, inode each), and the timer that looks again. */
   private tlsStamp = '';
   private tlsTimer: NodeJS.Timeout | null = null;
-  /** When the listener's certificate was last (re)loaded. */
-  tlsLoadedAt: Date | null = null;
+  /** The certificate the listener serves (for the health page and metrics: its expiry is worth watching). */
+  tlsCertificate: MllpServedCertificate | null = null;
   /** Complete frames received since start. */
   messagesTotal = 0;
   lastMessageAt: Date | null = null;
@@ -96,9 +108,10 @@ export class MllpServer {
     if (this.opts.tls) {
       const t = this.opts.tls;
       this.tlsStamp = tlsStamp(t);
+      const options = tlsContextOptions(t);
       server = tls.createServer(
         {
-          ...tlsContextOptions(t),
+          ...options,
           requestCert: !!t.requireClientCert,
           rejectUnauthorized: !!t.requireClientCert,
           minVersion: 'TLSv1.2',
@@ -107,7 +120,7 @@ export class MllpServer {
         onConnection,
       );
       server.on('tlsClientError', (err) => log.warn({ err: err.message }, 'TLS handshake failed'));
-      this.tlsLoadedAt = new Date();
+      this.tlsCertificate = servedCertificate(options);
       if (t.reloadMs && t.reloadMs > 0) {
         this.tlsTimer = setInterval(() => this.reloadTls(), t.reloadMs);
         this.tlsTimer.unref();
@@ -168,16 +181,17 @@ export class MllpServer {
     }
     if (stamp === this.tlsStamp) return false;
     this.tlsStamp = stamp;
+    let options: tls.SecureContextOptions;
     try {
-      const options = tlsContextOptions(t);
+      options = tlsContextOptions(t);
       tls.createSecureContext(options); // throws on a key that does not match, or a PEM that does not parse
       server.setSecureContext(options);
     } catch (err) {
       log.warn({ err: (err as Error).message }, 'TLS certificate files changed but do not load: the current ones stay');
       return false;
     }
-    this.tlsLoadedAt = new Date();
-    log.info({ certFile: t.certFile }, 'TLS certificate reloaded');
+    this.tlsCertificate = servedCertificate(options);
+    log.info({ certFile: t.certFile, validTo: this.tlsCertificate?.validTo }, 'TLS certificate reloaded');
     return true;
   }
 
@@ -287,6 +301,21 @@ function tlsContextOptions(t: MllpTlsOptions): tls.SecureContextOptions {
     ...(t.caFile ? { ca: readFileSync(t.caFile) } : {}),
     minVersion: 'TLSv1.2',
   };
+}
+
+/** Subject and expiry of the leaf certificate (the first of the PEM chain). */
+function servedCertificate(options: tls.SecureContextOptions): MllpServedCertificate | null {
+  try {
+    const cert = new X509Certificate(options.cert as Buffer);
+    return {
+      subject: cert.subject.replace(/\n/g, ', '),
+      fingerprint256: cert.fingerprint256,
+      validTo: new Date(cert.validTo).toISOString(),
+      loadedAt: new Date().toISOString(),
+    };
+  } catch {
+    return null;
+  }
 }
 
 /** What changes when a certificate file is replaced or rewritten. */

@@ -18,6 +18,8 @@ export interface MllpStats {
   lastMessageAt?: string | null;
   /** Acknowledgements sent since start, by MSA-1 code (AA, AE, AR, CA, CE, CR). */
   acksSent?: Record<string, number>;
+  /** The TLS certificate served (subject, expiry, when loaded), with TLS on. */
+  tlsCertificate?: { subject: string; fingerprint256: string; validTo: string; loadedAt: string } | null;
 }
 
 export interface MllpStatsSource {
