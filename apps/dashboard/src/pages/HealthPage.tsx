@@ -25,7 +25,7 @@ interface Health {
       peers?: Array<{ remote: string; since?: string; messages?: number }>;
       messagesTotal?: number;
       lastMessageAt?: string | null;
-      tlsCertificate?: { subject: string; validTo: string; loadedAt: string } | null;
+      tlsCertificate?: { subject: string; fingerprint256: string; validTo: string; loadedAt: string } | null;
     };
   };
   queues: Array<{ name: string; counts?: Record<string, number>; error?: string }>;
@@ -70,7 +70,11 @@ function Dot({ ok }: { ok: boolean }) {
 /** Days before expiry from which the served certificate is flagged: renewals are due well before. */
 const CERT_WARN_DAYS = 14;
 
-function CertificateLine({ cert }: { cert: { subject: string; validTo: string; loadedAt: string } }) {
+function CertificateLine({
+  cert,
+}: {
+  cert: { subject: string; fingerprint256: string; validTo: string; loadedAt: string };
+}) {
   const days = Math.floor((Date.parse(cert.validTo) - Date.now()) / 86_400_000);
   const soon = days < CERT_WARN_DAYS;
   return (
@@ -78,6 +82,8 @@ function CertificateLine({ cert }: { cert: { subject: string; validTo: string; l
       TLS certificate <span className="mono">{cert.subject}</span> valid until {fmtTime(cert.validTo)}
       {soon ? (days < 0 ? ' — expired' : ` — expires in ${days} day${days === 1 ? '' : 's'}`) : ''} · loaded{' '}
       {fmtTime(cert.loadedAt)}
+      <br />
+      SHA-256 <span className="mono">{cert.fingerprint256}</span>
     </p>
   );
 }
