@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { CallbackBody, StatusResults } from '@hemato/hemato-client';
-import type { Logger } from '@hemato/common';
+import { withDeadline, type Logger } from '@hemato/common';
 import type { Faults } from './faults';
 import type { AnalysisPool } from './analysis-pool';
 import { fileIdOf, FileProblem, fileTypeOf } from './files';
@@ -455,6 +455,7 @@ export class Engine {
     for (const t of this.timers.values()) clearTimeout(t);
     this.timers.clear();
     for (const ac of this.inflight) ac.abort();
-    await Promise.race([Promise.all(this.pending), new Promise((r) => setTimeout(r, 2000).unref())]);
+    // Background work gets two seconds to finish; past that the sandbox closes without it.
+    await withDeadline(Promise.all(this.pending), 2000, 'background work').catch(() => undefined);
   }
 }

@@ -12,3 +12,4 @@ export * from './queue/queue.module';
 export * from './random/pooled-random';
 export * from './media/sniff-media-type';
 export * from './media/zip-images-check';
+export * from './async/with-deadline';

@@ -1,5 +1,5 @@
 import { Inject, Injectable, Optional, type OnModuleDestroy } from '@nestjs/common';
-import { APP_CONFIG, redisOptionsFromUrl, type AppConfig } from '@hemato/common';
+import { APP_CONFIG, redisOptionsFromUrl, withDeadline, type AppConfig } from '@hemato/common';
 import { FILE_STORE, type FileStore } from '@hemato/orders';
 import IORedis from 'ioredis';
 import { DataSource } from 'typeorm';
@@ -12,25 +12,6 @@ export interface ReadinessReport {
 }
 
 const CHECK_TIMEOUT_MS = 2000;
-
-function withTimeout<T>(p: Promise<T>, what: string): Promise<T> {
-  return new Promise<T>((resolve, reject) => {
-    const t = setTimeout(
-      () => reject(new Error(`${what} did not answer within ${CHECK_TIMEOUT_MS} ms`)),
-      CHECK_TIMEOUT_MS,
-    );
-    p.then(
-      (v) => {
-        clearTimeout(t);
-        resolve(v);
-      },
-      (e: unknown) => {
-        clearTimeout(t);
-        reject(e instanceof Error ? e : new Error(String(e)));
-      },
-    );
-  });
-}
 
 /**
  * Asks PostgreSQL and Redis (and a file store on the network: the S3 bucket), each with a short
@@ -66,7 +47,7 @@ export class ReadinessService implements OnModuleDestroy {
     const run = async (name: string, fn: () => Promise<unknown>) => {
       const started = Date.now();
       try {
-        await withTimeout(fn(), name);
+        await withDeadline(fn(), CHECK_TIMEOUT_MS, name);
         checks[name] = { ok: true, ms: Date.now() - started };
       } catch (err) {
         checks[name] = { ok: false, ms: Date.now() - started, error: err instanceof Error ? err.message : String(err) };

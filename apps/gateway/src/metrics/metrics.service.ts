@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { getQueueToken } from '@nestjs/bullmq';
-import { DeliveryStatus, OrderStatus, QueueName, TERMINAL_STATUSES } from '@hemato/common';
+import { DeliveryStatus, OrderStatus, QueueName, TERMINAL_STATUSES, withDeadline } from '@hemato/common';
 import type { Queue } from 'bullmq';
 import { DataSource } from 'typeorm';
 import { MLLP_STATS, type MllpStatsSource } from '../admin/health/mllp-stats';
@@ -10,15 +10,6 @@ import type { MetricFamily } from './prometheus-text';
 
 const QUERY_TIMEOUT_MS = 3000;
 const JOB_STATES = ['waiting', 'active', 'delayed', 'failed', 'prioritized'] as const;
-
-function timed<T>(p: Promise<T>, what: string): Promise<T> {
-  return Promise.race([
-    p,
-    new Promise<never>((_, reject) =>
-      setTimeout(() => reject(new Error(`${what} did not answer`)), QUERY_TIMEOUT_MS).unref(),
-    ),
-  ]);
-}
 
 /**
  * What `/metrics` reports. Order, delivery and queue figures are read from PostgreSQL and Redis at
@@ -68,15 +59,17 @@ export class MetricsService {
 
   private async orders(): Promise<MetricFamily[]> {
     const [byStatus, overdue] = await Promise.all([
-      timed(
+      withDeadline(
         this.ds.query<Array<{ status: string; n: string }>>(`SELECT status, count(*) AS n FROM orders GROUP BY status`),
+        QUERY_TIMEOUT_MS,
         'PostgreSQL',
       ),
-      timed(
+      withDeadline(
         this.ds.query<Array<{ n: string }>>(
           `SELECT count(*) AS n FROM orders WHERE status <> ALL($1::text[]) AND state_deadline_at < now()`,
           [[...TERMINAL_STATUSES, OrderStatus.Failed]],
         ),
+        QUERY_TIMEOUT_MS,
         'PostgreSQL',
       ),
     ]);
@@ -98,10 +91,11 @@ export class MetricsService {
   }
 
   private async deliveries(): Promise<MetricFamily> {
-    const rows = await timed(
+    const rows = await withDeadline(
       this.ds.query<Array<{ target: string; status: string; n: string }>>(
         `SELECT target, status, count(*) AS n FROM deliveries GROUP BY target, status`,
       ),
+      QUERY_TIMEOUT_MS,
       'PostgreSQL',
     );
     const counts = new Map(rows.map((r) => [`${r.target}|${r.status}`, Number(r.n)]));
@@ -122,7 +116,7 @@ export class MetricsService {
   private async queueCounts(name: QueueName): Promise<{ name: string; counts?: Record<string, number> }> {
     try {
       const queue = this.moduleRef.get<Queue>(getQueueToken(name), { strict: false });
-      return { name, counts: await timed(queue.getJobCounts(...JOB_STATES), 'Redis') };
+      return { name, counts: await withDeadline(queue.getJobCounts(...JOB_STATES), QUERY_TIMEOUT_MS, 'Redis') };
     } catch {
       return { name };
     }

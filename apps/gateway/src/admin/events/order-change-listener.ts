@@ -1,5 +1,5 @@
 import { Inject, Injectable, type OnModuleDestroy, type OnModuleInit } from '@nestjs/common';
-import { APP_CONFIG, createLogger, type AppConfig } from '@hemato/common';
+import { APP_CONFIG, createLogger, withDeadline, type AppConfig } from '@hemato/common';
 import { Client } from 'pg';
 import { Subject } from 'rxjs';
 
@@ -34,7 +34,7 @@ export class OrderChangeListener implements OnModuleInit, OnModuleDestroy {
     // pg's end() never settles on a connection that already broke (a database blip): shutdown must
     // not hang on it, so it gets one second.
     if (client) {
-      await Promise.race([client.end().catch(() => undefined), new Promise((r) => setTimeout(r, 1000).unref())]);
+      await withDeadline(client.end(), 1000, 'PostgreSQL (closing LISTEN)').catch(() => undefined);
     }
   }
 

@@ -1,7 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { ModuleRef } from '@nestjs/core';
 import { getQueueToken } from '@nestjs/bullmq';
-import { APP_CONFIG, QueueName, type AppConfig } from '@hemato/common';
+import { APP_CONFIG, QueueName, withDeadline, type AppConfig } from '@hemato/common';
 import type { Queue } from 'bullmq';
 import { ReadinessService } from '../../health/readiness.service';
 import { AdminOrdersRepository } from '../orders/admin-orders.repository';
@@ -84,12 +84,11 @@ export class AdminHealthService {
   private async queueCounts(name: QueueName) {
     try {
       const queue = this.moduleRef.get<Queue>(getQueueToken(name), { strict: false });
-      const counts = await Promise.race([
+      const counts = await withDeadline(
         queue.getJobCounts('waiting', 'active', 'delayed', 'failed', 'completed', 'prioritized'),
-        new Promise<never>((_, reject) =>
-          setTimeout(() => reject(new Error('Redis did not answer')), PROBE_TIMEOUT_MS).unref(),
-        ),
-      ]);
+        PROBE_TIMEOUT_MS,
+        'Redis',
+      );
       return { name, counts };
     } catch (err) {
       return { name, error: err instanceof Error ? err.message : String(err) };

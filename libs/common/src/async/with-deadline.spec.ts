@@ -1,0 +1,33 @@
+import { DeadlineExceededError, withDeadline } from './with-deadline';
+
+const pendingTimers = () => process.getActiveResourcesInfo().filter((r) => r === 'Timeout').length;
+
+describe('withDeadline', () => {
+  it('resolves with the value of a promise that answers in time', async () => {
+    await expect(withDeadline(Promise.resolve(42), 1000, 'the answer')).resolves.toBe(42);
+  });
+
+  it('passes on the rejection of a promise that fails in time, unchanged', async () => {
+    const boom = new Error('connection refused');
+    await expect(withDeadline(Promise.reject(boom), 1000, 'postgres')).rejects.toBe(boom);
+  });
+
+  it('rejects with an error naming what did not answer and the deadline, once the deadline passes', async () => {
+    const started = Date.now();
+    const outcome = withDeadline(new Promise(() => undefined), 50, 'Redis');
+    await expect(outcome).rejects.toThrow(new DeadlineExceededError('Redis', 50));
+    await expect(outcome).rejects.toThrow('Redis did not answer within 50 ms');
+    expect(Date.now() - started).toBeGreaterThanOrEqual(45);
+  });
+
+  it('clears its timer when the promise settles, leaving nothing to keep the process alive', async () => {
+    const before = pendingTimers();
+    await withDeadline(new Promise((r) => setImmediate(() => r('ok'))), 60_000, 'quick');
+    await withDeadline(
+      new Promise((_, reject) => setImmediate(() => reject(new Error('no')))),
+      60_000,
+      'failing',
+    ).catch(() => undefined);
+    expect(pendingTimers()).toBe(before);
+  });
+});
