@@ -8,7 +8,8 @@ import path from 'node:path';
 import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
 import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
-import { eventually, orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+import { orderReaches, generateSmear, startPipeline, type Pipeline } from '@hemato/testing';
+import { sendHl7Order } from './support/hl7-order';
 
 const MAX_BYTES = 1024 * 1024;
 /** Served as `image/png` by the test's image host: its bytes say otherwise. */
@@ -94,15 +95,8 @@ describe('images that arrive after the order (upload API) and by URL', () => {
     await rm(tmp, { recursive: true, force: true });
   });
 
-  async function sendOrder(placer: string, extra: { imageUrls?: string[] } = {}): Promise<OrderEntity> {
-    const ack = await client.send(sampleOrm({ controlId: `C-${placer}`, placer, ...extra }), `C-${placer}`);
-    expect(ack.code).toBe('AA');
-    return eventually(
-      () => p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: placer } }),
-      10_000,
-      'order row',
-    );
-  }
+  const sendOrder = (placer: string, extra: { imageUrls?: string[] } = {}): Promise<OrderEntity> =>
+    sendHl7Order(p, client, placer, extra);
 
   async function statusOf(id: string): Promise<OrderStatus> {
     return (await p.db.manager.findOneOrFail(OrderEntity, { where: { id } })).status;

@@ -4,17 +4,17 @@ import os from 'node:os';
 import path from 'node:path';
 import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
-import { ImageFileEntity, OrderEntity } from '@hemato/persistence';
+import type { OrderEntity } from '@hemato/persistence';
+import { ImageFileEntity } from '@hemato/persistence';
 import {
-  eventually,
   generateSmear,
   orderReaches,
-  sampleOrm,
   startPipeline,
   startS3Server,
   type Pipeline,
   type TestS3Server,
 } from '@hemato/testing';
+import { sendHl7Order } from './support/hl7-order';
 
 const sha224 = (b: Buffer) => createHash('sha224').update(b).digest('hex');
 
@@ -44,18 +44,8 @@ describe('orders whose images live in an S3 bucket (IMAGE_STORE=s3)', () => {
     await rm(dataDir, { recursive: true, force: true });
   });
 
-  async function sendOrder(placer: string, images: Buffer[] = []): Promise<OrderEntity> {
-    const ack = await client.send(
-      sampleOrm({ controlId: `C-${placer}`, placer, images: images.map((data) => ({ data, subtype: 'PNG' })) }),
-      `C-${placer}`,
-    );
-    expect(ack.code).toBe('AA');
-    return eventually(
-      () => p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: placer } }),
-      10_000,
-      'order row',
-    );
-  }
+  const sendOrder = (placer: string, images: Buffer[] = []): Promise<OrderEntity> =>
+    sendHl7Order(p, client, placer, { images: images.map((data) => ({ data, subtype: 'PNG' as const })) });
 
   const reaches = (id: string, status: OrderStatus, timeoutMs?: number) =>
     orderReaches(p.db, { id }, status, timeoutMs);

@@ -1,35 +1,28 @@
-import http from 'node:http';
-import type { AddressInfo, Socket } from 'node:net';
 import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
 import { ImageFileEntity } from '@hemato/persistence';
 import { orderReaches, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+import { startImageServer, type ImageServer } from './support/image-server';
 
 const PNG_SIGNATURE = Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
 
 describe('an image URL whose server never finishes', () => {
   let p: Pipeline;
   let client: MllpClient;
-  let server: http.Server;
+  let server: ImageServer;
   let serverUrl: string;
-  const sockets = new Set<Socket>();
 
   beforeAll(async () => {
     // Answers at once, then trickles a byte every 200 ms: no idle timeout ever fires.
-    server = http.createServer((_req, res) => {
+    server = await startImageServer((_req, res) => {
       res.writeHead(200, { 'content-type': 'image/png' });
       res.write(PNG_SIGNATURE);
       const t = setInterval(() => res.write(Buffer.alloc(1)), 200);
       res.on('close', () => clearInterval(t));
     });
-    server.on('connection', (s) => {
-      sockets.add(s);
-      s.on('close', () => sockets.delete(s));
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
-    serverUrl = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    serverUrl = server.url;
     p = await startPipeline('imgslow', { IMAGE_URL_ALLOWED_HOSTS: '127.0.0.1', IMAGE_FETCH_TIMEOUT_MS: '3000' });
     client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
   });
@@ -37,8 +30,7 @@ describe('an image URL whose server never finishes', () => {
   afterAll(async () => {
     client?.close();
     await p?.close();
-    for (const s of sockets) s.destroy();
-    await new Promise((r) => server?.close(r));
+    await server?.close();
   });
 
   it('fails the order after IMAGE_FETCH_TIMEOUT_MS with the reason, and keeps no partial bytes', async () => {
@@ -55,6 +47,6 @@ describe('an image URL whose server never finishes', () => {
     const spool = path.join(p.config.orders.IMAGE_DIR!, 'tmp');
     expect(existsSync(spool) ? readdirSync(spool) : []).toEqual([]);
     // The connection to the image server was let go.
-    expect(sockets.size).toBe(0);
+    expect(server.openConnections()).toBe(0);
   });
 });

@@ -218,6 +218,10 @@ export const ordersSection = z
     IMAGE_URL_ALLOWED_HOSTS: list(),
     /** The longest an image URL may take to deliver the whole image (a server may trickle bytes forever). */
     IMAGE_FETCH_TIMEOUT_MS: int(300_000, 1),
+    /** Further attempts at an image URL after a transient failure (5xx but 501, 429, connection refused/reset, timeout). */
+    IMAGE_FETCH_RETRIES: int(3, 0),
+    /** The longest `Retry-After` an image server may ask for before another attempt; longer fails the image. */
+    IMAGE_FETCH_RETRY_AFTER_MAX_MS: int(60_000, 0),
     IMAGE_WATCH_DIR: optionalString(),
     IMAGE_QUIET_PERIOD_MS: int(0),
     /** An S3-compatible server (MinIO, Ceph, ...); unset is AWS S3 in S3_REGION. */

@@ -1,6 +1,9 @@
+import { STATUS_CODES } from 'node:http';
 import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
-import { DomainError, DomainErrorCode } from '@hemato/common';
+import { setTimeout as sleep } from 'node:timers/promises';
+import { DomainError, DomainErrorCode, createLogger } from '@hemato/common';
+import { parseRetryAfter } from '@hemato/hemato-client';
 import { request } from 'undici';
 import { gateImageType, sniffMediaType, type FileStore, type StoredFile } from './file-store';
 
@@ -8,8 +11,17 @@ export interface FetchPolicy {
   /** Hosts (exact names, or `*.example.org`) images may be fetched from. Empty: none. */
   allowedHosts: string[];
   maxBytes: number;
-  /** The whole fetch, headers to last byte (default 300 s). A silent server fails sooner (30 s idle). */
+  /**
+   * The whole fetch, headers to last byte, retries and their waits included (default 300 s). A silent
+   * server fails one attempt sooner (30 s idle).
+   */
   timeoutMs?: number;
+  /** Further attempts after a transient failure (default 3): see {@link fetchImage}. */
+  retries?: number;
+  /** First wait between two attempts (default 1 s); doubles each time, with jitter, up to 30 s. */
+  retryBaseDelayMs?: number;
+  /** The longest `Retry-After` honoured (default 60 s); a server asking for longer fails the fetch at once. */
+  maxRetryAfterMs?: number;
 }
 
 /** Whether a URL's host is on the allow-list. Nothing is fetched from a host not named there. */
@@ -22,9 +34,59 @@ export function isHostAllowed(url: URL, allowedHosts: string[]): boolean {
   });
 }
 
+/** Network error codes of a connection refused, reset or dropped, or an attempt timing out. */
+const TRANSIENT_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'EPIPE',
+  'ETIMEDOUT',
+  'UND_ERR_SOCKET', // the server closed the connection mid-answer
+  'UND_ERR_CONNECT_TIMEOUT',
+  'UND_ERR_HEADERS_TIMEOUT',
+  'UND_ERR_BODY_TIMEOUT',
+]);
+
+const MAX_BACKOFF_MS = 30_000;
+
+const log = createLogger('image-fetcher');
+
+/** A failure another attempt may get past; `retryAfterMs` is what the server asked to wait, if it did. */
+class TransientFetchError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+  }
+}
+
+const statusText = (status: number) => `HTTP ${status}${STATUS_CODES[status] ? ` ${STATUS_CODES[status]}` : ''}`;
+
+/** 5xx but 501 (Not Implemented will not change), and 429: worth another attempt. */
+const isTransientStatus = (status: number) => status === 429 || (status >= 500 && status <= 599 && status !== 501);
+
+/**
+ * The transient network error code of `err` or of its cause (undici wraps some). Duck-typed, not
+ * `instanceof Error`: Node's own errors may come from another realm (a test runner's sandbox).
+ */
+function networkCode(err: unknown): string | undefined {
+  let e = err as { code?: unknown; cause?: unknown } | null | undefined;
+  for (let depth = 0; typeof e === 'object' && e !== null && depth < 3; depth++) {
+    const code = e.code;
+    if (typeof code === 'string' && TRANSIENT_CODES.has(code)) return code;
+    e = e.cause as typeof e;
+  }
+  return undefined;
+}
+
 /**
  * Fetches one image by URL into the file store: only http(s), only allow-listed hosts, no redirects
  * (a redirect could leave the allow-list), at most `maxBytes`, and only JPEG, PNG or zip by content.
+ *
+ * A transient failure is tried again, up to `retries` more times, with a doubling, jittered wait (or
+ * the server's `Retry-After`, up to `maxRetryAfterMs`): a 5xx answer other than 501, a 429, a
+ * connection refused or reset, an attempt timing out. Anything else fails at once: a 4xx (the message
+ * names the status), a redirect, a refused type or size. All attempts share the one `timeoutMs`.
  */
 export async function fetchImage(
   rawUrl: string,
@@ -46,39 +108,80 @@ export async function fetchImage(
   // A server may answer and then trickle bytes forever (no idle timeout ever fires): the whole fetch has
   // a deadline, after which the connection is dropped and nothing is kept.
   const totalMs = policy.timeoutMs ?? 300_000;
+  const endsAt = Date.now() + totalMs;
   const deadline = AbortSignal.timeout(totalMs);
   const tooSlow = () =>
     new DomainError(DomainErrorCode.Unavailable, `Image URL: not delivered within ${Math.round(totalMs / 1000)} s`);
-  try {
-    // undici's request does not follow redirects: a 3xx is refused below like any non-200.
-    const res = await request(url, {
-      method: 'GET',
-      headersTimeout: Math.min(30_000, totalMs),
-      bodyTimeout: Math.min(30_000, totalMs),
-      signal: deadline,
-    });
-    if (res.statusCode !== 200) {
-      res.body.destroy();
-      throw new DomainError(DomainErrorCode.Unavailable, `Image URL answered HTTP ${res.statusCode}`);
+  const retries = policy.retries ?? 3;
+  const baseDelayMs = policy.retryBaseDelayMs ?? 1000;
+  const maxRetryAfterMs = policy.maxRetryAfterMs ?? 60_000;
+
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fetchOnce(url, store, policy.maxBytes, totalMs, deadline);
+    } catch (err) {
+      if (deadline.aborted && !(err instanceof DomainError)) throw tooSlow();
+      const code = err instanceof TransientFetchError ? undefined : networkCode(err);
+      if (!(err instanceof TransientFetchError) && !code) throw err;
+      const what = err instanceof TransientFetchError ? err.message : `Image URL: connection failed (${code})`;
+      const tries = `${attempt} attempt${attempt === 1 ? '' : 's'}`;
+      if (attempt > retries) throw new DomainError(DomainErrorCode.Unavailable, `${what}, ${tries}`);
+      const retryAfterMs = err instanceof TransientFetchError ? err.retryAfterMs : undefined;
+      if (retryAfterMs !== undefined && retryAfterMs > maxRetryAfterMs) {
+        throw new DomainError(
+          DomainErrorCode.Unavailable,
+          `${what} and asked to wait ${Math.ceil(retryAfterMs / 1000)} s, longer than IMAGE_FETCH_RETRY_AFTER_MAX_MS`,
+        );
+      }
+      const step = Math.min(MAX_BACKOFF_MS, baseDelayMs * 2 ** (attempt - 1));
+      // "Equal jitter": at least half the step, so retries spread out without collapsing to zero.
+      const delayMs = retryAfterMs ?? Math.round(step / 2 + Math.random() * (step / 2));
+      // No attempt could finish in time after that wait: say what failed rather than "too slow".
+      if (Date.now() + delayMs >= endsAt) throw new DomainError(DomainErrorCode.Unavailable, `${what}, ${tries}`);
+      log.warn({ host: url.hostname, attempt, delayMs, reason: what }, 'image fetch failed, trying again');
+      await sleep(delayMs, undefined, { signal: deadline }).catch(() => {
+        throw tooSlow();
+      });
     }
-    const declared = Number(res.headers['content-length'] ?? NaN);
-    if (Number.isFinite(declared) && declared > policy.maxBytes) {
-      res.body.destroy();
-      throw new DomainError(
-        DomainErrorCode.TooLarge,
-        `Image is ${declared} bytes, over the limit of ${policy.maxBytes}`,
-      );
-    }
-    // The type is checked on the first bytes, before the store keeps anything.
-    const body = res.body as unknown as Readable;
-    const stored = await store.put(
-      gateImageType(body, 'Image URL did not return a JPEG, PNG or zip', 'destroy'),
-      policy.maxBytes,
-    );
-    const mediaType = sniffMediaType(stored.head);
-    return { ...stored, mediaType: mediaType ?? 'application/octet-stream' };
-  } catch (err) {
-    if (deadline.aborted && !(err instanceof DomainError)) throw tooSlow();
-    throw err;
   }
+}
+
+/** One GET of the image: throws a {@link TransientFetchError} for an answer worth another attempt. */
+async function fetchOnce(
+  url: URL,
+  store: FileStore,
+  maxBytes: number,
+  totalMs: number,
+  deadline: AbortSignal,
+): Promise<StoredFile & { mediaType: string }> {
+  // undici's request does not follow redirects: a 3xx is refused below like any non-200.
+  const res = await request(url, {
+    method: 'GET',
+    headersTimeout: Math.min(30_000, totalMs),
+    bodyTimeout: Math.min(30_000, totalMs),
+    signal: deadline,
+  });
+  if (res.statusCode !== 200) {
+    // Read off (a little of) the answer, so the connection can serve the next attempt; destroy() would
+    // emit an error event nobody listens to.
+    await res.body.dump({ limit: 64 * 1024, signal: deadline }).catch(() => undefined);
+    const message = `Image URL answered ${statusText(res.statusCode)}`;
+    if (isTransientStatus(res.statusCode)) {
+      throw new TransientFetchError(message, parseRetryAfter(res.headers['retry-after']));
+    }
+    throw new DomainError(DomainErrorCode.Unavailable, message);
+  }
+  const declared = Number(res.headers['content-length'] ?? NaN);
+  if (Number.isFinite(declared) && declared > maxBytes) {
+    await res.body.dump({ limit: 1, signal: deadline }).catch(() => undefined);
+    throw new DomainError(DomainErrorCode.TooLarge, `Image is ${declared} bytes, over the limit of ${maxBytes}`);
+  }
+  // The type is checked on the first bytes, before the store keeps anything.
+  const body = res.body as unknown as Readable;
+  const stored = await store.put(
+    gateImageType(body, 'Image URL did not return a JPEG, PNG or zip', 'destroy'),
+    maxBytes,
+  );
+  const mediaType = sniffMediaType(stored.head);
+  return { ...stored, mediaType: mediaType ?? 'application/octet-stream' };
 }

@@ -36,6 +36,8 @@ export class StartOrderUseCase {
           allowedHosts: this.config.orders.IMAGE_URL_ALLOWED_HOSTS,
           maxBytes: this.config.orders.IMAGE_MAX_BYTES,
           timeoutMs: this.config.orders.IMAGE_FETCH_TIMEOUT_MS,
+          retries: this.config.orders.IMAGE_FETCH_RETRIES,
+          maxRetryAfterMs: this.config.orders.IMAGE_FETCH_RETRY_AFTER_MAX_MS,
         });
         await this.ds.manager.update(
           ImageFileEntity,
