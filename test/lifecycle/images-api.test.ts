@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { createReadStream, existsSync, readdirSync } from 'node:fs';
+import { existsSync, readdirSync } from 'node:fs';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
@@ -10,51 +10,11 @@ import { OrderStatus } from '@hemato/common';
 import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
 import { orderReaches, generateSmear, startPipeline, type Pipeline } from '@hemato/testing';
 import { sendHl7Order } from './support/hl7-order';
+import { postJson, putFile } from './support/image-put';
 
 const MAX_BYTES = 1024 * 1024;
 /** Served as `image/png` by the test's image host: its bytes say otherwise. */
 const NOT_AN_IMAGE = Buffer.from('<html>sign in to view this slide</html>\n'.repeat(2000));
-
-interface Reply {
-  status: number;
-  body: any;
-}
-
-/** A PUT whose body is streamed from a file on disk (chunked), as a scanner client would send it. */
-function putFile(url: string, file: string, headers: Record<string, string>): Promise<Reply> {
-  return new Promise((resolve, reject) => {
-    const req = http.request(url, {
-      method: 'PUT',
-      headers: { 'content-type': 'application/octet-stream', ...headers },
-    });
-    let answered = false;
-    req.on('response', (res) => {
-      answered = true;
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let body: unknown = text;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          // not JSON: keep the text
-        }
-        resolve({ status: res.statusCode ?? 0, body });
-      });
-    });
-    // The server may answer (413, 401) and close before the whole body is sent: that is not a failure.
-    req.on('error', (err) => {
-      if (!answered) reject(err);
-    });
-    createReadStream(file).on('error', reject).pipe(req);
-  });
-}
-
-async function postJson(url: string, headers: Record<string, string>): Promise<Reply> {
-  const res = await fetch(url, { method: 'POST', headers });
-  return { status: res.status, body: await res.json() };
-}
 
 describe('images that arrive after the order (upload API) and by URL', () => {
   let p: Pipeline;

@@ -1,55 +1,9 @@
-import http from 'node:http';
 import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
 import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
-import { eventually, orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
-
-interface Reply {
-  status: number;
-  body: any;
-}
-
-/** A PUT whose body `write` sends at its own pace (a slow scanner link, a client that stops mid-way). */
-function put(url: string, headers: Record<string, string>, write: (req: http.ClientRequest) => Promise<void>) {
-  return new Promise<Reply>((resolve, reject) => {
-    const req = http.request(url, {
-      method: 'PUT',
-      // A connection of its own: a kept-alive one may be closed by the server just as it is reused.
-      agent: false,
-      headers: { 'content-type': 'application/octet-stream', ...headers },
-    });
-    let answered = false;
-    req.on('response', (res) => {
-      answered = true;
-      const chunks: Buffer[] = [];
-      res.on('data', (c: Buffer) => chunks.push(c));
-      res.on('end', () => {
-        const text = Buffer.concat(chunks).toString('utf8');
-        let body: unknown = text;
-        try {
-          body = JSON.parse(text);
-        } catch {
-          // not JSON: keep the text
-        }
-        resolve({ status: res.statusCode ?? 0, body });
-      });
-    });
-    req.on('error', (err) => {
-      if (!answered) reject(err);
-    });
-    write(req).catch(reject);
-  });
-}
-
-const putBytes = (url: string, headers: Record<string, string>, data: Buffer) =>
-  put(url, headers, async (req) => {
-    req.end(data);
-  });
-
-async function postComplete(url: string, headers: Record<string, string>): Promise<Reply> {
-  const res = await fetch(url, { method: 'POST', headers });
-  return { status: res.status, body: await res.json() };
-}
+import { orderReaches, generateSmear, startPipeline, type Pipeline } from '@hemato/testing';
+import { sendHl7Order } from './support/hl7-order';
+import { postJson, putBytes, putImage } from './support/image-put';
 
 const smear = (seed: number) => generateSmear({ width: 320, height: 240, format: 'png', seed });
 
@@ -69,13 +23,7 @@ describe('image uploads racing each other and the end of image collection', () =
   });
 
   async function waitingOrder(placer: string): Promise<OrderEntity> {
-    const ack = await client.send(sampleOrm({ controlId: `C-${placer}`, placer }), `C-${placer}`);
-    expect(ack.code).toBe('AA');
-    const order = await eventually(
-      () => p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: placer } }),
-      10_000,
-      'order row',
-    );
+    const order = await sendHl7Order(p, client, placer);
     return orderReaches(p.db, { id: order.id }, OrderStatus.AwaitingImages, 20_000);
   }
 
@@ -88,13 +36,13 @@ describe('image uploads racing each other and the end of image collection', () =
     const late = smear(32);
     let closed!: () => void;
     const setClosed = new Promise<void>((r) => (closed = r));
-    const slow = put(`${url}/late.png`, auth, async (req) => {
+    const slow = putImage(`${url}/late.png`, auth, async (req) => {
       req.write(late.subarray(0, 1000));
       await setClosed;
       req.end(late.subarray(1000));
     });
     await new Promise((r) => setTimeout(r, 500));
-    const done = await postComplete(`${url}/complete`, auth);
+    const done = await postJson(`${url}/complete`, auth);
     expect(done.body).toEqual({ orderId: order.id, status: OrderStatus.Ready });
     closed();
 
@@ -144,7 +92,7 @@ describe('image uploads racing each other and the end of image collection', () =
     const order = await waitingOrder('PL-RACE-4');
     const url = `${p.httpUrl}/api/orders/${order.id}/images`;
     expect((await putBytes(`${url}/one.png`, auth, smear(61))).status).toBe(200);
-    const replies = await Promise.all([1, 2, 3, 4].map(() => postComplete(`${url}/complete`, auth)));
+    const replies = await Promise.all([1, 2, 3, 4].map(() => postJson(`${url}/complete`, auth)));
     expect(replies.map((r) => r.status)).toEqual([200, 200, 200, 200]);
     // (a call served after the order moved on answers where it is now)
     expect(replies.some((r) => r.body.status === OrderStatus.Ready)).toBe(true);
