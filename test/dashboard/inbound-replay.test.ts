@@ -91,6 +91,19 @@ describe('replay of a refused HL7 message', () => {
     // Accepted messages are not listed; the refused cancellation is, with its own button.
     await page.getByRole('button', { name: 'Replay RP-EARLY-CA' }).waitFor();
     expect(await page.getByRole('button', { name: 'Replay RP-OK' }).count()).toBe(0);
+    // What was refused and what we answered, the patient masked.
+    await page.getByRole('button', { name: 'View RP-UNMAPPED' }).click();
+    const shown = page.getByRole('region', { name: 'Message RP-UNMAPPED' });
+    await shown.waitFor();
+    const text = await shown.innerText();
+    expect(text).toContain('OBR|1|PL-RP-1||57021-8');
+    expect(text).toMatch(/MSA\|AE\|RP-UNMAPPED/);
+    expect(text).not.toMatch(/TESTPATIENT|MRN0001|19700102/);
+    expect(
+      await gw.db.query(`SELECT count(*)::int AS n FROM audit_log WHERE action = 'inbound.view' AND user_email = $1`, [
+        ADMIN.email,
+      ]),
+    ).toEqual([{ n: 1 }]);
     await button.click();
     const dialog = page.getByRole('dialog');
     await dialog.getByText('The sender is not sent anything').waitFor();

@@ -38,6 +38,7 @@ export function AuditPage() {
               'auth.logout',
               'order.view',
               'image.view',
+              'inbound.view',
               'patient.reveal',
               'access.denied',
               'order.retry',

@@ -96,6 +96,19 @@ export function HealthPage({ me }: { me: Me }) {
   const [replaying, setReplaying] = useState<Health['lastErrors']['inbound'][number] | null>(null);
   const [outcome, setOutcome] = useState<{ ok: boolean; message: string } | null>(null);
   const [busy, setBusy] = useState(false);
+  const [shown, setShown] = useState<{ id: string; controlId: string; rawMasked: string; ack: string | null } | null>(
+    null,
+  );
+  // The refused message itself (patient masked) and the ACK it got: what the sender has to fix.
+  const view = async (id: string) => {
+    if (shown?.id === id) return setShown(null);
+    try {
+      const m = await api<{ control_id: string; rawMasked: string; ack: string | null }>(`/api/admin/inbound/${id}`);
+      setShown({ id, controlId: m.control_id, rawMasked: m.rawMasked, ack: m.ack });
+    } catch (err) {
+      setOutcome({ ok: false, message: err instanceof ApiError ? err.message : String(err) });
+    }
+  };
   const load = useCallback(async () => {
     try {
       setH(await api<Health>('/api/admin/health'));
@@ -107,6 +120,7 @@ export function HealthPage({ me }: { me: Me }) {
   // A refused HL7 message, read again once its cause is fixed (e.g. its test code now mapped).
   const replay = async (id: string) => {
     setReplaying(null);
+    setShown(null); // its stored ACK changes with the replay
     setBusy(true);
     setOutcome(null);
     try {
@@ -313,6 +327,17 @@ export function HealthPage({ me }: { me: Me }) {
                         {m.channel} {m.message_type ?? ''} · {m.status} {m.ack_code ?? ''}
                       </td>
                       <td>{m.error ?? ''}</td>
+                      <td>
+                        <button
+                          type="button"
+                          className="secondary"
+                          aria-label={`View ${m.control_id}`}
+                          aria-expanded={shown?.id === m.id}
+                          onClick={() => void view(m.id)}
+                        >
+                          View
+                        </button>
+                      </td>
                       {me.role === 'admin' && (
                         <td>
                           {m.channel === 'hl7' && m.status === 'rejected' && (
@@ -334,6 +359,18 @@ export function HealthPage({ me }: { me: Me }) {
               </table>
             )}
           </section>
+          {shown && (
+            <section className="card" aria-label={`Message ${shown.controlId}`}>
+              <h3>Message {shown.controlId} (patient masked)</h3>
+              <pre className="mono small">{shown.rawMasked.replace(/\r/g, '\n')}</pre>
+              {shown.ack && (
+                <>
+                  <h3>Our answer</h3>
+                  <pre className="mono small">{shown.ack.replace(/\r/g, '\n')}</pre>
+                </>
+              )}
+            </section>
+          )}
           {replaying && (
             <ConfirmDialog
               title={`Replay message ${replaying.control_id}?`}

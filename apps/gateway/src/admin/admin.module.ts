@@ -13,7 +13,7 @@ import { AdminEventsController } from './events/admin-events.controller';
 import { OrderChangeListener } from './events/order-change-listener';
 import { AdminHealthController } from './health/admin-health.controller';
 import { AdminHealthService } from './health/admin-health.service';
-import { AdminOrdersController } from './orders/admin-orders.controller';
+import { AdminInboundController, AdminOrdersController } from './orders/admin-orders.controller';
 import { AdminOrdersRepository } from './orders/admin-orders.repository';
 import { AdminOrdersService } from './orders/admin-orders.service';
 import { DashboardStaticController } from './static/dashboard-static.controller';
@@ -24,6 +24,7 @@ import { DashboardStaticController } from './static/dashboard-static.controller'
   controllers: [
     AdminAuthController,
     AdminOrdersController,
+    AdminInboundController,
     AdminEventsController,
     AdminHealthController,
     AuditController,

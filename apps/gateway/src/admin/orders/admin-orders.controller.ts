@@ -169,3 +169,30 @@ export class AdminOrdersController {
     return this.orders.reveal(id);
   }
 }
+
+/** Inbound messages by id: a refused message has no order to show it on. */
+@ApiTags('admin: orders')
+@ApiCookieAuth(SESSION_COOKIE)
+@Controller('api/admin/inbound')
+@UseGuards(AdminAuthGuard)
+export class AdminInboundController {
+  constructor(
+    private readonly orders: AdminOrdersService,
+    private readonly audit: AuditService,
+  ) {}
+
+  /** The message and the ACK it got, patient data masked (audited as a view, like an order). */
+  @Get(':id')
+  async message(@Param('id', new ParseUUIDPipe()) id: string, @CurrentUser() user: SessionUser, @Req() req: Request) {
+    const message = await this.orders.inboundMessage(id);
+    await this.audit.record({
+      userId: user.userId,
+      userEmail: user.email,
+      action: 'inbound.view',
+      targetType: 'inbound_message',
+      targetId: id,
+      ip: clientIp(req),
+    });
+    return message;
+  }
+}

@@ -24,6 +24,14 @@ export interface OrderDetail {
   inbound: (Record<string, unknown> & { rawMasked: string }) | null;
 }
 
+/** An inbound message as staff see it: the body and the ACK with the patient masked. */
+function masked(inbound: Record<string, any>): Record<string, unknown> & { rawMasked: string } {
+  const { raw, ...rest } = inbound;
+  // An enhanced-mode ACK (ORR^O02/ORL^O22) repeats the PID: masked like the message.
+  const ack = typeof rest.ack === 'string' ? maskInbound(inbound.channel as string, rest.ack) : rest.ack;
+  return { ...rest, ack, rawMasked: maskInbound(inbound.channel as string, raw as string) };
+}
+
 const num = (v: unknown): number => (typeof v === 'number' ? v : Number(v));
 
 export function encodeCursor(c: Cursor): string {
@@ -138,15 +146,15 @@ export class AdminOrdersService {
         : null,
       reportVersions: reports.map((r) => r.version as number),
       deliveries,
-      inbound: inbound
-        ? (() => {
-            const { raw, ...rest } = inbound;
-            // An enhanced-mode ACK (ORR^O02/ORL^O22) repeats the PID: masked like the message.
-            const ack = typeof rest.ack === 'string' ? maskInbound(inbound.channel as string, rest.ack) : rest.ack;
-            return { ...rest, ack, rawMasked: maskInbound(inbound.channel as string, raw as string) };
-          })()
-        : null,
+      inbound: inbound ? masked(inbound) : null,
     };
+  }
+
+  /** One inbound message (e.g. a refused one, which has no order page), patient data masked. */
+  async inboundMessage(id: string): Promise<Record<string, unknown> & { rawMasked: string }> {
+    const inbound = await this.repo.inbound(id);
+    if (!inbound) throw new NotFoundException('No such inbound message');
+    return masked(inbound);
   }
 
   /** The patient's identity and the raw inbound message in clear. The caller audits first. */
