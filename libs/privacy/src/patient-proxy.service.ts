@@ -1,7 +1,7 @@
 import { createHmac } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, pooledRandomBytes, type AppConfig } from '@hemato/common';
-import { PatientProxyEntity } from '@hemato/persistence';
+import { PatientProxyEntity, preparedQuery } from '@hemato/persistence';
 import type { EntityManager } from 'typeorm';
 import { PhiCipher } from './phi-cipher';
 import type { PatientIdentity } from './patient-identity';
@@ -53,7 +53,10 @@ export class PatientProxyService {
     lookups.forEach((l, k) => last.set(l, identities[k]!));
     const patients = [...last];
     // One array per column and unnest(): a short statement whatever the count (see OrderIntakeService).
-    const rows: Array<{ id: string; proxy_id: string; lookup_hmac: string }> = await manager.query(
+    // Prepared once per connection in a transaction (see preparedQuery): intake runs it for every batch.
+    const rows: Array<{ id: string; proxy_id: string; lookup_hmac: string }> = await preparedQuery(
+      manager,
+      'patient_proxies_upsert',
       `INSERT INTO patient_proxies (proxy_id, lookup_hmac, identity_enc, key_id)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
        ON CONFLICT (lookup_hmac) DO UPDATE SET identity_enc = EXCLUDED.identity_enc, key_id = EXCLUDED.key_id, updated_at = now()

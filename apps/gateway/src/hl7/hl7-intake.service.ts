@@ -36,7 +36,7 @@ import {
   type ActionResult,
   type NewOrderInput,
 } from '@hemato/orders';
-import type { InboundMessageEntity } from '@hemato/persistence';
+import { preparedQuery, type InboundMessageEntity } from '@hemato/persistence';
 import { MessageSealer } from '@hemato/privacy';
 import { DataSource, type EntityManager } from 'typeorm';
 import { CommitBatcher } from './commit-batcher';
@@ -476,6 +476,7 @@ export class Hl7IntakeService implements OnModuleInit {
         .map((g) => ({ item, group: g, key: placerKey(item.sender, g.placerOrderNumber) })),
     );
     if (keyed.length === 0) return;
+    // Not a prepared statement: a generic plan made while the table was small stays a sequential scan.
     const taken: Array<{ external_key: string }> = await m.query(
       `SELECT external_key FROM orders WHERE external_key = ANY($1::text[])`,
       [keyed.map((k) => k.key)],
@@ -529,7 +530,10 @@ export class Hl7IntakeService implements OnModuleInit {
   private async insertInbound(m: EntityManager, items: PreparedMessage[]): Promise<Array<{ id: string } | null>> {
     // One array per column and unnest(): a short statement whatever the batch size.
     const values = items.map((item) => this.inboundRow(item));
-    const rows: Array<{ id: string; sender: string; control_id: string }> = await m.query(
+    // Prepared once per connection: the same statement every batch (see preparedQuery).
+    const rows: Array<{ id: string; sender: string; control_id: string }> = await preparedQuery(
+      m,
+      'hl7_insert_inbound',
       `INSERT INTO inbound_messages (channel, sender, control_id, message_type, raw, status, ack_code, ack, error)
        SELECT 'hl7', * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[], $5::text[], $6::text[], $7::text[], $8::text[])
        ON CONFLICT (sender, control_id) DO NOTHING RETURNING id, sender, control_id`,

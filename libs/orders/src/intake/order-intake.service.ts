@@ -12,7 +12,7 @@ import {
   type AppConfig,
   type OrderJobData,
 } from '@hemato/common';
-import { ImageFileEntity, OrderEntity } from '@hemato/persistence';
+import { ImageFileEntity, OrderEntity, preparedQuery } from '@hemato/persistence';
 import { PatientProxyService } from '@hemato/privacy';
 import type { Queue } from 'bullmq';
 import type { EntityManager } from 'typeorm';
@@ -30,6 +30,9 @@ const log = createLogger('order-intake');
  */
 @Injectable()
 export class OrderIntakeService {
+  /** The orders columns createMany returns (from the entity metadata: one text for its prepared statement). */
+  private returnedColumns?: string;
+
   constructor(
     private readonly proxies: PatientProxyService,
     @Inject(FILE_STORE) private readonly files: FileStore,
@@ -63,7 +66,12 @@ export class OrderIntakeService {
     const column = <T>(pick: (input: NewOrderInput, k: number) => T): T[] => inputs.map(pick);
     // One array per column and unnest(): the statement's text is the same whatever the count, so
     // PostgreSQL parses a short statement with 18 parameters instead of one with 16 per order.
-    const rows: Array<Record<string, unknown>> = await manager.query(
+    const meta = manager.connection.getMetadata(OrderEntity);
+    // Prepared once per connection (see preparedQuery), so the columns it returns are named, not `*`.
+    const returned = (this.returnedColumns ??= meta.columns.map((c) => `"${c.databaseName}"`).join(', '));
+    const rows: Array<Record<string, unknown>> = await preparedQuery(
+      manager,
+      'orders_create_many',
       `WITH v AS (
          SELECT * FROM unnest($1::uuid[], $2::text[], $3::text[], $4::text[], $5::uuid[], $6::uuid[], $7::text[],
                               $8::text[], $9::text[], $10::jsonb[], $11::jsonb[], $12::int[], $13::boolean[],
@@ -79,13 +87,13 @@ export class OrderIntakeService {
                 ARRAY(SELECT t FROM jsonb_array_elements_text(tasks) WITH ORDINALITY AS x (t, n) ORDER BY n),
                 details, expected, complete, $18
            FROM v
-         RETURNING *),
+         RETURNING ${returned}),
        e AS (
          INSERT INTO order_events (order_id, type, from_status, to_status, actor, detail)
          SELECT o.id, 'status_changed', NULL, $17, v.actor,
                 jsonb_build_object('channel', v.channel, 'tasks', v.tasks, 'images', v.nimages, 'fillerOrderNumber', o.filler_order_number)
            FROM o JOIN v USING (id))
-       SELECT * FROM o`,
+       SELECT ${returned} FROM o`,
       [
         ids,
         column((i) => i.sourceChannel),
@@ -108,7 +116,6 @@ export class OrderIntakeService {
         deadline,
       ],
     );
-    const meta = manager.connection.getMetadata(OrderEntity);
     const byId = new Map<string, OrderEntity>();
     for (const row of rows) {
       // The returned row (defaults included) mapped onto the entity by its column metadata: no read-back.
