@@ -87,6 +87,11 @@ function isRace(err: unknown): boolean {
   return code === '40P01' || code === '40001';
 }
 
+/** A unique key refused a row (here: an NW whose placer number is taken, found without the lookup). */
+function isUniqueViolation(err: unknown): boolean {
+  return (err as { code?: string } | null)?.code === '23505';
+}
+
 /** pg / node errors meaning "the database is not there", as opposed to a problem with one message. */
 function isUnavailable(err: unknown): boolean {
   const e = err as { code?: string; message?: string } | null;
@@ -371,12 +376,20 @@ export class Hl7IntakeService implements OnModuleInit {
    */
   private async commit(items: PreparedMessage[]): Promise<StoredOutcome[]> {
     let isolate = false;
-    for (let attempt = 0; ; attempt++) {
+    // First without asking the database which placer numbers are taken (see refuseTakenPlacers): a batch
+    // reusing one fails on the orders' unique key and is run again with the lookup, as are all retries.
+    let lookup = false;
+    let races = 0;
+    for (;;) {
       try {
-        return await this.commitOnce(items, isolate);
+        return await this.commitOnce(items, isolate, lookup);
       } catch (err) {
+        if (!lookup) {
+          lookup = true;
+          if (isUniqueViolation(err)) continue;
+        }
         const why: NotStored = isUnavailable(err) ? 'unavailable' : 'internal';
-        if (why === 'internal' && isRace(err) && attempt < RACE_RETRIES) continue;
+        if (why === 'internal' && isRace(err) && races++ < RACE_RETRIES) continue;
         if (why === 'internal' && items.length > 1 && !isolate) {
           isolate = true;
           continue;
@@ -387,10 +400,10 @@ export class Hl7IntakeService implements OnModuleInit {
     }
   }
 
-  private async commitOnce(items: PreparedMessage[], isolate: boolean): Promise<StoredOutcome[]> {
+  private async commitOnce(items: PreparedMessage[], isolate: boolean, lookup: boolean): Promise<StoredOutcome[]> {
     const multi = isolate && items.length > 1;
     const results = await this.ds.transaction(async (m) => {
-      await this.refuseTakenPlacers(m, items);
+      await this.refuseTakenPlacers(m, items, lookup);
       // Optimistic path: every inbound row of the batch in one INSERT (a round trip per batch, not per message).
       const preInserted = isolate ? null : await this.insertInbound(m, items);
       // New, valid messages that only create orders (the common case): all their orders in one statement.
@@ -466,10 +479,14 @@ export class Hl7IntakeService implements OnModuleInit {
    * ACK is planned. One query per batch. Copies of one message (same MSH-10) are not collisions: they are
    * duplicates, answered with the stored ACK. Two batches racing for one number: the unique key makes one
    * fail (AR, resend later), and its resend is refused here.
+   *
+   * Without `lookup`, only the batch's own messages are checked against each other, no query: a number
+   * taken earlier is rare, and the orders' unique key then fails the transaction, which `commit` runs
+   * again with the lookup (that query was a round trip, parsed and planned, in every group commit).
    */
-  private async refuseTakenPlacers(m: EntityManager, items: PreparedMessage[]): Promise<void> {
+  private async refuseTakenPlacers(m: EntityManager, items: PreparedMessage[], lookup: boolean): Promise<void> {
     const fresh = items.filter((i) => !i.placersChecked && i.parsed.issues.length === 0);
-    for (const item of items) item.placersChecked = true;
+    if (lookup) for (const item of items) item.placersChecked = true;
     const keyed = fresh.flatMap((item) =>
       item.parsed.groups
         .filter((g) => g.control === 'NW')
@@ -477,10 +494,11 @@ export class Hl7IntakeService implements OnModuleInit {
     );
     if (keyed.length === 0) return;
     // Not a prepared statement: a generic plan made while the table was small stays a sequential scan.
-    const taken: Array<{ external_key: string }> = await m.query(
-      `SELECT external_key FROM orders WHERE external_key = ANY($1::text[])`,
-      [keyed.map((k) => k.key)],
-    );
+    const taken: Array<{ external_key: string }> = !lookup
+      ? []
+      : await m.query(`SELECT external_key FROM orders WHERE external_key = ANY($1::text[])`, [
+          keyed.map((k) => k.key),
+        ]);
     const owner = new Map<string, string>(taken.map((t) => [t.external_key, '']));
     const refused = new Set<PreparedMessage>();
     for (const { item, group, key } of keyed) {
@@ -491,6 +509,8 @@ export class Hl7IntakeService implements OnModuleInit {
       if (first === undefined || first === self) continue;
       if (refused.has(item)) continue;
       refused.add(item);
+      // A batch run again after the optimistic attempt rolled back: the ACK planned then (AA) was not sent.
+      item.planned = undefined;
       item.parsed.issues.push({
         code: Hl7ErrorCode.DuplicateKeyIdentifier,
         location: { segment: 'ORC', sequence: group.index, field: 2 },
