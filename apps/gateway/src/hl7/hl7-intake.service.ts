@@ -251,7 +251,7 @@ export class Hl7IntakeService implements OnModuleInit {
         [message.id],
       );
       if (rows[0]?.status !== 'rejected') return null;
-      await this.refuseTakenPlacers(m, [read]);
+      await this.refuseTakenPlacers(m, [read], true);
       const deferred = this.ackAfterWrite(read);
       const out = await this.store(m, read, { id: message.id });
       // Stored ACKs made before the write (`planned`) are not written by `store` for a row it did not insert.
