@@ -91,6 +91,17 @@ describe('replay of a refused HL7 message', () => {
     // Accepted messages are not listed; the refused cancellation is, with its own button.
     await page.getByRole('button', { name: 'Replay RP-EARLY-CA' }).waitFor();
     expect(await page.getByRole('button', { name: 'Replay RP-OK' }).count()).toBe(0);
+    // "Did you get RP-OK?": found by its control id whatever became of it (accepted: nothing to replay).
+    await page.getByLabel('Control id (MSH-10 or FHIR request id)').fill('RP-OK');
+    await page.getByRole('button', { name: 'Find' }).click();
+    const found = page.getByRole('region', { name: 'Found messages' });
+    await found.getByRole('button', { name: 'View RP-OK' }).waitFor();
+    expect(await found.innerText()).toMatch(/LIS\|GENHOSP RP-OK\s+hl7 ORM\^O01 · accepted AA/);
+    expect(await found.getByRole('button', { name: 'Replay RP-OK' }).count()).toBe(0);
+    await page.getByLabel('Control id (MSH-10 or FHIR request id)').fill('NO-SUCH-ID');
+    await page.getByRole('button', { name: 'Find' }).click();
+    await found.getByText('No message with control id NO-SUCH-ID.').waitFor();
+
     // What was refused and what we answered, the patient masked.
     await page.getByRole('button', { name: 'View RP-UNMAPPED' }).click();
     const shown = page.getByRole('region', { name: 'Message RP-UNMAPPED' });
@@ -177,6 +188,16 @@ describe('replay of a refused HL7 message', () => {
       ok: false,
       message: expect.stringMatching(/FHIR request is answered when it is made/),
     });
+
+    // Found by control id over the API too; without one, a 400 that says what to send.
+    const byId = await api(admin, `/api/admin/inbound?controlId=RP-EARLY-CA`, 'GET');
+    expect(byId.body.messages).toEqual([
+      expect.objectContaining({ id: early.id, control_id: 'RP-EARLY-CA', status: 'rejected', ack_code: 'AE' }),
+    ]);
+    expect(JSON.stringify(byId.body)).not.toMatch(/TESTPATIENT|MRN0001/);
+    const noId = await api(admin, `/api/admin/inbound`, 'GET');
+    expect(noId.status).toBe(400);
+    expect(noId.body.message).toMatch(/controlId is required/);
 
     const missing = await api(admin, `/api/admin/inbound/00000000-0000-4000-8000-000000000000/replay`);
     expect(missing.body).toEqual({ ok: false, message: 'Inbound message not found' });

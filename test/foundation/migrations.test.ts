@@ -207,8 +207,36 @@ describe('migrations', () => {
       await qr.query('RESET enable_seqscan');
       await qr.release();
     }
-    await revertLastMigration(ds);
+    for (let i = 0; i < later; i++) await revertLastMigration(ds);
     expect(await indexes()).not.toContain('ix_orders_fhir_identifier_value');
-    expect(await runMigrations(ds)).toHaveLength(1);
+    expect(await runMigrations(ds)).toHaveLength(later);
+  });
+
+  it('finds inbound messages by control id alone from an index, and reverts cleanly', async () => {
+    const sql = `SELECT sender FROM inbound_messages WHERE control_id = $1`;
+    const plan = async () => {
+      const qr = ds.createQueryRunner();
+      try {
+        await qr.query('SET enable_seqscan = off');
+        return ((await qr.query(`EXPLAIN ${sql}`, ['MSG-1'])) as Array<{ 'QUERY PLAN': string }>)
+          .map((r) => r['QUERY PLAN'])
+          .join('\n');
+      } finally {
+        await qr.query('RESET enable_seqscan');
+        await qr.release();
+      }
+    };
+    const later = MIGRATIONS.length - MIGRATIONS.findIndex((m) => m.name === 'InboundControlIdIndex1764340000000');
+    expect(await plan()).toMatch(/ix_inbound_control_id/);
+    await ds.query(
+      `INSERT INTO inbound_messages (channel, sender, control_id, raw) VALUES ('hl7', 'LIS|A', 'MSG-1', 'x'), ('hl7', 'RIS|B', 'MSG-1', 'y')`,
+    );
+    expect(((await ds.query(sql, ['MSG-1'])) as Array<{ sender: string }>).map((r) => r.sender).sort()).toEqual([
+      'LIS|A',
+      'RIS|B',
+    ]);
+    for (let i = 0; i < later; i++) await revertLastMigration(ds);
+    expect(await plan()).not.toMatch(/ix_inbound_control_id/);
+    expect(await runMigrations(ds)).toHaveLength(later);
   });
 });

@@ -88,17 +88,87 @@ function CertificateLine({
   );
 }
 
+type InboundRow = Health['lastErrors']['inbound'][number];
+
+/** Inbound messages, one row each: when, who, what became of it; View, and Replay for a refused HL7 message. */
+function MessageTable(props: {
+  rows: InboundRow[];
+  isAdmin: boolean;
+  busy: boolean;
+  shownId: string | undefined;
+  onView: (m: InboundRow) => void;
+  onReplay: (m: InboundRow) => void;
+}) {
+  return (
+    <table>
+      <tbody>
+        {props.rows.map((m) => (
+          <tr key={m.id}>
+            <td className="nowrap">{fmtTime(m.received_at)}</td>
+            <td className="mono">
+              {m.sender} {m.control_id}
+            </td>
+            <td>
+              {m.channel} {m.message_type ?? ''} · {m.status} {m.ack_code ?? ''}
+            </td>
+            <td>{m.error ?? ''}</td>
+            <td>
+              <button
+                type="button"
+                className="secondary"
+                aria-label={`View ${m.control_id}`}
+                aria-expanded={props.shownId === m.id}
+                onClick={() => props.onView(m)}
+              >
+                View
+              </button>
+            </td>
+            {props.isAdmin && (
+              <td>
+                {m.channel === 'hl7' && m.status === 'rejected' && (
+                  <button
+                    type="button"
+                    className="secondary"
+                    disabled={props.busy}
+                    aria-label={`Replay ${m.control_id}`}
+                    onClick={() => props.onReplay(m)}
+                  >
+                    Replay
+                  </button>
+                )}
+              </td>
+            )}
+          </tr>
+        ))}
+      </tbody>
+    </table>
+  );
+}
+
 const COLUMNS = ['waiting', 'active', 'delayed', 'prioritized', 'failed', 'completed'];
 
 export function HealthPage({ me }: { me: Me }) {
   const [h, setH] = useState<Health | null>(null);
   const [error, setError] = useState<string | null>(null);
-  const [replaying, setReplaying] = useState<Health['lastErrors']['inbound'][number] | null>(null);
+  const [replaying, setReplaying] = useState<InboundRow | null>(null);
   const [outcome, setOutcome] = useState<{ ok: boolean; message: string } | null>(null);
   const [busy, setBusy] = useState(false);
   const [shown, setShown] = useState<{ id: string; controlId: string; rawMasked: string; ack: string | null } | null>(
     null,
   );
+  const [query, setQuery] = useState('');
+  const [lastQuery, setLastQuery] = useState('');
+  const [found, setFound] = useState<InboundRow[] | null>(null);
+  // "Did you get MSG00123?": every message with that control id, whatever became of it.
+  const find = async (q = query.trim()) => {
+    try {
+      const r = await api<{ messages: InboundRow[] }>(`/api/admin/inbound?controlId=${encodeURIComponent(q)}`);
+      setFound(r.messages);
+      setLastQuery(q);
+    } catch (err) {
+      setOutcome({ ok: false, message: err instanceof ApiError ? err.message : String(err) });
+    }
+  };
   // The refused message itself (patient masked) and the ACK it got: what the sender has to fix.
   const view = async (id: string) => {
     if (shown?.id === id) return setShown(null);
@@ -128,6 +198,7 @@ export function HealthPage({ me }: { me: Me }) {
         await api<{ ok: boolean; message: string }>(`/api/admin/inbound/${id}/replay`, { method: 'POST', json: {} }),
       );
       void load();
+      if (lastQuery) void find(lastQuery); // the replayed message's status changed
     } catch (err) {
       setOutcome({ ok: false, message: err instanceof ApiError ? err.message : String(err) });
     } finally {
@@ -315,48 +386,48 @@ export function HealthPage({ me }: { me: Me }) {
             {h.lastErrors.inbound.length === 0 ? (
               <p className="muted">None.</p>
             ) : (
-              <table>
-                <tbody>
-                  {h.lastErrors.inbound.map((m) => (
-                    <tr key={m.id}>
-                      <td className="nowrap">{fmtTime(m.received_at)}</td>
-                      <td className="mono">
-                        {m.sender} {m.control_id}
-                      </td>
-                      <td>
-                        {m.channel} {m.message_type ?? ''} · {m.status} {m.ack_code ?? ''}
-                      </td>
-                      <td>{m.error ?? ''}</td>
-                      <td>
-                        <button
-                          type="button"
-                          className="secondary"
-                          aria-label={`View ${m.control_id}`}
-                          aria-expanded={shown?.id === m.id}
-                          onClick={() => void view(m.id)}
-                        >
-                          View
-                        </button>
-                      </td>
-                      {me.role === 'admin' && (
-                        <td>
-                          {m.channel === 'hl7' && m.status === 'rejected' && (
-                            <button
-                              type="button"
-                              className="secondary"
-                              disabled={busy}
-                              aria-label={`Replay ${m.control_id}`}
-                              onClick={() => setReplaying(m)}
-                            >
-                              Replay
-                            </button>
-                          )}
-                        </td>
-                      )}
-                    </tr>
-                  ))}
-                </tbody>
-              </table>
+              <MessageTable
+                rows={h.lastErrors.inbound}
+                isAdmin={me.role === 'admin'}
+                busy={busy}
+                shownId={shown?.id}
+                onView={(m) => void view(m.id)}
+                onReplay={setReplaying}
+              />
+            )}
+          </section>
+          <section className="card" aria-labelledby="h-find">
+            <h2 id="h-find">Find an inbound message</h2>
+            <form
+              className="inline-form"
+              onSubmit={(e) => {
+                e.preventDefault();
+                void find();
+              }}
+            >
+              <label>
+                Control id (MSH-10 or FHIR request id){' '}
+                <input value={query} onChange={(e) => setQuery(e.target.value)} className="mono" />
+              </label>{' '}
+              <button type="submit" disabled={!query.trim()}>
+                Find
+              </button>
+            </form>
+            {found && (
+              <div role="region" aria-label="Found messages">
+                {found.length === 0 ? (
+                  <p className="muted">No message with control id {lastQuery}.</p>
+                ) : (
+                  <MessageTable
+                    rows={found}
+                    isAdmin={me.role === 'admin'}
+                    busy={busy}
+                    shownId={shown?.id}
+                    onView={(m) => void view(m.id)}
+                    onReplay={setReplaying}
+                  />
+                )}
+              </div>
             )}
           </section>
           {shown && (

@@ -5,6 +5,7 @@ import { LeanOrderIndexes1764300000000 } from './1764300000000-lean-order-indexe
 import { OrderSourceClient1764310000000 } from './1764310000000-order-source-client';
 import { StatementLevelOrderNotify1764320000000 } from './1764320000000-statement-level-order-notify';
 import { FhirIdentifierValueIndex1764330000000 } from './1764330000000-fhir-identifier-value-index';
+import { InboundControlIdIndex1764340000000 } from './1764340000000-inbound-control-id-index';
 
 /** Every migration, oldest first. Landed migrations are never edited: add a new class. */
 export const MIGRATIONS = [
@@ -15,4 +16,5 @@ export const MIGRATIONS = [
   OrderSourceClient1764310000000,
   StatementLevelOrderNotify1764320000000,
   FhirIdentifierValueIndex1764330000000,
+  InboundControlIdIndex1764340000000,
 ];

@@ -181,6 +181,16 @@ export class AdminInboundController {
     private readonly audit: AuditService,
   ) {}
 
+  /** Messages with this control id (MSH-10 of an HL7 message, a FHIR request's id), newest first. */
+  @Get()
+  @ApiQuery({ name: 'controlId', required: true, description: 'exact control id' })
+  async find(@Query('controlId') controlId: unknown) {
+    const id = typeof controlId === 'string' ? controlId.trim() : '';
+    if (!id || id.length > 200 || id.includes('\0'))
+      throw new BadRequestException('controlId is required: the exact MSH-10 or request id, at most 200 characters');
+    return { messages: await this.orders.findInbound(id) };
+  }
+
   /** The message and the ACK it got, patient data masked (audited as a view, like an order). */
   @Get(':id')
   async message(@Param('id', new ParseUUIDPipe()) id: string, @CurrentUser() user: SessionUser, @Req() req: Request) {

@@ -181,6 +181,15 @@ export class AdminOrdersRepository {
     };
   }
 
+  /** Inbound messages with this control id (MSH-10, a FHIR request's id), newest first: no body, no ACK. */
+  findInbound(controlId: string, limit: number): Promise<Array<Record<string, any>>> {
+    return this.ds.query(
+      `SELECT id, channel, sender, control_id, message_type, status, ack_code, error, received_at
+         FROM inbound_messages WHERE control_id = $1 ORDER BY received_at DESC LIMIT $2`,
+      [controlId, limit],
+    );
+  }
+
   /** The latest failures, for the health page. */
   async lastErrors(limit: number) {
     const [orders, deliveries, inbound] = await Promise.all([

@@ -150,6 +150,11 @@ export class AdminOrdersService {
     };
   }
 
+  /** Inbound messages by control id, any status (the list shows no body: open one to see it masked). */
+  findInbound(controlId: string): Promise<Array<Record<string, any>>> {
+    return this.repo.findInbound(controlId, 50);
+  }
+
   /** One inbound message (e.g. a refused one, which has no order page), patient data masked. */
   async inboundMessage(id: string): Promise<Record<string, unknown> & { rawMasked: string }> {
     const inbound = await this.repo.inbound(id);
