@@ -114,7 +114,6 @@ export class MllpServer {
           ...options,
           requestCert: !!t.requireClientCert,
           rejectUnauthorized: !!t.requireClientCert,
-          minVersion: 'TLSv1.2',
           allowHalfOpen: true,
         },
         onConnection,
