@@ -2,6 +2,7 @@ import { sniffMediaType } from '@hemato/common';
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, createWriteStream } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
+import { once } from 'node:events';
 import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
@@ -58,6 +59,23 @@ export function hashingLimiter(maxBytes: number) {
   return { transform, result: () => ({ sha224: hash.digest('hex'), size, head }) };
 }
 
+/**
+ * Streams `source` through `transforms` into the file `file`. When that fails (a refused type, a size over the
+ * limit, a broken upload) the file is removed, once its write stream has closed: a source refused at its first
+ * bytes fails the pipeline while the stream may still be opening the file, and a removal before that open
+ * completes was undone by it, leaving an orphan in the spool folder.
+ */
+export async function spoolToFile(source: Readable | Buffer, transforms: Transform[], file: string): Promise<void> {
+  const out = createWriteStream(file);
+  try {
+    await pipeline([Buffer.isBuffer(source) ? Readable.from([source]) : source, ...transforms, out]);
+  } catch (err) {
+    if (!out.closed) await once(out, 'close').catch(() => undefined);
+    await rm(file, { force: true });
+    throw err;
+  }
+}
+
 /** Files under a local folder: `<root>/<first 2 hex>/<sha224>`. */
 export class LocalFileStore implements FileStore {
   constructor(private readonly root: string) {}
@@ -66,8 +84,8 @@ export class LocalFileStore implements FileStore {
     await mkdir(path.join(this.root, 'tmp'), { recursive: true });
     const tmp = path.join(this.root, 'tmp', randomBytes(12).toString('hex'));
     const { transform, result } = hashingLimiter(maxBytes);
+    await spoolToFile(source, [transform], tmp);
     try {
-      await pipeline(Buffer.isBuffer(source) ? Readable.from([source]) : source, transform, createWriteStream(tmp));
       const { sha224, size, head } = result();
       const key = storeKey(sha224);
       await mkdir(path.join(this.root, sha224.slice(0, 2)), { recursive: true });

@@ -1,9 +1,8 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, createWriteStream } from 'node:fs';
+import { createReadStream } from 'node:fs';
 import { mkdir, rm } from 'node:fs/promises';
 import path from 'node:path';
-import { Readable, Transform } from 'node:stream';
-import { pipeline } from 'node:stream/promises';
+import { Transform, type Readable } from 'node:stream';
 import {
   GetObjectCommand,
   HeadBucketCommand,
@@ -13,7 +12,7 @@ import {
   type S3ClientConfig,
 } from '@aws-sdk/client-s3';
 import { DomainError, DomainErrorCode, createLogger, type AppConfig } from '@hemato/common';
-import { assertStoreKey, hashingLimiter, storeKey, type FileStore, type StoredFile } from './file-store';
+import { assertStoreKey, hashingLimiter, spoolToFile, storeKey, type FileStore, type StoredFile } from './file-store';
 
 const log = createLogger('s3-file-store');
 
@@ -129,12 +128,7 @@ export class S3FileStore implements FileStore {
       },
     });
     try {
-      await pipeline(
-        Buffer.isBuffer(source) ? Readable.from([source]) : source,
-        transform,
-        md5Tap,
-        createWriteStream(tmp),
-      );
+      await spoolToFile(source, [transform, md5Tap], tmp);
       const { sha224, size, head } = result();
       const key = storeKey(sha224);
       // Without s3:ListBucket, AWS answers a HEAD for a missing object with 403: then just send it.
