@@ -130,6 +130,9 @@ export class DeliverFhirService {
 
     const drEntry = body.entry?.find((e) => e.response?.location?.includes('DiagnosticReport/'));
     const drRef = drEntry?.response?.location?.replace(/^.*?(DiagnosticReport\/[^/]+).*$/, '$1');
+    // The EHR's Task is closed before the delivery is recorded: "acknowledged" then means all of it is done
+    // (a crash in between retries the delivery, whose writes are conditional, and finds the Task closed).
+    if (drRef && basedOn?.reference) await this.completeEhrTask(ehr, basedOn.reference, drRef, orderId);
     await this.finish(deliveryId, {
       status: DeliveryStatus.Acknowledged,
       outcome: String(answer.status),
@@ -137,7 +140,6 @@ export class DeliverFhirService {
       error: null,
     });
     log.info({ orderId, deliveryId, version: report.version }, 'report written to the EHR');
-    if (drRef && basedOn?.reference) await this.completeEhrTask(ehr, basedOn.reference, drRef, orderId);
     return 'acknowledged';
   }
 
