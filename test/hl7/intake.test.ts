@@ -226,6 +226,51 @@ describe('HL7 v2 order intake over MLLP', () => {
     expect(stored[0]).toEqual({ status: 'rejected', ack_code: 'AE' });
   });
 
+  it('refuses (AE 102) an order whose OBR-7, SPM-17 or SPM-18 is not a real date/time, naming the field', async () => {
+    const cases: Array<[string, string, string]> = [
+      // [control id, what replaces the fixture's OBR-7, the ERR location]
+      ['DT-ISO', '2026-01-01T11:30', 'OBR^1^7^1^1'],
+      ['DT-MONTH', '20261301113000', 'OBR^1^7^1^1'],
+      ['DT-FEB', '20250229', 'OBR^1^7^1^1'],
+    ];
+    for (const [controlId, value, location] of cases) {
+      const text = orderMessage({ controlId }).replace('|||20260101113000|', `|||${value}|`);
+      const ack = ackOf(await conn.request(text));
+      expect(ack.code).toBe('AE');
+      expect(ack.errors[0]).toContain(`|${location}|102^Data type error^HL70357|E|`);
+      expect(ack.errors[0]).toContain('OBR-7 observation date/time is not an HL7 date/time');
+      // The ERR names the field, never the value (a date of the patient's care).
+      expect(ack.errors[0]).not.toContain(value);
+      expect(await ordersOf(controlId)).toHaveLength(0);
+    }
+    const spm = (collected: string, received: string) =>
+      orderMessage({
+        controlId: `DT-SPM-${collected}-${received}`,
+        type: 'OML',
+        groups: [
+          {
+            placer: `PL-SPM-${collected}-${received}`,
+            extra: [`SPM|1|SP-1||BLDV|||||||||||||${collected}|${received}`],
+          },
+        ],
+      }).replace('|||20260101113000|', '||||');
+    const badCollected = ackOf(await conn.request(spm('20260132', '20260101120000')));
+    expect(badCollected.code).toBe('AE');
+    expect(badCollected.errors[0]).toContain('|SPM^1^17^1^1|102^');
+    const badReceived = ackOf(await conn.request(spm('20260101110000', '202601011261')));
+    expect(badReceived.code).toBe('AE');
+    expect(badReceived.errors[0]).toContain('|SPM^1^18^1^1|102^');
+    // Without OBR-7, SPM-17 is the collection time: kept with the precision and offset it was sent with.
+    const good = ackOf(await conn.request(spm('202601011100-0500', '20260101120000.25-0500')));
+    expect(good.code).toBe('AA');
+    const [order] = await ordersOf('DT-SPM-202601011100-0500-20260101120000.25-0500');
+    expect(order!.details.collectionTime).toBe('2026-01-01T11:00:00-05:00');
+    expect(order!.details.specimens[0]).toMatchObject({
+      collectedAt: '2026-01-01T11:00:00-05:00',
+      receivedAt: '2026-01-01T12:00:00.25-05:00',
+    });
+  });
+
   it('answers AR 200 for an unsupported message type and AR 203 for an unsupported version', async () => {
     const adt = orderMessage({ controlId: 'AR-200' }).replace('ORM^O01', 'ADT^A01');
     const ack = ackOf(await conn.request(adt));

@@ -70,6 +70,8 @@ describe('ORU^R01 builder', () => {
     expect(m.get('OBR.3').toString()).toBe('HB260101000001');
     expect(m.get('OBR.4.1').toString()).toBe('34994-4');
     expect(m.get('OBR.25').toString()).toBe('F');
+    // OBR-7 as the order gave it: a time without an offset gets none (this machine's zone is not the sender's).
+    expect(m.get('OBR.7').toString()).toBe('20260101113000');
     expect(m.get('NTE.3').toString()).toBe(HEMATO_NOTE);
     const obx = m
       .toArray()

@@ -7,3 +7,4 @@ export * from './mllp/framing';
 export * from './mllp/server';
 export * from './mllp/client';
 export * from './order-response';
+export * from './datetime';

@@ -2,6 +2,7 @@ import { sniffMediaType, zipImagesProblem } from '@hemato/common';
 import { Message } from 'node-hl7-client';
 import type { PatientIdentity } from '@hemato/privacy';
 import { Hl7ErrorCode, type Hl7Issue } from './ack';
+import { hl7DateTimeToIso } from './datetime';
 import { delimsOf, toDefaultDelimiters, unescapeHl7, type Delims } from './escaping';
 import type { MshHeader } from './header';
 
@@ -238,13 +239,23 @@ function patientFrom(pid: SegCtx, header: MshHeader, issues: Hl7Issue[]): Patien
   return identity;
 }
 
-function hl7Time(v: string): string | null {
-  const m = /^(\d{4})(\d{2})?(\d{2})?(\d{2})?(\d{2})?(\d{2})?(?:\.\d+)?([+-]\d{4})?/.exec(v);
-  if (!m) return v || null;
-  const [, y, mo = '01', d = '01', h, mi = '00', s = '00', tz] = m;
-  if (!h) return `${y}-${mo}-${d}`;
-  const zone = tz ? `${tz.slice(0, 3)}:${tz.slice(3)}` : '';
-  return `${y}-${mo}-${d}T${h}:${mi}:${s}${zone}`;
+/**
+ * A date/time field of an order group (OBR-7, SPM-17, SPM-18) as ISO, or undefined when empty. One that
+ * is not a real HL7 date/time is refused (AE 102) rather than kept as received: it would be dropped from
+ * the study and the result anyway, and the sender can fix it now. The ERR names the field, not the value.
+ */
+function dateTimeOf(s: SegCtx, f: number, name: string, issues: Hl7Issue[]): string | undefined {
+  // Component 1 (TS.1 / DR.1); in v2.5 DR.1 is itself a TS, whose first subcomponent is the time.
+  const value = field(s, `${f}.1.1`);
+  if (!value) return undefined;
+  const iso = hl7DateTimeToIso(value);
+  if (iso !== null) return iso;
+  issues.push({
+    code: Hl7ErrorCode.DataTypeError,
+    location: { segment: s.name, sequence: s.seq, field: f, component: 1 },
+    text: `${s.name}-${f} ${name} is not an HL7 date/time (YYYYMMDD[HHMM[SS[.SSSS]]][+/-ZZZZ])`,
+  });
+  return undefined;
 }
 
 interface GroupDraft {
@@ -428,17 +439,21 @@ export function readOrderMessage(
     };
     const provider = xcn(reps(g.orc ?? obr, 12)[0]) ?? xcn(reps(obr, 16)[0]);
     if (provider) details.orderingProvider = provider;
-    const collected = field(obr, '7.1') || (g.spm[0] ? field(g.spm[0], '17.1') : '');
-    if (collected) details.collectionTime = hl7Time(collected);
+    const bad = issues.length;
+    const observed = dateTimeOf(obr, 7, 'observation date/time', issues);
+    const specimens = g.spm.map((s) => ({
+      id: field(s, '2.1') || null,
+      type: { code: field(s, '4.1'), display: field(s, '4.2') || null, system: field(s, '4.3') || null },
+      collectedAt: dateTimeOf(s, 17, 'collection date/time', issues) ?? null,
+      receivedAt: dateTimeOf(s, 18, 'received date/time', issues) ?? null,
+    }));
+    if (issues.length > bad) return;
+    const collected = observed ?? specimens[0]?.collectedAt;
+    if (collected) details.collectionTime = collected;
     const priority = field(obr, '27.6') || field(obr, '5');
     if (priority) details.priority = priority;
-    if (g.spm.length) {
-      details.specimens = g.spm.map((s) => ({
-        id: field(s, '2.1') || null,
-        type: { code: field(s, '4.1'), display: field(s, '4.2') || null, system: field(s, '4.3') || null },
-        collectedAt: hl7Time(field(s, '17.1')),
-        receivedAt: hl7Time(field(s, '18')),
-      }));
+    if (specimens.length) {
+      details.specimens = specimens;
     } else if (field(obr, '15.1')) {
       details.specimens = [{ id: null, type: { code: field(obr, '15.1'), display: null, system: null } }];
     }

@@ -1,6 +1,7 @@
 import { Message } from 'node-hl7-client';
 import type { ReportResults } from '@hemato/hemato-client';
 import { hl7Timestamp, newControlId, type Hl7Identity } from './ack';
+import { isoToHl7DateTime } from './datetime';
 import { escapeHl7 } from './escaping';
 
 /** What the ORU^R01 needs besides the report: who it goes to, which order, which patient. */
@@ -37,14 +38,6 @@ export const HEMATO_NOTE =
 
 const isNumeric = (v: unknown): boolean =>
   (typeof v === 'number' && Number.isFinite(v)) || (typeof v === 'string' && /^\s*[-+]?\d+(\.\d+)?\s*$/.test(v));
-
-/** `2026-01-02T03:04:05Z` → HL7 DTM in local time; HL7 input is kept. */
-function toDtm(v: string | null | undefined): string {
-  if (!v) return '';
-  if (/^\d{8}/.test(v)) return v;
-  const d = new Date(v);
-  return Number.isNaN(d.getTime()) ? '' : hl7Timestamp(d);
-}
 
 /**
  * Builds ORU^R01 v2.5.1 from a Hemato.AI report: MSH, the order's PID echoed, ORC/OBR with placer
@@ -90,7 +83,8 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   obr.set('4.1', input.order.test.code ?? 'PBS');
   if (input.order.test.display) obr.set('4.2', input.order.test.display);
   if (input.order.test.system) obr.set('4.3', input.order.test.system);
-  const collected = toDtm(input.order.collectionTime);
+  // As the order gave it (precision and offset), not re-zoned to this machine's clock.
+  const collected = isoToHl7DateTime(input.order.collectionTime);
   if (collected) obr.set('7', collected);
   obr.set('22', hl7Timestamp(input.reportedAt ?? new Date()));
   obr.set('24', 'HM');
