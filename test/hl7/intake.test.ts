@@ -581,6 +581,22 @@ describe('HL7 v2 order intake over MLLP', () => {
     expect(open(row.raw)).toContain('MÜLLER^JOSÉ');
   });
 
+  it('refuses (AR 102) bytes that are not the UTF-8 MSH-18 declares, rather than store the name garbled', async () => {
+    // Latin-1 bytes labelled UTF-8: decoded anyway, É would become U+FFFD in the stored PID and in the result's PID.
+    const mislabelled = orderMessage({
+      controlId: 'CS-MISLABEL',
+      charset: 'UNICODE UTF-8',
+      patientName: 'MÜLLER^JOSÉ',
+    });
+    const ack = ackOf(await conn.request(mislabelled, 'latin1'));
+    expect(ack.code).toBe('AR');
+    expect(ack.acked).toBe('CS-MISLABEL');
+    expect(ack.errors[0]).toContain('|MSH^1^18|102^Data type error^HL70357|F|');
+    expect(ack.errors[0]).toContain('not valid UTF-8');
+    const stored = await gw.db.query(`SELECT 1 FROM inbound_messages WHERE control_id = 'CS-MISLABEL'`);
+    expect(stored).toHaveLength(0);
+  });
+
   it('refuses (AE 205) an NW that reuses a placer number of the same sender, in a later message or the same one', async () => {
     expect(ackOf(await conn.request(orderMessage({ controlId: 'DUP-P1', groups: [{ placer: 'PL-DUP' }] }))).code).toBe(
       'AA',

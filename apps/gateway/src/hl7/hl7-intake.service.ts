@@ -1,3 +1,4 @@
+import { isUtf8 } from 'node:buffer';
 import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import {
   APP_CONFIG,
@@ -162,6 +163,15 @@ export class Hl7IntakeService implements OnModuleInit {
         code: Hl7ErrorCode.DataTypeError,
         location: { segment: 'MSH', field: 18 },
         text: `Character set ${header.characterSet} is not supported (ASCII, 8859/1, UNICODE UTF-8)`,
+      });
+    }
+    // Only a frame labelled UTF-8 gets here with bytes that are not (unlabelled ones are read as Latin-1):
+    // decoded anyway, each bad byte would become U+FFFD, a name garbled in the stored PID and the result.
+    if (encoding === 'utf8' && !isUtf8(frame)) {
+      return this.notStored(header, encoding, 'rejected', {
+        code: Hl7ErrorCode.DataTypeError,
+        location: { segment: 'MSH', field: 18 },
+        text: `The message is not valid UTF-8 as MSH-18 ${header.characterSet} says (send UTF-8, or declare 8859/1)`,
       });
     }
     const text = decodeMessage(frame, encoding);
