@@ -13,3 +13,4 @@ export * from './random/pooled-random';
 export * from './media/sniff-media-type';
 export * from './media/zip-images-check';
 export * from './async/with-deadline';
+export * from './domain/collection-time';

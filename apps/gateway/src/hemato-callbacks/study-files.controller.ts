@@ -1,5 +1,5 @@
 import { Controller, Get, Inject, NotFoundException, Param, Res, UnauthorizedException } from '@nestjs/common';
-import { APP_CONFIG, type AppConfig } from '@hemato/common';
+import { APP_CONFIG, collectionTimeOf, type AppConfig } from '@hemato/common';
 import { isRfc3339DateTime } from '@hemato/hemato-client';
 import {
   FILE_STORE,
@@ -57,10 +57,8 @@ export class StudyFilesController {
     // `collectionTime` (HL7 TS made ISO, with its offset when the TS had one). The reference wants an
     // "RFC3339 formated date time": a value that is not one (a date alone, a TS without an offset, whose
     // zone we do not know) is left out rather than sent or guessed.
-    const details = order.details as { collectedAt?: unknown; collectionTime?: unknown };
-    const collected = [details.collectedAt, details.collectionTime].find(
-      (v): v is string => typeof v === 'string' && isRfc3339DateTime(v),
-    );
+    const time = collectionTimeOf(order.details);
+    const collected = time && isRfc3339DateTime(time) ? time : undefined;
     return {
       peripheral_blood_sample_id: order.id,
       ...(proxy ? { patient_proxy_medical_record_number: proxy.proxyId } : {}),

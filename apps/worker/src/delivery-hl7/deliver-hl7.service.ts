@@ -1,5 +1,13 @@
 import { Inject, Injectable } from '@nestjs/common';
-import { APP_CONFIG, DeliveryStatus, DomainError, DomainErrorCode, createLogger, type AppConfig } from '@hemato/common';
+import {
+  APP_CONFIG,
+  DeliveryStatus,
+  collectionTimeOf,
+  DomainError,
+  DomainErrorCode,
+  createLogger,
+  type AppConfig,
+} from '@hemato/common';
 import type { ReportResults } from '@hemato/hemato-client';
 import { MllpClient, buildOruR01, newControlId, pidFromIdentity, sendWithRetry, type RetryPolicy } from '@hemato/hl7';
 import { currentDelivery, earlierVersionAcknowledged, newestReportId } from '@hemato/orders';
@@ -113,7 +121,8 @@ export class DeliverHl7Service {
         placerOrderNumber: order.placerOrderNumber,
         fillerOrderNumber: order.fillerOrderNumber,
         test: { system: order.testSystem, code: order.testCode, display: order.testDisplay },
-        collectionTime: typeof details.collectionTime === 'string' ? details.collectionTime : null,
+        // Either channel's (a FHIR order's Specimen too, with RESULT_DELIVERY=both).
+        collectionTime: collectionTimeOf(details),
       },
       hl7Pid: identity.hl7Pid ?? pidFromIdentity(identity),
       controlId,

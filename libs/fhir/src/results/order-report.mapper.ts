@@ -1,3 +1,4 @@
+import { asFhirDateTime, collectionTimeOf } from '@hemato/common';
 import type { ReportResults } from '@hemato/hemato-client';
 import type { PatientIdentity } from '@hemato/privacy';
 import type { Patient, Reference, ServiceRequest } from '@medplum/fhirtypes';
@@ -58,7 +59,8 @@ export function reportInputOf(
   subject: Reference<Patient> | undefined,
   basedOn: Reference<ServiceRequest> | null,
 ): ReportBuildInput {
-  const collected = typeof order.details?.collectedAt === 'string' ? (order.details.collectedAt as string) : null;
+  // Either channel's collection time (an HL7 order's too, with RESULT_DELIVERY=both), as FHIR can say it.
+  const collected = asFhirDateTime(collectionTimeOf(order.details));
   return {
     orderId: order.id,
     fillerOrderNumber: order.fillerOrderNumber,
