@@ -31,6 +31,8 @@ describe('RESULT_DELIVERY=both: an HL7 order and a FHIR order each reach the EHR
       FHIR_EHR_BASE_URL: ehr.baseUrl,
       // The HL7 sender's assigning authority (PID-3 CX-4) as the EHR's identifier system.
       FHIR_PATIENT_IDENTIFIER_SYSTEMS: 'GENHOSP=urn:oid:1.2.3.4.mrn',
+      HL7_RESULT_RECEIVING_APP: 'EPIC-RESULTS',
+      HL7_RESULT_RECEIVING_FACILITY: 'GENHOSP',
     });
     mllp = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
   });
@@ -71,6 +73,8 @@ describe('RESULT_DELIVERY=both: an HL7 order and a FHIR order each reach the EHR
 
     const oru = await p.receiver.waitFor((m) => m.includes('PL-BOTH-HL7'), 10_000);
     expect(segmentField(oru, 'OBR', 7)).toBe('20260101113000+0100');
+    // Addressed back to the order's sender (MSH-3/4 of the ORM), not to HL7_RESULT_RECEIVING_*.
+    expect([segmentField(oru, 'MSH', 4), segmentField(oru, 'MSH', 5)]).toEqual(['LIS', 'GENHOSP']);
 
     const dr = await reportFor(order.id);
     expect(dr?.subject).toEqual({ reference: `Patient/${pat.id}` });
@@ -118,6 +122,8 @@ describe('RESULT_DELIVERY=both: an HL7 order and a FHIR order each reach the EHR
     expect(segmentField(oru, 'PID', 3)).toContain('MRN-BOTH-FHIR');
     expect(segmentField(oru, 'PID', 5)).toContain('Testperson');
     expect(segmentField(oru, 'OBR', 7)).toBe('20260102081500+0000');
+    // Addressed as configured: the FHIR API client that placed the order is no HL7 application.
+    expect([segmentField(oru, 'MSH', 4), segmentField(oru, 'MSH', 5)]).toEqual(['EPIC-RESULTS', 'GENHOSP']);
     const dr = await reportFor(order.id);
     expect(dr?.effectiveDateTime).toBe('2026-01-02T08:15:00Z');
   });

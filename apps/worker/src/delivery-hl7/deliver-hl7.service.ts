@@ -2,6 +2,7 @@ import { Inject, Injectable } from '@nestjs/common';
 import {
   APP_CONFIG,
   DeliveryStatus,
+  SourceChannel,
   collectionTimeOf,
   DomainError,
   DomainErrorCode,
@@ -105,7 +106,11 @@ export class DeliverHl7Service {
     const inbound = order.inboundMessageId
       ? await this.ds.getRepository(InboundMessageEntity).findOne({ where: { id: order.inboundMessageId } })
       : null;
-    const [toApp = '', toFacility = ''] = (inbound?.sender ?? '').split('|');
+    // Back to the HL7 sender (MSH-3|MSH-4); a FHIR or API order's sender is an API client, not an HL7 party.
+    const [toApp = '', toFacility = ''] =
+      order.sourceChannel === SourceChannel.Hl7
+        ? (inbound?.sender ?? '').split('|')
+        : [c.HL7_RESULT_RECEIVING_APP, c.HL7_RESULT_RECEIVING_FACILITY];
     const identity = order.patientProxyId ? await this.identities.read(this.ds.manager, order.patientProxyId) : null;
     if (!identity) return fail('the patient identity of the order is not available');
 

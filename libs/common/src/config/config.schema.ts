@@ -131,6 +131,12 @@ export const hl7Section = z.object({
   HL7_SENDING_FACILITY: z.string().default('HEMATO'),
   HL7_RESULT_HOST: optionalString(),
   HL7_RESULT_PORT: port(0),
+  /**
+   * MSH-5/6 of the ORU for an order that did not come in over HL7 (FHIR or API, with RESULT_DELIVERY=both):
+   * an HL7 order's result is addressed to its own sender (MSH-3/4).
+   */
+  HL7_RESULT_RECEIVING_APP: z.string().default(''),
+  HL7_RESULT_RECEIVING_FACILITY: z.string().default(''),
   HL7_RESULT_TLS: bool(false),
   HL7_RESULT_TLS_CA_FILE: optionalString(),
   HL7_RESULT_TLS_CERT_FILE: optionalString(),
