@@ -114,12 +114,13 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
   });
   afterAll(async () => ds?.destroy());
 
-  async function seed(version = 1) {
+  async function seed(version = 1, over: { pid?: string; pathology?: string } = {}) {
+    const pid = over.pid ?? PID;
     const config = loadConfig(env);
     const proxy = await new PatientProxyService(config).resolve(ds.manager, {
       primary: { authority: 'GENHOSP', value: 'MRN0042' },
       identifiers: [{ authority: 'GENHOSP', value: 'MRN0042', type: 'MR' }],
-      hl7Pid: PID,
+      hl7Pid: pid,
     });
     const [inbound] = await ds.query(
       `INSERT INTO inbound_messages (channel, sender, control_id, raw) VALUES ('hl7', 'LIS|GENHOSP', $1, 'MSH|...') RETURNING id`,
@@ -148,7 +149,7 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
         feature_statistics: { 'rbc-density': { value: '4.1', unit: '10*12/L' } },
         morphological_findings: { blast: { count: 2 } },
         diagnostic_report: { differential_diagnosis: [{ score: 5, confidence: 0.8, 'icd10-code': 'C91.0' }] },
-        pathology_report: 'Blasts seen.',
+        pathology_report: over.pathology ?? 'Blasts seen.',
       },
     });
     const delivery = await ds.getRepository(DeliveryEntity).save({
@@ -159,9 +160,10 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
     return { order, delivery };
   }
 
-  function service(port: number) {
+  function service(port: number, more: Record<string, string> = {}) {
     const config = loadConfig({
       ...env,
+      ...more,
       HL7_RESULT_HOST: '127.0.0.1',
       HL7_RESULT_PORT: String(port),
       HL7_ACK_TIMEOUT_MS: '500',
@@ -198,6 +200,30 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
     // The proxy id never reaches the hospital, the real identifier does.
     expect(rx.received[1]).toContain('MRN0042');
     expect(rx.received[1]).not.toMatch(/pp-[0-9a-f]{24}/);
+  });
+
+  it('speaks ISO 8859-1 to a Latin-1 receiver (HL7_RESULT_CHARSET=8859/1): its bytes, and text it cannot say folded', async () => {
+    const rx = await scriptedReceiver(['AA']);
+    const { delivery } = await seed(1, {
+      pid: 'PID|1||MRN0043^^^GENHOSP^MR||MÜLLER^JOSÉ||19800304|M',
+      pathology: 'Rings ≥ 5 – “banana” forms, 3 μm; seen in Łódź',
+    });
+    const result = await service(rx.port, { HL7_RESULT_CHARSET: '8859/1' }).deliver(delivery.id, {
+      finalAttempt: true,
+      policy: FAST,
+    });
+    await rx.server.close();
+    expect(result.status).toBe('acknowledged');
+    const bytes = rx.frames[0]!;
+    // Ü is one byte (0xDC) in Latin-1, two (0xC3 0x9C) in UTF-8.
+    expect(bytes.includes(Buffer.from([0xdc]))).toBe(true);
+    expect(bytes.includes(Buffer.from('Ü', 'utf8'))).toBe(false);
+    const text = bytes.toString('latin1');
+    const sent = new Message({ text });
+    expect(sent.get('MSH.18').toString()).toBe('8859/1');
+    expect(text.split('\r')[1]).toBe('PID|1||MRN0043^^^GENHOSP^MR||MÜLLER^JOSÉ||19800304|M');
+    const report = text.split('\r').find((seg) => seg.includes('PATH-REPORT'))!;
+    expect(report.split('|')[5]).toBe('Rings >= 5 - "banana" forms, 3 µm; seen in ?ódz');
   });
 
   it('marks the delivery failed, visibly, when the receiver answers AR', async () => {

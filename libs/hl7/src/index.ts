@@ -8,3 +8,4 @@ export * from './mllp/server';
 export * from './mllp/client';
 export * from './order-response';
 export * from './datetime';
+export * from './charset';

@@ -1,6 +1,7 @@
 import { Message } from 'node-hl7-client';
 import type { ReportResults } from '@hemato/hemato-client';
 import { hl7Timestamp, newControlId, type Hl7Identity } from './ack';
+import { inLatin1Repertoire, type OutgoingCharset } from './charset';
 import { isoToHl7DateTime } from './datetime';
 import { escapeHl7 } from './escaping';
 
@@ -30,6 +31,8 @@ export interface OruInput {
   processingId?: 'P' | 'T' | 'D';
   /** When the report was produced (OBR-22). */
   reportedAt?: Date;
+  /** MSH-18; with `8859/1` the text is folded into what Latin-1 can say (default UTF-8). */
+  characterSet?: OutgoingCharset;
 }
 
 export const HEMATO_CODING_SYSTEM = 'HEMATO';
@@ -68,7 +71,7 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   msg.set('MSH.12', '2.5.1');
   msg.set('MSH.15', 'NE');
   msg.set('MSH.16', 'AL');
-  msg.set('MSH.18', 'UNICODE UTF-8');
+  msg.set('MSH.18', input.characterSet ?? 'UNICODE UTF-8');
 
   const orc = msg.addSegment('ORC');
   orc.set('1', 'RE');
@@ -157,7 +160,8 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   const segments = msg.toString().split('\r');
   const pid = input.hl7Pid.replace(/[\r\n]+$/, '');
   segments.splice(1, 0, pid);
-  return { message: segments.join('\r'), controlId };
+  const message = segments.join('\r');
+  return { message: input.characterSet === '8859/1' ? inLatin1Repertoire(message) : message, controlId };
 }
 
 /** PID-3: identifiers as CX repetitions `value^^^authority^type`. */

@@ -6,6 +6,8 @@ import { MllpServer, buildAck, readHeader, type AckCode } from '@hemato/hl7';
  */
 export async function scriptedReceiver(script: Array<AckCode | 'silent' | 'drop'>) {
   const received: string[] = [];
+  /** The frames as bytes (to check the character set they were sent in). */
+  const frames: Buffer[] = [];
   let i = 0;
   const server = new MllpServer(
     { host: '127.0.0.1', port: 0, maxMessageBytes: 10 * 1024 * 1024, idleTimeoutMs: 0, maxConnections: 10 },
@@ -13,6 +15,7 @@ export async function scriptedReceiver(script: Array<AckCode | 'silent' | 'drop'
       onMessage: async (frame, conn) => {
         const text = frame.toString('utf8');
         received.push(text);
+        frames.push(frame);
         const step = script[i++] ?? 'AA';
         if (step === 'silent') return [];
         if (step === 'drop') {
@@ -30,5 +33,5 @@ export async function scriptedReceiver(script: Array<AckCode | 'silent' | 'drop'
     },
   );
   const port = await server.listen();
-  return { server, port, received };
+  return { server, port, received, frames };
 }

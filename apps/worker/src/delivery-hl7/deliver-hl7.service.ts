@@ -10,7 +10,15 @@ import {
   type AppConfig,
 } from '@hemato/common';
 import type { ReportResults } from '@hemato/hemato-client';
-import { MllpClient, buildOruR01, newControlId, pidFromIdentity, sendWithRetry, type RetryPolicy } from '@hemato/hl7';
+import {
+  MllpClient,
+  bufferEncodingOf,
+  buildOruR01,
+  newControlId,
+  pidFromIdentity,
+  sendWithRetry,
+  type RetryPolicy,
+} from '@hemato/hl7';
 import { currentDelivery, earlierVersionAcknowledged, newestReportId } from '@hemato/orders';
 import { DeliveryEntity, InboundMessageEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
 import { PatientIdentityReader } from '@hemato/privacy';
@@ -114,6 +122,7 @@ export class DeliverHl7Service {
     const identity = order.patientProxyId ? await this.identities.read(this.ds.manager, order.patientProxyId) : null;
     if (!identity) return fail('the patient identity of the order is not available');
 
+    const charset = c.HL7_RESULT_CHARSET === '8859/1' ? '8859/1' : 'UNICODE UTF-8';
     const controlId = delivery.controlId ?? newControlId('HBR');
     const details = order.details ?? {};
     const { message } = buildOruR01({
@@ -132,6 +141,7 @@ export class DeliverHl7Service {
       hl7Pid: identity.hl7Pid ?? pidFromIdentity(identity),
       controlId,
       reportedAt: report.fetchedAt,
+      characterSet: charset,
     });
     await repo.update({ id: deliveryId }, { status: DeliveryStatus.Sending, controlId });
 
@@ -139,6 +149,7 @@ export class DeliverHl7Service {
       host: c.HL7_RESULT_HOST,
       port: c.HL7_RESULT_PORT,
       ackTimeoutMs: c.HL7_ACK_TIMEOUT_MS,
+      encoding: bufferEncodingOf(charset),
       tls: c.HL7_RESULT_TLS
         ? {
             ...(c.HL7_RESULT_TLS_CA_FILE ? { caFile: c.HL7_RESULT_TLS_CA_FILE } : {}),

@@ -137,6 +137,8 @@ export const hl7Section = z.object({
    */
   HL7_RESULT_RECEIVING_APP: z.string().default(''),
   HL7_RESULT_RECEIVING_FACILITY: z.string().default(''),
+  /** Character set of the ORU (MSH-18): UTF-8, or 8859/1 for receivers that read only Latin-1. */
+  HL7_RESULT_CHARSET: z.enum(['UTF-8', '8859/1'], { message: 'must be UTF-8 or 8859/1' }).default('UTF-8'),
   HL7_RESULT_TLS: bool(false),
   HL7_RESULT_TLS_CA_FILE: optionalString(),
   HL7_RESULT_TLS_CERT_FILE: optionalString(),

@@ -12,6 +12,8 @@ export interface MllpClientOptions {
   connectTimeoutMs?: number;
   tls?: { caFile?: string; certFile?: string; keyFile?: string; servername?: string } | null;
   maxMessageBytes?: number;
+  /** Bytes of the messages sent and of the ACKs read (the receiver's character set; default UTF-8). */
+  encoding?: BufferEncoding;
 }
 
 export interface MllpAck {
@@ -92,7 +94,7 @@ export class MllpClient {
     socket.on('data', (chunk: Buffer) => {
       for (const ev of this.decoder.push(chunk)) {
         if (ev.kind !== 'frame' || !this.waiter) continue;
-        const raw = ev.data.toString('utf8');
+        const raw = ev.data.toString(this.opts.encoding ?? 'utf8');
         const ack = readAck(raw);
         // A commit ACK (CA) only says the receiver stored the message: our messages ask for the application
         // ACK (MSH-16 AL), so a CA is passed over and the AA/AE/AR that follows decides (within the timeout).
@@ -135,7 +137,7 @@ export class MllpClient {
           reject(e);
         },
       };
-      socket.write(encodeFrame(message, 'utf8'));
+      socket.write(encodeFrame(message, this.opts.encoding ?? 'utf8'));
     });
   }
 }
