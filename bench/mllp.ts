@@ -2,8 +2,10 @@
  * `npm run bench:mllp`: N ORM^O01 messages over K parallel MLLP connections (loopback) to the real
  * gateway (each ACK only after the order is committed in PostgreSQL), then the same harness against a
  * bare MLLP echo that stores nothing, then against an echo that commits each message as one row in
- * PostgreSQL before answering (the cost of durability alone, with no HL7 work). Prints one JSON line:
- * `{"msgs_per_s":…,"ack_p50_ms":…,"ack_p99_ms":…,"echo_msgs_per_s":…,"commit_echo_msgs_per_s":…}`.
+ * PostgreSQL before answering (the cost of durability alone, with no HL7 work), then against one that
+ * group-commits the frames arriving together (what durability costs at best). Prints one JSON line:
+ * `{"msgs_per_s":…,"ack_p50_ms":…,"ack_p99_ms":…,"echo_msgs_per_s":…,"commit_echo_msgs_per_s":…,
+ * "group_commit_echo_msgs_per_s":…}`.
  * Each connection keeps one message in flight (as interface engines do). The server runs in a child
  * process so the harness does not share its event loop. Env: BENCH_MESSAGES (default 20000),
  * BENCH_CONNECTIONS (64), BENCH_CPU_PROF (a folder: the servers write CPU profiles there), DATABASE_URL (admin URL of the server to make the bench database on,
@@ -18,6 +20,7 @@ import { MllpDecoder, MllpServer, encodeFrame, readAck } from '@hemato/hl7';
 import { createDataSource, runMigrations } from '@hemato/persistence';
 import { createTestDatabase, dropRunDatabases, testEnv } from '@hemato/testing';
 import { bootstrapGateway } from '../apps/gateway/src/bootstrap';
+import { CommitBatcher } from '../apps/gateway/src/hl7/commit-batcher';
 
 const N = Number(process.env.BENCH_MESSAGES ?? 20_000);
 const K = Number(process.env.BENCH_CONNECTIONS ?? 64);
@@ -77,7 +80,7 @@ async function drive(port: number, run: string, expectAck: boolean, total = N) {
 
 /** Starts the server role in a child process; resolves with its MLLP port. */
 function startChild(
-  role: 'gateway' | 'echo' | 'commit-echo',
+  role: 'gateway' | 'echo' | 'commit-echo' | 'group-commit-echo',
   env: NodeJS.ProcessEnv,
 ): Promise<{ child: ChildProcess; port: number }> {
   // BENCH_CPU_PROF=<folder>: the server writes a V8 CPU profile there (open it in Chrome DevTools).
@@ -155,6 +158,11 @@ async function main(): Promise<void> {
   await drive(commitEcho.port, `${run}w`, false, WARMUP);
   const committed = await drive(commitEcho.port, run, false);
   await stopChild(commitEcho.child);
+
+  const groupEcho = await startChild('group-commit-echo', { DATABASE_URL: databaseUrl });
+  await drive(groupEcho.port, `${run}w`, false, WARMUP);
+  const grouped = await drive(groupEcho.port, run, false);
+  await stopChild(groupEcho.child);
   await dropRunDatabases();
 
   if ((durable.codes as Record<string, number>).AA !== N) {
@@ -176,6 +184,7 @@ async function main(): Promise<void> {
       ack_p99_ms: r(durable.p99, 2),
       echo_msgs_per_s: r(bare.rate),
       commit_echo_msgs_per_s: r(committed.rate),
+      group_commit_echo_msgs_per_s: r(grouped.rate),
     }) + '\n',
   );
 }
@@ -229,6 +238,38 @@ async function serveCommitEcho(): Promise<void> {
   process.send!({ port });
 }
 
+/**
+ * The best a durable listener can do here with no HL7 work: frames arriving together are committed
+ * together, as the gateway's group commit does (one INSERT of the batch per transaction, 2 batches in
+ * flight), then answered. The durable rate against this one is the cost of the HL7 work itself.
+ */
+async function serveGroupCommitEcho(): Promise<void> {
+  const pool = new Pool({ connectionString: process.env.DATABASE_URL, max: 16 });
+  await pool.query('CREATE TABLE IF NOT EXISTS bench_group_commit_echo (id bigserial PRIMARY KEY, raw text NOT NULL)');
+  const batchers = Array.from(
+    { length: 2 },
+    () =>
+      new CommitBatcher<string, void>(async (raws) => {
+        await pool.query('INSERT INTO bench_group_commit_echo (raw) SELECT unnest($1::text[])', [raws]);
+        return raws.map(() => undefined);
+      }, 200),
+  );
+  const server = new MllpServer(
+    { host: '127.0.0.1', port: 0, maxMessageBytes: 1024 * 1024, idleTimeoutMs: 0, maxConnections: 10_000 },
+    {
+      onMessage: async (frame, conn) => {
+        await batchers[conn.id % batchers.length]!.submit(frame.toString('utf8'));
+        return [frame];
+      },
+      onOversize: () => [],
+      onHandlerError: () => [],
+    },
+  );
+  const port = await server.listen();
+  process.on('SIGTERM', () => void Promise.all([server.close(), pool.end()]).then(() => process.exit(0)));
+  process.send!({ port });
+}
+
 const role = process.argv[2];
 const task =
   role === 'gateway'
@@ -237,7 +278,9 @@ const task =
       ? serveEcho()
       : role === 'commit-echo'
         ? serveCommitEcho()
-        : main();
+        : role === 'group-commit-echo'
+          ? serveGroupCommitEcho()
+          : main();
 task.catch((err: unknown) => {
   process.stderr.write(`bench:mllp failed: ${err instanceof Error ? err.stack : String(err)}\n`);
   process.exit(1);
