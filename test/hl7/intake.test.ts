@@ -271,6 +271,20 @@ describe('HL7 v2 order intake over MLLP', () => {
     });
   });
 
+  it("maps OBR-4's alternate coding (4.4-4.6) when the primary is the EHR's local code, and keeps both", async () => {
+    const local = (controlId: string, alt: string) =>
+      orderMessage({ controlId, groups: [{ placer: `PL-${controlId}`, code: 'SMEAR', system: `L^${alt}` }] });
+    const ack = ackOf(await conn.request(local('ALT-1', '34994-4^Peripheral blood smear^LN')));
+    expect(ack.code).toBe('AA');
+    const [order] = await ordersOf('ALT-1');
+    // The order keeps the code it was placed with; the tasks come from the mapped LOINC.
+    expect([order!.test_system, order!.test_code, order!.tasks]).toEqual(['L', 'SMEAR', ['pbs_v1']]);
+    expect(order!.details.alternateTest).toEqual({ code: '34994-4', display: 'Peripheral blood smear', system: 'LN' });
+    const unmapped = ackOf(await conn.request(local('ALT-2', '99999-9^Something else^LN')));
+    expect(unmapped.code).toBe('AE');
+    expect(unmapped.errors[0]).toContain('Test code L\\F\\SMEAR (alternate LN\\F\\99999-9) is not mapped');
+  });
+
   it('answers AR 200 for an unsupported message type and AR 203 for an unsupported version', async () => {
     const adt = orderMessage({ controlId: 'AR-200' }).replace('ORM^O01', 'ADT^A01');
     const ack = ackOf(await conn.request(adt));

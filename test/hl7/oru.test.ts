@@ -34,7 +34,7 @@ const PYTHON = process.env.HL7_PYTHON ?? '/usr/bin/python3';
 
 const PID = 'PID|1||MRN0001^^^GENHOSP^MR~99887766^^^NATID^NI||TESTPATIENT^ALICE^Q||19700102|F';
 
-function build(version = 1) {
+function build(version = 1, alternateTest: { system: string; code: string; display: string } | null = null) {
   return buildOruR01({
     report: REPORT,
     reportVersion: version,
@@ -45,6 +45,7 @@ function build(version = 1) {
       fillerOrderNumber: 'HB260101000001',
       test: { system: 'LN', code: '34994-4', display: 'Peripheral blood smear' },
       collectionTime: '2026-01-01T11:30:00',
+      alternateTest,
     },
     hl7Pid: PID,
     controlId: 'ORU-CTRL-1',
@@ -113,6 +114,19 @@ describe('ORU^R01 builder', () => {
     // Unescaped, the text is the report's.
     const tx = m.toArray().filter((s) => s.name === 'OBX' && s.get('2').toString() === 'TX');
     expect(tx.map((s) => s.get('5').toString())).toEqual(REPORT.pathology_report.split('\n'));
+  });
+
+  it("echoes the order's OBR-4 alternate coding (4.4-4.6) beside the code it was placed with", () => {
+    const plain = new Message({ text: build().message });
+    expect(plain.get('OBR.4.4').toString()).toBe('');
+    const { message } = build(1, { system: 'L', code: 'SMEAR', display: 'Blood smear' });
+    const m = new Message({ text: message });
+    expect(m.get('OBR.4.1').toString()).toBe('34994-4');
+    expect([m.get('OBR.4.4').toString(), m.get('OBR.4.5').toString(), m.get('OBR.4.6').toString()]).toEqual([
+      'SMEAR',
+      'Blood smear',
+      'L',
+    ]);
   });
 
   it('marks a revised report (version > 1) as corrected: OBR-25 and OBX-11 C', () => {

@@ -418,12 +418,23 @@ export function readOrderMessage(
     }
     const obr = g.obr;
     const test = { code: field(obr, '4.1'), display: field(obr, '4.2') || null, system: field(obr, '4.3') || null };
-    const tasks = tasksFor(test.system, test.code);
-    if (!tasks || tasks.length === 0) {
+    // CE/CWE 4-6: the alternate coding. EHRs often order by their local code and give LOINC here; the
+    // order keeps the code it was placed with (as ordered, echoed in the result), the tasks come from
+    // whichever coding is mapped.
+    const alternate = field(obr, '4.4')
+      ? { code: field(obr, '4.4'), display: field(obr, '4.5') || null, system: field(obr, '4.6') || null }
+      : null;
+    const mapped = (t: { system: string | null; code: string } | null) => {
+      const found = t ? tasksFor(t.system, t.code) : null;
+      return found && found.length > 0 ? found : null;
+    };
+    const tasks = mapped(test) ?? mapped(alternate);
+    if (!tasks) {
+      const alt = alternate ? ` (alternate ${alternate.system ?? ''}|${alternate.code})` : '';
       issues.push({
         code: Hl7ErrorCode.TableValueNotFound,
         location: { segment: 'OBR', sequence: obr.seq, field: 4 },
-        text: `Test code ${test.system ?? ''}|${test.code} is not mapped to a Hemato.AI task`,
+        text: `Test code ${test.system ?? ''}|${test.code}${alt} is not mapped to a Hemato.AI task`,
       });
       return;
     }
@@ -437,6 +448,7 @@ export function readOrderMessage(
       messageType: `${header.messageCode}^${header.triggerEvent}`,
       version: header.version,
     };
+    if (alternate) details.alternateTest = alternate;
     const provider = xcn(reps(g.orc ?? obr, 12)[0]) ?? xcn(reps(obr, 16)[0]);
     if (provider) details.orderingProvider = provider;
     const bad = issues.length;

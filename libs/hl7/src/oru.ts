@@ -23,6 +23,8 @@ export interface OruInput {
     placerOrderNumber: string | null;
     fillerOrderNumber: string;
     test: { system: string | null; code: string | null; display: string | null };
+    /** OBR-4.4–4.6 as the order gave them (an EHR's LOINC beside its local code). */
+    alternateTest?: { system: string | null; code: string; display: string | null } | null;
     collectionTime?: string | null;
   };
   /** The PID segment exactly as the order carried it (real identifiers, never the proxy). */
@@ -86,6 +88,12 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   obr.set('4.1', input.order.test.code ?? 'PBS');
   if (input.order.test.display) obr.set('4.2', input.order.test.display);
   if (input.order.test.system) obr.set('4.3', input.order.test.system);
+  const alt = input.order.alternateTest;
+  if (alt?.code) {
+    obr.set('4.4', alt.code);
+    if (alt.display) obr.set('4.5', alt.display);
+    if (alt.system) obr.set('4.6', alt.system);
+  }
   // As the order gave it (precision and offset), not re-zoned to this machine's clock.
   const collected = isoToHl7DateTime(input.order.collectionTime);
   if (collected) obr.set('7', collected);

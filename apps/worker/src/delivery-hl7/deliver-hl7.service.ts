@@ -135,6 +135,7 @@ export class DeliverHl7Service {
         placerOrderNumber: order.placerOrderNumber,
         fillerOrderNumber: order.fillerOrderNumber,
         test: { system: order.testSystem, code: order.testCode, display: order.testDisplay },
+        alternateTest: alternateTestOf(details),
         // Either channel's (a FHIR order's Specimen too, with RESULT_DELIVERY=both).
         collectionTime: collectionTimeOf(details),
       },
@@ -213,4 +214,17 @@ export class DeliverHl7Service {
 
 function resultOf(d: DeliveryEntity): Hl7DeliveryResult {
   return { deliveryId: d.id, orderId: d.orderId, status: d.status, outcome: d.outcome, attempts: d.attempts };
+}
+
+/** OBR-4.4–4.6 kept from an HL7 order (`details.alternateTest`), if well formed. */
+function alternateTestOf(
+  details: Record<string, unknown>,
+): { system: string | null; code: string; display: string | null } | null {
+  const alt = details.alternateTest as { system?: unknown; code?: unknown; display?: unknown } | undefined;
+  if (!alt || typeof alt.code !== 'string' || !alt.code) return null;
+  return {
+    code: alt.code,
+    system: typeof alt.system === 'string' ? alt.system : null,
+    display: typeof alt.display === 'string' ? alt.display : null,
+  };
 }
