@@ -216,17 +216,20 @@ async function serveEcho(): Promise<void> {
 }
 
 /**
- * The echo again, but each frame is first committed as one row (its own transaction, as a naive durable
- * listener would) through a pool the size of the gateway's: what "ACK after COMMIT" costs with no HL7 work.
+ * An echo that stores each frame in PostgreSQL (a pool the size of the gateway's) before answering it;
+ * `store` says how. Used by the two durable echoes below.
  */
-async function serveCommitEcho(): Promise<void> {
+async function serveStoringEcho(
+  table: string,
+  store: (pool: Pool, frame: Buffer, connectionId: number) => Promise<void>,
+): Promise<void> {
   const pool = new Pool({ connectionString: process.env.DATABASE_URL, max: 16 });
-  await pool.query('CREATE TABLE IF NOT EXISTS bench_commit_echo (id bigserial PRIMARY KEY, raw text NOT NULL)');
+  await pool.query(`CREATE TABLE IF NOT EXISTS ${table} (id bigserial PRIMARY KEY, raw text NOT NULL)`);
   const server = new MllpServer(
     { host: '127.0.0.1', port: 0, maxMessageBytes: 1024 * 1024, idleTimeoutMs: 0, maxConnections: 10_000 },
     {
-      onMessage: async (frame) => {
-        await pool.query('INSERT INTO bench_commit_echo (raw) VALUES ($1)', [frame.toString('utf8')]);
+      onMessage: async (frame, conn) => {
+        await store(pool, frame, conn.id);
         return [frame];
       },
       onOversize: () => [],
@@ -239,35 +242,35 @@ async function serveCommitEcho(): Promise<void> {
 }
 
 /**
+ * Each frame committed as one row in its own transaction, as a naive durable listener would: what "ACK
+ * after COMMIT" costs with no HL7 work.
+ */
+function serveCommitEcho(): Promise<void> {
+  return serveStoringEcho('bench_commit_echo', async (pool, frame) => {
+    await pool.query('INSERT INTO bench_commit_echo (raw) VALUES ($1)', [frame.toString('utf8')]);
+  });
+}
+
+/**
  * The best a durable listener can do here with no HL7 work: frames arriving together are committed
  * together, as the gateway's group commit does (one INSERT of the batch per transaction, 2 batches in
  * flight), then answered. The durable rate against this one is the cost of the HL7 work itself.
  */
-async function serveGroupCommitEcho(): Promise<void> {
-  const pool = new Pool({ connectionString: process.env.DATABASE_URL, max: 16 });
-  await pool.query('CREATE TABLE IF NOT EXISTS bench_group_commit_echo (id bigserial PRIMARY KEY, raw text NOT NULL)');
-  const batchers = Array.from(
-    { length: 2 },
-    () =>
-      new CommitBatcher<string, void>(async (raws) => {
-        await pool.query('INSERT INTO bench_group_commit_echo (raw) SELECT unnest($1::text[])', [raws]);
-        return raws.map(() => undefined);
-      }, 200),
-  );
-  const server = new MllpServer(
-    { host: '127.0.0.1', port: 0, maxMessageBytes: 1024 * 1024, idleTimeoutMs: 0, maxConnections: 10_000 },
-    {
-      onMessage: async (frame, conn) => {
-        await batchers[conn.id % batchers.length]!.submit(frame.toString('utf8'));
-        return [frame];
-      },
-      onOversize: () => [],
-      onHandlerError: () => [],
-    },
-  );
-  const port = await server.listen();
-  process.on('SIGTERM', () => void Promise.all([server.close(), pool.end()]).then(() => process.exit(0)));
-  process.send!({ port });
+function serveGroupCommitEcho(): Promise<void> {
+  let batchers: Array<CommitBatcher<string, void>> = [];
+  return serveStoringEcho('bench_group_commit_echo', async (pool, frame, connectionId) => {
+    if (batchers.length === 0) {
+      batchers = Array.from(
+        { length: 2 },
+        () =>
+          new CommitBatcher<string, void>(async (raws) => {
+            await pool.query('INSERT INTO bench_group_commit_echo (raw) SELECT unnest($1::text[])', [raws]);
+            return raws.map(() => undefined);
+          }, 200),
+      );
+    }
+    await batchers[connectionId % batchers.length]!.submit(frame.toString('utf8'));
+  });
 }
 
 const role = process.argv[2];
