@@ -129,6 +129,38 @@ describe('ORU^R01 builder', () => {
     ]);
   });
 
+  it('codes OBX-6 as UCUM only when the unit has a known UCUM form; any other unit goes as text alone', () => {
+    const { message } = buildOruR01({
+      report: {
+        ...REPORT,
+        feature_statistics: {
+          wbc: { value: 6.1, unit: '10^9/L' },
+          density: { value: 410, unit: 'cells/megapixel' },
+          odd: { value: 2, unit: 'widgets per field' },
+        },
+        morphological_findings: {},
+      },
+      reportVersion: 1,
+      us: { application: 'HB', facility: 'HB' },
+      to: { application: 'LIS', facility: 'GENHOSP' },
+      order: {
+        placerOrderNumber: 'PL-1',
+        fillerOrderNumber: 'F-1',
+        test: { system: 'LN', code: '34994-4', display: null },
+      },
+      hl7Pid: PID,
+    });
+    const units = new Message({ text: message })
+      .toArray()
+      .filter((s) => s.name === 'OBX' && s.get('3.1').toString().startsWith('FS-'))
+      .map((s) => [s.get('6.1').toString(), s.get('6.2').toString(), s.get('6.3').toString()]);
+    expect(units).toEqual([
+      ['10*9/L', '10^9/L', 'UCUM'],
+      ['{cells}/{megapixel}', 'cells/megapixel', 'UCUM'],
+      ['', 'widgets per field', ''],
+    ]);
+  });
+
   it('marks a revised report (version > 1) as corrected: OBR-25 and OBX-11 C', () => {
     const m = new Message({ text: build(2).message });
     expect(m.get('OBR.25').toString()).toBe('C');

@@ -3,7 +3,6 @@ export * from './outcome/operation-outcome';
 export * from './intake/resource-resolver';
 export * from './intake/service-request.parser';
 export * from './intake/storable-text';
-export * from './results/ucum';
 export * from './results/diagnostic-report.builder';
 export * from './results/task.builder';
 export * from './capability/capability-statement';

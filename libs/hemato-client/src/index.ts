@@ -8,3 +8,4 @@ export * from './callback-signature';
 export * from './client';
 export * from './from-config';
 export * from './rfc3339';
+export * from './ucum';

@@ -1,5 +1,5 @@
 import { Message } from 'node-hl7-client';
-import type { ReportResults } from '@hemato/hemato-client';
+import { toUcum, type ReportResults } from '@hemato/hemato-client';
 import { hl7Timestamp, newControlId, type Hl7Identity } from './ack';
 import { inLatin1Repertoire, type OutgoingCharset } from './charset';
 import { isoToHl7DateTime } from './datetime';
@@ -125,9 +125,16 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
     if (Array.isArray(value)) value.forEach((v, i) => s.set(`5.${i + 1}`, v));
     else s.set('5', value);
     if (units) {
-      s.set('6.1', units);
-      s.set('6.2', units);
-      s.set('6.3', 'UCUM');
+      // Coded UCUM when we know the unit's UCUM form; otherwise the text alone (labelled UCUM, `10^9/L` or
+      // `cells/megapixel` would be wrong: their UCUM forms are `10*9/L` and `{cells}/{megapixel}`).
+      const ucum = toUcum(units);
+      if (ucum) {
+        s.set('6.1', ucum.code);
+        s.set('6.2', ucum.unit);
+        s.set('6.3', 'UCUM');
+      } else {
+        s.set('6.2', units);
+      }
     }
     s.set('11', status);
     s.set('14', hl7Timestamp(input.reportedAt ?? new Date()));

@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import type { ReportResults } from '@hemato/hemato-client';
+import { toUcum, type ReportResults } from '@hemato/hemato-client';
 import type {
   Bundle,
   BundleEntry,
@@ -15,7 +15,6 @@ import type {
 } from '@medplum/fhirtypes';
 import { FhirSystems, Loinc } from '../systems';
 import { textToPdf } from './report-pdf';
-import { toUcum } from './ucum';
 
 /** What the builder needs to know about one stored report and its order. No PHI beyond the subject reference. */
 export interface ReportBuildInput {

@@ -1,4 +1,7 @@
-/** Hemato.AI unit strings → UCUM codes. Units not listed are sent as text only (no system/code). */
+/**
+ * Hemato.AI unit strings → UCUM codes, for both result channels (FHIR valueQuantity, HL7 OBX-6). Units
+ * not listed are sent as text only: labelled UCUM, a unit like `10^9/L` would not be one.
+ */
 const UCUM: Record<string, { code: string; unit?: string }> = {
   '%': { code: '%' },
   percent: { code: '%', unit: '%' },
@@ -18,6 +21,7 @@ const UCUM: Record<string, { code: string; unit?: string }> = {
   um: { code: 'um' },
   µm: { code: 'um', unit: 'µm' },
   count: { code: '{count}' },
+  '{count}': { code: '{count}' },
   cells: { code: '{cells}' },
   ratio: { code: '1' },
 };
