@@ -58,6 +58,7 @@ describe('HL7 v2 order intake over MLLP', () => {
     expect(o.tasks).toEqual(['pbs_v1']);
     expect(o.details.orderingProvider).toEqual({ id: '1234', family: 'WELBY', given: 'MARCUS', authority: 'NPI' });
     expect(o.details.collectionTime).toBe('2026-01-01T11:30:00');
+    expect(o.details.processingId).toBe('P');
     // No patient identity in the order's details.
     expect(JSON.stringify(o.details)).not.toMatch(/TESTPATIENT|MRN0001|19700102/);
     const msg = await gw.db.query(`SELECT * FROM inbound_messages WHERE control_id = 'ORM-1'`);
@@ -283,6 +284,15 @@ describe('HL7 v2 order intake over MLLP', () => {
     const unmapped = ackOf(await conn.request(local('ALT-2', '99999-9^Something else^LN')));
     expect(unmapped.code).toBe('AE');
     expect(unmapped.errors[0]).toContain('Test code L\\F\\SMEAR (alternate LN\\F\\99999-9) is not mapped');
+  });
+
+  it('keeps MSH-11 of a training order (T) so that its result goes back as training, and echoes it in the ACK', async () => {
+    const text = orderMessage({ controlId: 'PROC-T' }).replace('|PROC-T|P|', '|PROC-T|T|');
+    const reply = await conn.request(text);
+    expect(ackOf(reply).code).toBe('AA');
+    expect(reply.split('\r')[0]!.split('|')[10]).toBe('T');
+    const [order] = await ordersOf('PROC-T');
+    expect(order!.details.processingId).toBe('T');
   });
 
   it('answers AR 200 for an unsupported message type and AR 203 for an unsupported version', async () => {

@@ -137,7 +137,11 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
       testCode: '34994-4',
       testDisplay: 'PBS',
       tasks: ['pbs_v1'],
-      details: { collectionTime: '2026-01-01T11:30:00', alternateTest: { code: 'SMEAR', display: null, system: 'L' } },
+      details: {
+        collectionTime: '2026-01-01T11:30:00',
+        alternateTest: { code: 'SMEAR', display: null, system: 'L' },
+        processingId: 'T',
+      },
     });
     const report = await ds.getRepository(ReportEntity).save({
       orderId: order.id,
@@ -197,6 +201,8 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
     expect(sent.get('OBR.2').toString()).toBe('PL-42');
     expect(sent.get('OBR.3').toString()).toBe(order.fillerOrderNumber);
     expect(sent.get('OBR.25').toString()).toBe('F');
+    // A training order (MSH-11 T) gets a training result, not a production one.
+    expect(sent.get('MSH.11').toString()).toBe('T');
     // OBR-4's alternate coding, as the order gave it.
     expect([sent.get('OBR.4.4').toString(), sent.get('OBR.4.6').toString()]).toEqual(['SMEAR', 'L']);
     // The proxy id never reaches the hospital, the real identifier does.

@@ -127,7 +127,8 @@ export function replyVersion(h: MshHeader | null): string {
 export function responseSegments(opts: AckOptions, messageType: string, ackTypes?: [string, string]): string[] {
   const h = opts.header;
   const version = replyVersion(h);
-  const processing = ['P', 'T', 'D'].includes(h?.processingId ?? '') ? h!.processingId : 'P';
+  const given = (h?.processingId ?? '').toUpperCase();
+  const processing = ['P', 'T', 'D'].includes(given) ? given : 'P';
   const msh = [
     'MSH',
     '^~\\&',

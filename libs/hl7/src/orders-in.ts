@@ -448,6 +448,8 @@ export function readOrderMessage(
       messageType: `${header.messageCode}^${header.triggerEvent}`,
       version: header.version,
     };
+    // MSH-11: a training or debugging order's result must go back marked as one, never as production.
+    details.processingId = header.processingId.toUpperCase() || 'P';
     if (alternate) details.alternateTest = alternate;
     const provider = xcn(reps(g.orc ?? obr, 12)[0]) ?? xcn(reps(obr, 16)[0]);
     if (provider) details.orderingProvider = provider;

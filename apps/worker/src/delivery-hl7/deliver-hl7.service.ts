@@ -143,6 +143,8 @@ export class DeliverHl7Service {
       controlId,
       reportedAt: report.fetchedAt,
       characterSet: charset,
+      // The order's MSH-11 (T for training, D for debugging): its result is not production either.
+      processingId: processingIdOf(details),
     });
     await repo.update({ id: deliveryId }, { status: DeliveryStatus.Sending, controlId });
 
@@ -227,4 +229,10 @@ function alternateTestOf(
     system: typeof alt.system === 'string' ? alt.system : null,
     display: typeof alt.display === 'string' ? alt.display : null,
   };
+}
+
+/** MSH-11 of the HL7 order (`details.processingId`); P for any other order. */
+function processingIdOf(details: Record<string, unknown>): 'P' | 'T' | 'D' {
+  const id = details.processingId;
+  return id === 'T' || id === 'D' ? id : 'P';
 }
