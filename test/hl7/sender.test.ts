@@ -141,6 +141,7 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
         collectionTime: '2026-01-01T11:30:00',
         alternateTest: { code: 'SMEAR', display: null, system: 'L' },
         processingId: 'T',
+        orderingProvider: { id: '1234', family: 'WELBY', given: 'MARCUS', authority: 'NPI' },
       },
     });
     const report = await ds.getRepository(ReportEntity).save({
@@ -201,6 +202,13 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
     expect(sent.get('OBR.2').toString()).toBe('PL-42');
     expect(sent.get('OBR.3').toString()).toBe(order.fillerOrderNumber);
     expect(sent.get('OBR.25').toString()).toBe('F');
+    // The ordering provider, echoed where result interfaces look for it.
+    const segment = (name: string) =>
+      rx.received[1]!.split('\r')
+        .find((seg) => seg.startsWith(`${name}|`))!
+        .split('|');
+    expect(segment('OBR')[16]).toBe('1234^WELBY^MARCUS^^^^^^NPI');
+    expect(segment('ORC')[12]).toBe('1234^WELBY^MARCUS^^^^^^NPI');
     // A training order (MSH-11 T) gets a training result, not a production one.
     expect(sent.get('MSH.11').toString()).toBe('T');
     // OBR-4's alternate coding, as the order gave it.

@@ -25,6 +25,8 @@ export interface OruInput {
     test: { system: string | null; code: string | null; display: string | null };
     /** OBR-4.4–4.6 as the order gave them (an EHR's LOINC beside its local code). */
     alternateTest?: { system: string | null; code: string; display: string | null } | null;
+    /** ORC-12 / OBR-16 of the order (XCN id, family, given, assigning authority): who the result is for. */
+    orderingProvider?: { id?: string; family?: string; given?: string; authority?: string } | null;
     collectionTime?: string | null;
   };
   /** The PID segment exactly as the order carried it (real identifiers, never the proxy). */
@@ -80,6 +82,16 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   if (input.order.placerOrderNumber) orc.set('2', input.order.placerOrderNumber);
   orc.set('3', input.order.fillerOrderNumber);
   orc.set('5', 'CM');
+  const provider = input.order.orderingProvider;
+  // Echoed, as result interfaces file and route a result by its ordering provider.
+  const setProvider = (seg: typeof orc, field: string) => {
+    if (!provider || !(provider.id || provider.family)) return;
+    if (provider.id) seg.set(`${field}.1`, provider.id);
+    if (provider.family) seg.set(`${field}.2`, provider.family);
+    if (provider.given) seg.set(`${field}.3`, provider.given);
+    if (provider.authority) seg.set(`${field}.9`, provider.authority);
+  };
+  setProvider(orc, '12');
 
   const obr = msg.addSegment('OBR');
   obr.set('1', '1');
@@ -97,6 +109,7 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   // As the order gave it (precision and offset), not re-zoned to this machine's clock.
   const collected = isoToHl7DateTime(input.order.collectionTime);
   if (collected) obr.set('7', collected);
+  setProvider(obr, '16');
   obr.set('22', hl7Timestamp(input.reportedAt ?? new Date()));
   obr.set('24', 'HM');
   obr.set('25', status);

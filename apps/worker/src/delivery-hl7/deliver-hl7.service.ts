@@ -136,6 +136,7 @@ export class DeliverHl7Service {
         fillerOrderNumber: order.fillerOrderNumber,
         test: { system: order.testSystem, code: order.testCode, display: order.testDisplay },
         alternateTest: alternateTestOf(details),
+        orderingProvider: providerOf(details),
         // Either channel's (a FHIR order's Specimen too, with RESULT_DELIVERY=both).
         collectionTime: collectionTimeOf(details),
       },
@@ -235,4 +236,17 @@ function alternateTestOf(
 function processingIdOf(details: Record<string, unknown>): 'P' | 'T' | 'D' {
   const id = details.processingId;
   return id === 'T' || id === 'D' ? id : 'P';
+}
+
+/** The HL7 order's ordering provider (`details.orderingProvider`: XCN parts as strings), if any. */
+function providerOf(
+  details: Record<string, unknown>,
+): { id?: string; family?: string; given?: string; authority?: string } | null {
+  const p = details.orderingProvider as Record<string, unknown> | undefined;
+  if (!p || typeof p !== 'object') return null;
+  const out: { id?: string; family?: string; given?: string; authority?: string } = {};
+  for (const key of ['id', 'family', 'given', 'authority'] as const) {
+    if (typeof p[key] === 'string' && p[key]) out[key] = p[key];
+  }
+  return out.id || out.family ? out : null;
 }
