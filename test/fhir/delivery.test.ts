@@ -482,6 +482,28 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     );
   });
 
+  it('an EHR answering 429 with Retry-After is sent the report again no sooner than it asked, then acknowledges', async () => {
+    const { orderId: id, deliveryId } = await deliveringFhirOrder();
+    const posts = () => ehr.requests.filter((r) => r.method === 'POST' && r.path === '/');
+    const before = posts().length;
+    // Longer than the queue's first backoff step (2 s): a retry at the backoff would come too early.
+    ehr.answerNextTransaction(
+      429,
+      { resourceType: 'OperationOutcome', issue: [{ severity: 'error', code: 'throttled', diagnostics: 'slow down' }] },
+      'application/fhir+json',
+      { 'retry-after': '5' },
+    );
+    await queue.add(JobName.DeliverFhir, { orderId: id, deliveryId });
+    const row = await deliverySettled(deliveryId);
+    expect(row).toMatchObject({ status: 'acknowledged', attempts: 2 });
+    const [throttled, retried] = posts().slice(before);
+    expect(throttled!.status).toBe(429);
+    expect(retried!.status).toBe(200);
+    expect(retried!.at - throttled!.at).toBeGreaterThanOrEqual(5000);
+    expect(await reportsOf(id)).toHaveLength(1);
+    expect((await orderSettled(id)).status).toBe('completed');
+  }, 30_000);
+
   it('a report for an order without an EHR Patient reference (HL7) goes to the Patient found by its MRN', async () => {
     const { orderId: id, deliveryId } = await deliveringOrderFrom(SourceChannel.Hl7, {
       primary: { authority: 'HOSP', value: 'MRN-DELIV' },

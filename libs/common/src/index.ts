@@ -14,3 +14,4 @@ export * from './media/sniff-media-type';
 export * from './media/zip-images-check';
 export * from './async/with-deadline';
 export * from './domain/collection-time';
+export * from './http/retry-after';

@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import type { ConnectionOptions } from 'node:tls';
 import { Pool, type Dispatcher } from 'undici';
-import { createLogger, type Logger } from '@hemato/common';
+import { createLogger, parseRetryAfter, type Logger } from '@hemato/common';
 import {
   type CreateStudyRequest,
   type CreateStudyResults,
@@ -19,6 +19,9 @@ import {
 } from './contract';
 import { KeyAuth, SessionAuth, type HematoAuthOptions, type HematoAuthProvider } from './auth';
 import { HematoApiError } from './errors';
+
+/** Moved to @hemato/common (the EHR client needs it too); still exported here for this lib's users. */
+export { parseRetryAfter };
 import { assertSecureUrl, resolveEndpoint, type HematoEndpoint } from './regions';
 import {
   parseHeartbeat,
@@ -186,15 +189,6 @@ const sleep = (ms: number, signal?: AbortSignal) =>
     };
     signal?.addEventListener('abort', onAbort, { once: true });
   });
-
-/** Parses `Retry-After` (delta seconds or an HTTP date) into milliseconds. */
-export function parseRetryAfter(value: string | string[] | undefined, now = Date.now()): number | undefined {
-  const v = Array.isArray(value) ? value[0] : value;
-  if (v === undefined || v.trim() === '') return undefined;
-  if (/^\d+$/.test(v.trim())) return Number(v.trim()) * 1000;
-  const at = Date.parse(v);
-  return Number.isNaN(at) ? undefined : Math.max(0, at - now);
-}
 
 function encodeId(id: string, what: string): string {
   if (typeof id !== 'string' || id.trim() === '') {

@@ -24,8 +24,19 @@ const log = createLogger('deliver-fhir');
 /** The outcome of one delivery attempt. */
 export type DeliverFhirResult = 'acknowledged' | 'failed' | 'skipped';
 
-/** A failure worth retrying (network, 408/429/5xx): the job throws it so BullMQ backs off and retries. */
-export class TransientDeliveryError extends Error {}
+/**
+ * A failure worth retrying (network, 408/429/5xx): the job throws it so BullMQ backs off and retries, not
+ * sooner than `retryAfterMs` when the EHR said when to come back (Retry-After).
+ */
+export class TransientDeliveryError extends Error {
+  constructor(
+    message: string,
+    readonly retryAfterMs?: number,
+  ) {
+    super(message);
+    this.name = 'TransientDeliveryError';
+  }
+}
 
 /**
  * Writes a report to the EHR as one transaction Bundle (conditional create/update by identifier,
@@ -109,6 +120,7 @@ export class DeliverFhirService {
         response: e.body === undefined ? null : JSON.stringify(clip(e.body)),
         error: e.message,
         tag: e.status ?? (e.timedOut ? 'timeout' : 'network'),
+        retryAfterMs: e.retryAfterMs,
       });
     }
 
@@ -150,7 +162,14 @@ export class DeliverFhirService {
   private async failed(
     orderId: string,
     deliveryId: string,
-    f: { transient: boolean; outcome: string | null; response: string | null; error: string; tag?: string | number },
+    f: {
+      transient: boolean;
+      outcome: string | null;
+      response: string | null;
+      error: string;
+      tag?: string | number;
+      retryAfterMs?: number;
+    },
   ): Promise<DeliverFhirResult> {
     await this.finish(deliveryId, {
       status: f.transient ? DeliveryStatus.Pending : DeliveryStatus.Failed,
@@ -159,7 +178,11 @@ export class DeliverFhirService {
       error: f.error,
     });
     log.warn({ orderId, deliveryId, status: f.outcome, transient: f.transient }, 'FHIR delivery failed');
-    if (f.transient) throw new TransientDeliveryError(`EHR write failed (${f.tag ?? 'network'}): ${f.error}`);
+    if (f.transient) {
+      const wait =
+        f.retryAfterMs !== undefined ? ` (the EHR asked to retry in ${Math.ceil(f.retryAfterMs / 1000)} s)` : '';
+      throw new TransientDeliveryError(`EHR write failed (${f.tag ?? 'network'}): ${f.error}${wait}`, f.retryAfterMs);
+    }
     return 'failed';
   }
 

@@ -1,7 +1,7 @@
 import { OnWorkerEvent, Processor, WorkerHost } from '@nestjs/bullmq';
 import { JobName, QueueName, createLogger, type OrderJobData } from '@hemato/common';
 import { DeliveryCompletion, StepFailure } from '@hemato/orders';
-import { UnrecoverableError, type Job } from 'bullmq';
+import { Backoffs, UnrecoverableError, type Job } from 'bullmq';
 import { JobRegistry } from './job-registry';
 
 const log = createLogger('processor');
@@ -9,6 +9,30 @@ const log = createLogger('processor');
 /** True when BullMQ will not try this job again. */
 function isFinal(job: Job, err: unknown): boolean {
   return err instanceof UnrecoverableError || job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+}
+
+/** The longest wait a server's Retry-After is honoured for; one asking for longer is tried again after this. */
+export const MAX_RETRY_AFTER_MS = 60 * 60_000;
+
+/**
+ * A failure that says how long to wait before the next try (`retryAfterMs`: a server's Retry-After on a 429
+ * or 503) is retried no sooner than that, nor sooner than the job's own backoff. BullMQ computes the delay
+ * from the job's backoff when it records this failure, so this run's backoff becomes that fixed delay; the
+ * options stored with the job are unchanged, and the try counts against its attempts like any other.
+ */
+export async function honourRetryAfter(job: Job, err: unknown): Promise<void> {
+  const wait = (err as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+  if (typeof wait !== 'number' || !Number.isFinite(wait) || wait <= 0) return;
+  let usual = 0;
+  const backoff = job.opts.backoff === undefined ? undefined : Backoffs.normalize(job.opts.backoff);
+  if (backoff) {
+    try {
+      usual = (await Backoffs.calculate(backoff, job.attemptsMade + 1, err as Error, job)) ?? 0;
+    } catch {
+      usual = 0; // a custom strategy this worker does not know: the server's wait alone
+    }
+  }
+  job.opts.backoff = { type: 'fixed', delay: Math.max(Math.min(Math.ceil(wait), MAX_RETRY_AFTER_MS), usual) };
 }
 
 function reasonOf(err: unknown): string {
@@ -79,9 +103,12 @@ export class DeliveriesProcessor extends DispatchingProcessor {
     super(registry);
   }
 
-  /** A settled delivery may complete (or fail) its order. */
+  /**
+   * A settled delivery may complete (or fail) its order. One to be retried waits at least as long as the
+   * receiver asked (an EHR's Retry-After).
+   */
   protected override async after(job: Job<OrderJobData>, err?: unknown, final?: boolean) {
-    if (err && !final) return;
+    if (err && !final) return honourRetryAfter(job, err);
     if (err && job.data.deliveryId) await this.completion.markExhausted(job.data.deliveryId, reasonOf(err));
     await this.completion.check(job.data.orderId);
   }

@@ -1,6 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
-import { createLogger, type AppConfig } from '@hemato/common';
+import { createLogger, parseRetryAfter, type AppConfig } from '@hemato/common';
 import type { Bundle, Resource } from '@medplum/fhirtypes';
 import type { Client as FhirKitClient, RequestOptions } from 'fhir-kit-client';
 import type { ResourceResolver } from '../intake/resource-resolver';
@@ -14,6 +14,8 @@ export class EhrHttpError extends Error {
     public readonly body: unknown,
     /** No answer within the timeout (FHIR_EHR_TIMEOUT_MS). */
     public readonly timedOut = false,
+    /** How long the EHR asked us to wait before trying again (its `Retry-After`, on a 429 or 503). */
+    public readonly retryAfterMs?: number,
   ) {
     super(message);
     this.name = 'EhrHttpError';
@@ -245,10 +247,21 @@ export function toEhrError(err: unknown): EhrHttpError {
   };
   const status = e?.response?.status ?? null;
   const data = e?.response?.data;
+  // A throttled or unavailable EHR may say when to come back; retrying sooner only meets another refusal.
+  const retryAfterMs =
+    status === 429 || status === 503
+      ? parseRetryAfter(e.config?.headers?.get?.('retry-after') ?? undefined)
+      : undefined;
   if (status !== null && typeof data === 'string') {
     // fhir-kit-client keeps a body it could not parse as text (an HTML error or login page, ...).
     const type = e.config?.headers?.get?.('content-type') ?? 'no content-type';
-    return new EhrHttpError(`the EHR answered HTTP ${status} with a body that is not JSON (${type})`, status, data);
+    return new EhrHttpError(
+      `the EHR answered HTTP ${status} with a body that is not JSON (${type})`,
+      status,
+      data,
+      false,
+      retryAfterMs,
+    );
   }
-  return new EhrHttpError(e?.message ?? String(err), status, data);
+  return new EhrHttpError(e?.message ?? String(err), status, data, false, retryAfterMs);
 }

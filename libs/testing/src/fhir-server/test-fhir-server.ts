@@ -63,6 +63,8 @@ export interface LoggedRequest {
   path: string;
   status: number;
   authorization?: string;
+  /** When the request arrived (ms since the epoch). */
+  at: number;
 }
 
 /**
@@ -91,7 +93,12 @@ export class TestFhirServer {
   /** Next N FHIR requests are answered 503 without processing. */
   failBeforeProcessing = 0;
   private readonly rejections: Array<{ status: number; code: string; diagnostics: string }> = [];
-  private readonly transactionAnswers: Array<{ status: number; body: string; contentType: string }> = [];
+  private readonly transactionAnswers: Array<{
+    status: number;
+    body: string;
+    contentType: string;
+    headers: Record<string, string>;
+  }> = [];
   /** Token endpoint `expires_in` (seconds), changeable between tests. */
   tokenExpiresIn: number;
   /** Style for plain rest-hook subscriptions, changeable between tests. */
@@ -138,13 +145,20 @@ export class TestFhirServer {
 
   /**
    * The next transaction/batch POST (to the base URL) is answered with this status and body, unprocessed:
-   * an object is sent as JSON, a string as is (HTML, garbage, '' for an empty body).
+   * an object is sent as JSON, a string as is (HTML, garbage, '' for an empty body); `headers` go along
+   * (e.g. `retry-after` with a 429).
    */
-  answerNextTransaction(status: number, body: unknown, contentType = 'application/fhir+json'): void {
+  answerNextTransaction(
+    status: number,
+    body: unknown,
+    contentType = 'application/fhir+json',
+    headers: Record<string, string> = {},
+  ): void {
     this.transactionAnswers.push({
       status,
       body: typeof body === 'string' ? body : JSON.stringify(body),
       contentType,
+      headers,
     });
   }
 
@@ -228,24 +242,30 @@ export class TestFhirServer {
 
     const authz = req.headers.authorization;
     if (!this.authorized(authz)) {
-      this.requests.push({ method: req.method ?? 'GET', path, status: 401, authorization: authz });
+      this.requests.push({ method: req.method ?? 'GET', path, status: 401, authorization: authz, at: Date.now() });
       return this.send(res, 401, outcome('login', 'Unauthorized'), { 'www-authenticate': 'Bearer' });
     }
     if (this.failBeforeProcessing > 0) {
       this.failBeforeProcessing--;
-      this.requests.push({ method: req.method ?? 'GET', path, status: 503, authorization: authz });
+      this.requests.push({ method: req.method ?? 'GET', path, status: 503, authorization: authz, at: Date.now() });
       return this.send(res, 503, outcome('transient', 'Service temporarily unavailable'));
     }
     const rejection = req.method !== 'GET' ? this.rejections.shift() : undefined;
     if (rejection) {
-      this.requests.push({ method: req.method ?? 'GET', path, status: rejection.status, authorization: authz });
+      this.requests.push({
+        method: req.method ?? 'GET',
+        path,
+        status: rejection.status,
+        authorization: authz,
+        at: Date.now(),
+      });
       return this.send(res, rejection.status, outcome(rejection.code, rejection.diagnostics));
     }
 
     const canned = req.method === 'POST' && path === '/' ? this.transactionAnswers.shift() : undefined;
     if (canned) {
-      this.requests.push({ method: 'POST', path, status: canned.status, authorization: authz });
-      res.writeHead(canned.status, { 'content-type': canned.contentType });
+      this.requests.push({ method: 'POST', path, status: canned.status, authorization: authz, at: Date.now() });
+      res.writeHead(canned.status, { ...canned.headers, 'content-type': canned.contentType });
       res.end(canned.body);
       return;
     }
@@ -272,10 +292,10 @@ export class TestFhirServer {
     if (write && this.failAfterCommit > 0) {
       this.failAfterCommit--;
       status = 500;
-      this.requests.push({ method: req.method ?? 'GET', path, status, authorization: authz });
+      this.requests.push({ method: req.method ?? 'GET', path, status, authorization: authz, at: Date.now() });
       return this.send(res, 500, outcome('exception', 'Lost the response after commit'));
     }
-    this.requests.push({ method: req.method ?? 'GET', path, status, authorization: authz });
+    this.requests.push({ method: req.method ?? 'GET', path, status, authorization: authz, at: Date.now() });
     if (req.method === 'GET' && status === 200) this.addPageLinks(resource, path, url);
     const headers: Record<string, string> = {};
     if (status === 201 && resource?.id) headers.location = `${this.baseUrl}/${resource.resourceType}/${resource.id}`;
