@@ -504,6 +504,56 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     expect((await orderSettled(id)).status).toBe('completed');
   }, 30_000);
 
+  it('a revision that no longer has a finding retracts its Observation in the EHR (entered-in-error), never leaves it final', async () => {
+    const { orderId: id, deliveryId } = await deliveringFhirOrder();
+    await queue.add(JobName.DeliverFhir, { orderId: id, deliveryId });
+    expect((await deliverySettled(deliveryId)).status).toBe('acknowledged');
+    const blastOf = async () =>
+      (
+        await ehr.search<Observation>('Observation', {
+          identifier: `urn:hemato-bridge:observation|${id}/finding/blast`,
+        })
+      )[0];
+    expect((await blastOf())!.status).toBe('final');
+
+    // Version 2 from Hemato.AI: the blast finding is gone, the parasitemia statistic too.
+    const v2 = results(2);
+    delete v2.morphological_findings.blast;
+    delete v2.feature_statistics.parasitemia;
+    const [{ id: reportId }] = await ds.query(
+      `INSERT INTO reports (order_id, version, hemato_study_id, raw) VALUES ($1, 2, $2, $3) RETURNING id`,
+      [id, v2.pbs_study_id, JSON.stringify(v2)],
+    );
+    const [{ id: delivery2 }] = await ds.query(
+      `INSERT INTO deliveries (order_id, report_id, target) VALUES ($1, $2, 'fhir') RETURNING id`,
+      [id, reportId],
+    );
+    await queue.add(JobName.DeliverFhir, { orderId: id, deliveryId: delivery2 });
+    expect((await deliverySettled(delivery2)).status).toBe('acknowledged');
+
+    const [dr] = await reportsOf(id);
+    expect(dr!.status).toBe('corrected');
+    expect(dr!.result).toHaveLength(4);
+    // Every Observation of this order in the EHR: those the corrected report lists are corrected, the rest retracted.
+    const listed = new Set(dr!.result!.map((r) => r.reference));
+    const mine = (await all<Observation>('Observation')).filter((o) =>
+      o.identifier?.some((i) => i.value?.startsWith(`${id}/`)),
+    );
+    expect(mine).toHaveLength(6);
+    for (const o of mine) {
+      expect(o.status).toBe(listed.has(`Observation/${o.id}`) ? 'corrected' : 'entered-in-error');
+      expect(fhirValidationErrors(o)).toEqual([]);
+    }
+    expect((await blastOf())!.status).toBe('entered-in-error');
+    // Sent again (a retry), nothing changes and nothing is duplicated.
+    await ds.query(`UPDATE deliveries SET status = 'pending' WHERE id = $1`, [delivery2]);
+    await queue.add(JobName.DeliverFhir, { orderId: id, deliveryId: delivery2 });
+    expect((await deliverySettled(delivery2)).status).toBe('acknowledged');
+    expect(
+      (await all<Observation>('Observation')).filter((o) => o.identifier?.some((i) => i.value?.startsWith(`${id}/`))),
+    ).toHaveLength(6);
+  });
+
   it('a report for an order without an EHR Patient reference (HL7) goes to the Patient found by its MRN', async () => {
     const { orderId: id, deliveryId } = await deliveringOrderFrom(SourceChannel.Hl7, {
       primary: { authority: 'HOSP', value: 'MRN-DELIV' },

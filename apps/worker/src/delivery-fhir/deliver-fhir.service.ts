@@ -16,8 +16,9 @@ import {
 import { currentDelivery } from '@hemato/orders';
 import { DeliveryEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
 import { PatientIdentityReader } from '@hemato/privacy';
+import type { ReportResults } from '@hemato/hemato-client';
 import type { Bundle, Task } from '@medplum/fhirtypes';
-import { DataSource } from 'typeorm';
+import { DataSource, LessThan } from 'typeorm';
 
 const log = createLogger('deliver-fhir');
 
@@ -102,7 +103,17 @@ export class DeliverFhirService {
     let answer: EhrAnswer;
     try {
       const subject = await resolveEhrSubject(ehr, identity, this.config.fhir.FHIR_PATIENT_IDENTIFIER_SYSTEMS);
-      bundle = buildReportTransaction(buildReportResources(reportInputOf(order, report, subject, basedOn)));
+      // Earlier versions: a result one of them sent and this one no longer has is retracted in the EHR.
+      const earlier = await m.find(ReportEntity, {
+        where: { orderId, version: LessThan(report.version) },
+        order: { version: 'DESC' },
+      });
+      bundle = buildReportTransaction(
+        buildReportResources({
+          ...reportInputOf(order, report, subject, basedOn),
+          earlierResults: earlier.map((r) => r.raw as unknown as ReportResults),
+        }),
+      );
       answer = await ehr.transaction(bundle);
     } catch (err) {
       if (err instanceof EhrSubjectError) {

@@ -39,12 +39,19 @@ export interface ReportBuildInput {
   specimens?: string[];
   /** Who is named as performer (display only). */
   performerDisplay?: string;
+  /**
+   * The results of the versions before this one, newest first. An Observation they had and this version
+   * has not is sent (as last reported) `entered-in-error`, so the EHR does not keep a withdrawn result final.
+   */
+  earlierResults?: ReportResults[];
 }
 
 /** The resources that make up one report, linked by `urn:uuid` full URLs. */
 export interface ReportResources {
   diagnosticReport: DiagnosticReport;
   observations: Observation[];
+  /** Observations of earlier versions that this one no longer has, as `entered-in-error` (not in `result`). */
+  retracted: Observation[];
   device: Device;
   provenance: Provenance;
   /** fullUrl of each resource, by object. */
@@ -149,40 +156,58 @@ export function buildReportResources(input: ReportBuildInput): ReportResources {
     ...(input.basedOn ? { basedOn: [input.basedOn] } : {}),
   });
 
-  const observations: Observation[] = [];
-  for (const [key, stat] of Object.entries(r.feature_statistics ?? {})) {
-    const o = base(`feature/${key}`, {
-      coding: [{ system: FhirSystems.feature, code: asCode(key), display: key }],
-      text: key,
-    });
-    const value = num(stat.value);
-    const ucum = toUcum(stat.unit);
-    if (value === null) o.valueString = `${stat.value} ${stat.unit ?? ''}`.trim();
-    else
-      o.valueQuantity = ucum
-        ? { value, unit: ucum.unit, system: FhirSystems.ucum, code: ucum.code }
-        : { value, ...(stat.unit ? { unit: stat.unit } : {}) };
-    observations.push(o);
-  }
-  for (const [key, finding] of Object.entries(r.morphological_findings ?? {})) {
-    const o = base(`finding/${key}`, {
-      coding: [{ system: FhirSystems.finding, code: asCode(key), display: key }],
-      text: `${key} count`,
-    });
-    const count = num(finding.count);
-    if (count !== null && Number.isInteger(count)) o.valueInteger = count;
-    else o.valueString = String(finding.count);
-    observations.push(o);
-  }
-  if (r.pathology_report) {
-    const o = base('narrative', {
-      coding: [{ system: FhirSystems.loinc, ...Loinc.morphologyNarrative }],
-      text: 'Morphology narrative',
-    });
-    o.valueString = r.pathology_report;
-    observations.push(o);
-  }
+  /** One Observation per feature statistic, per morphological finding, and the narrative. */
+  const observationsOf = (r: ReportResults): Observation[] => {
+    const list: Observation[] = [];
+    for (const [key, stat] of Object.entries(r.feature_statistics ?? {})) {
+      const o = base(`feature/${key}`, {
+        coding: [{ system: FhirSystems.feature, code: asCode(key), display: key }],
+        text: key,
+      });
+      const value = num(stat.value);
+      const ucum = toUcum(stat.unit);
+      if (value === null) o.valueString = `${stat.value} ${stat.unit ?? ''}`.trim();
+      else
+        o.valueQuantity = ucum
+          ? { value, unit: ucum.unit, system: FhirSystems.ucum, code: ucum.code }
+          : { value, ...(stat.unit ? { unit: stat.unit } : {}) };
+      list.push(o);
+    }
+    for (const [key, finding] of Object.entries(r.morphological_findings ?? {})) {
+      const o = base(`finding/${key}`, {
+        coding: [{ system: FhirSystems.finding, code: asCode(key), display: key }],
+        text: `${key} count`,
+      });
+      const count = num(finding.count);
+      if (count !== null && Number.isInteger(count)) o.valueInteger = count;
+      else o.valueString = String(finding.count);
+      list.push(o);
+    }
+    if (r.pathology_report) {
+      const o = base('narrative', {
+        coding: [{ system: FhirSystems.loinc, ...Loinc.morphologyNarrative }],
+        text: 'Morphology narrative',
+      });
+      o.valueString = r.pathology_report;
+      list.push(o);
+    }
+    return list;
+  };
+  const observations = observationsOf(r);
   observations.forEach((o) => fullUrls.set(o, url(`observation/${o.identifier![0]!.value}`)));
+  // What an earlier version reported and this one does not: retracted, as last reported, never left final.
+  const current = new Set(observations.map((o) => o.identifier![0]!.value));
+  const retracted: Observation[] = [];
+  for (const earlier of input.earlierResults ?? []) {
+    for (const o of observationsOf(earlier)) {
+      const key = o.identifier![0]!.value!;
+      if (current.has(key)) continue;
+      current.add(key);
+      const gone: Observation = { ...o, status: 'entered-in-error' };
+      retracted.push(gone);
+      fullUrls.set(gone, url(`observation/${key}`));
+    }
+  }
 
   const conclusionCode: CodeableConcept[] = (r.diagnostic_report?.differential_diagnosis ?? [])
     .filter((d) => d['icd10-code'])
@@ -268,7 +293,7 @@ export function buildReportResources(input: ReportBuildInput): ReportResources {
     ],
   };
   fullUrls.set(provenance, url(`provenance/v${input.version}`));
-  return { diagnosticReport, observations, device, provenance, fullUrls };
+  return { diagnosticReport, observations, retracted, device, provenance, fullUrls };
 }
 
 function identifierQuery(r: { identifier?: Array<{ system?: string; value?: string }> }): string {
@@ -278,7 +303,7 @@ function identifierQuery(r: { identifier?: Array<{ system?: string; value?: stri
 
 /**
  * One transaction Bundle: conditional update (`PUT Type?identifier=...`) for the DiagnosticReport,
- * its Observations and the Device; conditional create (`If-None-Exist: _tag=...`) for the Provenance
+ * its Observations (and those it retracts) and the Device; conditional create (`If-None-Exist: _tag=...`) for the Provenance
  * of this report version. Sending it twice leaves one of each.
  */
 export function buildReportTransaction(res: ReportResources): Bundle {
@@ -296,6 +321,7 @@ export function buildReportTransaction(res: ReportResources): Bundle {
     entry: [
       put(res.device),
       ...res.observations.map(put),
+      ...res.retracted.map(put),
       put(res.diagnosticReport),
       entry(res.provenance, {
         method: 'POST',
