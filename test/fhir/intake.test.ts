@@ -150,6 +150,43 @@ describe('FHIR REST intake', () => {
     expect(fhirValidationErrors(search.body)).toEqual([]);
   });
 
+  it('the Location a create answers with can be read (vread of that version); the ServiceRequest names its version', async () => {
+    const sr = serviceRequest({ contained: [{ ...patient('pv'), id: 'pat' }], subject: { reference: '#pat' } });
+    const created = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr });
+    expect(created.status).toBe(201);
+    const location = created.headers.get('location')!;
+    const read = await fhirFetch(location);
+    expect(read.status).toBe(200);
+    expect(read.body).toMatchObject({ resourceType: 'ServiceRequest', id: created.body.id, meta: { versionId: '1' } });
+    expect(fhirValidationErrors(read.body)).toEqual([]);
+    const plain = await fhirFetch(`${base}/fhir/ServiceRequest/${created.body.id}`);
+    expect(plain.body.meta.versionId).toBe('1');
+    expect(plain.body).toEqual(read.body);
+    // The same for the location of a Bundle entry's response.
+    const bundle = await fhirFetch(`${base}/fhir`, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [
+          {
+            resource: { ...sr, identifier: [{ system: 'urn:x', value: 'VREAD-2' }] },
+            request: { method: 'POST', url: 'ServiceRequest' },
+          },
+        ],
+      },
+    });
+    const entryLocation = bundle.body.entry[0].response.location as string;
+    expect((await fhirFetch(entryLocation)).body.resourceType).toBe('ServiceRequest');
+    // A version we never had, or another client's order, answers 404 with an OperationOutcome.
+    const other = await fhirFetch(location.replace(/\/1$/, '/2'));
+    expect(other.status).toBe(404);
+    expect(other.body.resourceType).toBe('OperationOutcome');
+    expect((await fhirFetch(location, { token: LAB_KEY })).status).toBe(404);
+    const cs = await fhirFetch(`${base}/fhir/metadata`, { token: null });
+    const srCaps = cs.body.rest[0].resource.find((r: { type: string }) => r.type === 'ServiceRequest');
+    expect(srCaps.interaction.map((i: { code: string }) => i.code)).toContain('vread');
+  });
+
   it('cancels the order when the same ServiceRequest comes back revoked', async () => {
     const sr = serviceRequest({ contained: [{ ...patient('pc'), id: 'pat' }], subject: { reference: '#pat' } });
     const first = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr });

@@ -16,6 +16,7 @@ import { APP_CONFIG, DomainError, type AppConfig } from '@hemato/common';
 import {
   BundleResolver,
   FhirOperationError,
+  SERVICE_REQUEST_VERSION,
   assertStorableText,
   buildCapabilityStatement,
   fromDomainError,
@@ -108,7 +109,7 @@ export class FhirController {
       ifNoneExist,
       raw: JSON.stringify(body),
     });
-    const location = `${fhirBase(req)}/ServiceRequest/${r.order.id}/_history/1`;
+    const location = `${fhirBase(req)}/ServiceRequest/${r.order.id}/_history/${SERVICE_REQUEST_VERSION}`;
     send(res, r.created ? 201 : 200, await this.read.task(r.order), {
       Location: location,
       'Content-Location': `${fhirBase(req)}/Task/${r.order.id}`,
@@ -252,7 +253,7 @@ export class FhirController {
           resource: await this.read.task(r.order),
           response: {
             status: r.created ? '201 Created' : '200 OK',
-            location: `${base}/ServiceRequest/${r.order.id}/_history/1`,
+            location: `${base}/ServiceRequest/${r.order.id}/_history/${SERVICE_REQUEST_VERSION}`,
           },
         });
       }
@@ -288,6 +289,25 @@ export class FhirController {
   @FhirScope('ServiceRequest', 'r')
   async serviceRequest(@Param('id') id: string, @Req() req: FhirRequest, @Res() res: Response) {
     send(res, 200, await this.read.serviceRequestById(id, req.fhirClient!));
+  }
+
+  /**
+   * vread: the versioned URL our create answers in `Location` (`…/_history/1`). Our ServiceRequest is a view
+   * of the order with one version, 1; any other version is not found.
+   */
+  @Get('ServiceRequest/:id/_history/:vid')
+  @UseGuards(FhirAuthGuard)
+  @FhirScope('ServiceRequest', 'r')
+  async serviceRequestVersion(
+    @Param('id') id: string,
+    @Param('vid') vid: string,
+    @Req() req: FhirRequest,
+    @Res() res: Response,
+  ) {
+    const sr = await this.read.serviceRequestById(id, req.fhirClient!);
+    if (vid !== sr.meta?.versionId)
+      throw FhirOperationError.notFound(`ServiceRequest/${id}/_history/${vid.slice(0, 64)} not found`);
+    send(res, 200, sr);
   }
 
   @Get('DiagnosticReport/:id')

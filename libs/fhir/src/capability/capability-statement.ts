@@ -4,7 +4,7 @@ import type { CapabilityStatement, CapabilityStatementRestResource } from '@medp
 const SERVED_RESOURCES: CapabilityStatementRestResource[] = [
   {
     type: 'ServiceRequest',
-    interaction: [{ code: 'create' }, { code: 'read' }],
+    interaction: [{ code: 'create' }, { code: 'read' }, { code: 'vread' }],
     conditionalCreate: true,
     searchParam: [],
   },

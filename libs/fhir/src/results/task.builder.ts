@@ -82,7 +82,10 @@ export function buildTask(src: TaskSource): Task {
   return task;
 }
 
-/** Our view of an order as a ServiceRequest (GET /fhir/ServiceRequest/{id}). */
+/** The version of our ServiceRequest view, the one the create's `Location` names (`…/_history/1`). */
+export const SERVICE_REQUEST_VERSION = '1';
+
+/** Our view of an order as a ServiceRequest (GET /fhir/ServiceRequest/{id}, and its vread). */
 export function buildServiceRequest(src: {
   id: string;
   status: string;
@@ -101,6 +104,8 @@ export function buildServiceRequest(src: {
   return {
     resourceType: 'ServiceRequest',
     id: src.id,
+    // One version: the Location of our create (`…/_history/1`) reads it.
+    meta: { versionId: SERVICE_REQUEST_VERSION },
     ...(src.placerIdentifier?.value
       ? {
           identifier: [
