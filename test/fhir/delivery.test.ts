@@ -174,8 +174,8 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     expect(dr.code.coding?.[0]).toMatchObject({ system: 'http://loinc.org', code: '34994-4' });
     expect(dr.category?.map((c) => c.coding?.[0]?.code)).toEqual(['LAB', 'HM']);
     expect(dr.conclusionCode?.map((c) => c.coding?.[0])).toEqual([
-      expect.objectContaining({ system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'B50' }),
-      expect.objectContaining({ system: 'http://hl7.org/fhir/sid/icd-10-cm', code: 'D64.9' }),
+      expect.objectContaining({ system: 'http://hl7.org/fhir/sid/icd-10', code: 'B50' }),
+      expect.objectContaining({ system: 'http://hl7.org/fhir/sid/icd-10', code: 'D64.9' }),
     ]);
     expect(dr.conclusion).toContain('Ring trophozoites');
     expect(Buffer.from(dr.presentedForm![0]!.data!, 'base64').toString()).toContain('B50');

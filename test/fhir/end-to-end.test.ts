@@ -116,7 +116,7 @@ describe('FHIR end to end: EHR order → Hemato.AI sandbox → DiagnosticReport 
     expect(dr.subject).toEqual({ reference: `Patient/${pat.id}` });
     expect(dr.basedOn).toEqual([{ reference: `ServiceRequest/${sr.id}` }]);
     expect(dr.conclusionCode?.[0]?.coding?.[0]).toMatchObject({
-      system: 'http://hl7.org/fhir/sid/icd-10-cm',
+      system: 'http://hl7.org/fhir/sid/icd-10',
       code: 'B50',
     });
     expect(dr.conclusion).toContain('SANDBOX REPORT');

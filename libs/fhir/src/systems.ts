@@ -5,7 +5,11 @@
 export const FhirSystems = {
   loinc: 'http://loinc.org',
   ucum: 'http://unitsofmeasure.org',
-  icd10cm: 'http://hl7.org/fhir/sid/icd-10-cm',
+  /**
+   * ICD-10 (WHO): Hemato.AI's `icd10-code` (e.g. B50); the ORU codes the same diagnoses `I10`. Not ICD-10-CM
+   * (`…/icd-10-cm`), the US clinical modification, which these codes were wrongly labelled as.
+   */
+  icd10: 'http://hl7.org/fhir/sid/icd-10',
   v20074: 'http://terminology.hl7.org/CodeSystem/v2-0074',
   observationCategory: 'http://terminology.hl7.org/CodeSystem/observation-category',
   dataOperation: 'http://terminology.hl7.org/CodeSystem/v3-DataOperation',

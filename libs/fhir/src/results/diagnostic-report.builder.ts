@@ -214,7 +214,7 @@ export function buildReportResources(input: ReportBuildInput): ReportResources {
     .map((d) => ({
       coding: [
         {
-          system: FhirSystems.icd10cm,
+          system: FhirSystems.icd10,
           code: asCode(d['icd10-code']),
           ...(d['english-long'] || d['english-short'] ? { display: d['english-long'] ?? d['english-short'] } : {}),
         },
