@@ -288,6 +288,60 @@ describe('FHIR Subscription intake', () => {
     expect(bad.body.resourceType).toBe('OperationOutcome');
   });
 
+  it('R4B: a subscription-notification Bundle (SubscriptionStatus first) takes the order, id-only or full-resource; a heartbeat is answered', async () => {
+    const subscription = { reference: `${ehr.baseUrl}/Subscription/r4b-topic-1` };
+    const notification = (events: number, entries: unknown[], type = 'event-notification') => ({
+      resourceType: 'Bundle',
+      type: 'subscription-notification',
+      timestamp: new Date().toISOString(),
+      entry: [
+        {
+          fullUrl: 'urn:uuid:5d0d8a4e-3c55-4a57-9d6b-0d3c1a2b0001',
+          resource: {
+            resourceType: 'SubscriptionStatus',
+            status: 'active',
+            type,
+            eventsSinceSubscriptionStart: String(events),
+            subscription,
+            topic: 'http://example.org/SubscriptionTopic/smear-orders',
+            ...(type === 'event-notification'
+              ? {
+                  notificationEvent: [
+                    {
+                      eventNumber: String(events),
+                      timestamp: new Date().toISOString(),
+                      focus: { reference: `${ehr.baseUrl}/ServiceRequest/${(entries[0] as { id: string }).id}` },
+                    },
+                  ],
+                }
+              : {}),
+          },
+        },
+        ...entries.map((r) => ({ fullUrl: `${ehr.baseUrl}/ServiceRequest/${(r as { id: string }).id}`, resource: r })),
+      ],
+    });
+    // id-only: the ServiceRequest is read from the EHR.
+    const idOnly = await order();
+    const first = notification(1, [{ resourceType: 'ServiceRequest', id: idOnly.id }]);
+    (first.entry[1] as { resource?: unknown }).resource = undefined;
+    const r1 = await fhirFetch(hook, { body: first });
+    expect(r1.status).toBe(200);
+    expect(await orderFor(idOnly)).toBeDefined();
+    // full-resource: the ServiceRequest is in the Bundle.
+    const full = await order();
+    const r2 = await fhirFetch(hook, { body: notification(2, [full]) });
+    expect(r2.status).toBe(200);
+    expect(await orderFor(full)).toBeDefined();
+    const hb = await fhirFetch(hook, { body: notification(2, [], 'heartbeat') });
+    expect(hb.status).toBe(200);
+    const [state] = await ds.query(
+      `SELECT heartbeat_at, last_event_number::int AS last, gaps_detected FROM fhir_subscription_state WHERE subscription = $1`,
+      [subscription.reference],
+    );
+    expect(state).toMatchObject({ last: 2, gaps_detected: 0 });
+    expect(state.heartbeat_at).not.toBeNull();
+  });
+
   it("refuses a lab client's key on the hook (403, no EHR search); orders taken in through the hook are the EHR's: EHR-wide callers read them back, a lab client does not see them", async () => {
     const sr = await order(); // no Subscription is active: nothing is notified
     expect(await orderFor(sr)).toBeUndefined();

@@ -221,7 +221,8 @@ function finish(s: BackportStatus, bundle: Bundle): BackportStatus {
 
 /**
  * Recognises the rest-hook shapes EHRs send: empty POST, a resource (Medplum), `PUT .../{type}/{id}`
- * (HAPI) and R4 Backport notification Bundles (`type=history`, first entry Parameters or Basic).
+ * (HAPI), R4 Backport notification Bundles (`type=history`, first entry Parameters or Basic) and R4B ones
+ * (`type=subscription-notification`, first entry SubscriptionStatus).
  */
 export function parseNotification(
   body: unknown,
@@ -250,7 +251,9 @@ export function parseNotification(
   if (r.resourceType === 'Bundle') {
     const b = r as Bundle;
     const first = b.entry?.[0]?.resource;
-    if (b.type === 'history' && first && ['Parameters', 'Basic', 'SubscriptionStatus'].includes(first.resourceType)) {
+    // R4 Backport: type history, Parameters (or Basic) first; R4B: type subscription-notification, SubscriptionStatus first.
+    const notificationType = (b.type as string) === 'history' || (b.type as string) === 'subscription-notification';
+    if (notificationType && first && ['Parameters', 'Basic', 'SubscriptionStatus'].includes(first.resourceType)) {
       try {
         return { shape: 'backport', status: readStatus(first, b) };
       } catch (err) {
@@ -260,7 +263,8 @@ export function parseNotification(
       }
     }
     throw FhirOperationError.invalid(
-      'A notification Bundle must be type=history with a SubscriptionStatus (Parameters or Basic) first',
+      'A notification Bundle must be type=history (R4 Backport) or subscription-notification (R4B) with a ' +
+        'SubscriptionStatus (Parameters, Basic or SubscriptionStatus) first',
       'Bundle.type',
     );
   }
