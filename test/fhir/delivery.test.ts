@@ -554,6 +554,27 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     ).toHaveLength(6);
   });
 
+  it('an EHR answering 409 Conflict (two writers at once) is sent the report again, not failed for good', async () => {
+    const { orderId: id, deliveryId } = await deliveringFhirOrder();
+    // HAPI's answer when another transaction updated the same resources meanwhile.
+    ehr.rejectNextWrite(
+      409,
+      'HAPI-0550: version constraint failure: two clients updated the same resource',
+      'conflict',
+    );
+    await queue.add(JobName.DeliverFhir, { orderId: id, deliveryId });
+    const row = await deliverySettled(deliveryId);
+    expect(row).toMatchObject({ status: 'acknowledged', attempts: 2, error: null });
+    expect(
+      ehr.requests
+        .filter((r) => r.method === 'POST' && r.path === '/')
+        .slice(-2)
+        .map((r) => r.status),
+    ).toEqual([409, 200]);
+    expect(await reportsOf(id)).toHaveLength(1);
+    expect((await orderSettled(id)).status).toBe('completed');
+  });
+
   it('a report for an order without an EHR Patient reference (HL7) goes to the Patient found by its MRN', async () => {
     const { orderId: id, deliveryId } = await deliveringOrderFrom(SourceChannel.Hl7, {
       primary: { authority: 'HOSP', value: 'MRN-DELIV' },

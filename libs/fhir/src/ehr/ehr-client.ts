@@ -22,12 +22,13 @@ export class EhrHttpError extends Error {
   }
 
   /**
-   * Worth retrying: network failure or timeout, 408, 429, 5xx, or a 2xx whose body we could not read
-   * (our writes are idempotent, so sending again is safe).
+   * Worth retrying: network failure or timeout, 408, 409 (a conflict with a concurrent write: our writes are
+   * conditional on identifiers, not versions, so the next try meets the other writer's result), 429, 5xx,
+   * or a 2xx whose body we could not read (our writes are idempotent, so sending again is safe).
    */
   get transient(): boolean {
     const s = this.status;
-    return s === null || s === 408 || s === 429 || s >= 500 || (s >= 200 && s < 300);
+    return s === null || s === 408 || s === 409 || s === 429 || s >= 500 || (s >= 200 && s < 300);
   }
 }
 

@@ -12,8 +12,8 @@ const MAX_TEXT = 300;
 /**
  * Checks that a 2xx answer to a transaction is what FHIR says it must be: a `transaction-response`
  * Bundle with one entry per entry sent, each with a 2xx status. Anything else is a problem: a 4xx
- * entry is permanent (the EHR refused that resource: sending it again gets the same answer), every
- * other one transient. Returns null when every entry was written.
+ * entry but 409 is permanent (the EHR refused that resource: sending it again gets the same answer),
+ * every other one transient. Returns null when every entry was written.
  */
 export function checkTransactionResponse(sent: Bundle, status: number, body: unknown): TransactionProblem | null {
   const b = (body ?? {}) as Partial<Bundle> & { resourceType?: string };
@@ -36,7 +36,8 @@ export function checkTransactionResponse(sent: Bundle, status: number, body: unk
   entries.forEach((e, i) => {
     const code = Number(/^\s*(\d{3})/.exec(e.response?.status ?? '')?.[1] ?? NaN);
     if (code >= 200 && code < 300) return;
-    if (code >= 400 && code < 500) permanent = true;
+    // 409: the entry met a concurrent write (our writes are conditional on identifiers, so another try succeeds).
+    if (code >= 400 && code < 500 && code !== 409) permanent = true;
     const what = sentEntries[i]?.resource?.resourceType ?? 'resource';
     const why = outcomeText(e.response?.outcome as OperationOutcome | undefined);
     refused.push(`entry ${i + 1} (${what}): ${e.response?.status?.trim() || 'no status'}${why ? ` ${why}` : ''}`);
