@@ -187,6 +187,33 @@ describe('FHIR REST intake', () => {
     expect(srCaps.interaction.map((i: { code: string }) => i.code)).toContain('vread');
   });
 
+  it('a revoked ServiceRequest is a new version (meta.versionId 2, ETag and Last-Modified to match); version 1 stays readable', async () => {
+    const sr = serviceRequest({ contained: [{ ...patient('pw'), id: 'pat' }], subject: { reference: '#pat' } });
+    const created = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr });
+    expect(created.status).toBe(201);
+    const url = `${base}/fhir/ServiceRequest/${created.body.id}`;
+    const v1 = await fhirFetch(url);
+    expect(v1.body).toMatchObject({ status: 'active', meta: { versionId: '1' } });
+    expect(v1.headers.get('etag')).toBe('W/"1"');
+
+    expect((await fhirFetch(`${base}/fhir/ServiceRequest`, { body: { ...sr, status: 'revoked' } })).status).toBe(200);
+    const now = await fhirFetch(url);
+    expect(now.body).toMatchObject({ status: 'revoked', meta: { versionId: '2' } });
+    expect(now.headers.get('etag')).toBe('W/"2"');
+    expect(new Date(now.headers.get('last-modified')!).getTime()).toBe(
+      Math.floor(new Date(now.body.meta.lastUpdated).getTime() / 1000) * 1000,
+    );
+    // A client revalidating the version it had is not told "not modified".
+    expect((await fhirFetch(url, { headers: { 'if-none-match': 'W/"1"' } })).status).toBe(200);
+    expect(fhirValidationErrors(now.body)).toEqual([]);
+
+    const old = await fhirFetch(`${url}/_history/1`);
+    expect(old.status).toBe(200);
+    expect(old.body).toMatchObject({ status: 'active', meta: { versionId: '1' } });
+    expect((await fhirFetch(`${url}/_history/2`)).body).toEqual(now.body);
+    expect((await fhirFetch(`${url}/_history/3`)).status).toBe(404);
+  });
+
   it('cancels the order when the same ServiceRequest comes back revoked', async () => {
     const sr = serviceRequest({ contained: [{ ...patient('pc'), id: 'pat' }], subject: { reference: '#pat' } });
     const first = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr });

@@ -72,6 +72,15 @@ export class FhirOrdersRepository {
     return rows;
   }
 
+  /** The statuses the order went through, oldest first (its status_changed events). */
+  async statusHistory(orderId: string): Promise<Array<{ status: string; at: Date }>> {
+    const rows: Array<{ to_status: string; at: Date }> = await this.ds.query(
+      `SELECT to_status, at FROM order_events WHERE order_id = $1 AND to_status IS NOT NULL ORDER BY id`,
+      [orderId],
+    );
+    return rows.map((r) => ({ status: r.to_status, at: new Date(r.at) }));
+  }
+
   latestReport(orderId: string): Promise<ReportEntity | null> {
     return this.ds.manager.findOne(ReportEntity, { where: { orderId }, order: { version: 'DESC' } });
   }

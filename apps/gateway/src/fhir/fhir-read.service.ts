@@ -7,6 +7,7 @@ import {
   buildServiceRequest,
   buildTask,
   reportInputOf,
+  serviceRequestVersions,
   subjectOf,
 } from '@hemato/fhir';
 import type { OrderEntity } from '@hemato/persistence';
@@ -61,15 +62,25 @@ export class FhirReadService {
     return this.task(order);
   }
 
-  async serviceRequestById(id: string, caller: OrderCaller): Promise<ServiceRequest> {
+  /**
+   * Our ServiceRequest for an order: its current version, or `versionId` (vread). Its versions are the
+   * changes of the status it shows (see serviceRequestVersions); a version it never had is not found.
+   */
+  async serviceRequestById(id: string, caller: OrderCaller, versionId?: string): Promise<ServiceRequest> {
     const order = await this.visible(id, caller);
     if (!order || order.sourceChannel !== 'fhir') throw FhirOperationError.notFound(`ServiceRequest/${id} not found`);
+    const versions = serviceRequestVersions(await this.repo.statusHistory(order.id), order);
+    const n = versionId === undefined ? versions.length : /^[1-9]\d{0,8}$/.test(versionId) ? Number(versionId) : 0;
+    const version = versions[n - 1];
+    if (!version) {
+      throw FhirOperationError.notFound(`ServiceRequest/${id}/_history/${String(versionId).slice(0, 64)} not found`);
+    }
     const placer = (
       order.details?.fhir?.identifier as Array<{ system: string | null; value: string | null }> | undefined
     )?.[0];
     return buildServiceRequest({
       id: order.id,
-      status: order.status,
+      version: { id: n, ...version },
       placerIdentifier: placer ?? (order.placerOrderNumber ? { value: order.placerOrderNumber } : null),
       test: { system: order.testSystem, code: order.testCode, display: order.testDisplay },
       subject: (await this.subject(order)) ?? { display: 'unknown' },

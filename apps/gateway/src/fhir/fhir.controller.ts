@@ -16,7 +16,6 @@ import { APP_CONFIG, DomainError, type AppConfig } from '@hemato/common';
 import {
   BundleResolver,
   FhirOperationError,
-  SERVICE_REQUEST_VERSION,
   assertStorableText,
   buildCapabilityStatement,
   fromDomainError,
@@ -37,9 +36,25 @@ import { FhirReadService } from './fhir-read.service';
 
 const IMAGE_TYPES = ['Media', 'DocumentReference', 'Binary'];
 
-function send(res: Response, status: number, body: unknown, headers: Record<string, string> = {}): void {
-  for (const [k, v] of Object.entries(headers)) res.setHeader(k, v);
+function send(
+  res: Response,
+  status: number,
+  body: unknown,
+  headers: Record<string, string> | ((body: any) => Record<string, string>) = {},
+): void {
+  for (const [k, v] of Object.entries(typeof headers === 'function' ? headers(body) : headers)) res.setHeader(k, v);
   res.status(status).type('application/fhir+json').send(JSON.stringify(body));
+}
+
+/**
+ * A versioned resource's ETag is its version (`W/"<versionId>"`, not a hash of the body, so a client
+ * revalidating or vreading goes by the version) and Last-Modified its `meta.lastUpdated`.
+ */
+function versionHeaders(r: Resource): Record<string, string> {
+  const h: Record<string, string> = {};
+  if (r.meta?.versionId) h.ETag = `W/"${r.meta.versionId}"`;
+  if (r.meta?.lastUpdated) h['Last-Modified'] = new Date(r.meta.lastUpdated).toUTCString();
+  return h;
 }
 
 /**
@@ -109,7 +124,7 @@ export class FhirController {
       ifNoneExist,
       raw: JSON.stringify(body),
     });
-    const location = `${fhirBase(req)}/ServiceRequest/${r.order.id}/_history/${SERVICE_REQUEST_VERSION}`;
+    const location = `${fhirBase(req)}/ServiceRequest/${r.order.id}/_history/1`;
     send(res, r.created ? 201 : 200, await this.read.task(r.order), {
       Location: location,
       'Content-Location': `${fhirBase(req)}/Task/${r.order.id}`,
@@ -253,7 +268,7 @@ export class FhirController {
           resource: await this.read.task(r.order),
           response: {
             status: r.created ? '201 Created' : '200 OK',
-            location: `${base}/ServiceRequest/${r.order.id}/_history/${SERVICE_REQUEST_VERSION}`,
+            location: `${base}/ServiceRequest/${r.order.id}/_history/1`,
           },
         });
       }
@@ -288,13 +303,10 @@ export class FhirController {
   @UseGuards(FhirAuthGuard)
   @FhirScope('ServiceRequest', 'r')
   async serviceRequest(@Param('id') id: string, @Req() req: FhirRequest, @Res() res: Response) {
-    send(res, 200, await this.read.serviceRequestById(id, req.fhirClient!));
+    send(res, 200, await this.read.serviceRequestById(id, req.fhirClient!), versionHeaders);
   }
 
-  /**
-   * vread: the versioned URL our create answers in `Location` (`…/_history/1`). Our ServiceRequest is a view
-   * of the order with one version, 1; any other version is not found.
-   */
+  /** vread: e.g. the versioned URL our create answers in `Location` (`…/_history/1`). */
   @Get('ServiceRequest/:id/_history/:vid')
   @UseGuards(FhirAuthGuard)
   @FhirScope('ServiceRequest', 'r')
@@ -304,10 +316,7 @@ export class FhirController {
     @Req() req: FhirRequest,
     @Res() res: Response,
   ) {
-    const sr = await this.read.serviceRequestById(id, req.fhirClient!);
-    if (vid !== sr.meta?.versionId)
-      throw FhirOperationError.notFound(`ServiceRequest/${id}/_history/${vid.slice(0, 64)} not found`);
-    send(res, 200, sr);
+    send(res, 200, await this.read.serviceRequestById(id, req.fhirClient!, vid), versionHeaders);
   }
 
   @Get('DiagnosticReport/:id')

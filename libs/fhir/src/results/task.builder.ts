@@ -82,30 +82,54 @@ export function buildTask(src: TaskSource): Task {
   return task;
 }
 
-/** The version of our ServiceRequest view, the one the create's `Location` names (`…/_history/1`). */
-export const SERVICE_REQUEST_VERSION = '1';
+/** The ServiceRequest.status our view shows for an order status. */
+export function serviceRequestStatusOf(orderStatus: string): ServiceRequest['status'] {
+  if (orderStatus === 'cancelled' || orderStatus === 'rejected') return 'revoked';
+  return orderStatus === 'completed' ? 'completed' : 'active';
+}
 
-/** Our view of an order as a ServiceRequest (GET /fhir/ServiceRequest/{id}, and its vread). */
+/** One version of our ServiceRequest view: version n is `versions[n - 1]`. */
+export interface ServiceRequestVersion {
+  status: ServiceRequest['status'];
+  at: Date;
+}
+
+/**
+ * The versions of our ServiceRequest view of an order. Only its status changes over time, so each change
+ * of the status it shows (from the order's status history, oldest first) is a new version; version 1 is
+ * the order as taken in, the one the create's `Location` names (`…/_history/1`). The current status is
+ * the last version even if the history lacks its change.
+ */
+export function serviceRequestVersions(
+  history: Array<{ status: string; at: Date }>,
+  current: { status: string; statusChangedAt: Date; createdAt: Date },
+): ServiceRequestVersion[] {
+  const versions: ServiceRequestVersion[] = [];
+  for (const h of history) {
+    const status = serviceRequestStatusOf(h.status);
+    if (versions.at(-1)?.status !== status) versions.push({ status, at: h.at });
+  }
+  const now = serviceRequestStatusOf(current.status);
+  if (versions.length === 0) versions.push({ status: now, at: current.createdAt });
+  else if (versions.at(-1)!.status !== now) versions.push({ status: now, at: current.statusChangedAt });
+  return versions;
+}
+
+/** Our view of an order as a ServiceRequest (GET /fhir/ServiceRequest/{id}, and its vread): one version of it. */
 export function buildServiceRequest(src: {
   id: string;
-  status: string;
+  /** Which version (1-based) and what it shows. */
+  version: { id: number } & ServiceRequestVersion;
   placerIdentifier?: { system?: string | null; value?: string | null } | null;
   test: { system: string | null; code: string | null; display: string | null };
   subject: Reference<Patient>;
   createdAt: Date;
 }): ServiceRequest {
-  const srStatus: ServiceRequest['status'] =
-    src.status === 'cancelled' || src.status === 'rejected'
-      ? 'revoked'
-      : src.status === 'completed'
-        ? 'completed'
-        : 'active';
   const system = src.test.system === 'LN' ? 'http://loinc.org' : (src.test.system ?? undefined);
   return {
     resourceType: 'ServiceRequest',
     id: src.id,
-    // One version: the Location of our create (`…/_history/1`) reads it.
-    meta: { versionId: SERVICE_REQUEST_VERSION },
+    meta: { versionId: String(src.version.id), lastUpdated: src.version.at.toISOString() },
     ...(src.placerIdentifier?.value
       ? {
           identifier: [
@@ -116,7 +140,7 @@ export function buildServiceRequest(src: {
           ],
         }
       : {}),
-    status: srStatus,
+    status: src.version.status,
     intent: 'order',
     code: {
       coding: [
