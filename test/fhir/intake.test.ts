@@ -214,6 +214,37 @@ describe('FHIR REST intake', () => {
     expect((await fhirFetch(`${url}/_history/3`)).status).toBe(404);
   });
 
+  it('answers a create as the Prefer header asks: return=representation the ServiceRequest, minimal no body, OperationOutcome an outcome; none, the Task', async () => {
+    const make = () => serviceRequest({ contained: [{ ...patient('pp'), id: 'pat' }], subject: { reference: '#pat' } });
+    const rep = await fhirFetch(`${base}/fhir/ServiceRequest`, {
+      body: make(),
+      headers: { prefer: 'handling=lenient, return=representation' },
+    });
+    expect(rep.status).toBe(201);
+    expect(rep.body).toMatchObject({ resourceType: 'ServiceRequest', status: 'active', meta: { versionId: '1' } });
+    expect(rep.headers.get('location')).toMatch(new RegExp(`/fhir/ServiceRequest/${rep.body.id}/_history/1$`));
+    expect(rep.headers.get('etag')).toBe('W/"1"');
+    expect(fhirValidationErrors(rep.body)).toEqual([]);
+
+    const sr = make();
+    const minimal = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr, headers: { prefer: 'return=minimal' } });
+    expect(minimal.status).toBe(201);
+    expect(minimal.body).toBeUndefined();
+    expect(minimal.headers.get('location')).toMatch(/\/fhir\/ServiceRequest\/[0-9a-f-]{36}\/_history\/1$/);
+    // The same order again: 200, as the client asked.
+    const again = await fhirFetch(`${base}/fhir/ServiceRequest`, {
+      body: sr,
+      headers: { prefer: 'return=OperationOutcome' },
+    });
+    expect(again.status).toBe(200);
+    expect(again.body.resourceType).toBe('OperationOutcome');
+    expect(again.body.issue[0].severity).toBe('information');
+    expect(fhirValidationErrors(again.body)).toEqual([]);
+
+    const task = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: make() });
+    expect(task.body.resourceType).toBe('Task');
+  });
+
   it('cancels the order when the same ServiceRequest comes back revoked', async () => {
     const sr = serviceRequest({ contained: [{ ...patient('pc'), id: 'pat' }], subject: { reference: '#pat' } });
     const first = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr });

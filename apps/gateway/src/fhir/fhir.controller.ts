@@ -46,6 +46,19 @@ function send(
   res.status(status).type('application/fhir+json').send(JSON.stringify(body));
 }
 
+/** The `return` preference of a `Prefer` header (`return=minimal|representation|OperationOutcome`), if any. */
+function preferredReturn(
+  header: string | string[] | undefined,
+): 'minimal' | 'representation' | 'OperationOutcome' | undefined {
+  const text = Array.isArray(header) ? header.join(',') : (header ?? '');
+  for (const part of text.split(/[,;]/)) {
+    const [k, v] = part.split('=').map((x) => x.trim().replace(/^"|"$/g, ''));
+    if (k?.toLowerCase() !== 'return') continue;
+    if (v === 'minimal' || v === 'representation' || v === 'OperationOutcome') return v;
+  }
+  return undefined;
+}
+
 /**
  * A versioned resource's ETag is its version (`W/"<versionId>"`, not a hash of the body, so a client
  * revalidating or vreading goes by the version) and Last-Modified its `meta.lastUpdated`.
@@ -124,11 +137,38 @@ export class FhirController {
       ifNoneExist,
       raw: JSON.stringify(body),
     });
-    const location = `${fhirBase(req)}/ServiceRequest/${r.order.id}/_history/1`;
-    send(res, r.created ? 201 : 200, await this.read.task(r.order), {
-      Location: location,
-      'Content-Location': `${fhirBase(req)}/Task/${r.order.id}`,
-    });
+    const status = r.created ? 201 : 200;
+    const srUrl = `${fhirBase(req)}/ServiceRequest/${r.order.id}`;
+    switch (preferredReturn(req.headers.prefer)) {
+      case 'representation': {
+        // The ServiceRequest as we keep it, at its current version (a revoke answered here is version 2).
+        const sr = await this.read.serviceRequestById(r.order.id, req.fhirClient!);
+        send(res, status, sr, { ...versionHeaders(sr), Location: `${srUrl}/_history/${sr.meta!.versionId}` });
+        return;
+      }
+      case 'minimal':
+        res.setHeader('Location', `${srUrl}/_history/1`);
+        res.status(status).end();
+        return;
+      case 'OperationOutcome':
+        send(
+          res,
+          status,
+          operationOutcome(
+            'information',
+            'informational',
+            r.created ? `Created ServiceRequest/${r.order.id}` : `ServiceRequest/${r.order.id} was already taken in`,
+          ),
+          { Location: `${srUrl}/_history/1` },
+        );
+        return;
+      case undefined:
+        // No preference: the Task that tracks the order (what this endpoint has always answered).
+        send(res, status, await this.read.task(r.order), {
+          Location: `${srUrl}/_history/1`,
+          'Content-Location': `${fhirBase(req)}/Task/${r.order.id}`,
+        });
+    }
   }
 
   @Post()
