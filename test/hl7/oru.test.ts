@@ -211,6 +211,47 @@ print(json.dumps(out))
     expect(out.obx.filter((o) => o[1] === 'PATH-REPORT').map((o) => o[3])).toEqual(REPORT.pathology_report.split('\n'));
   });
 
+  it('writes every NM value as an HL7 NM (sign, digits, decimal point): never in exponent notation', () => {
+    const { message } = buildOruR01({
+      report: {
+        ...REPORT,
+        // Very small or large values, as Hemato.AI's JSON (or PostgreSQL's jsonb) hands them over.
+        feature_statistics: {
+          'parasite-density': { value: 1.2e-7, unit: '/um2' },
+          'cell-count': { value: 1e21, unit: '{cells}' },
+          'blast-fraction': { value: '3.5E-08', unit: '1' },
+          'rbc-density': { value: -4.52, unit: '10*12/L' },
+        },
+        morphological_findings: {},
+        diagnostic_report: { differential_diagnosis: [{ score: 2e-7, confidence: 0.9, 'icd10-code': 'B50' }] },
+        pathology_report: '',
+      },
+      reportVersion: 1,
+      us: { application: 'HEMATO-BRIDGE', facility: 'HEMATO' },
+      to: { application: 'LIS', facility: 'GENHOSP' },
+      order: {
+        placerOrderNumber: 'PL-1',
+        fillerOrderNumber: 'HB1',
+        test: { system: 'LN', code: '34994-4', display: null },
+      },
+      hl7Pid: PID,
+    });
+    const obx = new Message({ text: message })
+      .toArray()
+      .filter((s) => s.name === 'OBX')
+      .map((s) => [s.get('2').toString(), s.get('3.1').toString(), s.get('5').toString()]);
+    expect(obx.filter((o) => o[1] !== 'DDX')).toEqual([
+      ['NM', 'FS-parasite-density', '0.00000012'],
+      ['NM', 'FS-cell-count', '1000000000000000000000'],
+      ['NM', 'FS-blast-fraction', '0.000000035'],
+      ['NM', 'FS-rbc-density', '-4.52'],
+      ['NM', 'DDX-SCORE', '0.0000002'],
+      ['NM', 'DDX-CONF', '0.9'],
+    ]);
+    // HL7 v2.5.1 2A.3.47: NM is an optional sign, digits and an optional decimal point, nothing else.
+    for (const o of obx.filter((x) => x[0] === 'NM')) expect(o[2]).toMatch(/^[-+]?(\d+\.?\d*|\.\d+)$/);
+  });
+
   it('builds a PID from stored identity fields when the verbatim one is missing, escaping delimiters', () => {
     const pid = pidFromIdentity({
       primary: { authority: 'GENHOSP', value: 'A|1' },
