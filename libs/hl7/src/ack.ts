@@ -1,5 +1,5 @@
 import { randomBytes } from 'node:crypto';
-import { delimsOf, isDefaultDelims, unescapeHl7 } from './escaping';
+import { delimsOf, isDefaultDelims, toDefaultDelimiters, unescapeHl7 } from './escaping';
 import type { MshHeader } from './header';
 
 /** HL7 table 0357 (message error condition codes) as used by this bridge. */
@@ -106,6 +106,17 @@ function fromSender(v: string, h: MshHeader | null): string {
 }
 
 /**
+ * A whole HD field of the sender's MSH (MSH-3/4, all components: `LIS^2.16.840.1.113883.3.1^ISO`) for our
+ * MSH-5/6: byte for byte with our delimiters, else re-encoded into ours (components kept as components).
+ * Falls back to the namespace id alone when the header was made without the whole field.
+ */
+function hdFromSender(whole: string | undefined, namespace: string | undefined, h: MshHeader | null): string {
+  if (whole === undefined || !h) return fromSender(namespace ?? '', h);
+  const d = delimsOf(h);
+  return (isDefaultDelims(d) ? whole : toDefaultDelimiters(whole, d)).replace(/[\r\n]/g, ' ');
+}
+
+/**
  * Builds an ACK: MSH-9 `ACK^<event>^ACK`, a fresh MSH-10, MSA-2 = the message's MSH-10, one ERR per
  * issue (ERR-1 for v2.3/2.4 receivers, ERR-2/3/4/8 for v2.5+). A plain template rather than the
  * node-hl7-client builder: it is on the hot path of every message (the builder costs ~0.5 ms per ACK,
@@ -134,8 +145,8 @@ export function responseSegments(opts: AckOptions, messageType: string, ackTypes
     '^~\\&',
     esc(opts.us.application),
     esc(opts.us.facility),
-    fromSender(h?.sendingApplication ?? '', h),
-    fromSender(h?.sendingFacility ?? '', h),
+    hdFromSender(h?.sendingApplicationHd, h?.sendingApplication, h),
+    hdFromSender(h?.sendingFacilityHd, h?.sendingFacility, h),
     hl7Timestamp(),
     '',
     messageType,

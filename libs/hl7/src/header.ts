@@ -10,8 +10,15 @@ export interface MshHeader {
   fieldSeparator: string;
   /** MSH-2, e.g. `^~\&`. */
   encodingCharacters: string;
+  /** MSH-3.1 / MSH-4.1 (namespace id): who the sender is to us (dedup key, allow-list). */
   sendingApplication: string;
   sendingFacility: string;
+  /**
+   * MSH-3 / MSH-4 whole (first repetition, all HD components, raw in the sender's delimiters): what our
+   * answers' MSH-5/6 give back, universal id (OID) included.
+   */
+  sendingApplicationHd?: string;
+  sendingFacilityHd?: string;
   receivingApplication: string;
   receivingFacility: string;
   /** MSH-9.1 / 9.2 / 9.3. */
@@ -68,6 +75,8 @@ export function readHeader(raw: Buffer | string): MshHeader | null {
     encodingCharacters: enc,
     sendingApplication: comp(3, 1),
     sendingFacility: comp(4, 1),
+    sendingApplicationHd: f(3).split(rs)[0] ?? '',
+    sendingFacilityHd: f(4).split(rs)[0] ?? '',
     receivingApplication: comp(5, 1),
     receivingFacility: comp(6, 1),
     messageCode: comp(9, 1).trim(),
