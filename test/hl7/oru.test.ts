@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { Message } from 'node-hl7-client';
 import type { ReportResults } from '@hemato/hemato-client';
-import { buildOruR01, pidFromIdentity, HEMATO_NOTE } from '@hemato/hl7';
+import { buildOrderResponse, buildOruR01, pidFromIdentity, readHeader, HEMATO_NOTE } from '@hemato/hl7';
 
 const REPORT: ReportResults = {
   pbs_study_id: '4bb7fe9e-b608-4d68-adbe-8655c991f494',
@@ -194,7 +194,7 @@ print(json.dumps(out))
     expect(out.control).toBe('ORU-CTRL-1');
     expect(out.pid3).toBe('MRN0001');
     expect(out.obr25).toBe('F');
-    expect(out.filler).toBe('HB260101000001');
+    expect(out.filler).toBe('HB260101000001^HEMATO-BRIDGE');
     expect(out.obx.find((o) => o[1] === 'FS-rbc-density')).toEqual(['NM', 'FS-rbc-density', '', '4.52', '10*12/L']);
     expect(out.obx.find((o) => o[1] === 'MF-ring trophozoite')).toEqual([
       'NM',
@@ -250,6 +250,30 @@ print(json.dumps(out))
     ]);
     // HL7 v2.5.1 2A.3.47: NM is an optional sign, digits and an optional decimal point, nothing else.
     for (const o of obx.filter((x) => x[0] === 'NM')) expect(o[2]).toMatch(/^[-+]?(\d+\.?\d*|\.\d+)$/);
+  });
+
+  it('names the order by the same filler order number (EI with our namespace) as the ORR^O02 gave the placer', () => {
+    // Enhanced mode: the placer learnt our filler number from ORR^O02 ORC-3 and files the result under it.
+    const orr = new Message({
+      text: buildOrderResponse({
+        header: readHeader('MSH|^~\\&|LIS|GENHOSP|HB|HB|20260101||ORM^O01^ORM_O01|C1|P|2.5.1|||AL|AL')!,
+        code: 'AA',
+        us: { application: 'HEMATO-BRIDGE', facility: 'HEMATO' },
+        lines: [
+          {
+            control: 'OK',
+            placerOrderNumber: 'PL-1',
+            fillerOrderNumber: 'HB260101000001',
+            test: { system: 'LN', code: '34994-4', display: null },
+          },
+        ],
+      }),
+    });
+    const filler = orr.get('ORC.3').toRaw();
+    expect(filler).toBe('HB260101000001^HEMATO-BRIDGE');
+    const oru = new Message({ text: build().message });
+    expect(oru.get('ORC.3').toRaw()).toBe(filler);
+    expect(oru.get('OBR.3').toRaw()).toBe(filler);
   });
 
   it('builds a PID from stored identity fields when the verbatim one is missing, escaping delimiters', () => {

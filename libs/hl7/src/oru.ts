@@ -94,10 +94,16 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   msg.set('MSH.16', 'AL');
   msg.set('MSH.18', input.characterSet ?? 'UNICODE UTF-8');
 
+  // The filler order number as the order response (ORR/ORL ORC-3) gave it to the placer: EI with our
+  // application as namespace id, so the placer finds the order it filed under that number.
+  const filler = (seg: { set(path: string, value: string): unknown }) => {
+    seg.set('3.1', input.order.fillerOrderNumber);
+    seg.set('3.2', input.us.application);
+  };
   const orc = msg.addSegment('ORC');
   orc.set('1', 'RE');
   if (input.order.placerOrderNumber) orc.set('2', input.order.placerOrderNumber);
-  orc.set('3', input.order.fillerOrderNumber);
+  filler(orc);
   orc.set('5', 'CM');
   const provider = input.order.orderingProvider;
   // Echoed, as result interfaces file and route a result by its ordering provider.
@@ -113,7 +119,7 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   const obr = msg.addSegment('OBR');
   obr.set('1', '1');
   if (input.order.placerOrderNumber) obr.set('2', input.order.placerOrderNumber);
-  obr.set('3', input.order.fillerOrderNumber);
+  filler(obr);
   obr.set('4.1', input.order.test.code ?? 'PBS');
   if (input.order.test.display) obr.set('4.2', input.order.test.display);
   if (input.order.test.system) obr.set('4.3', input.order.test.system);
