@@ -30,6 +30,13 @@ export interface Hl7OrderGroup {
   index: number;
   control: 'NW' | 'CA';
   placerOrderNumber: string;
+  /**
+   * Where the placer number was read (ORC-2, or OBR-2 of a further OBR under one ORC) and where the order
+   * control is (ORC-1): what an ERR names for a problem with this group. Group numbers are not segment
+   * occurrences (an ORC may hold several OBRs).
+   */
+  placerAt: { segment: string; sequence: number; field: number };
+  controlAt: { segment: string; sequence: number; field: number };
   test: { system: string | null; code: string; display: string | null } | null;
   tasks: string[];
   /** Not patient identity: ordering provider, collection time, specimen, diagnoses, notes. */
@@ -374,6 +381,11 @@ export function readOrderMessage(
     const fromOrc = g.orc ? field(g.orc, '2.1') : '';
     const fromObr = g.obr ? field(g.obr, '2.1') : '';
     const placer = g.sharedOrc ? fromObr || fromOrc : fromOrc || fromObr;
+    const obrAt = { segment: 'OBR', sequence: g.obr?.seq ?? 1, field: 2 };
+    const orcAt = g.orc ? { segment: 'ORC', sequence: g.orc.seq, field: 2 } : obrAt;
+    const placerAt = (g.sharedOrc ? fromObr : !fromOrc) && g.obr ? obrAt : orcAt;
+    const controlAt = g.orc ? { segment: 'ORC', sequence: g.orc.seq, field: 1 } : obrAt; // no ORC: always NW
+    const at = { placerAt, controlAt };
     if (!placer) {
       issues.push({
         code: Hl7ErrorCode.RequiredFieldMissing,
@@ -404,7 +416,7 @@ export function readOrderMessage(
           : null,
     });
     if (control === 'CA') {
-      out.push({ index, control, placerOrderNumber: placer, test: null, tasks: [], details: {}, images: [] });
+      out.push({ index, control, placerOrderNumber: placer, ...at, test: null, tasks: [], details: {}, images: [] });
       return;
     }
     needsPatient = true;
@@ -482,7 +494,7 @@ export function readOrderMessage(
     if (diagnoses.length) details.diagnoses = diagnoses;
     const notes = g.notes.filter(Boolean);
     if (notes.length) details.notes = notes;
-    out.push({ index, control, placerOrderNumber: placer, test, tasks, details, images });
+    out.push({ index, control, placerOrderNumber: placer, ...at, test, tasks, details, images });
   });
 
   const patient = needsPatient

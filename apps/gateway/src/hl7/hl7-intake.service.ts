@@ -523,7 +523,7 @@ export class Hl7IntakeService implements OnModuleInit {
       item.planned = undefined;
       item.parsed.issues.push({
         code: Hl7ErrorCode.DuplicateKeyIdentifier,
-        location: { segment: 'ORC', sequence: group.index, field: 2 },
+        location: group.placerAt,
         text: `Placer order number ${group.placerOrderNumber} is already used by another order from this sender`,
       });
     }
@@ -734,7 +734,7 @@ export class Hl7IntakeService implements OnModuleInit {
       return {
         issue: {
           code: Hl7ErrorCode.UnknownKeyIdentifier,
-          location: { segment: 'ORC', sequence: g.index, field: 2 },
+          location: g.placerAt,
           text: `No order with placer number ${g.placerOrderNumber} from this sender`,
         },
       };
@@ -752,7 +752,7 @@ export class Hl7IntakeService implements OnModuleInit {
         return {
           issue: {
             code: Hl7ErrorCode.ApplicationInternalError,
-            location: { segment: 'ORC', sequence: g.index, field: 1 },
+            location: g.controlAt,
             text: `Order ${g.placerOrderNumber} can no longer be cancelled: ${err.message}`,
           },
         };
