@@ -276,6 +276,61 @@ print(json.dumps(out))
     expect(oru.get('OBR.3').toRaw()).toBe(filler);
   });
 
+  it('keeps line breaks in report texts and order values inside their field: no segment is split', () => {
+    const { message } = buildOruR01({
+      report: {
+        ...REPORT,
+        feature_statistics: { 'cell shape': { value: 'oval\nirregular', unit: '' } },
+        morphological_findings: { 'target\r\ncell': { count: 3 } },
+        diagnostic_report: {
+          differential_diagnosis: [
+            { score: 1, confidence: 0.5, 'icd10-code': 'D50', 'english-long': 'Iron deficiency\nanaemia' },
+          ],
+        },
+        pathology_report: 'One line.',
+      },
+      reportVersion: 1,
+      us: { application: 'HEMATO-BRIDGE', facility: 'HEMATO' },
+      to: { application: 'LIS', facility: 'GENHOSP' },
+      // The placer's OBR-4.2 as stored: its `\.br\` read as a line break.
+      order: {
+        placerOrderNumber: 'PL-1',
+        fillerOrderNumber: 'HB1',
+        test: { system: 'LN', code: '34994-4', display: 'Peripheral\nsmear' },
+      },
+      hl7Pid: PID,
+    });
+    expect(message).not.toMatch(/\n/);
+    expect(message.split('\r').map((s) => s.slice(0, 4))).toEqual([
+      'MSH|',
+      'PID|',
+      'ORC|',
+      'OBR|',
+      'NTE|',
+      'OBX|',
+      'OBX|',
+      'OBX|',
+      'OBX|',
+      'OBX|',
+      'OBX|',
+    ]);
+    // Read back independently (python3-hl7): each value whole, in its own OBX.
+    const script = `
+import sys, json, hl7
+m = hl7.parse(sys.stdin.read())
+print(json.dumps({"obr4": str(m.segment("OBR")[4]), "obx": [[str(s[2]), str(s[3]), str(s[5]), str(s[11])] for s in m.segments("OBX")]}))
+`;
+    const out = JSON.parse(execFileSync(PYTHON, ['-c', script], { input: message, encoding: 'utf8' })) as {
+      obr4: string;
+      obx: string[][];
+    };
+    expect(out.obr4).toBe('34994-4^Peripheral smear^LN');
+    expect(out.obx.map((o) => o[3])).toEqual(['F', 'F', 'F', 'F', 'F', 'F']);
+    expect(out.obx[0]!.slice(0, 3)).toEqual(['ST', 'FS-cell shape^cell shape^HEMATO', 'oval irregular']);
+    expect(out.obx[1]![1]).toBe('MF-target cell^target cell count^HEMATO');
+    expect(out.obx[2]![2]).toBe('D50^Iron deficiency anaemia^I10');
+  });
+
   it('builds a PID from stored identity fields when the verbatim one is missing, escaping delimiters', () => {
     const pid = pidFromIdentity({
       primary: { authority: 'GENHOSP', value: 'A|1' },
