@@ -114,7 +114,7 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
   });
   afterAll(async () => ds?.destroy());
 
-  async function seed(version = 1, over: { pid?: string; pathology?: string } = {}) {
+  async function seed(version = 1, over: { pid?: string; pathology?: string; details?: Record<string, unknown> } = {}) {
     const pid = over.pid ?? PID;
     const config = loadConfig(env);
     const proxy = await new PatientProxyService(config).resolve(ds.manager, {
@@ -142,6 +142,7 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
         alternateTest: { code: 'SMEAR', display: null, system: 'L' },
         processingId: 'T',
         orderingProvider: { id: '1234', family: 'WELBY', given: 'MARCUS', authority: 'NPI' },
+        ...over.details,
       },
     });
     const report = await ds.getRepository(ReportEntity).save({
@@ -216,6 +217,19 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
     // The proxy id never reaches the hospital, the real identifier does.
     expect(rx.received[1]).toContain('MRN0042');
     expect(rx.received[1]).not.toMatch(/pp-[0-9a-f]{24}/);
+  });
+
+  it('gives the placer its order number back as the whole EI it was ordered with (ORC-2 / OBR-2)', async () => {
+    const rx = await scriptedReceiver(['AA']);
+    const { delivery } = await seed(1, {
+      details: { placerAuthority: { namespaceId: 'EPIC', universalId: '1.2.840.9', universalIdType: 'ISO' } },
+    });
+    const result = await service(rx.port).deliver(delivery.id, { finalAttempt: true, policy: FAST });
+    await rx.server.close();
+    expect(result.status).toBe('acknowledged');
+    const sent = new Message({ text: rx.received[0]! });
+    expect(sent.get('ORC.2').toRaw()).toBe('PL-42^EPIC^1.2.840.9^ISO');
+    expect(sent.get('OBR.2').toRaw()).toBe('PL-42^EPIC^1.2.840.9^ISO');
   });
 
   it('speaks ISO 8859-1 to a Latin-1 receiver (HL7_RESULT_CHARSET=8859/1): its bytes, and text it cannot say folded', async () => {

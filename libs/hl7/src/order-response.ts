@@ -1,6 +1,16 @@
 import { responseSegments, replyVersion, type AckOptions } from './ack';
 import { escapeHl7 } from './escaping';
+import type { PlacerAuthority } from './orders-in';
 import { cxList } from './oru';
+
+/** A placer order number as an EI (`number^namespace^universal id^type`), escaped, without empty trailing parts. */
+export function placerEi(number: string, authority?: PlacerAuthority | null): string {
+  const a = authority ?? {};
+  return [number, a.namespaceId ?? '', a.universalId ?? '', a.universalIdType ?? '']
+    .map(escapeHl7)
+    .join('^')
+    .replace(/\^+$/, '');
+}
 
 /**
  * ORC-1 of an order response (HL7 table 0119): OK = order accepted, UA = unable to accept,
@@ -12,6 +22,8 @@ export type OrderResponseControl = 'OK' | 'UA' | 'CR' | 'UC';
 export interface OrderResponseLine {
   control: OrderResponseControl;
   placerOrderNumber: string;
+  /** EI.2-4 of the placer number as the order sent them. */
+  placerAuthority?: PlacerAuthority | null;
   /** Ours (assigned when the order was stored); absent when nothing was stored. */
   fillerOrderNumber?: string | null;
   test?: { system: string | null; code: string; display: string | null } | null;
@@ -52,7 +64,14 @@ export function buildOrderResponse(opts: OrderResponseOptions): string {
   const filler = (n: string | null | undefined) => (n ? `${e(n)}^${e(opts.us.application)}` : '');
   opts.lines.forEach((line, i) => {
     segments.push(
-      ['ORC', line.control, e(line.placerOrderNumber), filler(line.fillerOrderNumber), '', ORDER_STATUS[line.control]]
+      [
+        'ORC',
+        line.control,
+        placerEi(line.placerOrderNumber, line.placerAuthority),
+        filler(line.fillerOrderNumber),
+        '',
+        ORDER_STATUS[line.control],
+      ]
         .join('|')
         .replace(/\|+$/, ''),
     );
@@ -62,7 +81,7 @@ export function buildOrderResponse(opts: OrderResponseOptions): string {
         [
           'OBR',
           String(i + 1),
-          e(line.placerOrderNumber),
+          placerEi(line.placerOrderNumber, line.placerAuthority),
           filler(line.fillerOrderNumber),
           service.replace(/\^+$/, ''),
         ].join('|'),

@@ -30,6 +30,7 @@ export interface Hl7OrderGroup {
   index: number;
   control: 'NW' | 'CA';
   placerOrderNumber: string;
+  placerAuthority?: PlacerAuthority;
   /**
    * Where the placer number was read (ORC-2, or OBR-2 of a further OBR under one ORC) and where the order
    * control is (ORC-1): what an ERR names for a problem with this group. Group numbers are not segment
@@ -44,10 +45,19 @@ export interface Hl7OrderGroup {
   images: Hl7ImageSource[];
 }
 
+/** EI components 2-4 of a placer order number (`EPL9^EPIC^1.2.840.9^ISO`): whose number it is. */
+export interface PlacerAuthority {
+  namespaceId?: string;
+  universalId?: string;
+  universalIdType?: string;
+}
+
 /** An order group as far as it could be read, valid or not: what an order response (ORR/ORL) names. */
 export interface Hl7OrderRef {
   control: 'NW' | 'CA';
   placerOrderNumber: string;
+  /** EI.2-4 of the placer number as sent (absent when only EI.1 was): answers give the whole EI back. */
+  placerAuthority?: PlacerAuthority;
   test: { system: string | null; code: string; display: string | null } | null;
 }
 
@@ -385,7 +395,17 @@ export function readOrderMessage(
     const orcAt = g.orc ? { segment: 'ORC', sequence: g.orc.seq, field: 2 } : obrAt;
     const placerAt = (g.sharedOrc ? fromObr : !fromOrc) && g.obr ? obrAt : orcAt;
     const controlAt = g.orc ? { segment: 'ORC', sequence: g.orc.seq, field: 1 } : obrAt; // no ORC: always NW
-    const at = { placerAt, controlAt };
+    const placerSeg = placerAt.segment === 'OBR' ? g.obr : g.orc;
+    const authority: PlacerAuthority = {};
+    for (const [c, key] of [
+      [2, 'namespaceId'],
+      [3, 'universalId'],
+      [4, 'universalIdType'],
+    ] as const) {
+      const v = placerSeg ? field(placerSeg, `2.${c}`) : '';
+      if (v) authority[key] = v;
+    }
+    const at = { placerAt, controlAt, ...(Object.keys(authority).length ? { placerAuthority: authority } : {}) };
     if (!placer) {
       issues.push({
         code: Hl7ErrorCode.RequiredFieldMissing,
@@ -410,6 +430,7 @@ export function readOrderMessage(
     refs.push({
       control,
       placerOrderNumber: placer,
+      ...(at.placerAuthority ? { placerAuthority: at.placerAuthority } : {}),
       test:
         control === 'NW' && g.obr && code
           ? { code, display: field(g.obr, '4.2') || null, system: field(g.obr, '4.3') || null }
@@ -463,6 +484,8 @@ export function readOrderMessage(
     // MSH-11: a training or debugging order's result must go back marked as one, never as production.
     details.processingId = header.processingId.toUpperCase() || 'P';
     if (alternate) details.alternateTest = alternate;
+    // Kept for the result: ORC-2/OBR-2 of the ORU give the placer its whole EI back.
+    if (at.placerAuthority) details.placerAuthority = at.placerAuthority;
     const provider = xcn(reps(g.orc ?? obr, 12)[0]) ?? xcn(reps(obr, 16)[0]);
     if (provider) details.orderingProvider = provider;
     const bad = issues.length;

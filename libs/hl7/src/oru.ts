@@ -4,6 +4,7 @@ import { hl7Timestamp, newControlId, type Hl7Identity } from './ack';
 import { inLatin1Repertoire, type OutgoingCharset } from './charset';
 import { isoToHl7DateTime } from './datetime';
 import { escapeHl7 } from './escaping';
+import type { PlacerAuthority } from './orders-in';
 
 /** What the ORU^R01 needs besides the report: who it goes to, which order, which patient. */
 export interface OruInput {
@@ -21,6 +22,8 @@ export interface OruInput {
   to: Hl7Identity;
   order: {
     placerOrderNumber: string | null;
+    /** EI.2-4 of the placer number as the order sent them (ORC-2/OBR-2 give the whole EI back). */
+    placerAuthority?: PlacerAuthority | null;
     fillerOrderNumber: string;
     test: { system: string | null; code: string | null; display: string | null };
     /** OBR-4.4–4.6 as the order gave them (an EHR's LOINC beside its local code). */
@@ -110,9 +113,18 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
     seg.set('3.1', oneLine(input.order.fillerOrderNumber));
     seg.set('3.2', oneLine(input.us.application));
   };
+  // The placer's number as it was ordered with: the whole EI (number ^ namespace ^ universal id ^ type).
+  const placer = (seg: { set(path: string, value: string): unknown }) => {
+    if (!input.order.placerOrderNumber) return;
+    const a = input.order.placerAuthority ?? {};
+    seg.set('2.1', oneLine(input.order.placerOrderNumber));
+    if (a.namespaceId) seg.set('2.2', oneLine(a.namespaceId));
+    if (a.universalId) seg.set('2.3', oneLine(a.universalId));
+    if (a.universalIdType) seg.set('2.4', oneLine(a.universalIdType));
+  };
   const orc = msg.addSegment('ORC');
   orc.set('1', 'RE');
-  if (input.order.placerOrderNumber) orc.set('2', oneLine(input.order.placerOrderNumber));
+  placer(orc);
   filler(orc);
   orc.set('5', 'CM');
   const provider = input.order.orderingProvider;
@@ -128,7 +140,7 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
 
   const obr = msg.addSegment('OBR');
   obr.set('1', '1');
-  if (input.order.placerOrderNumber) obr.set('2', oneLine(input.order.placerOrderNumber));
+  placer(obr);
   filler(obr);
   obr.set('4.1', oneLine(input.order.test.code ?? 'PBS'));
   if (input.order.test.display) obr.set('4.2', oneLine(input.order.test.display));

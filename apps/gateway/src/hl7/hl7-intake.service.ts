@@ -375,6 +375,7 @@ export class Hl7IntakeService implements OnModuleInit {
     return item.parsed.refs.map((g) => ({
       control: g.control === 'NW' ? 'UA' : 'UC',
       placerOrderNumber: g.placerOrderNumber,
+      placerAuthority: g.placerAuthority ?? null,
       test: g.test,
     }));
   }
@@ -446,6 +447,7 @@ export class Hl7IntakeService implements OnModuleInit {
         const lines = item.parsed.groups.map((g, i): OrderResponseLine => ({
           control: 'OK',
           placerOrderNumber: g.placerOrderNumber,
+          placerAuthority: g.placerAuthority ?? null,
           fillerOrderNumber: done[i]!.filler,
           test: g.test,
         }));
@@ -633,7 +635,11 @@ export class Hl7IntakeService implements OnModuleInit {
     if (hasCancel) await m.query('SAVEPOINT hl7_body');
     try {
       for (const g of item.parsed.groups) {
-        const line = { placerOrderNumber: g.placerOrderNumber, test: g.test };
+        const line = {
+          placerOrderNumber: g.placerOrderNumber,
+          placerAuthority: g.placerAuthority ?? null,
+          test: g.test,
+        };
         if (g.control === 'NW') {
           const order = await this.intake.create(m, this.orderInput(item, g, inboundId));
           orderIds.push(order.id);

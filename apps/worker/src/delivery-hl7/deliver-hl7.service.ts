@@ -17,6 +17,7 @@ import {
   newControlId,
   pidFromIdentity,
   sendWithRetry,
+  type PlacerAuthority,
   type RetryPolicy,
 } from '@hemato/hl7';
 import { currentDelivery, earlierVersionAcknowledged, newestReportId } from '@hemato/orders';
@@ -133,6 +134,7 @@ export class DeliverHl7Service {
       to: { application: toApp, facility: toFacility },
       order: {
         placerOrderNumber: order.placerOrderNumber,
+        placerAuthority: (details.placerAuthority as PlacerAuthority | undefined) ?? null,
         fillerOrderNumber: order.fillerOrderNumber,
         test: { system: order.testSystem, code: order.testCode, display: order.testDisplay },
         alternateTest: alternateTestOf(details),
