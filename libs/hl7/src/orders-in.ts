@@ -237,8 +237,9 @@ function patientFrom(pid: SegCtx, header: MshHeader, issues: Hl7Issue[]): Patien
   const identity: PatientIdentity = {
     primary: { authority: first.authority || header.sendingFacility || header.sendingApplication, value: first.value },
     identifiers,
-    // Kept to address the result; our ORU uses the default delimiters, so the PID is stored in them.
-    hl7Pid: toDefaultDelimiters(pid.raw, pid.d),
+    // Kept to address the result; our ORU uses the default delimiters, so the PID is stored in them, and
+    // named `PID` however the sender spelt it (a `pid` segment is read here but not by every receiver).
+    hl7Pid: `PID${toDefaultDelimiters(pid.raw, pid.d).slice(3)}`,
   };
   if (name && name.some(Boolean)) {
     identity.name = {
