@@ -1,7 +1,7 @@
 import { execFileSync } from 'node:child_process';
 import { Message } from 'node-hl7-client';
 import type { ReportResults } from '@hemato/hemato-client';
-import { buildOrderResponse, buildOruR01, pidFromIdentity, readHeader, HEMATO_NOTE } from '@hemato/hl7';
+import { buildOrderResponse, buildOruR01, hl7Timestamp, pidFromIdentity, readHeader, HEMATO_NOTE } from '@hemato/hl7';
 
 const REPORT: ReportResults = {
   pbs_study_id: '4bb7fe9e-b608-4d68-adbe-8655c991f494',
@@ -329,6 +329,32 @@ print(json.dumps({"obr4": str(m.segment("OBR")[4]), "obx": [[str(s[2]), str(s[3]
     expect(out.obx[0]!.slice(0, 3)).toEqual(['ST', 'FS-cell shape^cell shape^HEMATO', 'oval irregular']);
     expect(out.obx[1]![1]).toBe('MF-target cell^target cell count^HEMATO');
     expect(out.obx[2]![2]).toBe('D50^Iron deficiency anaemia^I10');
+  });
+
+  it('dates each observation at specimen collection (OBX-14, as OBR-7) and its analysis at the report (OBX-19)', () => {
+    const reportedAt = new Date('2026-01-02T09:15:00Z');
+    const { message } = buildOruR01({
+      report: REPORT,
+      reportVersion: 1,
+      us: { application: 'HEMATO-BRIDGE', facility: 'HEMATO' },
+      to: { application: 'LIS', facility: 'GENHOSP' },
+      order: {
+        placerOrderNumber: 'PL-1',
+        fillerOrderNumber: 'HB1',
+        test: { system: 'LN', code: '34994-4', display: null },
+        collectionTime: '2026-01-01T11:30:00+01:00',
+      },
+      hl7Pid: PID,
+      reportedAt,
+    });
+    const m = new Message({ text: message });
+    expect(m.get('OBR.7').toString()).toBe('20260101113000+0100');
+    expect(m.get('OBR.22').toString()).toBe(hl7Timestamp(reportedAt));
+    const obx = m.toArray().filter((s) => s.name === 'OBX');
+    expect(obx.length).toBeGreaterThan(5);
+    // HL7 v2.5.1 7.4.2.14: for specimen-based results the physiologically relevant time is the collection.
+    expect(new Set(obx.map((s) => s.get('14').toString()))).toEqual(new Set(['20260101113000+0100']));
+    expect(new Set(obx.map((s) => s.get('19').toString()))).toEqual(new Set([hl7Timestamp(reportedAt)]));
   });
 
   it('builds a PID from stored identity fields when the verbatim one is missing, escaping delimiters', () => {

@@ -155,7 +155,8 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   const collected = isoToHl7DateTime(input.order.collectionTime);
   if (collected) obr.set('7', collected);
   setProvider(obr, '16');
-  obr.set('22', hl7Timestamp(input.reportedAt ?? new Date()));
+  const analysedAt = hl7Timestamp(input.reportedAt ?? new Date());
+  obr.set('22', analysedAt);
   obr.set('24', 'HM');
   obr.set('25', status);
 
@@ -195,7 +196,10 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
       }
     }
     s.set('11', status);
-    s.set('14', hl7Timestamp(input.reportedAt ?? new Date()));
+    // OBX-14 is when the observed thing was so, for a specimen its collection (HL7 v2.5.1 7.4.2.14; left
+    // empty when unknown rather than dated at the analysis); OBX-19 is when it was analysed.
+    if (collected) s.set('14', collected);
+    s.set('19', analysedAt);
     return s;
   };
 
