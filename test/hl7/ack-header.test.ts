@@ -45,6 +45,12 @@ describe('HL7 answers: MSH-5/6 are the sender MSH-3/4, whole', () => {
     const m = new Message({ text: reply });
     expect(m.get('MSH.5').toRaw()).toBe('LIS^2.16.840.1.113883.3.1^ISO');
     expect(m.get('MSH.6').toRaw()).toBe('GENHOSP^1.2.3.4.5^ISO');
+    // Kept with the order, for the result's MSH-5/6.
+    const [order] = await gw.db.query(`SELECT details FROM orders WHERE placer_order_number = 'HD-PL1'`);
+    expect(order.details.senderHd).toEqual({
+      application: ['LIS', '2.16.840.1.113883.3.1', 'ISO'],
+      facility: ['GENHOSP', '1.2.3.4.5', 'ISO'],
+    });
   });
 
   it('does so in the commit ACK and the ORR^O02 of enhanced mode, and for a refused message', async () => {
@@ -76,5 +82,7 @@ describe('HL7 answers: MSH-5/6 are the sender MSH-3/4, whole', () => {
     const m = new Message({ text: reply });
     expect(m.get('MSH.5').toRaw()).toBe('LIS^2.16.840.1.113883.3.1^ISO');
     expect(m.get('MSH.6').toRaw()).toBe('GENHOSP^1.2.3.4.5^ISO');
+    const [order] = await gw.db.query(`SELECT details FROM orders WHERE placer_order_number = 'HD-PL4'`);
+    expect(order.details.senderHd.application).toEqual(['LIS', '2.16.840.1.113883.3.1', 'ISO']);
   });
 });

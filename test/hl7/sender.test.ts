@@ -232,6 +232,21 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
     expect(sent.get('OBR.2').toRaw()).toBe('PL-42^EPIC^1.2.840.9^ISO');
   });
 
+  it("addresses the ORU to the order's sender as it named itself: MSH-5/6 with their universal ids", async () => {
+    const rx = await scriptedReceiver(['AA']);
+    const { delivery } = await seed(1, {
+      details: {
+        senderHd: { application: ['LIS', '2.16.840.1.113883.3.1', 'ISO'], facility: ['GENHOSP', '1.2.3.4.5', 'ISO'] },
+      },
+    });
+    const result = await service(rx.port).deliver(delivery.id, { finalAttempt: true, policy: FAST });
+    await rx.server.close();
+    expect(result.status).toBe('acknowledged');
+    const sent = new Message({ text: rx.received[0]! });
+    expect(sent.get('MSH.5').toRaw()).toBe('LIS^2.16.840.1.113883.3.1^ISO');
+    expect(sent.get('MSH.6').toRaw()).toBe('GENHOSP^1.2.3.4.5^ISO');
+  });
+
   it('speaks ISO 8859-1 to a Latin-1 receiver (HL7_RESULT_CHARSET=8859/1): its bytes, and text it cannot say folded', async () => {
     const rx = await scriptedReceiver(['AA']);
     const { delivery } = await seed(1, {

@@ -1,4 +1,5 @@
 import { isUtf8 } from 'node:buffer';
+import { delimsOf, unescapeHl7 } from './escaping';
 
 /**
  * Reading an MSH before (or without) a full parse: enough to pick the character set, answer with an
@@ -144,4 +145,20 @@ export function senderAllowed(allowList: readonly string[], app: string, facilit
       (a === '*' || a.toUpperCase() === app.toUpperCase()) && (f === '*' || f.toUpperCase() === facility.toUpperCase())
     );
   });
+}
+
+/**
+ * The sender's MSH-3 and MSH-4 as HD components (`['LIS', '2.16.840.1.113883.3.1', 'ISO']`), unescaped, when
+ * either has more than its namespace id: kept with an order so the result's MSH-5/6 name the sender whole.
+ */
+export function senderHd(h: MshHeader): { application: string[]; facility: string[] } | null {
+  const d = delimsOf(h);
+  const hd = (whole: string | undefined, namespace: string) => {
+    const parts = (whole ?? namespace).split(d.component).map((c) => unescapeHl7(c, d).trim());
+    while (parts.length > 1 && parts[parts.length - 1] === '') parts.pop();
+    return parts;
+  };
+  const application = hd(h.sendingApplicationHd, h.sendingApplication);
+  const facility = hd(h.sendingFacilityHd, h.sendingFacility);
+  return application.length > 1 || facility.length > 1 ? { application, facility } : null;
 }

@@ -18,8 +18,11 @@ export interface OruInput {
    */
   correction?: boolean;
   us: Hl7Identity;
-  /** The hospital system that sent the order (its MSH-3/MSH-4). */
-  to: Hl7Identity;
+  /**
+   * The hospital system that sent the order (its MSH-3/MSH-4); with `applicationHd` / `facilityHd`, their HD
+   * components (universal id and type) as the order named them.
+   */
+  to: Hl7Identity & { applicationHd?: string[]; facilityHd?: string[] };
   order: {
     placerOrderNumber: string | null;
     /** EI.2-4 of the placer number as the order sent them (ORC-2/OBR-2 give the whole EI back). */
@@ -98,8 +101,13 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   } as never);
   msg.set('MSH.3', oneLine(input.us.application));
   msg.set('MSH.4', oneLine(input.us.facility));
-  msg.set('MSH.5', oneLine(input.to.application));
-  msg.set('MSH.6', oneLine(input.to.facility));
+  for (const [field, namespace, hd] of [
+    ['MSH.5', input.to.application, input.to.applicationHd],
+    ['MSH.6', input.to.facility, input.to.facilityHd],
+  ] as const) {
+    if (hd && hd.length > 1) hd.forEach((c, i) => msg.set(`${field}.${i + 1}`, oneLine(c)));
+    else msg.set(field, oneLine(namespace));
+  }
   msg.set('MSH.7', hl7Timestamp());
   msg.set('MSH.9.3', 'ORU_R01');
   msg.set('MSH.12', '2.5.1');

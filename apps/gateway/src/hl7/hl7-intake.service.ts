@@ -21,6 +21,7 @@ import {
   readHeader,
   readOrderMessage,
   senderAllowed,
+  senderHd,
   type AckCode,
   type Hl7Identity,
   type Hl7Issue,
@@ -705,6 +706,7 @@ export class Hl7IntakeService implements OnModuleInit {
   private orderInput(item: PreparedMessage, g: Hl7OrderGroup, inboundId: string): NewOrderInput {
     const patient = item.parsed.patient;
     if (!patient || !g.test) throw new Error('validated NW group without patient or test');
+    const hd = senderHd(item.header);
     return {
       sourceChannel: SourceChannel.Hl7,
       placerOrderNumber: g.placerOrderNumber,
@@ -712,7 +714,13 @@ export class Hl7IntakeService implements OnModuleInit {
       test: g.test,
       tasks: g.tasks,
       externalKey: placerKey(item.sender, g.placerOrderNumber),
-      details: { ...g.details, sender: item.sender, controlId: item.header.controlId },
+      details: {
+        ...g.details,
+        sender: item.sender,
+        // MSH-3/4 whole (universal ids) when they have more than a namespace id: the result's MSH-5/6.
+        ...(hd ? { senderHd: hd } : {}),
+        controlId: item.header.controlId,
+      },
       inboundMessageId: inboundId,
       images: g.images.map((img) =>
         img.kind === 'inline'

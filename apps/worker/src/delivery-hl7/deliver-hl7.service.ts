@@ -126,12 +126,20 @@ export class DeliverHl7Service {
     const charset = c.HL7_RESULT_CHARSET === '8859/1' ? '8859/1' : 'UNICODE UTF-8';
     const controlId = delivery.controlId ?? newControlId('HBR');
     const details = order.details ?? {};
+    const hd = details.senderHd as { application?: string[]; facility?: string[] } | undefined;
     const { message } = buildOruR01({
       report: report.raw as ReportResults,
       reportVersion: report.version,
       correction: await earlierVersionAcknowledged(this.ds.manager, delivery),
       us: { application: c.HL7_SENDING_APP, facility: c.HL7_SENDING_FACILITY },
-      to: { application: toApp, facility: toFacility },
+      to: {
+        application: toApp,
+        facility: toFacility,
+        // The sender's MSH-3/4 whole, as its order named them (universal ids), when the order kept them.
+        ...(order.sourceChannel === SourceChannel.Hl7 && hd
+          ? { applicationHd: hd.application, facilityHd: hd.facility }
+          : {}),
+      },
       order: {
         placerOrderNumber: order.placerOrderNumber,
         placerAuthority: (details.placerAuthority as PlacerAuthority | undefined) ?? null,
