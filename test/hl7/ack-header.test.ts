@@ -71,6 +71,20 @@ describe('HL7 answers: MSH-5/6 are the sender MSH-3/4, whole', () => {
     expect(new Message({ text: refused }).get('MSH.6').toRaw()).toBe('GENHOSP^1.2.3.4.5^ISO');
   });
 
+  it('answers a test or debug message as one (MSH-11 echoed: processing id, in any case, and mode)', async () => {
+    const msg = (id: string, processing: string) =>
+      [
+        `MSH|^~\\&|LIS|GENHOSP|HEMATO-BRIDGE|HEMATO|20260101120000||ORM^O01^ORM_O01|${id}|${processing}|2.5.1`,
+        ...body(`${id}-PL`),
+      ].join('\r');
+    const t = await conn.request(msg('PT-1', 't'));
+    expect(ackOf(t).code).toBe('AA');
+    expect(new Message({ text: t }).get('MSH.11').toRaw()).toBe('T');
+    const mode = await conn.request(msg('PT-2', 'D^I'));
+    expect(ackOf(mode).code).toBe('AA');
+    expect(new Message({ text: mode }).get('MSH.11').toRaw()).toBe('D^I');
+  });
+
   it('writes them with our delimiters when the sender uses other encoding characters', async () => {
     const d = { f: '#', c: '$' };
     const msg = [

@@ -138,8 +138,10 @@ export function replyVersion(h: MshHeader | null): string {
 export function responseSegments(opts: AckOptions, messageType: string, ackTypes?: [string, string]): string[] {
   const h = opts.header;
   const version = replyVersion(h);
-  const given = (h?.processingId ?? '').toUpperCase();
-  const processing = ['P', 'T', 'D'].includes(given) ? given : 'P';
+  // MSH-11 as the message's (a test message is answered as a test message): the id in any case, and its mode.
+  const id = (h?.processingId ?? '').toUpperCase();
+  const mode = (h?.processingMode ?? '').toUpperCase();
+  const processing = ['P', 'T', 'D'].includes(id) ? (/^[A-Z]$/.test(mode) ? `${id}^${mode}` : id) : 'P';
   const msh = [
     'MSH',
     '^~\\&',

@@ -30,6 +30,8 @@ export interface MshHeader {
   controlId: string;
   /** MSH-11.1. */
   processingId: string;
+  /** MSH-11.2 (processing mode, table 0207: A, R, I, T; usually empty). */
+  processingMode?: string;
   /** MSH-12.1. */
   version: string;
   /** MSH-15, MSH-16 (empty in original mode). */
@@ -85,6 +87,7 @@ export function readHeader(raw: Buffer | string): MshHeader | null {
     messageStructure: comp(9, 3).trim(),
     controlId: f(10).trim(),
     processingId: comp(11, 1).trim(),
+    processingMode: comp(11, 2).trim(),
     version: comp(12, 1).trim(),
     acceptAckType: f(15).trim().toUpperCase(),
     applicationAckType: f(16).trim().toUpperCase(),
