@@ -48,6 +48,13 @@ describe('HL7 ERR-2 names the segment occurrence that holds the problem', () => 
     expect(erl(reply)).toBe('ORC^2^2');
   });
 
+  it('an order group without its OBR: its ORC (ORC^2), not the OBR of another group', async () => {
+    const reply = await conn.request(msg('LOC-4', ['ORC|NW|LOC-E', obr(1, 'LOC-E'), 'ORC|NW|LOC-F']));
+    expect(ackOf(reply).code).toBe('AE');
+    expect(ackOf(reply).errors[0]).toContain('|101^Required field missing^HL70357|');
+    expect(erl(reply)).toBe('ORC^2');
+  });
+
   it('a placer number taken before, in a further OBR under one ORC: that OBR-2 (OBR^2^2)', async () => {
     expect(ackOf(await conn.request(msg('LOC-2', ['ORC|NW|LOC-C', obr(1, 'LOC-C')]))).code).toBe('AA');
     const reply = await conn.request(msg('LOC-3', ['ORC|NW|LOC-D', obr(1, 'LOC-D'), obr(2, 'LOC-C')]));

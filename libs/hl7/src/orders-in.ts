@@ -445,8 +445,13 @@ export function readOrderMessage(
     if (!g.obr || !field(g.obr, '4.1')) {
       issues.push({
         code: Hl7ErrorCode.RequiredFieldMissing,
-        location: { segment: 'OBR', sequence: g.obr?.seq ?? 1, field: 4 },
-        text: 'OBR-4 universal service identifier is required',
+        // A group without an OBR is named by its ORC (not by another group's OBR).
+        location: g.obr
+          ? { segment: 'OBR', sequence: g.obr.seq, field: 4 }
+          : { segment: 'ORC', sequence: g.orc?.seq ?? 1 },
+        text: g.obr
+          ? 'OBR-4 universal service identifier is required'
+          : 'A new order (ORC-1 NW) needs an OBR with OBR-4 universal service identifier',
       });
       return;
     }
