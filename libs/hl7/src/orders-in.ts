@@ -193,6 +193,18 @@ function reps(s: SegCtx, n: number): string[][] {
     .map((r) => r.split(s.d.component).map((c) => unescapeHl7(c.split(s.d.subcomponent)[0] ?? '', s.d).trim()));
 }
 
+/**
+ * NTE-3 whole: FT repeats (one repetition per line of a longer comment) and has no components, so each
+ * repetition is taken entire (a literal component separator kept as text) and the lines joined.
+ */
+function noteText(s: SegCtx): string {
+  return (s.fields[3] ?? '')
+    .split(s.d.repetition)
+    .map((r) => unescapeHl7(r, s.d).trim())
+    .filter(Boolean)
+    .join('\n');
+}
+
 const MEDIA: Record<string, string> = {
   JPEG: 'image/jpeg',
   JPG: 'image/jpeg',
@@ -341,7 +353,7 @@ export function readOrderMessage(
         current.obr = s;
         break;
       case 'NTE':
-        current?.notes.push(field(s, '3'));
+        current?.notes.push(noteText(s));
         break;
       case 'DG1':
         current?.dg1.push(s);
