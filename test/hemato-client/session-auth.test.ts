@@ -1,4 +1,5 @@
 import { createHash } from 'node:crypto';
+import { Readable } from 'node:stream';
 import { HematoApiError, HematoClient } from '@hemato/hemato-client';
 import { startLocalHemato, type LocalHematoServer } from './support/local-hemato-server';
 import { FAST_RETRY, PASSWORD, USER, jpegBytes, sessionClient } from './support/fixtures';
@@ -61,6 +62,22 @@ describe('Hemato client: session auth against a local Hemato.AI', () => {
     expect(uploaded.fileId).toMatch(/^sha224-i-[0-9a-f]{56}$/);
     expect(server.count('POST', /^\/auth\/login$/)).toBe(2);
     // the rejected attempt and the successful one
+    expect(server.log.filter((r) => r.path.endsWith('/files')).map((r) => r.status)).toEqual([401, 201]);
+  });
+
+  it('a streamed upload refused because the session expired leaves a fresh session for the next try', async () => {
+    // A stream cannot be sent twice, so the client cannot retry this upload itself; but it must not keep the
+    // expired token: the order's next attempt (a new stream of the same file) has to go out with a new one.
+    const client = track(sessionClient(server));
+    const { studyId } = await client.createStudy();
+    server.expireAllSessions();
+    const bytes = jpegBytes();
+    const first = await client.uploadFile(studyId, Readable.from([bytes]), 'image/jpeg').catch((e: unknown) => e);
+    expect(first).toMatchObject({ kind: 'http', status: 401, retryable: true, authRefused: false });
+    const again = await client.uploadFile(studyId, Readable.from([bytes]), 'image/jpeg');
+    expect(again.fileId).toMatch(/^sha224-i-[0-9a-f]{56}$/);
+    expect(server.studies.get(studyId)!.files.has(again.fileId)).toBe(true);
+    expect(server.count('POST', /^\/auth\/login$/)).toBe(2);
     expect(server.log.filter((r) => r.path.endsWith('/files')).map((r) => r.status)).toEqual([401, 201]);
   });
 

@@ -713,9 +713,14 @@ export class HematoClient {
       if (spec.accept?.(status)) return { status, body: parsed, envelope, attempts: sent };
       if (body instanceof Readable && !body.destroyed) body.destroy();
 
-      if (status === 401 && spec.auth && token !== undefined && !renewed && replayable) {
+      // A body that cannot be sent again (a stream): this call ends here, but the refused token must not
+      // stay in use, or every later try (the order's next attempt, a new stream of the same file) is refused too.
+      let renewedForNextCall = false;
+      if (status === 401 && spec.auth && token !== undefined && !renewed) {
         renewed = true;
-        if (await this.auth.renew(token)) {
+        if (!replayable) {
+          renewedForNextCall = await this.auth.renew(token);
+        } else if (await this.auth.renew(token)) {
           attempt--; // the re-login retry does not use up the retry budget
           continue;
         }
@@ -730,8 +735,10 @@ export class HematoClient {
         error: envelope.error || undefined,
         user_message: envelope.user_message || undefined,
         debug_info: envelope.debug_info,
-        retryable: RETRYABLE_STATUS.has(status),
-        authRefused: (spec.path === LOGIN_PATH && (status === 401 || status === 403)) || (status === 401 && renewed),
+        retryable: RETRYABLE_STATUS.has(status) || renewedForNextCall,
+        authRefused:
+          (spec.path === LOGIN_PATH && (status === 401 || status === 403)) ||
+          (status === 401 && renewed && !renewedForNextCall),
         attempts: sent,
         retryAfterMs,
       });
