@@ -8,10 +8,18 @@ const log = createLogger('step:check-status');
 const WAITING: readonly OrderStatus[] = [OrderStatus.StudyCreated, OrderStatus.TasksRequested, OrderStatus.Processing];
 
 /**
+ * States with a report already in hand: a callback now can only mean a revision. Delivering counts too:
+ * a revision called back while the previous version is still being sent must be fetched then (the delivery
+ * sends the newest version from its next attempt on); once the order is completed nothing asks again.
+ */
+const HAS_REPORT: readonly OrderStatus[] = [OrderStatus.ReportReady, OrderStatus.Delivering, OrderStatus.Completed];
+
+/**
  * Re-reads the study status from Hemato.AI (a callback is only a hint). Ready: fetch the report.
  * Failed: the order fails with Hemato.AI's `user_message`. Still working: record the progress and,
  * for a poll, schedule the next one (1 s doubling to POLL_MAX_INTERVAL_MS) until POLL_DEADLINE_MS.
- * On a completed order (a callback after a revision) it looks for a newer report.
+ * On an order that has its report (a callback after a revision: completed, or still delivering the
+ * previous version) it looks for a newer report.
  */
 @Injectable()
 export class CheckStatusStep {
@@ -20,7 +28,7 @@ export class CheckStatusStep {
   async execute(orderId: string, poll?: number): Promise<void> {
     const order = await this.ctx.order(orderId);
     if (!order || !order.hematoStudyId) return;
-    const revisionCheck = order.status === OrderStatus.Completed && poll === undefined;
+    const revisionCheck = HAS_REPORT.includes(order.status) && poll === undefined;
     if (!WAITING.includes(order.status) && !revisionCheck) return;
 
     const client = this.ctx.hemato.get();
