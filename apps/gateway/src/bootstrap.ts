@@ -1,8 +1,10 @@
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
 import { PinoNestLogger, createLogger, rootLogger } from '@hemato/common';
+import { CALLBACK_PATH_PREFIX } from '@hemato/hemato-client';
 import { setupAdminOpenApi } from './admin/openapi';
 import { GatewayModule, type GatewayConfig } from './gateway.module';
+import { refuseUnsignedCallbacks } from './hemato-callbacks/refuse-unsigned-callbacks';
 import { Hl7ListenerService } from './hl7/hl7-listener.service';
 
 export interface RunningGateway {
@@ -24,6 +26,8 @@ export async function bootstrapGateway(config: GatewayConfig): Promise<RunningGa
     abortOnError: false,
   });
   app.disable('x-powered-by');
+  // Hemato.AI callbacks with a bad or expired URL signature are refused before their body is read.
+  app.use(CALLBACK_PATH_PREFIX, refuseUnsignedCallbacks(config.security.CALLBACK_SIGNING_SECRET));
   // JSON (incl. application/fhir+json) is parsed; image bodies are left as streams for the upload routes.
   app.useBodyParser('json', { type: ['application/json', 'application/*+json'], limit: '60mb' });
   app.enableShutdownHooks();
