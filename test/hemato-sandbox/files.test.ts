@@ -51,6 +51,21 @@ describe('Hemato.AI sandbox: file uploads', () => {
     expect(report.body.results.file_ids).toHaveLength(2);
   });
 
+  it('takes files only by POST, the one method the reference gives for uploads: PUT is 405 and stores nothing', async () => {
+    const id = await createStudy(sb.url, token);
+    const put = await call(sb.url, 'PUT', `/pbs/${id}/files`, {
+      token,
+      body: png,
+      headers: { 'content-type': 'image/png' },
+    });
+    expect(put.status).toBe(405);
+    expect(put.body.status).toBe(405);
+    expect(put.headers.get('allow')).toBe('POST');
+    const tasks = await call(sb.url, 'POST', `/pbs/${id}/tasks`, { token, json: { diagnostic_tasks: ['pbs_v1'] } });
+    expect(tasks.status).toBe(400);
+    expect(tasks.body.error).toMatch(/no files/);
+  });
+
   it('refuses uploads after /tasks with 409', async () => {
     const id = await createStudy(sb.url, token);
     await upload(sb.url, token, id, png);

@@ -224,7 +224,7 @@ export class SandboxServer {
     }
     switch (match[2]) {
       case 'files':
-        this.method(ctx, 'POST', 'PUT');
+        this.method(ctx, 'POST');
         return this.upload(ctx, study);
       case 'tasks':
         this.method(ctx, 'POST');
