@@ -1,10 +1,10 @@
 import { Controller, Get, Inject, NotFoundException, Param, Res, UnauthorizedException } from '@nestjs/common';
 import { APP_CONFIG, collectionTimeOf, type AppConfig } from '@hemato/common';
-import { isRfc3339DateTime } from '@hemato/hemato-client';
+import { isRfc3339DateTime, resolveEndpoint } from '@hemato/hemato-client';
 import {
   FILE_STORE,
   STUDY_FILES_PREFIX,
-  orderCallbackUrl,
+  listCallbackUrl,
   publicBaseUrl,
   studyFilesBase,
   verifyStudyFiles,
@@ -25,7 +25,7 @@ export class StudyFilesController {
     private readonly ds: DataSource,
     private readonly proxies: PatientProxyService,
     @Inject(FILE_STORE) private readonly files: FileStore,
-    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'security' | 'core'>,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'security' | 'core' | 'hemato'>,
   ) {}
 
   private async authorised(orderId: string, expires: string, signature: string): Promise<OrderEntity> {
@@ -59,13 +59,25 @@ export class StudyFilesController {
     // zone we do not know) is left out rather than sent or guessed.
     const time = collectionTimeOf(order.details);
     const collected = time && isRfc3339DateTime(time) ? time : undefined;
+    // The reference: the callback URL "must support HTTPS": none for a Hemato.AI over TLS when ours is http.
+    const hemato = this.config.hemato;
+    const callbackUrl = listCallbackUrl(
+      resolveEndpoint({
+        region: hemato.HEMATO_REGION,
+        baseUrl: hemato.HEMATO_BASE_URL,
+        allowInsecureHttp: hemato.HEMATO_ALLOW_INSECURE_HTTP,
+      }).baseUrl,
+      this.baseUrl(),
+      this.config.security.CALLBACK_SIGNING_SECRET,
+      orderId,
+    );
     return {
       peripheral_blood_sample_id: order.id,
       ...(proxy ? { patient_proxy_medical_record_number: proxy.proxyId } : {}),
       ...(collected ? { sample_collection_timestamp: collected } : {}),
       clinical_tasks_requested: order.tasks,
       files: images.map((i) => `${base}/files/${i.id}`),
-      callback_url: orderCallbackUrl(this.baseUrl(), this.config.security.CALLBACK_SIGNING_SECRET, { orderId }),
+      ...(callbackUrl ? { callback_url: callbackUrl } : {}),
     };
   }
 

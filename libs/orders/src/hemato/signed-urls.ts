@@ -42,6 +42,19 @@ export function usableCallbackUrl(hematoBaseUrl: string, callbackUrl: string): s
   return hematoOverTls && new URL(callbackUrl).protocol !== 'https:' ? undefined : callbackUrl;
 }
 
+/**
+ * Workflow 2's callback URL, written into the list document: as {@link usableCallbackUrl} decides for
+ * workflow 1's `/tasks`, none when Hemato.AI, reached over TLS, would be handed a plain-http one.
+ */
+export function listCallbackUrl(
+  hematoBaseUrl: string,
+  baseUrl: string,
+  secret: string,
+  orderId: string,
+): string | undefined {
+  return usableCallbackUrl(hematoBaseUrl, orderCallbackUrl(baseUrl, secret, { orderId }));
+}
+
 /** `<base>/hemato/studies/<orderId>/<expires>/<signature>`; append `/list.json` or `/files/<imageId>`. */
 export function studyFilesBase(baseUrl: string, secret: string, orderId: string, now = Date.now()): string {
   const expires = Math.floor(now / 1000) + FILES_TTL_SECONDS;

@@ -1,7 +1,7 @@
 import { Injectable } from '@nestjs/common';
 import { JobName, OrderStatus, createLogger } from '@hemato/common';
 import { ImageFileEntity } from '@hemato/persistence';
-import { studyFilesBase } from '../../hemato/signed-urls';
+import { listCallbackUrl, studyFilesBase } from '../../hemato/signed-urls';
 import { StepContext } from './step-context';
 
 const log = createLogger('step:create-study');
@@ -35,12 +35,26 @@ export class CreateStudyStep {
       const stored = await this.ctx.ds.manager.count(ImageFileEntity, { where: { orderId, status: 'stored' } });
       if (stored === 0) throw new Error('Order has no stored image to submit');
       const listUrl = `${studyFilesBase(this.ctx.publicBaseUrl(), this.ctx.config.security.CALLBACK_SIGNING_SECRET, orderId)}/list.json`;
+      // What the list document will say (the gateway writes it the same way when Hemato.AI fetches it).
+      const callback = listCallbackUrl(
+        client.endpoint.baseUrl,
+        this.ctx.publicBaseUrl(),
+        this.ctx.config.security.CALLBACK_SIGNING_SECRET,
+        orderId,
+      );
+      if (!callback) {
+        log.warn({ orderId }, 'PUBLIC_BASE_URL is not https: Hemato.AI cannot call back, the order is polled');
+      }
       const study = await this.ctx.guard.forOrder(order, () => client.submitFromList(listUrl, order.tasks));
       const moved = await this.ctx.transitions.move(orderId, OrderStatus.StudyCreated, {
         actor: 'worker',
         expectFrom: [OrderStatus.Ready],
         patch: { hematoStudyId: study.studyId, details: { ...order.details, workflow: '2' } },
-        detail: { studyId: study.studyId, workflow: 2 },
+        detail: {
+          studyId: study.studyId,
+          workflow: 2,
+          callback: callback ? 'signed URL' : 'none (PUBLIC_BASE_URL is not https): polled',
+        },
         deadlineMs: this.ctx.config.orders.POLL_DEADLINE_MS,
       });
       log.info({ orderId, studyId: study.studyId }, 'workflow 2 study submitted');
