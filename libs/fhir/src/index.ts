@@ -14,3 +14,4 @@ export * from './results/order-report.mapper';
 export * from './results/report-pdf';
 export * from './results/transaction-response';
 export * from './results/ehr-subject';
+export * from './rest/format';

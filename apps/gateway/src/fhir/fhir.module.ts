@@ -1,6 +1,6 @@
-import { Module, type OnModuleInit } from '@nestjs/common';
+import { Module, type MiddlewareConsumer, type NestModule, type OnModuleInit } from '@nestjs/common';
 import { HttpAdapterHost } from '@nestjs/core';
-import { operationOutcome, servedMethods } from '@hemato/fhir';
+import { operationOutcome, servedMethods, unacceptableFormat } from '@hemato/fhir';
 import type { NextFunction, Request, Response } from 'express';
 import { ehrClientProvider, EHR_CLIENT } from './ehr-client.provider';
 import { FhirAuthGuard, FhirAuthService } from './fhir-auth.guard';
@@ -29,8 +29,26 @@ import { SubscriptionNotificationService } from './subscription-notification.ser
   ],
   exports: [EHR_CLIENT, FhirSubscriptionManager],
 })
-export class FhirModule implements OnModuleInit {
+export class FhirModule implements OnModuleInit, NestModule {
   constructor(private readonly adapter: HttpAdapterHost) {}
+
+  /**
+   * We answer JSON only: a request whose `_format` (which overrides Accept) or Accept admits no JSON type
+   * (XML, say) answers 406 with a JSON OperationOutcome, before anything else, rather than JSON it did not
+   * ask for. Not on the Subscription hook, whose answer the EHR does not read.
+   */
+  configure(consumer: MiddlewareConsumer): void {
+    consumer
+      .apply((req: Request, res: Response, next: NextFunction) => {
+        const why = unacceptableFormat(req.query._format as string | string[] | undefined, req.headers.accept);
+        if (!why) return next();
+        res
+          .status(406)
+          .type('application/fhir+json')
+          .send(JSON.stringify(operationOutcome('error', 'not-supported', why)));
+      })
+      .forRoutes(FhirController);
+  }
 
   /**
    * What no route answers on /fhir is answered as FHIR too (OperationOutcome, application/fhir+json), not
