@@ -1,6 +1,7 @@
 /*
  * FHIR REST conformance (found by a probe; each case failed before its fix): a format we do not serve
- * (XML) answers 406, not JSON.
+ * (XML) answers 406, not JSON; Location names the ServiceRequest's current version and ETags are versions
+ * (none on a Task, a searchset or an OperationOutcome).
  */
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
@@ -71,5 +72,75 @@ describe('FHIR REST conformance', () => {
     });
     expect(xml.status).toBe(415);
     expect(xml.body.resourceType).toBe('OperationOutcome');
+  });
+
+  it('names the current version in Location when a repeat or a revoke answers 200, and gives ETags only to versioned resources', async () => {
+    const sr = order();
+    const created = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr });
+    expect(created.status).toBe(201);
+    const id = created.body.id as string;
+    const url = `${base}/fhir/ServiceRequest/${id}`;
+    expect(created.headers.get('location')).toBe(`${url}/_history/1`);
+    const revoked = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: { ...sr, status: 'revoked' } });
+    expect(revoked.status).toBe(200);
+    expect((await fhirFetch(url)).body.meta.versionId).toBe('2');
+    expect(revoked.headers.get('location')).toBe(`${url}/_history/2`);
+    // The same revoke again, in every form of answer, and in a Bundle entry: still version 2.
+    for (const prefer of [undefined, 'return=minimal', 'return=OperationOutcome', 'return=representation']) {
+      const again = await fhirFetch(`${base}/fhir/ServiceRequest`, {
+        body: { ...sr, status: 'revoked' },
+        headers: prefer ? { prefer } : {},
+      });
+      expect([prefer, again.status, again.headers.get('location')]).toEqual([prefer, 200, `${url}/_history/2`]);
+    }
+    const batch = await fhirFetch(`${base}/fhir`, {
+      body: {
+        resourceType: 'Bundle',
+        type: 'batch',
+        entry: [{ resource: { ...sr, status: 'revoked' }, request: { method: 'POST', url: 'ServiceRequest' } }],
+      },
+    });
+    expect(batch.body.entry[0].response.location).toBe(`${url}/_history/2`);
+    expect((await fhirFetch(batch.body.entry[0].response.location)).body).toMatchObject({ status: 'revoked' });
+
+    // ETag: the version where there is one; none on what has no version.
+    expect((await fhirFetch(url)).headers.get('etag')).toBe('W/"2"');
+    const noEtag: Array<[string, { status: number; headers: Headers; body: any }]> = [
+      ['Task', await fhirFetch(`${base}/fhir/Task/${id}`)],
+      ['searchset', await fhirFetch(`${base}/fhir/Task?_id=${id}`)],
+      [
+        'repeat answering the Task',
+        await fhirFetch(`${base}/fhir/ServiceRequest`, { body: { ...sr, status: 'revoked' } }),
+      ],
+      ['404', await fhirFetch(`${base}/fhir/Task/00000000-0000-4000-8000-000000000000`)],
+      ['unknown path', await fhirFetch(`${base}/fhir/Nothing`)],
+      ['401', await fhirFetch(`${base}/fhir/Task/${id}`, { token: 'wrong-key-0123456789' })],
+      ['406', await fhirFetch(`${base}/fhir/metadata?_format=xml`)],
+      ['metadata', await fhirFetch(`${base}/fhir/metadata`)],
+    ];
+    for (const [what, r] of noEtag) {
+      expect([what, r.headers.get('etag')]).toEqual([what, null]);
+      expect(r.headers.get('content-type')).toMatch(/^application\/fhir\+json/);
+      expect(r.body.resourceType).toBeDefined();
+    }
+    expect(noEtag[1]![1].body.type).toBe('searchset');
+
+    // A DiagnosticReport's version is its report's: a revision is W/"2".
+    for (const version of [1, 2]) {
+      await ds.query(`INSERT INTO reports (order_id, version, hemato_study_id, raw) VALUES ($1, $2, 'study-1', $3)`, [
+        id,
+        version,
+        JSON.stringify({
+          pbs_study_id: 'study-1',
+          version,
+          file_ids: [],
+          feature_statistics: { 'rbc-density': { value: '4512.33', unit: 'cells/megapixel' } },
+          pathology_report: 'No parasites seen.',
+        }),
+      ]);
+      const dr = await fhirFetch(`${base}/fhir/DiagnosticReport/${id}`);
+      expect(dr.body.meta.versionId).toBe(String(version));
+      expect(dr.headers.get('etag')).toBe(`W/"${version}"`);
+    }
   });
 });

@@ -3,6 +3,7 @@ import { Catch, HttpException, type ArgumentsHost, type ExceptionFilter } from '
 import { DomainError, createLogger } from '@hemato/common';
 import { FhirOperationError, fromDomainError, operationOutcome } from '@hemato/fhir';
 import type { Response } from 'express';
+import { sendFhir } from './fhir-response';
 
 const log = createLogger('fhir-http');
 
@@ -31,6 +32,6 @@ export class FhirExceptionFilter implements ExceptionFilter {
       );
     }
     if (e.status === 401) res.setHeader('WWW-Authenticate', 'Bearer realm="hemato-bridge"');
-    res.status(e.status).type('application/fhir+json').send(JSON.stringify(e.outcome));
+    sendFhir(res, e.status, e.outcome);
   }
 }

@@ -88,6 +88,11 @@ export class FhirReadService {
     });
   }
 
+  /** The current version (meta.versionId) of our ServiceRequest for an order: what Location names. */
+  async serviceRequestVersion(order: OrderEntity): Promise<number> {
+    return serviceRequestVersions(await this.repo.statusHistory(order.id), order).length;
+  }
+
   /** The latest report of an order as a DiagnosticReport (Observations contained); null when none yet. */
   async diagnosticReport(order: OrderEntity): Promise<DiagnosticReport | null> {
     const report = await this.repo.latestReport(order.id);

@@ -4,6 +4,7 @@ import { FhirOperationError, parseNotification, verifySignature } from '@hemato/
 import type { Response } from 'express';
 import { FhirAuthService, type FhirRequest } from './fhir-auth.guard';
 import { FhirExceptionFilter } from './fhir-exception.filter';
+import { sendFhir } from './fhir-response';
 import { SubscriptionNotificationService } from './subscription-notification.service';
 
 const log = createLogger('fhir-subscription-hook');
@@ -86,9 +87,6 @@ export class FhirSubscriptionController {
 
   private async answer(res: Response, n: ReturnType<typeof parseNotification>): Promise<void> {
     const result = await this.notifications.handle(n);
-    res
-      .status(200)
-      .type('application/fhir+json')
-      .send(JSON.stringify(SubscriptionNotificationService.outcomeOf(result)));
+    sendFhir(res, 200, SubscriptionNotificationService.outcomeOf(result));
   }
 }

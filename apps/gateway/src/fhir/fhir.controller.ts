@@ -33,6 +33,7 @@ import { FhirExceptionFilter } from './fhir-exception.filter';
 import { FhirOrderIntakeUseCase, type IntakeResult } from './fhir-order-intake.use-case';
 import { FhirOrdersRepository } from './fhir-orders.repository';
 import { FhirReadService } from './fhir-read.service';
+import { sendFhir } from './fhir-response';
 
 const IMAGE_TYPES = ['Media', 'DocumentReference', 'Binary'];
 
@@ -42,8 +43,7 @@ function send(
   body: unknown,
   headers: Record<string, string> | ((body: any) => Record<string, string>) = {},
 ): void {
-  for (const [k, v] of Object.entries(typeof headers === 'function' ? headers(body) : headers)) res.setHeader(k, v);
-  res.status(status).type('application/fhir+json').send(JSON.stringify(body));
+  sendFhir(res, status, body, typeof headers === 'function' ? headers(body) : headers);
 }
 
 /** The `return` preference of a `Prefer` header (`return=minimal|representation|OperationOutcome`), if any. */
@@ -139,6 +139,8 @@ export class FhirController {
     });
     const status = r.created ? 201 : 200;
     const srUrl = `${fhirBase(req)}/ServiceRequest/${r.order.id}`;
+    // Location names the version as it is now: a repeated revoke answered 200 names version 2, not 1.
+    const location = `${srUrl}/_history/${await this.read.serviceRequestVersion(r.order)}`;
     switch (preferredReturn(req.headers.prefer)) {
       case 'representation': {
         // The ServiceRequest as we keep it, at its current version (a revoke answered here is version 2).
@@ -147,7 +149,7 @@ export class FhirController {
         return;
       }
       case 'minimal':
-        res.setHeader('Location', `${srUrl}/_history/1`);
+        res.setHeader('Location', location);
         res.status(status).end();
         return;
       case 'OperationOutcome':
@@ -159,13 +161,13 @@ export class FhirController {
             'informational',
             r.created ? `Created ServiceRequest/${r.order.id}` : `ServiceRequest/${r.order.id} was already taken in`,
           ),
-          { Location: `${srUrl}/_history/1` },
+          { Location: location },
         );
         return;
       case undefined:
         // No preference: the Task that tracks the order (what this endpoint has always answered).
         send(res, status, await this.read.task(r.order), {
-          Location: `${srUrl}/_history/1`,
+          Location: location,
           'Content-Location': `${fhirBase(req)}/Task/${r.order.id}`,
         });
     }
@@ -308,7 +310,7 @@ export class FhirController {
           resource: await this.read.task(r.order),
           response: {
             status: r.created ? '201 Created' : '200 OK',
-            location: `${base}/ServiceRequest/${r.order.id}/_history/1`,
+            location: `${base}/ServiceRequest/${r.order.id}/_history/${await this.read.serviceRequestVersion(r.order)}`,
           },
         });
       }
@@ -363,7 +365,8 @@ export class FhirController {
   @UseGuards(FhirAuthGuard)
   @FhirScope('DiagnosticReport', 'r')
   async diagnosticReport(@Param('id') id: string, @Req() req: FhirRequest, @Res() res: Response) {
-    send(res, 200, await this.read.diagnosticReportById(id, req.fhirClient!));
+    // Its version is the report's (a revision is a new one): ETag W/"<version>".
+    send(res, 200, await this.read.diagnosticReportById(id, req.fhirClient!), versionHeaders);
   }
 
   @Get('DiagnosticReport')

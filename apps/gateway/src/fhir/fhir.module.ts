@@ -8,6 +8,7 @@ import { FhirController } from './fhir.controller';
 import { FhirOrderIntakeUseCase } from './fhir-order-intake.use-case';
 import { FhirOrdersRepository } from './fhir-orders.repository';
 import { FhirReadService } from './fhir-read.service';
+import { sendFhir } from './fhir-response';
 import { FhirSubscriptionController } from './fhir-subscription.controller';
 import { FhirSubscriptionManager } from './fhir-subscription-manager.service';
 import { SubscriptionEventsRepository } from './subscription-events.repository';
@@ -42,10 +43,7 @@ export class FhirModule implements OnModuleInit, NestModule {
       .apply((req: Request, res: Response, next: NextFunction) => {
         const why = unacceptableFormat(req.query._format as string | string[] | undefined, req.headers.accept);
         if (!why) return next();
-        res
-          .status(406)
-          .type('application/fhir+json')
-          .send(JSON.stringify(operationOutcome('error', 'not-supported', why)));
+        sendFhir(res, 406, operationOutcome('error', 'not-supported', why));
       })
       .forRoutes(FhirController);
   }
@@ -69,34 +67,24 @@ export class FhirModule implements OnModuleInit, NestModule {
             : undefined;
       const status = allowed?.length ? 405 : 404;
       if (allowed?.length) res.setHeader('Allow', allowed.join(', '));
-      res
-        .status(status)
-        .type('application/fhir+json')
-        .send(
-          JSON.stringify(
-            status === 405
-              ? operationOutcome(
-                  'error',
-                  'not-supported',
-                  `${req.method} is not supported here; allowed: ${allowed!.join(', ')}`,
-                )
-              : operationOutcome(
-                  'error',
-                  'not-found',
-                  `No FHIR endpoint for ${req.method} here (see GET /fhir/metadata)`,
-                ),
-          ),
-        );
+      sendFhir(
+        res,
+        status,
+        status === 405
+          ? operationOutcome(
+              'error',
+              'not-supported',
+              `${req.method} is not supported here; allowed: ${allowed!.join(', ')}`,
+            )
+          : operationOutcome('error', 'not-found', `No FHIR endpoint for ${req.method} here (see GET /fhir/metadata)`),
+      );
     });
     // A body that is not JSON fails in the body parser, before any route.
     app?.use?.((err: { type?: string; status?: number }, req: Request, res: Response, next: NextFunction) => {
       if (!req.path.startsWith('/fhir') || res.headersSent || !err || (err.status ?? 500) >= 500) return next(err);
       const code = err.type === 'entity.too.large' ? 'too-costly' : 'structure';
       const text = err.type === 'entity.parse.failed' ? 'Body is not valid JSON' : 'Request body could not be read';
-      res
-        .status(err.status ?? 400)
-        .type('application/fhir+json')
-        .send(JSON.stringify(operationOutcome('error', code, text)));
+      sendFhir(res, err.status ?? 400, operationOutcome('error', code, text));
     });
   }
 }
