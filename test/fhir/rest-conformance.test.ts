@@ -1,7 +1,9 @@
 /*
  * FHIR REST conformance (found by a probe; each case failed before its fix): a format we do not serve
  * (XML) answers 406, not JSON; Location names the ServiceRequest's current version and ETags are versions
- * (none on a Task, a searchset or an OperationOutcome).
+ * (none on a Task, a searchset or an OperationOutcome); a search names in its `self` link the parameters it
+ * applied (an unknown one is ignored, or refused with 400 under `Prefer: handling=strict`), and every
+ * parameter the CapabilityStatement lists works, combined with the others.
  */
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
@@ -141,6 +143,92 @@ describe('FHIR REST conformance', () => {
       const dr = await fhirFetch(`${base}/fhir/DiagnosticReport/${id}`);
       expect(dr.body.meta.versionId).toBe(String(version));
       expect(dr.headers.get('etag')).toBe(`W/"${version}"`);
+    }
+  });
+
+  /** A stored report for an order, as the worker leaves it once Hemato.AI answered. */
+  const addReport = (orderId: string, version = 1) =>
+    ds.query(`INSERT INTO reports (order_id, version, hemato_study_id, raw) VALUES ($1, $2, 'study-1', $3)`, [
+      orderId,
+      version,
+      JSON.stringify({
+        pbs_study_id: 'study-1',
+        version,
+        file_ids: [],
+        feature_statistics: { 'rbc-density': { value: '4512.33', unit: 'cells/megapixel' } },
+        pathology_report: 'No parasites seen.',
+      }),
+    ]);
+
+  it('applies every search parameter it lists, names the applied ones in the self link, ignores unknown ones or refuses them under handling=strict', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 2; i++) {
+      const r = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: order() });
+      expect(r.status).toBe(201);
+      ids.push(r.body.id);
+      await addReport(r.body.id);
+    }
+    const [a, b] = ids as [string, string];
+    const found = (r: { body: any }) => (r.body.entry ?? []).map((e: any) => e.resource.id).sort();
+
+    // The probe's case: status is no parameter of ours. Ignored (the Task is in another status), and the
+    // self link says so: only focus was applied.
+    const lenient = await fhirFetch(`${base}/fhir/Task?focus=ServiceRequest/${a}&status=cancelled`);
+    expect(lenient.status).toBe(200);
+    expect(lenient.headers.get('etag')).toBeNull();
+    const self = lenient.body.link?.find((l: { relation: string }) => l.relation === 'self')?.url as string;
+    expect(self).toBeDefined();
+    const selfUrl = new URL(self);
+    expect(`${selfUrl.origin}${selfUrl.pathname}`).toBe(`${base}/fhir/Task`);
+    expect(selfUrl.searchParams.get('focus')).toBe(`ServiceRequest/${a}`);
+    expect(selfUrl.searchParams.has('status')).toBe(false);
+    // Under handling=strict: 400, naming the parameter.
+    for (const prefer of ['handling=strict', 'return=minimal, handling=strict']) {
+      const strict = await fhirFetch(`${base}/fhir/Task?focus=ServiceRequest/${a}&status=cancelled`, {
+        headers: { prefer },
+      });
+      expect(strict.status).toBe(400);
+      expect(strict.body.resourceType).toBe('OperationOutcome');
+      expect(JSON.stringify(strict.body.issue)).toContain('status');
+    }
+    const strictDr = await fhirFetch(`${base}/fhir/DiagnosticReport?_id=${a}&based-on:missing=false`, {
+      headers: { prefer: 'handling=strict' },
+    });
+    expect(strictDr.status).toBe(400);
+    expect(JSON.stringify(strictDr.body.issue)).toContain('based-on:missing');
+    // Known parameters only, strict: answered as usual.
+    expect(
+      (await fhirFetch(`${base}/fhir/Task?_id=${a}&_format=json`, { headers: { prefer: 'handling=strict' } })).status,
+    ).toBe(200);
+
+    // Every parameter the CapabilityStatement lists works, alone, OR-ed (a,b) and AND-ed with the others.
+    const cs = await fhirFetch(`${base}/fhir/metadata`);
+    const ref = (id: string) => `ServiceRequest/${id}`;
+    const value: Record<string, (id: string) => string> = { _id: (id) => id, focus: ref, 'based-on': ref };
+    for (const type of ['Task', 'DiagnosticReport']) {
+      const params = cs.body.rest[0].resource.find((r: { type: string }) => r.type === type).searchParam as Array<{
+        name: string;
+      }>;
+      expect(params.length).toBeGreaterThan(0);
+      for (const { name } of params) {
+        expect(Object.keys(value)).toContain(name);
+        const v = value[name]!;
+        const one = await fhirFetch(`${base}/fhir/${type}?${name}=${v(a)}`);
+        expect([type, name, one.status, found(one)]).toEqual([type, name, 200, [a]]);
+        expect(one.body.total).toBe(1);
+        expect(new URL(one.body.link[0].url).searchParams.get(name)).toBe(v(a));
+        const both = await fhirFetch(`${base}/fhir/${type}?${name}=${v(a)},${v(b)}`);
+        expect([type, name, found(both)]).toEqual([type, name, [a, b].sort()]);
+        for (const { name: other } of params.filter((p) => p.name !== name)) {
+          // name=a AND other=b matches nothing; name=a AND other=a matches a.
+          const none = await fhirFetch(`${base}/fhir/${type}?${name}=${v(a)}&${other}=${value[other]!(b)}`);
+          expect([type, name, other, none.status, none.body.total]).toEqual([type, name, other, 200, 0]);
+          const same = await fhirFetch(`${base}/fhir/${type}?${name}=${v(a)}&${other}=${value[other]!(a)}`);
+          expect([type, name, other, found(same)]).toEqual([type, name, other, [a]]);
+          const sameSelf = new URL(same.body.link[0].url).searchParams;
+          expect([sameSelf.get(name), sameSelf.get(other)]).toEqual([v(a), value[other]!(a)]);
+        }
+      }
     }
   });
 });

@@ -15,3 +15,4 @@ export * from './results/report-pdf';
 export * from './results/transaction-response';
 export * from './results/ehr-subject';
 export * from './rest/format';
+export * from './rest/search';

@@ -3,7 +3,7 @@ import { DeliveryStatus, DeliveryTarget } from '@hemato/common';
 import { DeliveryEntity, InboundMessageEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
 import { MessageSealer } from '@hemato/privacy';
 import { DataSource, type EntityManager, type SelectQueryBuilder } from 'typeorm';
-import { mayAccess, type OrderCaller } from './fhir-auth.guard';
+import type { OrderCaller } from './fhir-auth.guard';
 
 /** The FHIR channel's reads and writes of orders, reports, deliveries and inbound messages. */
 @Injectable()
@@ -51,25 +51,47 @@ export class FhirOrdersRepository {
   }
 
   /**
-   * Orders whose ServiceRequest is this reference: ours (`ServiceRequest/<order id>`) or the EHR's; only
-   * those the caller may see (filtered here, so other clients' orders do not take up the limit).
+   * A search of the caller's orders: each group of `ids` and of ServiceRequest references `refs` must match
+   * (AND), one of a group's values (OR). A reference is ours (`ServiceRequest/<order id>`, any channel) or the
+   * EHR's (a FHIR order's ServiceRequest). `fhirOnly`: FHIR orders only (Tasks); `withReport`: only orders
+   * with a report (DiagnosticReports). Oldest first (then by id), at most `limit` from `offset`, and how many
+   * match in all.
    */
-  async findByServiceRequest(ref: string, caller: OrderCaller): Promise<OrderEntity[]> {
-    const ours = /^(?:.*\/)?ServiceRequest\/([0-9a-f-]{36})$/i.exec(ref)?.[1];
-    const q = this.ds.manager
-      .createQueryBuilder(OrderEntity, 'o')
-      .where(`o.source_channel = 'fhir'`)
-      .andWhere(
-        `(o.id::text = :ours OR o.details->'fhir'->>'serviceRequest' = :ref OR o.details->'fhir'->>'serviceRequestAbsolute' = :ref)`,
-        { ours: ours ?? '', ref },
-      );
-    if (!caller.allOrders) q.andWhere('o.source_client = :client', { client: caller.id });
-    const rows = await q.orderBy('o.created_at', 'ASC').limit(100).getMany();
-    if (rows.length === 0 && ours) {
-      const any = await this.findById(ours);
-      return any && mayAccess(caller, any) ? [any] : [];
+  async searchOrders(
+    c: { ids: string[][]; refs: string[][]; fhirOnly: boolean; withReport: boolean },
+    caller: OrderCaller,
+    page: { offset: number; limit: number },
+  ): Promise<{ orders: OrderEntity[]; total: number }> {
+    const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+    const q = this.ds.manager.createQueryBuilder(OrderEntity, 'o').where('TRUE');
+    let n = 0;
+    for (const group of c.ids) {
+      const ids = group.filter((id) => uuid.test(id));
+      if (ids.length === 0) return { orders: [], total: 0 };
+      q.andWhere(`o.id IN (:...ids${n++})`, { [`ids${n - 1}`]: ids });
     }
-    return rows;
+    for (const group of c.refs) {
+      const alternatives = group.map((ref) => {
+        const ours = /^(?:.*\/)?ServiceRequest\/([0-9a-f-]{36})$/i.exec(ref)?.[1];
+        const k = n++;
+        q.setParameter(`ref${k}`, ref);
+        const theirs = `(o.source_channel = 'fhir' AND (o.details->'fhir'->>'serviceRequest' = :ref${k} OR o.details->'fhir'->>'serviceRequestAbsolute' = :ref${k}))`;
+        if (!ours || !uuid.test(ours)) return theirs;
+        q.setParameter(`ours${k}`, ours);
+        return `(o.id = :ours${k} OR ${theirs})`;
+      });
+      q.andWhere(`(${alternatives.join(' OR ')})`);
+    }
+    if (c.fhirOnly) q.andWhere(`o.source_channel = 'fhir'`);
+    if (c.withReport) q.andWhere('EXISTS (SELECT 1 FROM reports r WHERE r.order_id = o.id)');
+    if (!caller.allOrders) q.andWhere('o.source_client = :client', { client: caller.id });
+    const [orders, total] = await q
+      .orderBy('o.created_at', 'ASC')
+      .addOrderBy('o.id', 'ASC')
+      .skip(page.offset)
+      .take(page.limit)
+      .getManyAndCount();
+    return { orders, total };
   }
 
   /** The statuses the order went through, oldest first (its status_changed events). */

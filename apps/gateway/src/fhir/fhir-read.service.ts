@@ -110,36 +110,39 @@ export class FhirReadService {
     return dr;
   }
 
-  async searchTasks(focus: string | undefined, id: string | undefined, caller: OrderCaller): Promise<Bundle> {
-    if (!focus && !id) throw FhirOperationError.invalid('Search Task by focus or _id', 'Task.focus', 'required');
-    assertStorableText(focus, 'Task.focus');
-    const orders = id
-      ? [await this.visible(id, caller)].filter((o): o is OrderEntity => !!o)
-      : await this.repo.findByServiceRequest(focus!, caller);
-    const tasks = await Promise.all(orders.filter((o) => o.sourceChannel === 'fhir').map((o) => this.task(o)));
-    return searchset(tasks);
-  }
-
-  async searchDiagnosticReports(
-    basedOn: string | undefined,
-    id: string | undefined,
+  /**
+   * A Task or DiagnosticReport search (`_id`, and `focus` / `based-on`: our ServiceRequest or the EHR's),
+   * among the orders the caller may see. Without any criterion it is refused: we do not list all orders.
+   */
+  async search(
+    type: 'Task' | 'DiagnosticReport',
+    criteria: Map<string, string[][]>,
     caller: OrderCaller,
+    page: { offset: number; limit: number },
   ): Promise<Bundle> {
-    if (!basedOn && !id) {
+    const refParam = type === 'Task' ? 'focus' : 'based-on';
+    const refs = criteria.get(refParam) ?? [];
+    const ids = criteria.get('_id') ?? [];
+    if (refs.length === 0 && ids.length === 0) {
       throw FhirOperationError.invalid(
-        'Search DiagnosticReport by based-on or _id',
-        'DiagnosticReport.basedOn',
+        `Search ${type} by ${refParam} or _id`,
+        type === 'Task' ? 'Task.focus' : 'DiagnosticReport.basedOn',
         'required',
       );
     }
-    assertStorableText(basedOn, 'DiagnosticReport.basedOn');
-    const orders = id
-      ? [await this.visible(id, caller)].filter((o): o is OrderEntity => !!o)
-      : await this.repo.findByServiceRequest(basedOn!, caller);
-    const reports = (await Promise.all(orders.map((o) => this.diagnosticReport(o)))).filter(
-      (r): r is DiagnosticReport => !!r,
+    assertStorableText(refs, type === 'Task' ? 'Task.focus' : 'DiagnosticReport.basedOn');
+    assertStorableText(ids, `${type}.id`);
+    const { orders, total } = await this.repo.searchOrders(
+      { ids, refs, fhirOnly: type === 'Task', withReport: type === 'DiagnosticReport' },
+      caller,
+      page,
     );
-    return searchset(reports);
+    const resources: Resource[] = [];
+    for (const o of orders) {
+      const r = type === 'Task' ? await this.task(o) : await this.diagnosticReport(o);
+      if (r) resources.push(r);
+    }
+    return { ...searchset(resources), total };
   }
 }
 

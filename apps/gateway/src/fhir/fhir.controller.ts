@@ -1,17 +1,4 @@
-import {
-  Body,
-  Controller,
-  Get,
-  Headers,
-  Inject,
-  Param,
-  Post,
-  Query,
-  Req,
-  Res,
-  UseFilters,
-  UseGuards,
-} from '@nestjs/common';
+import { Body, Controller, Get, Headers, Inject, Param, Post, Req, Res, UseFilters, UseGuards } from '@nestjs/common';
 import { APP_CONFIG, DomainError, type AppConfig } from '@hemato/common';
 import {
   BundleResolver,
@@ -22,6 +9,8 @@ import {
   isShapeTypeError,
   wrongShape,
   operationOutcome,
+  parseSearch,
+  preferredHandling,
   type EhrClient,
   type ParsedServiceRequest,
 } from '@hemato/fhir';
@@ -332,13 +321,8 @@ export class FhirController {
   @Get('Task')
   @UseGuards(FhirAuthGuard)
   @FhirScope('Task', 's')
-  async searchTask(
-    @Query('focus') focus: string | undefined,
-    @Query('_id') id: string | undefined,
-    @Req() req: FhirRequest,
-    @Res() res: Response,
-  ) {
-    send(res, 200, absolutise(await this.read.searchTasks(focus, id, req.fhirClient!), fhirBase(req)));
+  async searchTask(@Req() req: FhirRequest, @Res() res: Response) {
+    await this.search('Task', req, res);
   }
 
   @Get('ServiceRequest/:id')
@@ -372,13 +356,24 @@ export class FhirController {
   @Get('DiagnosticReport')
   @UseGuards(FhirAuthGuard)
   @FhirScope('DiagnosticReport', 's')
-  async searchDiagnosticReport(
-    @Query('based-on') basedOn: string | undefined,
-    @Query('_id') id: string | undefined,
-    @Req() req: FhirRequest,
-    @Res() res: Response,
-  ) {
-    send(res, 200, absolutise(await this.read.searchDiagnosticReports(basedOn, id, req.fhirClient!), fhirBase(req)));
+  async searchDiagnosticReport(@Req() req: FhirRequest, @Res() res: Response) {
+    await this.search('DiagnosticReport', req, res);
+  }
+
+  /**
+   * A search: the parameters the CapabilityStatement lists for the type, combined (AND; a comma-separated
+   * value is OR). Others are ignored and left out of the `self` link, which names what was applied; under
+   * `Prefer: handling=strict` they answer 400.
+   */
+  private async search(type: 'Task' | 'DiagnosticReport', req: FhirRequest, res: Response): Promise<void> {
+    const parsed = parseSearch(type, req.query as Record<string, unknown>, preferredHandling(req.headers.prefer));
+    const base = fhirBase(req);
+    const bundle = absolutise(
+      await this.read.search(type, parsed.criteria, req.fhirClient!, { offset: 0, limit: 100 }),
+      base,
+    );
+    const self = `${base}/${type}?${new URLSearchParams(parsed.applied).toString()}`;
+    send(res, 200, { ...bundle, link: [{ relation: 'self', url: self }] });
   }
 }
 

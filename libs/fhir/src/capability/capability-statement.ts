@@ -45,6 +45,11 @@ export function servedMethods(type: string, level: 'type' | 'instance'): string[
     .map((m) => m!.method);
 }
 
+/** The search parameters we advertise (and apply) for a type; none for a type we do not search. */
+export function searchParamsOf(type: string): string[] {
+  return (SERVED_RESOURCES.find((x) => x.type === type)?.searchParam ?? []).map((p) => p.name);
+}
+
 /** What our FHIR endpoint serves (GET /fhir/metadata). */
 export function buildCapabilityStatement(opts: {
   baseUrl: string;
