@@ -3,7 +3,8 @@
  * (XML) answers 406, not JSON; Location names the ServiceRequest's current version and ETags are versions
  * (none on a Task, a searchset or an OperationOutcome); a search names in its `self` link the parameters it
  * applied (an unknown one is ignored, or refused with 400 under `Prefer: handling=strict`), and every
- * parameter the CapabilityStatement lists works, combined with the others.
+ * parameter the CapabilityStatement lists works, combined with the others; `_count` pages a search and
+ * `next` links reach every match (it stopped at 100, silently).
  */
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
@@ -230,5 +231,55 @@ describe('FHIR REST conformance', () => {
         }
       }
     }
+  });
+
+  it('pages a search by _count with next links to every match, a correct total, and _count=0 for the total alone', async () => {
+    const ids: string[] = [];
+    for (let i = 0; i < 105; i++) {
+      const r = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: order() });
+      expect(r.status).toBe(201);
+      ids.push(r.body.id);
+    }
+    const link = (b: any, rel: string) => b.link?.find((l: { relation: string }) => l.relation === rel)?.url;
+    const follow = async (url: string) => {
+      const seen: string[] = [];
+      const pages: any[] = [];
+      for (let next: string | undefined = url, n = 0; next && n < 20; n++) {
+        const page = await fhirFetch(next);
+        expect([next, page.status]).toEqual([next, 200]);
+        expect(page.body.type).toBe('searchset');
+        expect(link(page.body, 'self')).toBeDefined();
+        pages.push(page.body);
+        seen.push(...(page.body.entry ?? []).map((e: any) => e.resource.id));
+        next = link(page.body, 'next');
+        if (next) expect(next.startsWith(`${base}/fhir/Task?`)).toBe(true);
+      }
+      return { seen, pages };
+    };
+
+    // No _count: every one of the 105 matches is reached through next links, each once; total is right.
+    const all = await follow(`${base}/fhir/Task?_id=${ids.join(',')}`);
+    expect(all.seen.sort()).toEqual([...ids].sort());
+    expect(all.pages.length).toBeGreaterThan(1);
+    for (const p of all.pages) expect(p.total).toBe(105);
+    expect(link(all.pages.at(-1), 'next')).toBeUndefined();
+
+    // _count=2 over five: pages of 2, 2, 1, the self link naming _count.
+    const five = ids.slice(0, 5);
+    const small = await follow(`${base}/fhir/Task?_id=${five.join(',')}&_count=2`);
+    expect(small.pages.map((p) => p.entry?.length ?? 0)).toEqual([2, 2, 1]);
+    expect(small.seen).toEqual(five);
+    expect(new URL(link(small.pages[0], 'self')).searchParams.get('_count')).toBe('2');
+    for (const p of small.pages) expect(p.total).toBe(5);
+
+    // _count=0: the total alone.
+    const count = await fhirFetch(`${base}/fhir/Task?_id=${five.join(',')}&_count=0`);
+    expect(count.status).toBe(200);
+    expect(count.body.total).toBe(5);
+    expect(count.body.entry ?? []).toEqual([]);
+
+    // A _count that is no non-negative integer is refused.
+    expect((await fhirFetch(`${base}/fhir/Task?_id=${five[0]}&_count=abc`)).status).toBe(400);
+    expect((await fhirFetch(`${base}/fhir/Task?_id=${five[0]}&_count=-1`)).status).toBe(400);
   });
 });

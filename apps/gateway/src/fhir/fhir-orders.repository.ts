@@ -85,6 +85,7 @@ export class FhirOrdersRepository {
     if (c.fhirOnly) q.andWhere(`o.source_channel = 'fhir'`);
     if (c.withReport) q.andWhere('EXISTS (SELECT 1 FROM reports r WHERE r.order_id = o.id)');
     if (!caller.allOrders) q.andWhere('o.source_client = :client', { client: caller.id });
+    if (page.limit === 0) return { orders: [], total: await q.getCount() };
     const [orders, total] = await q
       .orderBy('o.created_at', 'ASC')
       .addOrderBy('o.id', 'ASC')

@@ -363,18 +363,47 @@ export class FhirController {
   /**
    * A search: the parameters the CapabilityStatement lists for the type, combined (AND; a comma-separated
    * value is OR). Others are ignored and left out of the `self` link, which names what was applied; under
-   * `Prefer: handling=strict` they answer 400.
+   * `Prefer: handling=strict` they answer 400. Paged: `_count` a page (default and most SEARCH_PAGE_MAX,
+   * 0 for the total alone), `next`/`previous` links carrying our `_offset`; `total` counts every match.
    */
   private async search(type: 'Task' | 'DiagnosticReport', req: FhirRequest, res: Response): Promise<void> {
-    const parsed = parseSearch(type, req.query as Record<string, unknown>, preferredHandling(req.headers.prefer));
+    const parsed = parseSearch(type, req.query as Record<string, unknown>, preferredHandling(req.headers.prefer), [
+      '_count',
+      '_offset',
+    ]);
+    const count = Math.min(pagingValue(parsed.criteria, '_count') ?? SEARCH_PAGE_MAX, SEARCH_PAGE_MAX);
+    const offset = pagingValue(parsed.criteria, '_offset') ?? 0;
     const base = fhirBase(req);
     const bundle = absolutise(
-      await this.read.search(type, parsed.criteria, req.fhirClient!, { offset: 0, limit: 100 }),
+      await this.read.search(type, parsed.criteria, req.fhirClient!, { offset, limit: count }),
       base,
     );
-    const self = `${base}/${type}?${new URLSearchParams(parsed.applied).toString()}`;
-    send(res, 200, { ...bundle, link: [{ relation: 'self', url: self }] });
+    const criteria = parsed.applied.filter(([k]) => k !== '_count' && k !== '_offset');
+    const url = (o: number, withCount: boolean) => {
+      const params: Array<[string, string]> = [...criteria];
+      if (withCount) params.push(['_count', String(count)]);
+      if (o > 0) params.push(['_offset', String(o)]);
+      return `${base}/${type}?${new URLSearchParams(params).toString()}`;
+    };
+    const link = [{ relation: 'self', url: url(offset, parsed.criteria.has('_count')) }];
+    const total = bundle.total ?? 0;
+    if (count > 0 && offset + count < total) link.push({ relation: 'next', url: url(offset + count, true) });
+    if (count > 0 && offset > 0) link.push({ relation: 'previous', url: url(Math.max(0, offset - count), true) });
+    send(res, 200, { ...bundle, link });
   }
+}
+
+/** The most entries a searchset page holds, and how many it holds without `_count`. */
+export const SEARCH_PAGE_MAX = 100;
+
+/** `_count` / `_offset`: a non-negative integer (the last one, if repeated), else 400. */
+function pagingValue(criteria: Map<string, string[][]>, name: '_count' | '_offset'): number | undefined {
+  const v = criteria.get(name)?.at(-1)?.join(',');
+  if (v === undefined) return undefined;
+  if (!/^\d{1,9}$/.test(v)) {
+    throw FhirOperationError.invalid(`${name} must be a non-negative integer`, undefined, 'value');
+  }
+  return Number(v);
 }
 
 function absolutise(b: Bundle, base: string): Bundle {
