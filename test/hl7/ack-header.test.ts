@@ -1,9 +1,6 @@
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Message } from 'node-hl7-client';
-import { startGateway, type TestGateway } from './support/gateway';
-import { RawMllpConnection, ackOf } from './support/mllp-test-client';
+import { intakeGatewayForSuite } from './support/gateway';
+import { ackOf } from './support/mllp-test-client';
 
 jest.setTimeout(60_000);
 
@@ -12,22 +9,7 @@ jest.setTimeout(60_000);
  * whole. IHE LTW / LAW senders name themselves by HD with a universal id (`LIS^2.16.840.1.113883.1^ISO`).
  */
 describe('HL7 answers: MSH-5/6 are the sender MSH-3/4, whole', () => {
-  let gw: TestGateway;
-  let conn: RawMllpConnection;
-
-  beforeAll(async () => {
-    gw = await startGateway({
-      IMAGE_DIR: mkdtempSync(path.join(os.tmpdir(), 'hl7-img-')),
-      HEMATO_ORDER_CODES: 'LN|34994-4=pbs_v1',
-      HL7_SENDING_APP: 'HB-TEST',
-      HL7_SENDING_FACILITY: 'HB-FAC',
-    });
-    conn = await RawMllpConnection.open(gw.mllpPort);
-  });
-  afterAll(async () => {
-    conn?.close();
-    await gw?.close();
-  });
+  const suite = intakeGatewayForSuite();
 
   const body = (placer: string, d = { f: '|', c: '^' }) => [
     `PID${d.f}1${d.f}${d.f}MRN1${d.c}${d.c}${d.c}GENHOSP${d.c}MR${d.f}${d.f}DOE${d.c}J`,
@@ -40,13 +22,13 @@ describe('HL7 answers: MSH-5/6 are the sender MSH-3/4, whole', () => {
       'MSH|^~\\&|LIS^2.16.840.1.113883.3.1^ISO|GENHOSP^1.2.3.4.5^ISO|HEMATO-BRIDGE|HEMATO|20260101120000||ORM^O01^ORM_O01|HD-1|P|2.5.1',
       ...body('HD-PL1'),
     ].join('\r');
-    const reply = await conn.request(msg);
+    const reply = await suite.conn.request(msg);
     expect(ackOf(reply).code).toBe('AA');
     const m = new Message({ text: reply });
     expect(m.get('MSH.5').toRaw()).toBe('LIS^2.16.840.1.113883.3.1^ISO');
     expect(m.get('MSH.6').toRaw()).toBe('GENHOSP^1.2.3.4.5^ISO');
     // Kept with the order, for the result's MSH-5/6.
-    const [order] = await gw.db.query(`SELECT details FROM orders WHERE placer_order_number = 'HD-PL1'`);
+    const [order] = await suite.gw.db.query(`SELECT details FROM orders WHERE placer_order_number = 'HD-PL1'`);
     expect(order.details.senderHd).toEqual({
       application: ['LIS', '2.16.840.1.113883.3.1', 'ISO'],
       facility: ['GENHOSP', '1.2.3.4.5', 'ISO'],
@@ -58,15 +40,15 @@ describe('HL7 answers: MSH-5/6 are the sender MSH-3/4, whole', () => {
       'MSH|^~\\&|LIS^2.16.840.1.113883.3.1^ISO|GENHOSP^1.2.3.4.5^ISO|HEMATO-BRIDGE|HEMATO|20260101120000||ORM^O01^ORM_O01|HD-2|P|2.5.1|||AL|AL',
       ...body('HD-PL2'),
     ].join('\r');
-    conn.send(msg);
-    const replies = (await conn.waitFor(conn.replies.length + 2)).slice(-2);
+    suite.conn.send(msg);
+    const replies = (await suite.conn.waitFor(suite.conn.replies.length + 2)).slice(-2);
     expect(replies.map((r) => ackOf(r).code)).toEqual(['CA', 'AA']);
     for (const r of replies) {
       const m = new Message({ text: r });
       expect(m.get('MSH.5').toRaw()).toBe('LIS^2.16.840.1.113883.3.1^ISO');
       expect(m.get('MSH.6').toRaw()).toBe('GENHOSP^1.2.3.4.5^ISO');
     }
-    const refused = await conn.request(msg.replace('2.5.1', '2.9').replace('HD-2', 'HD-3'));
+    const refused = await suite.conn.request(msg.replace('2.5.1', '2.9').replace('HD-2', 'HD-3'));
     expect(ackOf(refused).code).toBe('CR');
     expect(new Message({ text: refused }).get('MSH.6').toRaw()).toBe('GENHOSP^1.2.3.4.5^ISO');
   });
@@ -77,10 +59,10 @@ describe('HL7 answers: MSH-5/6 are the sender MSH-3/4, whole', () => {
         `MSH|^~\\&|LIS|GENHOSP|HEMATO-BRIDGE|HEMATO|20260101120000||ORM^O01^ORM_O01|${id}|${processing}|2.5.1`,
         ...body(`${id}-PL`),
       ].join('\r');
-    const t = await conn.request(msg('PT-1', 't'));
+    const t = await suite.conn.request(msg('PT-1', 't'));
     expect(ackOf(t).code).toBe('AA');
     expect(new Message({ text: t }).get('MSH.11').toRaw()).toBe('T');
-    const mode = await conn.request(msg('PT-2', 'D^I'));
+    const mode = await suite.conn.request(msg('PT-2', 'D^I'));
     expect(ackOf(mode).code).toBe('AA');
     expect(new Message({ text: mode }).get('MSH.11').toRaw()).toBe('D^I');
   });
@@ -91,12 +73,12 @@ describe('HL7 answers: MSH-5/6 are the sender MSH-3/4, whole', () => {
       'MSH#$%*@#LIS$2.16.840.1.113883.3.1$ISO#GENHOSP$1.2.3.4.5$ISO#HEMATO-BRIDGE#HEMATO#20260101120000##ORM$O01#HD-4#P#2.3',
       ...body('HD-PL4', d),
     ].join('\r');
-    const reply = await conn.request(msg);
+    const reply = await suite.conn.request(msg);
     expect(ackOf(reply).code).toBe('AA');
     const m = new Message({ text: reply });
     expect(m.get('MSH.5').toRaw()).toBe('LIS^2.16.840.1.113883.3.1^ISO');
     expect(m.get('MSH.6').toRaw()).toBe('GENHOSP^1.2.3.4.5^ISO');
-    const [order] = await gw.db.query(`SELECT details FROM orders WHERE placer_order_number = 'HD-PL4'`);
+    const [order] = await suite.gw.db.query(`SELECT details FROM orders WHERE placer_order_number = 'HD-PL4'`);
     expect(order.details.senderHd.application).toEqual(['LIS', '2.16.840.1.113883.3.1', 'ISO']);
   });
 });

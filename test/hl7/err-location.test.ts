@@ -1,9 +1,6 @@
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Message } from 'node-hl7-client';
-import { startGateway, type TestGateway } from './support/gateway';
-import { RawMllpConnection, ackOf } from './support/mllp-test-client';
+import { intakeGatewayForSuite } from './support/gateway';
+import { ackOf } from './support/mllp-test-client';
 
 jest.setTimeout(60_000);
 
@@ -13,22 +10,7 @@ jest.setTimeout(60_000);
  * and ORC occurrences differ.
  */
 describe('HL7 ERR-2 names the segment occurrence that holds the problem', () => {
-  let gw: TestGateway;
-  let conn: RawMllpConnection;
-
-  beforeAll(async () => {
-    gw = await startGateway({
-      IMAGE_DIR: mkdtempSync(path.join(os.tmpdir(), 'hl7-img-')),
-      HEMATO_ORDER_CODES: 'LN|34994-4=pbs_v1',
-      HL7_SENDING_APP: 'HB-TEST',
-      HL7_SENDING_FACILITY: 'HB-FAC',
-    });
-    conn = await RawMllpConnection.open(gw.mllpPort);
-  });
-  afterAll(async () => {
-    conn?.close();
-    await gw?.close();
-  });
+  const suite = intakeGatewayForSuite();
 
   const msg = (controlId: string, segments: string[]) =>
     [
@@ -40,7 +22,7 @@ describe('HL7 ERR-2 names the segment occurrence that holds the problem', () => 
   const erl = (reply: string) => new Message({ text: reply }).get('ERR.2').toRaw();
 
   it('a cancellation of an unknown order in the second ORC, after an ORC with two OBRs: ORC^2^2', async () => {
-    const reply = await conn.request(
+    const reply = await suite.conn.request(
       msg('LOC-1', ['ORC|NW|LOC-A', obr(1, 'LOC-A'), obr(2, 'LOC-B'), 'ORC|CA|LOC-UNKNOWN']),
     );
     expect(ackOf(reply).code).toBe('AE');
@@ -49,15 +31,15 @@ describe('HL7 ERR-2 names the segment occurrence that holds the problem', () => 
   });
 
   it('an order group without its OBR: its ORC (ORC^2), not the OBR of another group', async () => {
-    const reply = await conn.request(msg('LOC-4', ['ORC|NW|LOC-E', obr(1, 'LOC-E'), 'ORC|NW|LOC-F']));
+    const reply = await suite.conn.request(msg('LOC-4', ['ORC|NW|LOC-E', obr(1, 'LOC-E'), 'ORC|NW|LOC-F']));
     expect(ackOf(reply).code).toBe('AE');
     expect(ackOf(reply).errors[0]).toContain('|101^Required field missing^HL70357|');
     expect(erl(reply)).toBe('ORC^2');
   });
 
   it('a placer number taken before, in a further OBR under one ORC: that OBR-2 (OBR^2^2)', async () => {
-    expect(ackOf(await conn.request(msg('LOC-2', ['ORC|NW|LOC-C', obr(1, 'LOC-C')]))).code).toBe('AA');
-    const reply = await conn.request(msg('LOC-3', ['ORC|NW|LOC-D', obr(1, 'LOC-D'), obr(2, 'LOC-C')]));
+    expect(ackOf(await suite.conn.request(msg('LOC-2', ['ORC|NW|LOC-C', obr(1, 'LOC-C')]))).code).toBe('AA');
+    const reply = await suite.conn.request(msg('LOC-3', ['ORC|NW|LOC-D', obr(1, 'LOC-D'), obr(2, 'LOC-C')]));
     expect(ackOf(reply).code).toBe('AE');
     expect(ackOf(reply).errors[0]).toContain('|205^Duplicate key identifier^HL70357|');
     expect(erl(reply)).toBe('OBR^2^2');

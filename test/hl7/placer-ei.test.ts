@@ -1,9 +1,6 @@
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { Message } from 'node-hl7-client';
-import { startGateway, type TestGateway } from './support/gateway';
-import { RawMllpConnection, ackOf } from './support/mllp-test-client';
+import { intakeGatewayForSuite } from './support/gateway';
+import { ackOf } from './support/mllp-test-client';
 
 jest.setTimeout(60_000);
 
@@ -12,22 +9,7 @@ jest.setTimeout(60_000);
  * knows its order by the whole EI, so our answers give it back whole.
  */
 describe('HL7 placer order number: the whole EI comes back', () => {
-  let gw: TestGateway;
-  let conn: RawMllpConnection;
-
-  beforeAll(async () => {
-    gw = await startGateway({
-      IMAGE_DIR: mkdtempSync(path.join(os.tmpdir(), 'hl7-img-')),
-      HEMATO_ORDER_CODES: 'LN|34994-4=pbs_v1',
-      HL7_SENDING_APP: 'HB-TEST',
-      HL7_SENDING_FACILITY: 'HB-FAC',
-    });
-    conn = await RawMllpConnection.open(gw.mllpPort);
-  });
-  afterAll(async () => {
-    conn?.close();
-    await gw?.close();
-  });
+  const suite = intakeGatewayForSuite();
 
   it('echoes ORC-2 / OBR-2 with namespace and universal id in the ORR^O02, and keeps them for the result', async () => {
     const msg = [
@@ -36,13 +18,13 @@ describe('HL7 placer order number: the whole EI comes back', () => {
       'ORC|NW|EPL9^EPIC^1.2.840.9^ISO',
       'OBR|1|EPL9^EPIC^1.2.840.9^ISO||34994-4^Smear^LN|||20260101113000',
     ].join('\r');
-    conn.send(msg);
-    const [, orr] = (await conn.waitFor(2)).slice(-2);
+    suite.conn.send(msg);
+    const [, orr] = (await suite.conn.waitFor(2)).slice(-2);
     expect(ackOf(orr!).code).toBe('AA');
     const m = new Message({ text: orr! });
     expect(m.get('ORC.2').toRaw()).toBe('EPL9^EPIC^1.2.840.9^ISO');
     expect(m.get('OBR.2').toRaw()).toBe('EPL9^EPIC^1.2.840.9^ISO');
-    const [order] = await gw.db.query(`SELECT placer_order_number, details FROM orders`);
+    const [order] = await suite.gw.db.query(`SELECT placer_order_number, details FROM orders`);
     expect(order.placer_order_number).toBe('EPL9');
     expect(order.details.placerAuthority).toEqual({
       namespaceId: 'EPIC',
@@ -58,7 +40,7 @@ describe('HL7 placer order number: the whole EI comes back', () => {
       'ORC|NW|EPL10^EPIC',
       'OBR|1|EPL10^EPIC||99999-9^Other^LN|||20260101113000',
     ].join('\r');
-    const orr = await conn.request(msg);
+    const orr = await suite.conn.request(msg);
     expect(ackOf(orr).code).toBe('AE');
     const m = new Message({ text: orr });
     expect(m.get('ORC.1').toString()).toBe('UA');

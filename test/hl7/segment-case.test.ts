@@ -1,32 +1,14 @@
-import { mkdtempSync } from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { buildOruR01 } from '@hemato/hl7';
 import { PatientIdentityReader } from '@hemato/privacy';
 import { Message } from 'node-hl7-client';
-import { startGateway, type TestGateway } from './support/gateway';
-import { RawMllpConnection, ackOf } from './support/mllp-test-client';
+import { intakeGatewayForSuite } from './support/gateway';
+import { ackOf } from './support/mllp-test-client';
 
 jest.setTimeout(60_000);
 
 /** Segment ids are read whatever their case; what we send on is always in upper case, as HL7 spells them. */
 describe('HL7 order with lower-case segment ids', () => {
-  let gw: TestGateway;
-  let conn: RawMllpConnection;
-
-  beforeAll(async () => {
-    gw = await startGateway({
-      IMAGE_DIR: mkdtempSync(path.join(os.tmpdir(), 'hl7-img-')),
-      HEMATO_ORDER_CODES: 'LN|34994-4=pbs_v1',
-      HL7_SENDING_APP: 'HB-TEST',
-      HL7_SENDING_FACILITY: 'HB-FAC',
-    });
-    conn = await RawMllpConnection.open(gw.mllpPort);
-  });
-  afterAll(async () => {
-    conn?.close();
-    await gw?.close();
-  });
+  const suite = intakeGatewayForSuite();
 
   it('is taken, and the PID kept for the result is a PID segment the receiver can read', async () => {
     const msg = [
@@ -35,11 +17,13 @@ describe('HL7 order with lower-case segment ids', () => {
       'orc|NW|CASE-PL1',
       'obr|1|CASE-PL1||34994-4^Smear^LN|||20260101113000',
     ].join('\r');
-    expect(ackOf(await conn.request(msg)).code).toBe('AA');
-    const [order] = await gw.db.query(`SELECT patient_proxy_id FROM orders WHERE placer_order_number = 'CASE-PL1'`);
-    const identity = await gw.gateway.app
+    expect(ackOf(await suite.conn.request(msg)).code).toBe('AA');
+    const [order] = await suite.gw.db.query(
+      `SELECT patient_proxy_id FROM orders WHERE placer_order_number = 'CASE-PL1'`,
+    );
+    const identity = await suite.gw.gateway.app
       .get(PatientIdentityReader, { strict: false })
-      .read(gw.db.manager, order.patient_proxy_id);
+      .read(suite.gw.db.manager, order.patient_proxy_id);
     expect(identity?.hl7Pid).toBe('PID|1||MRN1^^^GENHOSP^MR||DOE^JANE||19800101|F');
     // The result echoes it: its patient is found by a receiver that looks for the PID segment.
     const { message } = buildOruR01({

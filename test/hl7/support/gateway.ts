@@ -1,9 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { mkdtempSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
 import { loadConfig } from '@hemato/common';
 import { createDataSource, runMigrations } from '@hemato/persistence';
 import { createTestDatabase, testEnv } from '@hemato/testing';
 import type { DataSource } from 'typeorm';
 import { bootstrapGateway, type RunningGateway } from '../../../apps/gateway/src/bootstrap';
+import { RawMllpConnection } from './mllp-test-client';
 
 export interface TestGateway {
   gateway: RunningGateway;
@@ -52,4 +56,30 @@ export async function startGateway(
       await db.destroy();
     },
   };
+}
+
+/**
+ * For a test file about HL7 intake: the gateway (codes `LN|34994-4=pbs_v1`, us `HB-TEST|HB-FAC`, plus `env`)
+ * and one open MLLP connection, started before the file's tests and closed after them.
+ */
+export function intakeGatewayForSuite(env: Record<string, string> = {}): {
+  readonly gw: TestGateway;
+  readonly conn: RawMllpConnection;
+} {
+  const suite = {} as { gw: TestGateway; conn: RawMllpConnection };
+  beforeAll(async () => {
+    suite.gw = await startGateway({
+      IMAGE_DIR: mkdtempSync(path.join(os.tmpdir(), 'hl7-img-')),
+      HEMATO_ORDER_CODES: 'LN|34994-4=pbs_v1',
+      HL7_SENDING_APP: 'HB-TEST',
+      HL7_SENDING_FACILITY: 'HB-FAC',
+      ...env,
+    });
+    suite.conn = await RawMllpConnection.open(suite.gw.mllpPort);
+  });
+  afterAll(async () => {
+    suite.conn?.close();
+    await suite.gw?.close();
+  });
+  return suite;
 }
