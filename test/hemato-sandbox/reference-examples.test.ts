@@ -208,6 +208,8 @@ describe('Hemato.AI sandbox: the reference examples', () => {
 
   it('unknown study → 404; wrong method → 405', async () => {
     expect((await call(sb.url, 'GET', '/pbs/00000000-0000-0000-0000-000000000000/status', { token })).status).toBe(404);
+    // A malformed %-escape in the id names no study: 404 too, not a server error.
+    expect((await call(sb.url, 'GET', '/pbs/%zz/status', { token })).status).toBe(404);
     expect((await call(sb.url, 'GET', `/pbs/${studyId}/tasks`, { token })).status).toBe(405);
   });
 });

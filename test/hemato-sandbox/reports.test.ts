@@ -175,6 +175,8 @@ describe('Hemato.AI sandbox: workflow 2 (list_url)', () => {
       json: { list_url: `${host.url}/samples/1/files.json`, tasks: ['pbs_v1'] },
     });
     expect(created.status).toBe(201);
+    // The reference's answer shape: the study id and its file ids (none yet: the list is fetched after).
+    expect(created.body.results).toEqual({ pbs_study_id: expect.any(String), file_ids: [] });
     const id = created.body.results.pbs_study_id;
     const [checked, ready] = await host.waitFor('/callbacks/1', 2);
     expect(checked.body).toEqual(

@@ -260,7 +260,7 @@ export class SandboxServer {
   }
 
   private studyFor(id: string, principal: Principal): Study {
-    const study = this.store.get(decodeURIComponent(id));
+    const study = this.store.get(decodedId(id));
     if (!study || study.owner !== principal.owner) {
       throw new HttpError(404, `no PBS study ${id} for this account`, 'The study was not found.');
     }
@@ -376,8 +376,10 @@ export class SandboxServer {
       return sendEnvelope(
         ctx.res,
         201,
-        { pbs_study_id: study.pbs_study_id, tasks },
-        { debug_info: { workflow: 2 } },
+        // The reference's answer to a list: the study and its file ids. The files are fetched after this
+        // answer, so there are none yet; the files_checked callback names them.
+        { pbs_study_id: study.pbs_study_id, file_ids: [] },
+        { debug_info: { workflow: 2, tasks } },
         ctx.started,
       );
     }
@@ -691,7 +693,7 @@ export class SandboxServer {
     }
     const sm = ADMIN_STUDY_PATH.exec(p);
     if (sm) {
-      const study = this.store.get(decodeURIComponent(sm[1]));
+      const study = this.store.get(decodedId(sm[1]));
       if (!study) throw new HttpError(404, `no PBS study ${sm[1]}`);
       if (!sm[2]) {
         this.method(ctx, 'GET');
@@ -750,5 +752,14 @@ export class SandboxServer {
       this.server.closeAllConnections();
     });
     await this.store.flush();
+  }
+}
+
+/** A study id from the path; a malformed %-escape (`%zz`) names no study rather than failing the request (500). */
+function decodedId(raw: string): string {
+  try {
+    return decodeURIComponent(raw);
+  } catch {
+    return raw;
   }
 }
