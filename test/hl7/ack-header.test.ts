@@ -81,4 +81,15 @@ describe('HL7 answers: MSH-5/6 are the sender MSH-3/4, whole', () => {
     const [order] = await suite.gw.db.query(`SELECT details FROM orders WHERE placer_order_number = 'HD-PL4'`);
     expect(order.details.senderHd.application).toEqual(['LIS', '2.16.840.1.113883.3.1', 'ISO']);
   });
+
+  it('takes MSH-9 sent without its event (`ORM`) as ORM^O01: answered ACK^O01^ACK, stored as ORM^O01', async () => {
+    const msg = ['MSH|^~\\&|LIS|GENHOSP|HEMATO-BRIDGE|HEMATO|20260101120000||ORM|EV-1|P|2.3', ...body('EV-PL1')].join(
+      '\r',
+    );
+    const reply = await suite.conn.request(msg);
+    expect(ackOf(reply).code).toBe('AA');
+    expect(reply.split('\r')[0]!.split('|')[8]).toBe('ACK^O01^ACK');
+    const [order] = await suite.gw.db.query(`SELECT details FROM orders WHERE placer_order_number = 'EV-PL1'`);
+    expect(order.details.messageType).toBe('ORM^O01');
+  });
 });

@@ -71,6 +71,11 @@ export interface ParsedOrderMessage {
   issues: Hl7Issue[];
 }
 
+/** The one trigger event an accepted order message type has (`ORM` → `O01`), for an MSH-9 sent without it. */
+export function impliedTriggerEvent(messageCode: string): string {
+  return SUPPORTED_ORDER_TYPES.find((t) => t.code === messageCode.toUpperCase())?.event ?? '';
+}
+
 /** Checks MSH-9 and MSH-12 against what we accept; returns the AR issue or null. */
 export function checkOrderHeader(h: MshHeader): Hl7Issue | null {
   const type = SUPPORTED_ORDER_TYPES.find((t) => t.code === h.messageCode.toUpperCase());

@@ -14,6 +14,7 @@ import {
   buildAck,
   buildOrderResponse,
   checkOrderHeader,
+  impliedTriggerEvent,
   decodeMessage,
   encodingFor,
   headerInCharset,
@@ -213,6 +214,9 @@ export class Hl7IntakeService implements OnModuleInit {
     }
     const typeIssue = checkOrderHeader(header);
     if (typeIssue) return { issue: typeIssue };
+    // MSH-9 without its event (`ORM`, some v2.3 senders): ORM has only O01 and OML (here) only O21, so the
+    // event is implied, and the ACK says `ACK^O01^ACK` rather than `ACK^^ACK`.
+    if (!header.triggerEvent) header = { ...header, triggerEvent: impliedTriggerEvent(header.messageCode) };
     if (text.includes('\0')) {
       // PostgreSQL cannot store a NUL, so a resend would fail the same way: refused for good.
       return { issue: { code: Hl7ErrorCode.DataTypeError, text: 'The message contains NUL bytes' } };
