@@ -161,6 +161,26 @@ describe('ORU^R01 builder', () => {
     ]);
   });
 
+  it('sends a blank line of the pathology report as one space, never an empty OBX-5 with status F', () => {
+    const { message } = buildOruR01({
+      report: { ...REPORT, pathology_report: 'First paragraph.\n\nSecond paragraph.' },
+      reportVersion: 1,
+      us: { application: 'HB', facility: 'HB' },
+      to: { application: 'LIS', facility: 'GENHOSP' },
+      order: {
+        placerOrderNumber: 'PL-1',
+        fillerOrderNumber: 'F-1',
+        test: { system: 'LN', code: '34994-4', display: null },
+      },
+      hl7Pid: PID,
+    });
+    const lines = message
+      .split('\r')
+      .filter((seg) => seg.includes('|PATH-REPORT^'))
+      .map((seg) => seg.split('|')[5]);
+    expect(lines).toEqual(['First paragraph.', ' ', 'Second paragraph.']);
+  });
+
   it('marks a revised report (version > 1) as corrected: OBR-25 and OBX-11 C', () => {
     const m = new Message({ text: build(2).message });
     expect(m.get('OBR.25').toString()).toBe('C');

@@ -240,7 +240,9 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   });
   const lines = (r.pathology_report ?? '').split(/\r\n|\r|\n/);
   if ((r.pathology_report ?? '').trim()) {
-    for (const line of lines) obx('TX', 'PATH-REPORT', 'Pathology report', '1', line);
+    // A blank line (between paragraphs) goes as one space: OBX-5 is required with OBX-11 F, and receivers
+    // refuse an empty one, while dropping the line would run the paragraphs together.
+    for (const line of lines) obx('TX', 'PATH-REPORT', 'Pathology report', '1', line === '' ? ' ' : line);
   }
 
   // The PID is echoed as received (it is already HL7-encoded): spliced in right after the MSH.
