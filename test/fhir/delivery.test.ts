@@ -301,7 +301,7 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
   let placerSeq = 0;
 
   /** A FHIR order for `pat` (pushed by the EHR like the first), in `delivering` with a report and a FHIR delivery row. */
-  async function deliveringFhirOrder(): Promise<{ orderId: string; deliveryId: string }> {
+  async function deliveringFhirOrder(): Promise<{ orderId: string; deliveryId: string; serviceRequestId: string }> {
     const sr = await ehr.create<ServiceRequest>({
       ...ehrSr,
       id: undefined,
@@ -312,7 +312,7 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     expect(r.status).toBe(201);
     // Let the worker's first step (no images: awaiting_images) pass before the order jumps to delivering.
     while ((await orderRow(r.body.id)).status === 'received') await new Promise((res) => setTimeout(res, 20));
-    return { orderId: r.body.id, deliveryId: await reportAndDelivery(r.body.id) };
+    return { orderId: r.body.id, deliveryId: await reportAndDelivery(r.body.id), serviceRequestId: sr.id! };
   }
 
   /** An order that came in another way (HL7, the API): the identity as stored, or none; `delivering`, FHIR delivery row. */
@@ -573,6 +573,33 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     ).toEqual([409, 200]);
     expect(await reportsOf(id)).toHaveLength(1);
     expect((await orderSettled(id)).status).toBe('completed');
+  });
+
+  it("completes the EHR's Task without overwriting a change made to it in the EHR meanwhile (If-Match, 412, read again)", async () => {
+    const { orderId: id, deliveryId, serviceRequestId } = await deliveringFhirOrder();
+    const task = await ehr.create<Task>({
+      resourceType: 'Task',
+      status: 'requested',
+      intent: 'order',
+      basedOn: [{ reference: `ServiceRequest/${serviceRequestId}` }],
+    });
+    // A ward clerk annotates the Task between our read of it and our update.
+    ehr.onNextUpdate('Task', async (taskId) => {
+      const current = await ehr.repo.readResource<Task>('Task', taskId);
+      await ehr.repo.updateResource<Task>({ ...current, note: [{ text: 'Specimen relabelled on the ward' }] });
+    });
+    await queue.add(JobName.DeliverFhir, { orderId: id, deliveryId });
+    expect((await deliverySettled(deliveryId)).status).toBe('acknowledged');
+    const done = await ehr.repo.readResource<Task>('Task', task.id!);
+    expect(done.status).toBe('completed');
+    expect(done.note).toEqual([{ text: 'Specimen relabelled on the ward' }]);
+    expect(done.output?.map((o) => o.valueReference?.reference)).toEqual([
+      expect.stringMatching(/^DiagnosticReport\//),
+    ]);
+    // The first update was refused as stale (412), the second, on the version read again, went through.
+    expect(
+      ehr.requests.filter((r) => r.method === 'PUT' && r.path === `/Task/${task.id}`).map((r) => r.status),
+    ).toEqual([412, 200]);
   });
 
   it('a report for an order without an EHR Patient reference (HL7) goes to the Patient found by its MRN', async () => {

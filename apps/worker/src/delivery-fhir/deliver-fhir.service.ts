@@ -208,15 +208,32 @@ export class DeliverFhirService {
   private async completeEhrTask(ehr: EhrClient, serviceRequest: string, drRef: string, orderId: string): Promise<void> {
     try {
       const found = await ehr.search<Task>('Task', { 'based-on': serviceRequest });
-      for (const t of (found.entry ?? []).map((e) => e.resource!).filter(Boolean)) {
-        if (t.status === 'completed' || t.status === 'cancelled' || !t.id) continue;
-        await ehr.update({
-          ...t,
-          id: t.id,
-          status: 'completed',
-          output: [...(t.output ?? []), { type: { text: 'DiagnosticReport' }, valueReference: { reference: drRef } }],
-        });
-        log.info({ orderId, task: `Task/${t.id}` }, 'EHR Task completed');
+      for (const first of (found.entry ?? []).map((e) => e.resource!).filter(Boolean)) {
+        let t: Task = first;
+        for (let attempt = 1; ; attempt++) {
+          if (t.status === 'completed' || t.status === 'cancelled' || !t.id) break;
+          try {
+            // If-Match the version read: a change made in the EHR meanwhile is not overwritten.
+            await ehr.update(
+              {
+                ...t,
+                id: t.id,
+                status: 'completed',
+                output: [
+                  ...(t.output ?? []),
+                  { type: { text: 'DiagnosticReport' }, valueReference: { reference: drRef } },
+                ],
+              },
+              { ifMatch: t.meta?.versionId },
+            );
+            log.info({ orderId, task: `Task/${t.id}` }, 'EHR Task completed');
+            break;
+          } catch (err) {
+            // 412: the Task changed since it was read; complete the current version, keeping that change.
+            if (!(err instanceof EhrHttpError && err.status === 412) || attempt >= 3) throw err;
+            t = await ehr.read<Task>('Task', t.id);
+          }
+        }
       }
     } catch (err) {
       // The report is in; a Task we could not close is noted, not a failed delivery.

@@ -198,9 +198,18 @@ export class EhrClient implements ResourceResolver {
     );
   }
 
-  async update<T extends Resource>(resource: T & { id: string }): Promise<T> {
+  /**
+   * PUTs the resource. With `ifMatch` (the meta.versionId it was read at) the EHR refuses it (412) if the
+   * resource has changed since, rather than overwriting that change.
+   */
+  async update<T extends Resource>(resource: T & { id: string }, opts: { ifMatch?: string } = {}): Promise<T> {
     return this.call((c, options) =>
-      c.update({ resourceType: resource.resourceType, id: resource.id, body: resource as never, options }),
+      c.update({
+        resourceType: resource.resourceType,
+        id: resource.id,
+        body: resource as never,
+        options: opts.ifMatch ? { ...options, headers: { 'If-Match': `W/"${opts.ifMatch}"` } } : options,
+      }),
     );
   }
 

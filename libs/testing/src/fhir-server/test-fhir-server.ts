@@ -93,6 +93,8 @@ export class TestFhirServer {
   /** Next N FHIR requests are answered 503 without processing. */
   failBeforeProcessing = 0;
   private readonly rejections: Array<{ status: number; code: string; diagnostics: string }> = [];
+  /** Run before the next PUT of a resource of that type is processed (a concurrent edit, say). */
+  private readonly updateHooks = new Map<string, (id: string) => Promise<void>>();
   private readonly transactionAnswers: Array<{
     status: number;
     body: string;
@@ -136,6 +138,14 @@ export class TestFhirServer {
   /** Waits for every rest-hook delivery started so far. */
   async settled(): Promise<void> {
     while (this.pending.size > 0) await Promise.all([...this.pending]);
+  }
+
+  /**
+   * Before the next `PUT {type}/{id}` is processed, `edit(id)` runs: someone else changing the resource
+   * between the client's read and its update (its If-Match, if any, then no longer matches).
+   */
+  onNextUpdate(resourceType: string, edit: (id: string) => Promise<void>): void {
+    this.updateHooks.set(resourceType, edit);
   }
 
   /** The next write is refused, unprocessed, with this status and an OperationOutcome. */
@@ -262,6 +272,12 @@ export class TestFhirServer {
       return this.send(res, rejection.status, outcome(rejection.code, rejection.diagnostics));
     }
 
+    const put = req.method === 'PUT' ? /^\/([A-Za-z]+)\/([^/?]+)$/.exec(path) : null;
+    const hook = put ? this.updateHooks.get(put[1]!) : undefined;
+    if (put && hook) {
+      this.updateHooks.delete(put[1]!);
+      await hook(put[2]!);
+    }
     const canned = req.method === 'POST' && path === '/' ? this.transactionAnswers.shift() : undefined;
     if (canned) {
       this.requests.push({ method: 'POST', path, status: canned.status, authorization: authz, at: Date.now() });
