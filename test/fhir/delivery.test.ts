@@ -545,6 +545,11 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
       expect(fhirValidationErrors(o)).toEqual([]);
     }
     expect((await blastOf())!.status).toBe('entered-in-error');
+    // Version 2's Provenance names what it retracted too, not only what it reports.
+    const provenance = (await all<Provenance>('Provenance')).find((p) =>
+      p.meta?.tag?.some((t) => t.code === `${id}-v2`),
+    );
+    expect(provenance!.target.map((t) => t.reference)).toContain(`Observation/${(await blastOf())!.id}`);
     // Sent again (a retry), nothing changes and nothing is duplicated.
     await ds.query(`UPDATE deliveries SET status = 'pending' WHERE id = $1`, [delivery2]);
     await queue.add(JobName.DeliverFhir, { orderId: id, deliveryId: delivery2 });

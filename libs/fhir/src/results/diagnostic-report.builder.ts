@@ -267,7 +267,10 @@ export function buildReportResources(input: ReportBuildInput): ReportResources {
   const provenance: Provenance = {
     resourceType: 'Provenance',
     meta: { tag: [{ system: FhirSystems.reportTag, code: `${input.orderId}-v${input.version}` }] },
-    target: [{ reference: drUrl }, ...observations.map((o) => ({ reference: fullUrls.get(o)! }))],
+    // What this version retracts is its doing too: named beside what it reports.
+    target: [drUrl, ...observations.map((o) => fullUrls.get(o)!), ...retracted.map((o) => fullUrls.get(o)!)].map(
+      (reference) => ({ reference }),
+    ),
     recorded: issued,
     activity: {
       coding: [
