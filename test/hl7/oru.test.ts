@@ -1,7 +1,15 @@
 import { execFileSync } from 'node:child_process';
 import { Message } from 'node-hl7-client';
 import type { ReportResults } from '@hemato/hemato-client';
-import { buildOrderResponse, buildOruR01, hl7Timestamp, pidFromIdentity, readHeader, HEMATO_NOTE } from '@hemato/hl7';
+import {
+  buildOrderResponse,
+  buildOruR01,
+  hl7Timestamp,
+  pidFromIdentity,
+  readHeader,
+  HEMATO_NOTE,
+  type OruInput,
+} from '@hemato/hl7';
 
 const REPORT: ReportResults = {
   pbs_study_id: '4bb7fe9e-b608-4d68-adbe-8655c991f494',
@@ -49,6 +57,25 @@ function build(version = 1, alternateTest: { system: string; code: string; displ
     },
     hl7Pid: PID,
     controlId: 'ORU-CTRL-1',
+  });
+}
+
+/** buildOruR01 with this file's defaults (order PL-1 / HB1, LOINC 34994-4, PID above); any part replaced. */
+function oruWith(over: Omit<Partial<OruInput>, 'order'> & { order?: Partial<OruInput['order']> } = {}) {
+  const { order, ...rest } = over;
+  return buildOruR01({
+    report: REPORT,
+    reportVersion: 1,
+    us: { application: 'HEMATO-BRIDGE', facility: 'HEMATO' },
+    to: { application: 'LIS', facility: 'GENHOSP' },
+    hl7Pid: PID,
+    ...rest,
+    order: {
+      placerOrderNumber: 'PL-1',
+      fillerOrderNumber: 'HB1',
+      test: { system: 'LN', code: '34994-4', display: null },
+      ...order,
+    },
   });
 }
 
@@ -130,7 +157,7 @@ describe('ORU^R01 builder', () => {
   });
 
   it('codes OBX-6 as UCUM only when the unit has a known UCUM form; any other unit goes as text alone', () => {
-    const { message } = buildOruR01({
+    const { message } = oruWith({
       report: {
         ...REPORT,
         feature_statistics: {
@@ -140,15 +167,6 @@ describe('ORU^R01 builder', () => {
         },
         morphological_findings: {},
       },
-      reportVersion: 1,
-      us: { application: 'HB', facility: 'HB' },
-      to: { application: 'LIS', facility: 'GENHOSP' },
-      order: {
-        placerOrderNumber: 'PL-1',
-        fillerOrderNumber: 'F-1',
-        test: { system: 'LN', code: '34994-4', display: null },
-      },
-      hl7Pid: PID,
     });
     const units = new Message({ text: message })
       .toArray()
@@ -162,17 +180,8 @@ describe('ORU^R01 builder', () => {
   });
 
   it('sends a blank line of the pathology report as one space, never an empty OBX-5 with status F', () => {
-    const { message } = buildOruR01({
+    const { message } = oruWith({
       report: { ...REPORT, pathology_report: 'First paragraph.\n\nSecond paragraph.' },
-      reportVersion: 1,
-      us: { application: 'HB', facility: 'HB' },
-      to: { application: 'LIS', facility: 'GENHOSP' },
-      order: {
-        placerOrderNumber: 'PL-1',
-        fillerOrderNumber: 'F-1',
-        test: { system: 'LN', code: '34994-4', display: null },
-      },
-      hl7Pid: PID,
     });
     const lines = message
       .split('\r')
@@ -232,7 +241,7 @@ print(json.dumps(out))
   });
 
   it('writes every NM value as an HL7 NM (sign, digits, decimal point): never in exponent notation', () => {
-    const { message } = buildOruR01({
+    const { message } = oruWith({
       report: {
         ...REPORT,
         // Very small or large values, as Hemato.AI's JSON (or PostgreSQL's jsonb) hands them over.
@@ -246,15 +255,6 @@ print(json.dumps(out))
         diagnostic_report: { differential_diagnosis: [{ score: 2e-7, confidence: 0.9, 'icd10-code': 'B50' }] },
         pathology_report: '',
       },
-      reportVersion: 1,
-      us: { application: 'HEMATO-BRIDGE', facility: 'HEMATO' },
-      to: { application: 'LIS', facility: 'GENHOSP' },
-      order: {
-        placerOrderNumber: 'PL-1',
-        fillerOrderNumber: 'HB1',
-        test: { system: 'LN', code: '34994-4', display: null },
-      },
-      hl7Pid: PID,
     });
     const obx = new Message({ text: message })
       .toArray()
@@ -297,7 +297,7 @@ print(json.dumps(out))
   });
 
   it('keeps line breaks in report texts and order values inside their field: no segment is split', () => {
-    const { message } = buildOruR01({
+    const { message } = oruWith({
       report: {
         ...REPORT,
         feature_statistics: { 'cell shape': { value: 'oval\nirregular', unit: '' } },
@@ -309,16 +309,10 @@ print(json.dumps(out))
         },
         pathology_report: 'One line.',
       },
-      reportVersion: 1,
-      us: { application: 'HEMATO-BRIDGE', facility: 'HEMATO' },
-      to: { application: 'LIS', facility: 'GENHOSP' },
       // The placer's OBR-4.2 as stored: its `\.br\` read as a line break.
       order: {
-        placerOrderNumber: 'PL-1',
-        fillerOrderNumber: 'HB1',
         test: { system: 'LN', code: '34994-4', display: 'Peripheral\nsmear' },
       },
-      hl7Pid: PID,
     });
     expect(message).not.toMatch(/\n/);
     expect(message.split('\r').map((s) => s.slice(0, 4))).toEqual([
@@ -353,18 +347,10 @@ print(json.dumps({"obr4": str(m.segment("OBR")[4]), "obx": [[str(s[2]), str(s[3]
 
   it('dates each observation at specimen collection (OBX-14, as OBR-7) and its analysis at the report (OBX-19)', () => {
     const reportedAt = new Date('2026-01-02T09:15:00Z');
-    const { message } = buildOruR01({
-      report: REPORT,
-      reportVersion: 1,
-      us: { application: 'HEMATO-BRIDGE', facility: 'HEMATO' },
-      to: { application: 'LIS', facility: 'GENHOSP' },
+    const { message } = oruWith({
       order: {
-        placerOrderNumber: 'PL-1',
-        fillerOrderNumber: 'HB1',
-        test: { system: 'LN', code: '34994-4', display: null },
         collectionTime: '2026-01-01T11:30:00+01:00',
       },
-      hl7Pid: PID,
       reportedAt,
     });
     const m = new Message({ text: message });
