@@ -183,6 +183,15 @@ describe('FHIR REST conformance', () => {
     expect(`${selfUrl.origin}${selfUrl.pathname}`).toBe(`${base}/fhir/Task`);
     expect(selfUrl.searchParams.get('focus')).toBe(`ServiceRequest/${a}`);
     expect(selfUrl.searchParams.has('status')).toBe(false);
+    // And an outcome entry says so in words; it is no match (total and the match entries are the Tasks alone).
+    const outcomes = lenient.body.entry.filter((e: { search?: { mode?: string } }) => e.search?.mode === 'outcome');
+    expect(outcomes).toHaveLength(1);
+    expect(outcomes[0].resource.resourceType).toBe('OperationOutcome');
+    expect(outcomes[0].resource.issue[0]).toMatchObject({ severity: 'warning', code: 'not-supported' });
+    expect(outcomes[0].resource.issue[0].diagnostics).toContain('status');
+    expect(lenient.body.entry.filter((e: { search?: { mode?: string } }) => e.search?.mode === 'match')).toHaveLength(
+      lenient.body.total,
+    );
     // Under handling=strict: 400, naming the parameter.
     for (const prefer of ['handling=strict', 'return=minimal, handling=strict']) {
       const strict = await fhirFetch(`${base}/fhir/Task?focus=ServiceRequest/${a}&status=cancelled`, {

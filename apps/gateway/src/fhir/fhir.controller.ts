@@ -389,7 +389,26 @@ export class FhirController {
     const total = bundle.total ?? 0;
     if (count > 0 && offset + count < total) link.push({ relation: 'next', url: url(offset + count, true) });
     if (count > 0 && offset > 0) link.push({ relation: 'previous', url: url(Math.max(0, offset - count), true) });
-    send(res, 200, { ...bundle, link });
+    // Lenient handling: what was ignored is also said in words, as an outcome entry (no match, not in total).
+    const ignored: BundleEntry[] = parsed.ignored.length
+      ? [
+          {
+            resource: {
+              resourceType: 'OperationOutcome',
+              issue: [
+                {
+                  severity: 'warning',
+                  code: 'not-supported',
+                  diagnostics: `Search parameters ignored (not supported here): ${parsed.ignored.map((n) => n.slice(0, 64)).join(', ')}`,
+                },
+              ],
+            },
+            search: { mode: 'outcome' },
+          },
+        ]
+      : [];
+    const entry = [...(bundle.entry ?? []), ...ignored];
+    send(res, 200, { ...bundle, link, ...(entry.length ? { entry } : {}) });
   }
 }
 
