@@ -183,6 +183,61 @@ describe('MLLP transport', () => {
     }
   });
 
+  it('stops reading from a peer whose frames in progress fill the in-flight byte budget, serving others meanwhile', async () => {
+    // A sender pushing large messages without waiting for ACKs (a backlog of image orders): each one
+    // is held in memory until it is answered, so what is read ahead is capped in bytes, not only in frames.
+    let release: () => void = () => undefined;
+    const gate = new Promise<void>((r) => (release = r));
+    const handled: string[] = [];
+    const server = new MllpServer(
+      {
+        host: '127.0.0.1',
+        port: 0,
+        maxMessageBytes: 1024 * 1024,
+        idleTimeoutMs: 0,
+        maxConnections: 10,
+        maxInFlightBytes: 1024 * 1024,
+      },
+      {
+        onMessage: async (frame) => {
+          const name = frame.subarray(0, 8).toString('latin1');
+          handled.push(name);
+          if (name.startsWith('BIG')) await gate; // e.g. a commit that takes its time
+          return [Buffer.from(`ACK:${name}`)];
+        },
+        onOversize: () => [],
+        onHandlerError: () => [],
+      },
+    );
+    const port = await server.listen();
+    const big = await RawMllpConnection.open(port);
+    try {
+      const total = 12;
+      const pad = 'x'.repeat(400 * 1024);
+      for (let i = 0; i < total; i++) big.send(`BIG-${String(i).padStart(4, '0')}${pad}`);
+      // Wait until the listener stops taking frames (no change for 500 ms; a slow machine needs longer).
+      let whileHeld = -1;
+      for (let i = 0; i < 40 && handled.length !== whileHeld; i++) {
+        whileHeld = handled.length;
+        await new Promise((r) => setTimeout(r, 500));
+      }
+      // 1 MiB holds two 400 KiB frames; the third crosses it and reading stops (a read in hand may finish one more).
+      expect(whileHeld).toBeGreaterThanOrEqual(2);
+      expect(whileHeld).toBeLessThanOrEqual(4);
+      // A peer with nothing in progress is still read and answered while the budget is spent.
+      const other = await RawMllpConnection.open(port);
+      expect(await other.request('MSH|other')).toBe('ACK:MSH|othe');
+      other.close();
+      release();
+      const replies = await big.waitFor(total);
+      expect(replies).toEqual(Array.from({ length: total }, (_, i) => `ACK:BIG-${String(i).padStart(4, '0')}`));
+    } finally {
+      release();
+      big.close();
+      await server.close();
+    }
+  });
+
   it('still answers a peer that half-closes right after sending (FIN), then closes', async () => {
     const { server, port } = await echoServer();
     try {

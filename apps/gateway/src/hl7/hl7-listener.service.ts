@@ -25,6 +25,7 @@ export class Hl7ListenerService implements OnModuleInit, BeforeApplicationShutdo
         maxMessageBytes: c.MLLP_MAX_MESSAGE_BYTES,
         idleTimeoutMs: c.MLLP_IDLE_TIMEOUT_MS,
         maxConnections: c.MLLP_MAX_CONNECTIONS,
+        maxInFlightBytes: c.MLLP_MAX_INFLIGHT_BYTES,
         tls: tlsFromConfig(c),
       },
       {
@@ -70,6 +71,7 @@ export class Hl7ListenerService implements OnModuleInit, BeforeApplicationShutdo
       peers: this.server.peers(),
       messagesTotal: this.server.messagesTotal,
       lastMessageAt: this.server.lastMessageAt?.toISOString() ?? null,
+      inFlightBytes: this.server.inFlightBytes,
       acksSent: Object.fromEntries(this.acks),
       tlsCertificate: this.server.tlsCertificate,
     };

@@ -144,6 +144,12 @@ export class MetricsService {
         samples: [{ value: stats.messagesTotal ?? 0 }],
       },
       {
+        name: 'hemato_bridge_mllp_inflight_bytes',
+        help: 'Bytes of received MLLP messages being handled now (reading pauses at MLLP_MAX_INFLIGHT_BYTES).',
+        type: 'gauge',
+        samples: [{ value: stats.inFlightBytes ?? 0 }],
+      },
+      {
         name: 'hemato_bridge_mllp_acks_sent_total',
         help: 'Acknowledgements sent by this gateway since it started, by MSA-1 code.',
         type: 'counter',

@@ -117,6 +117,11 @@ export const hl7Section = z.object({
   MLLP_MAX_MESSAGE_BYTES: int(30 * 1024 * 1024, 1024),
   MLLP_IDLE_TIMEOUT_MS: int(600_000, 0),
   MLLP_MAX_CONNECTIONS: int(500, 1),
+  /**
+   * Bytes of received messages being handled at once, across connections; beyond it, connections that
+   * already have a message in progress are not read until some are answered (memory stays bounded).
+   */
+  MLLP_MAX_INFLIGHT_BYTES: int(128 * 1024 * 1024, 1024),
   /** HL7 group commits in flight at once (each a transaction batching concurrent messages); about the core count. */
   MLLP_COMMIT_CONCURRENCY: int(2, 1),
   MLLP_TLS_CERT_FILE: optionalString(),

@@ -45,7 +45,15 @@ export interface MllpServerOptions {
   keepAliveMs?: number;
   /** Frames a connection may have in progress before reading from it pauses (default 64). */
   maxInFlightPerConnection?: number;
+  /**
+   * Bytes of complete frames being handled, across all connections, beyond which a connection that
+   * already has a frame in progress is not read from until some are answered (default 128 MiB).
+   */
+  maxInFlightBytes?: number;
 }
+
+/** Default of `maxInFlightBytes` (`MLLP_MAX_INFLIGHT_BYTES`). */
+export const DEFAULT_MLLP_MAX_INFLIGHT_BYTES = 128 * 1024 * 1024;
 
 export interface MllpConnectionInfo {
   id: number;
@@ -85,6 +93,11 @@ export class MllpServer {
   tlsCertificate: MllpServedCertificate | null = null;
   /** Complete frames received since start. */
   messagesTotal = 0;
+  /** Bytes of complete frames handed to the handler and not yet answered, across connections. */
+  inFlightBytes = 0;
+  /** Connections not read from because the in-flight byte budget is spent: woken as it frees up. */
+  private readonly budgetWaiters = new Set<() => void>();
+  private budgetWarnedAt = 0;
   lastMessageAt: Date | null = null;
 
   constructor(
@@ -194,6 +207,22 @@ export class MllpServer {
     return true;
   }
 
+  /** Lets the connections held by the byte budget read again once frames were answered below it. */
+  private wakeBudgetWaiters(budget: number): void {
+    if (this.budgetWaiters.size === 0 || this.inFlightBytes >= budget) return;
+    for (const flow of [...this.budgetWaiters]) flow();
+  }
+
+  private warnBudget(connId: number, budget: number): void {
+    const now = Date.now();
+    if (now - this.budgetWarnedAt < 60_000) return;
+    this.budgetWarnedAt = now;
+    log.warn(
+      { conn: connId, inFlightBytes: this.inFlightBytes, limit: budget },
+      'MLLP in-flight byte budget reached: reading paused on connections with messages in progress',
+    );
+  }
+
   private accept(socket: net.Socket): void {
     const conn: MllpConnectionInfo = {
       id: ++this.nextId,
@@ -220,20 +249,28 @@ export class MllpServer {
     }
     const decoder = new MllpDecoder(this.opts.maxMessageBytes);
     const maxInFlight = this.opts.maxInFlightPerConnection ?? 64;
+    const budget = this.opts.maxInFlightBytes ?? DEFAULT_MLLP_MAX_INFLIGHT_BYTES;
     let inFlight = 0;
     let tail: Promise<void> = Promise.resolve();
     let paused = false;
     /** Replies are queued in the socket beyond its high-water mark: the peer is not reading its ACKs. */
     let unread = false;
 
-    // Reading pauses while too many frames are in progress or while the peer does not read its replies
-    // (a half-open or stuck sender): what it sends then waits in TCP buffers, not in our memory.
+    // Reading pauses while too many frames are in progress, while the peer does not read its replies
+    // (a half-open or stuck sender), or while the frames being handled everywhere hold the byte budget:
+    // what it sends then waits in TCP buffers, not in our memory. The budget never holds back a
+    // connection with nothing in progress, so a sender waiting for each ACK (as engines do) is served
+    // whatever another one pushes.
     const flow = () => {
-      const hold = unread || inFlight >= maxInFlight;
+      const overBudget = inFlight > 0 && this.inFlightBytes >= budget;
+      if (overBudget) this.budgetWaiters.add(flow);
+      else this.budgetWaiters.delete(flow);
+      const hold = unread || inFlight >= maxInFlight || overBudget;
       if (hold && !paused) {
         paused = true;
         socket.pause();
-      } else if (paused && !unread && inFlight < maxInFlight / 2) {
+        if (overBudget) this.warnBudget(conn.id, budget);
+      } else if (paused && !unread && inFlight < maxInFlight / 2 && !overBudget) {
         paused = false;
         socket.resume();
       }
@@ -262,6 +299,7 @@ export class MllpServer {
         this.messagesTotal++;
         this.lastMessageAt = new Date();
         let reply: Promise<MllpReply>;
+        const bytes = ev.kind === 'oversize' ? ev.head.length : ev.data.length;
         if (ev.kind === 'oversize') {
           log.warn({ conn: conn.id, size: ev.size, limit: this.opts.maxMessageBytes }, 'frame over size limit');
           reply = Promise.resolve(this.handlers.onOversize(ev.head, ev.size, conn));
@@ -272,19 +310,25 @@ export class MllpServer {
             .catch((err: unknown) => this.handlers.onHandlerError(frame, err, conn));
         }
         inFlight++;
+        this.inFlightBytes += bytes;
         tail = tail
           .then(() => reply)
           .then(send)
           .catch((err: unknown) => log.error({ conn: conn.id, err: (err as Error).message }, 'reply failed'))
           .finally(() => {
             inFlight--;
+            this.inFlightBytes -= bytes;
             flow();
+            this.wakeBudgetWaiters(budget);
           });
       }
       flow();
     });
     socket.on('error', (err) => log.debug({ conn: conn.id, err: err.message }, 'connection error'));
-    socket.on('close', () => this.sockets.delete(socket));
+    socket.on('close', () => {
+      this.sockets.delete(socket);
+      this.budgetWaiters.delete(flow);
+    });
     // A peer that half-closes still gets the replies it is owed, then the socket ends.
     socket.on('end', () => {
       void tail.then(() => socket.end());

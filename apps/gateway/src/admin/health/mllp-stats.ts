@@ -16,6 +16,8 @@ export interface MllpStats {
   peers?: Array<{ remote: string; since?: string; messages?: number }>;
   messagesTotal?: number;
   lastMessageAt?: string | null;
+  /** Bytes of received messages being handled now (held against `MLLP_MAX_INFLIGHT_BYTES`). */
+  inFlightBytes?: number;
   /** Acknowledgements sent since start, by MSA-1 code (AA, AE, AR, CA, CE, CR). */
   acksSent?: Record<string, number>;
   /** The TLS certificate served (subject, expiry, when loaded), with TLS on. */
