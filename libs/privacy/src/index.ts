@@ -5,3 +5,4 @@ export * from './phi-guard';
 export * from './privacy.module';
 export * from './phi-guard-context';
 export * from './message-sealer';
+export * from './phi-key-rotation';

@@ -4,7 +4,25 @@ import type { PhiCipher } from './phi-cipher';
 import { phiCipherFromConfig } from './patient-proxy.service';
 
 /** Marks a sealed value. An HL7 message starts with `MSH`, a FHIR body with `{`: neither starts with this. */
-const SEALED = 'enc:';
+export const SEALED_PREFIX = 'enc:';
+const SEALED = SEALED_PREFIX;
+
+/** `enc:` + the cipher's sealed form of `text`. */
+export function sealMessage(cipher: PhiCipher, text: string): string {
+  return SEALED + cipher.encrypt(text);
+}
+
+/** The text of a stored value, sealed (`enc:…`) or stored before sealing existed (as it is). */
+export function openMessage(cipher: PhiCipher, stored: string): string {
+  return stored.startsWith(SEALED) ? cipher.decrypt(stored.slice(SEALED.length)) : stored;
+}
+
+/** The key id a stored value is sealed with, or null for a value stored before sealing existed. */
+export function sealedKeyId(stored: string): string | null {
+  if (!stored.startsWith(SEALED)) return null;
+  const end = stored.indexOf('.', SEALED.length);
+  return stored.slice(SEALED.length, end < 0 ? undefined : end);
+}
 
 /**
  * Inbound messages as received (HL7 text, FHIR request bodies) and the ACKs stored for them carry PHI
@@ -21,12 +39,12 @@ export class MessageSealer {
   }
 
   seal(text: string): string {
-    return SEALED + this.cipher.encrypt(text);
+    return sealMessage(this.cipher, text);
   }
 
   /** The text of a stored value, sealed or not. */
   open(stored: string): string {
-    return stored.startsWith(SEALED) ? this.cipher.decrypt(stored.slice(SEALED.length)) : stored;
+    return openMessage(this.cipher, stored);
   }
 
   /** `open` for a column that may be null. */

@@ -1,6 +1,6 @@
 import { createHmac } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
-import { APP_CONFIG, pooledRandomBytes, type AppConfig } from '@hemato/common';
+import { APP_CONFIG, parsePreviousPhiKey, pooledRandomBytes, type AppConfig } from '@hemato/common';
 import { PatientProxyEntity, preparedQuery } from '@hemato/persistence';
 import type { EntityManager } from 'typeorm';
 import { PhiCipher } from './phi-cipher';
@@ -14,8 +14,22 @@ export interface PatientProxyRef {
   proxyId: string;
 }
 
-export function phiCipherFromConfig(security: AppConfig['security']): PhiCipher {
-  return new PhiCipher({ id: security.PHI_KEY_ID, key: Buffer.from(security.PHI_ENCRYPTION_KEY, 'base64') });
+/** The PHI cipher of the configuration: seals with PHI_ENCRYPTION_KEY, opens with it and PHI_PREVIOUS_KEYS. */
+export function phiCipherFromConfig(
+  security: Pick<AppConfig['security'], 'PHI_KEY_ID' | 'PHI_ENCRYPTION_KEY' | 'PHI_PREVIOUS_KEYS'>,
+): PhiCipher {
+  const previous = (security.PHI_PREVIOUS_KEYS ?? []).map((entry) => {
+    const key = parsePreviousPhiKey(entry);
+    if (!key) throw new Error('PHI_PREVIOUS_KEYS: each entry must be <key id>:<32 bytes, base64>');
+    return key;
+  });
+  const ids = previous.map((k) => k.id);
+  if (ids.includes(security.PHI_KEY_ID))
+    throw new Error(
+      `PHI_PREVIOUS_KEYS names the current PHI_KEY_ID (${security.PHI_KEY_ID}): give the new key a new id`,
+    );
+  if (new Set(ids).size !== ids.length) throw new Error('PHI_PREVIOUS_KEYS names a key id twice');
+  return new PhiCipher({ id: security.PHI_KEY_ID, key: Buffer.from(security.PHI_ENCRYPTION_KEY, 'base64') }, previous);
 }
 
 /**

@@ -22,6 +22,11 @@ export class PhiCipher {
     return this.current.id;
   }
 
+  /** Whether a value sealed with this key id can be opened (the current key or a previous one). */
+  knows(keyId: string): boolean {
+    return this.keys.has(keyId);
+  }
+
   encrypt(plain: string): string {
     const iv = pooledRandomBytes(12);
     const cipher = createCipheriv('aes-256-gcm', this.current.key, iv);

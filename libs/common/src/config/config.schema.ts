@@ -51,7 +51,20 @@ export const securitySection = z.object({
     z.string().refine((v) => Buffer.from(v, 'base64').length === 32, { message: 'must be 32 bytes, base64-encoded' }),
   ),
   /** Identifies PHI_ENCRYPTION_KEY in stored rows, so keys can be rotated. */
-  PHI_KEY_ID: z.string().min(1).default('k1'),
+  PHI_KEY_ID: z
+    .string()
+    .regex(/^[A-Za-z0-9_-]+$/, 'letters, digits, _ - only')
+    .default('k1'),
+  /**
+   * Keys PHI_ENCRYPTION_KEY replaced, `<key id>:<32 bytes base64>` comma-separated: rows sealed with them
+   * stay readable until `npm run phi:rotate` has sealed them again with the current key.
+   */
+  PHI_PREVIOUS_KEYS: secret(
+    'PHI_PREVIOUS_KEYS',
+    list().refine((entries) => entries.every((e) => parsePreviousPhiKey(e) !== null), {
+      message: 'each entry must be <key id>:<32 bytes, base64> (key id: letters, digits, _ -)',
+    }),
+  ),
   /** HMAC key used to look up patient proxies by identifier (>= 32 characters). */
   PHI_HMAC_KEY: secret('PHI_HMAC_KEY', z.string().min(32, 'must be at least 32 characters')),
   /** API keys for the image upload API and other machine clients, comma-separated. */
@@ -304,3 +317,12 @@ export const allSections = {
 
 export type SectionName = keyof typeof allSections;
 export type AppConfig = { [K in SectionName]: z.output<(typeof allSections)[K]> };
+
+/** One `PHI_PREVIOUS_KEYS` entry, `<key id>:<32 bytes base64>`, or null when it is not one. */
+export function parsePreviousPhiKey(entry: string): { id: string; key: Buffer } | null {
+  const at = entry.indexOf(':');
+  if (at <= 0) return null;
+  const id = entry.slice(0, at).trim();
+  const key = Buffer.from(entry.slice(at + 1).trim(), 'base64');
+  return /^[A-Za-z0-9_-]+$/.test(id) && key.length === 32 ? { id, key } : null;
+}

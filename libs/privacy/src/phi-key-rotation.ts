@@ -1,0 +1,142 @@
+import type { DataSource, EntityManager } from 'typeorm';
+import { openMessage, sealMessage, sealedKeyId } from './message-sealer';
+import type { PhiCipher } from './phi-cipher';
+
+/** Stored PHI by the key id it is sealed with (`(not sealed)`: rows written before sealing existed). */
+export interface PhiKeyCensus {
+  patientIdentities: Record<string, number>;
+  inboundMessages: Record<string, number>;
+  inboundAcks: Record<string, number>;
+}
+
+export interface PhiResealResult {
+  /** Patient identities and inbound messages (message and stored ACK together) sealed again. */
+  resealed: { patientIdentities: number; inboundMessages: number };
+  /** Values sealed with a key id this configuration does not know, by id: left as they are. */
+  unreadable: Record<string, number>;
+}
+
+export const NOT_SEALED = '(not sealed)';
+
+/** Below every uuid: where the walks through the tables (in primary key order) start. */
+const FIRST_UUID = '00000000-0000-0000-0000-000000000000';
+
+/** Counts stored PHI per key id (no value is read out of the database). */
+export async function censusPhiKeys(ds: DataSource): Promise<PhiKeyCensus> {
+  const keyOf = (col: string) =>
+    `CASE WHEN ${col} LIKE 'enc:%' THEN split_part(substr(${col}, 5), '.', 1) ELSE '${NOT_SEALED}' END`;
+  const tally = (rows: Array<{ k: string; n: string }>) => Object.fromEntries(rows.map((r) => [r.k, Number(r.n)]));
+  const [identities, raws, acks] = await Promise.all([
+    ds.query(`SELECT key_id AS k, count(*) AS n FROM patient_proxies GROUP BY 1 ORDER BY 1`),
+    ds.query(`SELECT ${keyOf('raw')} AS k, count(*) AS n FROM inbound_messages GROUP BY 1 ORDER BY 1`),
+    ds.query(
+      `SELECT ${keyOf('ack')} AS k, count(*) AS n FROM inbound_messages WHERE ack IS NOT NULL GROUP BY 1 ORDER BY 1`,
+    ),
+  ]);
+  return { patientIdentities: tally(identities), inboundMessages: tally(raws), inboundAcks: tally(acks) };
+}
+
+/**
+ * Seals again, with the cipher's current key, every patient identity and inbound message (and its
+ * stored ACK) sealed with another key, and seals the messages stored before sealing existed. Safe
+ * while the gateway and worker run (they must know the previous keys meanwhile: PHI_PREVIOUS_KEYS):
+ * rows are re-read under a row lock, so a concurrent write (always sealed with the current key) is
+ * never overwritten, and a run can be stopped and started again. Batches of `batchSize` rows, each
+ * its own transaction. Values sealed with a key the cipher does not know are counted and left alone.
+ */
+export async function resealPhi(
+  ds: DataSource,
+  cipher: PhiCipher,
+  opts: { batchSize?: number; onBatch?: (done: PhiResealResult['resealed']) => void } = {},
+): Promise<PhiResealResult> {
+  const batchSize = opts.batchSize ?? 500;
+  const result: PhiResealResult = { resealed: { patientIdentities: 0, inboundMessages: 0 }, unreadable: {} };
+  const unreadable = (id: string) => (result.unreadable[id] = (result.unreadable[id] ?? 0) + 1);
+  const current = cipher.keyId;
+  /** Whether a stored message value must be sealed again; counts it when its key is unknown. */
+  const stale = (v: string | null): boolean => {
+    if (v === null) return false;
+    const id = sealedKeyId(v);
+    if (id === current) return false;
+    if (id !== null && !cipher.knows(id)) {
+      unreadable(id);
+      return false;
+    }
+    return true;
+  };
+
+  // Patient identities: the key id has its own column.
+  for (let after = FIRST_UUID; ;) {
+    const ids: Array<{ id: string }> = await ds.query(
+      `SELECT id FROM patient_proxies WHERE key_id <> $1 AND id > $2 ORDER BY id LIMIT $3`,
+      [current, after, batchSize],
+    );
+    if (ids.length === 0) break;
+    after = ids[ids.length - 1]!.id;
+    await ds.transaction(async (m: EntityManager) => {
+      // Locked and read again: a row the gateway rewrote meanwhile carries the current key and drops out.
+      const rows: Array<{ id: string; identity_enc: string; key_id: string }> = await m.query(
+        `SELECT id, identity_enc, key_id FROM patient_proxies WHERE id = ANY($1::uuid[]) AND key_id <> $2
+          ORDER BY id FOR UPDATE`,
+        [ids.map((r) => r.id), current],
+      );
+      const updates: Array<{ id: string; enc: string }> = [];
+      for (const row of rows) {
+        if (!cipher.knows(row.key_id)) {
+          unreadable(row.key_id);
+          continue;
+        }
+        updates.push({ id: row.id, enc: cipher.encrypt(cipher.decrypt(row.identity_enc)) });
+      }
+      if (updates.length === 0) return;
+      await m.query(
+        `UPDATE patient_proxies p SET identity_enc = u.enc, key_id = $3
+           FROM unnest($1::uuid[], $2::text[]) AS u (id, enc) WHERE p.id = u.id`,
+        [updates.map((u) => u.id), updates.map((u) => u.enc), current],
+      );
+      result.resealed.patientIdentities += updates.length;
+    });
+    opts.onBatch?.(result.resealed);
+  }
+
+  // Inbound messages: the key id is in the sealed value (`enc:<key id>.…`); every row is looked at once.
+  const currentPrefix = `enc:${current}.`;
+  for (let after = FIRST_UUID; ;) {
+    // Only the id and whether each value is sealed with the current key travel here, not the messages.
+    const page: Array<{ id: string; raw_current: boolean; ack_current: boolean | null }> = await ds.query(
+      `SELECT id, starts_with(raw, $1) AS raw_current, starts_with(ack, $1) AS ack_current
+         FROM inbound_messages WHERE id > $2 ORDER BY id LIMIT $3`,
+      [currentPrefix, after, batchSize],
+    );
+    if (page.length === 0) break;
+    after = page[page.length - 1]!.id;
+    const todo = page.filter((r) => !r.raw_current || r.ack_current === false).map((r) => r.id);
+    if (todo.length === 0) continue;
+    await ds.transaction(async (m: EntityManager) => {
+      const rows: Array<{ id: string; raw: string; ack: string | null }> = await m.query(
+        `SELECT id, raw, ack FROM inbound_messages WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
+        [todo],
+      );
+      const updates: Array<{ id: string; raw: string; ack: string | null }> = [];
+      for (const row of rows) {
+        const rawStale = stale(row.raw);
+        const ackStale = stale(row.ack);
+        if (!rawStale && !ackStale) continue;
+        updates.push({
+          id: row.id,
+          raw: rawStale ? sealMessage(cipher, openMessage(cipher, row.raw)) : row.raw,
+          ack: ackStale ? sealMessage(cipher, openMessage(cipher, row.ack!)) : row.ack,
+        });
+      }
+      if (updates.length === 0) return;
+      await m.query(
+        `UPDATE inbound_messages im SET raw = u.raw, ack = u.ack
+           FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u (id, raw, ack) WHERE im.id = u.id`,
+        [updates.map((u) => u.id), updates.map((u) => u.raw), updates.map((u) => u.ack)],
+      );
+      result.resealed.inboundMessages += updates.length;
+    });
+    opts.onBatch?.(result.resealed);
+  }
+  return result;
+}
