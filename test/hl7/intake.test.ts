@@ -344,6 +344,39 @@ describe('HL7 v2 order intake over MLLP', () => {
     expect(unknown.errors[0]).toContain('|204^Unknown key identifier^HL70357|');
   });
 
+  it('discontinues an order on ORC-1 DC (as EHRs send when an order is stopped): ORR ORC-1 DR, ORC-5 DC', async () => {
+    const c = await RawMllpConnection.open(gw.mllpPort);
+    try {
+      const enhanced = { acceptAck: 'NE', appAck: 'AL' } as const;
+      c.send(orderMessage({ controlId: 'NW-DC', ...enhanced, groups: [{ placer: 'PL-DC' }] }));
+      c.send(orderMessage({ controlId: 'DC-1', ...enhanced, groups: [{ placer: 'PL-DC', control: 'DC' }] }));
+      c.send(orderMessage({ controlId: 'DC-2', ...enhanced, groups: [{ placer: 'PL-DC-NOPE', control: 'DC' }] }));
+      const [, discontinued, unable] = await c.waitFor(3);
+      const [order] = await ordersOf('NW-DC');
+      expect(order!.status).toBe('cancelled');
+      expect(ackOf(discontinued!)).toMatchObject({ code: 'AA', acked: 'DC-1' });
+      expect(discontinued!.split('\r').find((s) => s.startsWith('ORC'))).toBe(
+        `ORC|DR|PL-DC|${order!.filler_order_number}^HB-TEST||DC`,
+      );
+      const events: Array<{ to_status: string; detail: { reason?: string } }> = await gw.db.query(
+        `SELECT to_status, detail FROM order_events WHERE order_id = $1 ORDER BY id`,
+        [order!.id],
+      );
+      expect(events.at(-1)).toMatchObject({ to_status: 'cancelled', detail: { reason: 'ORC-1 DC' } });
+      // An order we never had: AE, ORC-1 UD (unable to discontinue).
+      expect(ackOf(unable!)).toMatchObject({ code: 'AE', acked: 'DC-2' });
+      expect(unable!.split('\r').find((s) => s.startsWith('ORC'))).toBe('ORC|UD|PL-DC-NOPE');
+      // Order controls we do not act on are still refused, naming the ones we do.
+      const xo = ackOf(
+        await c.request(orderMessage({ controlId: 'XO-1', groups: [{ placer: 'PL-DC', control: 'XO' }] })),
+      );
+      expect(xo.code).toBe('AE');
+      expect(xo.errors[0]).toContain('Order control XO is not supported (NW, CA, DC)');
+    } finally {
+      c.close();
+    }
+  });
+
   it('reads MSH-18 8859/1 (Latin-1 bytes) and UNICODE UTF-8 correctly and answers in the same character set', async () => {
     const latin = orderMessage({ controlId: 'CS-LATIN', charset: '8859/1', patientName: 'MÜLLER^JOSÉ' });
     const replyLatin = await conn.request(latin, 'latin1');

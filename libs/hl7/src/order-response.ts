@@ -14,9 +14,10 @@ export function placerEi(number: string, authority?: PlacerAuthority | null): st
 
 /**
  * ORC-1 of an order response (HL7 table 0119): OK = order accepted, UA = unable to accept,
- * CR = cancelled as requested, UC = unable to cancel.
+ * CR = cancelled as requested, UC = unable to cancel, DR = discontinued as requested, UD = unable to
+ * discontinue.
  */
-export type OrderResponseControl = 'OK' | 'UA' | 'CR' | 'UC';
+export type OrderResponseControl = 'OK' | 'UA' | 'CR' | 'UC' | 'DR' | 'UD';
 
 /** One ORC/OBR group of the order message, as we answer it. */
 export interface OrderResponseLine {
@@ -39,7 +40,7 @@ export interface OrderResponseOptions extends AckOptions {
 }
 
 /** ORC-5 (HL7 table 0038) after our answer: scheduled, cancelled, or left empty when nothing changed. */
-const ORDER_STATUS: Record<OrderResponseControl, string> = { OK: 'SC', CR: 'CA', UA: '', UC: '' };
+const ORDER_STATUS: Record<OrderResponseControl, string> = { OK: 'SC', CR: 'CA', DR: 'DC', UA: '', UC: '', UD: '' };
 
 /**
  * The application acknowledgement of an order message in enhanced mode: ORR^O02 for ORM^O01 and

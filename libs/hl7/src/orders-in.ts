@@ -24,11 +24,13 @@ export type Hl7ImageSource =
   | { kind: 'inline'; name: string; data: Buffer; mediaType: string | null }
   | { kind: 'url'; name: string; url: string; mediaType: string | null };
 
-/** One ORC/OBR group: becomes one order (NW) or cancels one (CA). */
+/** One ORC/OBR group: becomes one order (NW) or cancels one (CA, or DC: see `discontinue`). */
 export interface Hl7OrderGroup {
   /** 1-based position of the group in the message. */
   index: number;
   control: 'NW' | 'CA';
+  /** Sent as ORC-1 DC (discontinue): acted on as a cancellation, answered as a discontinuation. */
+  discontinue?: boolean;
   placerOrderNumber: string;
   placerAuthority?: PlacerAuthority;
   /**
@@ -55,6 +57,8 @@ export interface PlacerAuthority {
 /** An order group as far as it could be read, valid or not: what an order response (ORR/ORL) names. */
 export interface Hl7OrderRef {
   control: 'NW' | 'CA';
+  /** Sent as ORC-1 DC. */
+  discontinue?: boolean;
   placerOrderNumber: string;
   /** EI.2-4 of the placer number as sent (absent when only EI.1 was): answers give the whole EI back. */
   placerAuthority?: PlacerAuthority;
@@ -388,7 +392,10 @@ export function readOrderMessage(
   let needsPatient = false;
   groups.forEach((g, i) => {
     const index = i + 1;
-    const control = (g.orc ? field(g.orc, '1') : 'NW').toUpperCase();
+    const sent = (g.orc ? field(g.orc, '1') : 'NW').toUpperCase();
+    // DC (discontinue) asks of a one-off analysis what CA asks: stop it. Acted on as CA, answered DR/UD.
+    const discontinue = sent === 'DC';
+    const control = discontinue ? 'CA' : sent;
     if (!control && g.orc) {
       issues.push({
         code: Hl7ErrorCode.RequiredFieldMissing,
@@ -401,7 +408,7 @@ export function readOrderMessage(
       issues.push({
         code: Hl7ErrorCode.TableValueNotFound,
         location: { segment: 'ORC', sequence: g.orc?.seq ?? 1, field: 1 },
-        text: `Order control ${control} is not supported (NW, CA)`,
+        text: `Order control ${control} is not supported (NW, CA, DC)`,
       });
       return;
     }
@@ -423,7 +430,12 @@ export function readOrderMessage(
       const v = placerSeg ? field(placerSeg, `2.${c}`) : '';
       if (v) authority[key] = v;
     }
-    const at = { placerAt, controlAt, ...(Object.keys(authority).length ? { placerAuthority: authority } : {}) };
+    const at = {
+      placerAt,
+      controlAt,
+      ...(Object.keys(authority).length ? { placerAuthority: authority } : {}),
+      ...(discontinue ? { discontinue } : {}),
+    };
     if (!placer) {
       issues.push({
         code: Hl7ErrorCode.RequiredFieldMissing,
@@ -449,6 +461,7 @@ export function readOrderMessage(
       control,
       placerOrderNumber: placer,
       ...(at.placerAuthority ? { placerAuthority: at.placerAuthority } : {}),
+      ...(discontinue ? { discontinue } : {}),
       test:
         control === 'NW' && g.obr && code
           ? { code, display: field(g.obr, '4.2') || null, system: field(g.obr, '4.3') || null }

@@ -13,7 +13,7 @@ export interface OrmOptions {
   patientId?: string;
   patientName?: string;
   groups?: Array<{
-    control?: 'NW' | 'CA';
+    control?: 'NW' | 'CA' | 'DC' | 'XO';
     placer: string;
     code?: string;
     system?: string;

@@ -378,7 +378,7 @@ export class Hl7IntakeService implements OnModuleInit {
   /** Every group of a message we did not take: unable to accept (NW) or to cancel (CA). */
   private refusedLines(item: PreparedMessage): OrderResponseLine[] {
     return item.parsed.refs.map((g) => ({
-      control: g.control === 'NW' ? 'UA' : 'UC',
+      control: g.control === 'NW' ? 'UA' : g.discontinue ? 'UD' : 'UC',
       placerOrderNumber: g.placerOrderNumber,
       placerAuthority: g.placerAuthority ?? null,
       test: g.test,
@@ -655,7 +655,7 @@ export class Hl7IntakeService implements OnModuleInit {
             issues = [result.issue];
             throw REJECT;
           }
-          lines.push({ ...line, control: 'CR', fillerOrderNumber: result.fillerOrderNumber });
+          lines.push({ ...line, control: g.discontinue ? 'DR' : 'CR', fillerOrderNumber: result.fillerOrderNumber });
         }
       }
     } catch (err) {
@@ -757,12 +757,13 @@ export class Hl7IntakeService implements OnModuleInit {
         },
       };
     }
+    const sent = g.discontinue ? 'DC' : 'CA';
     try {
       await this.transitions.move(id, OrderStatus.Cancelled, {
         actor: item.actor ?? 'hl7',
         manager: m,
-        detail: { controlId: item.header.controlId, reason: 'ORC-1 CA' },
-        patch: { failureReason: 'cancelled by the placer (ORC-1 CA)' },
+        detail: { controlId: item.header.controlId, reason: `ORC-1 ${sent}` },
+        patch: { failureReason: `${g.discontinue ? 'discontinued' : 'cancelled'} by the placer (ORC-1 ${sent})` },
       });
       return { fillerOrderNumber: rows[0]!.filler_order_number };
     } catch (err) {
@@ -771,7 +772,7 @@ export class Hl7IntakeService implements OnModuleInit {
           issue: {
             code: Hl7ErrorCode.ApplicationInternalError,
             location: g.controlAt,
-            text: `Order ${g.placerOrderNumber} can no longer be cancelled: ${err.message}`,
+            text: `Order ${g.placerOrderNumber} can no longer be ${g.discontinue ? 'discontinued' : 'cancelled'}: ${err.message}`,
           },
         };
       }
