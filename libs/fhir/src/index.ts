@@ -16,3 +16,4 @@ export * from './results/transaction-response';
 export * from './results/ehr-subject';
 export * from './rest/format';
 export * from './rest/search';
+export * from './rest/search-cursor';

@@ -3,7 +3,21 @@ import { DeliveryStatus, DeliveryTarget } from '@hemato/common';
 import { DeliveryEntity, InboundMessageEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
 import { MessageSealer } from '@hemato/privacy';
 import { DataSource, type EntityManager, type SelectQueryBuilder } from 'typeorm';
+import type { SearchCursor } from '@hemato/fhir';
 import type { OrderCaller } from './fhir-auth.guard';
+
+/** A row's place in search order: its created_at (as PostgreSQL prints it, to the microsecond) and id. */
+export type SearchKey = Pick<SearchCursor, 'at' | 'id'>;
+
+/** A page of a search, the keys of its first and last rows, and whether matches lie before or after it. */
+export interface SearchPage {
+  orders: OrderEntity[];
+  total: number;
+  first?: SearchKey;
+  last?: SearchKey;
+  hasBefore: boolean;
+  hasAfter: boolean;
+}
 
 /** The FHIR channel's reads and writes of orders, reports, deliveries and inbound messages. */
 @Injectable()
@@ -54,20 +68,22 @@ export class FhirOrdersRepository {
    * A search of the caller's orders: each group of `ids` and of ServiceRequest references `refs` must match
    * (AND), one of a group's values (OR). A reference is ours (`ServiceRequest/<order id>`, any channel) or the
    * EHR's (a FHIR order's ServiceRequest). `fhirOnly`: FHIR orders only (Tasks); `withReport`: only orders
-   * with a report (DiagnosticReports). Oldest first (then by id), at most `limit` from `offset`, and how many
-   * match in all.
+   * with a report (DiagnosticReports). Oldest first (then by id): at most `limit` from `offset`, or after or
+   * before a cursor's row (keyset: matches that appear or vanish meanwhile shift nothing), with the sort
+   * keys of the page's first and last rows, whether matches lie beyond either, and how many match in all.
    */
   async searchOrders(
     c: { ids: string[][]; refs: string[][]; fhirOnly: boolean; withReport: boolean },
     caller: OrderCaller,
-    page: { offset: number; limit: number },
-  ): Promise<{ orders: OrderEntity[]; total: number }> {
+    page: { limit: number; offset?: number; cursor?: SearchCursor },
+  ): Promise<SearchPage> {
     const uuid = /^[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}$/i;
+    const none: SearchPage = { orders: [], total: 0, hasBefore: false, hasAfter: false };
     const q = this.ds.manager.createQueryBuilder(OrderEntity, 'o').where('TRUE');
     let n = 0;
     for (const group of c.ids) {
       const ids = group.filter((id) => uuid.test(id));
-      if (ids.length === 0) return { orders: [], total: 0 };
+      if (ids.length === 0) return none;
       q.andWhere(`o.id IN (:...ids${n++})`, { [`ids${n - 1}`]: ids });
     }
     for (const group of c.refs) {
@@ -85,14 +101,43 @@ export class FhirOrdersRepository {
     if (c.fhirOnly) q.andWhere(`o.source_channel = 'fhir'`);
     if (c.withReport) q.andWhere('EXISTS (SELECT 1 FROM reports r WHERE r.order_id = o.id)');
     if (!caller.allOrders) q.andWhere('o.source_client = :client', { client: caller.id });
-    if (page.limit === 0) return { orders: [], total: await q.getCount() };
-    const [orders, total] = await q
-      .orderBy('o.created_at', 'ASC')
-      .addOrderBy('o.id', 'ASC')
-      .skip(page.offset)
-      .take(page.limit)
-      .getManyAndCount();
-    return { orders, total };
+    const total = await q.clone().getCount();
+    if (page.limit === 0) return { ...none, total };
+
+    // (created_at, id) compared as a row, as ix_orders_created_id orders them; the key as text keeps microseconds.
+    const beyond = (op: '>' | '<', key: SearchKey, name: string) =>
+      q.clone().andWhere(`(o.created_at, o.id) ${op} (CAST(:${name}At AS timestamptz), CAST(:${name}Id AS uuid))`, {
+        [`${name}At`]: key.at,
+        [`${name}Id`]: key.id,
+      });
+    const backwards = page.cursor?.direction === 'before';
+    const pageQuery = page.cursor ? beyond(backwards ? '<' : '>', page.cursor, 'cursor') : q.clone();
+    const dir = backwards ? 'DESC' : 'ASC';
+    // One row more than the page tells whether there are more in the direction of travel.
+    const { entities, raw } = await pageQuery
+      .addSelect(`to_char(o.created_at AT TIME ZONE 'UTC', 'YYYY-MM-DD"T"HH24:MI:SS.US"Z"')`, 'key_at')
+      .orderBy('o.created_at', dir)
+      .addOrderBy('o.id', dir)
+      .offset(page.cursor ? 0 : (page.offset ?? 0))
+      .limit(page.limit + 1)
+      .getRawAndEntities<{ key_at: string }>();
+    const more = entities.length > page.limit;
+    const rows = entities
+      .slice(0, page.limit)
+      .map((order, i) => ({ order, key: { at: raw[i]!.key_at, id: order.id } }));
+    if (backwards) rows.reverse();
+    const first = rows[0]?.key;
+    const last = rows.at(-1)?.key;
+    const exists = async (op: '>' | '<', key: SearchKey | undefined) =>
+      !!key && (await beyond(op, key, 'edge').select('1').limit(1).getRawOne()) !== undefined;
+    return {
+      orders: rows.map((r) => r.order),
+      total,
+      first,
+      last,
+      hasBefore: backwards ? more : !page.cursor && !page.offset ? false : await exists('<', first),
+      hasAfter: backwards ? await exists('>', last) : more,
+    };
   }
 
   /** The statuses the order went through, oldest first (its status_changed events). */

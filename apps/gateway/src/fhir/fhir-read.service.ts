@@ -9,12 +9,13 @@ import {
   reportInputOf,
   serviceRequestVersions,
   subjectOf,
+  type SearchCursor,
 } from '@hemato/fhir';
 import type { OrderEntity } from '@hemato/persistence';
 import { PatientIdentityReader } from '@hemato/privacy';
 import type { Bundle, DiagnosticReport, Resource, ServiceRequest, Task } from '@medplum/fhirtypes';
 import { mayAccess, type OrderCaller } from './fhir-auth.guard';
-import { FhirOrdersRepository } from './fhir-orders.repository';
+import { FhirOrdersRepository, type SearchPage } from './fhir-orders.repository';
 
 /** Builds our Task, ServiceRequest and DiagnosticReport views of orders from the database. */
 @Injectable()
@@ -118,8 +119,8 @@ export class FhirReadService {
     type: 'Task' | 'DiagnosticReport',
     criteria: Map<string, string[][]>,
     caller: OrderCaller,
-    page: { offset: number; limit: number },
-  ): Promise<Bundle> {
+    page: { limit: number; offset?: number; cursor?: SearchCursor },
+  ): Promise<{ bundle: Bundle; page: SearchPage }> {
     const refParam = type === 'Task' ? 'focus' : 'based-on';
     const refs = criteria.get(refParam) ?? [];
     const ids = criteria.get('_id') ?? [];
@@ -132,17 +133,17 @@ export class FhirReadService {
     }
     assertStorableText(refs, type === 'Task' ? 'Task.focus' : 'DiagnosticReport.basedOn');
     assertStorableText(ids, `${type}.id`);
-    const { orders, total } = await this.repo.searchOrders(
+    const found = await this.repo.searchOrders(
       { ids, refs, fhirOnly: type === 'Task', withReport: type === 'DiagnosticReport' },
       caller,
       page,
     );
     const resources: Resource[] = [];
-    for (const o of orders) {
+    for (const o of found.orders) {
       const r = type === 'Task' ? await this.task(o) : await this.diagnosticReport(o);
       if (r) resources.push(r);
     }
-    return { ...searchset(resources), total };
+    return { bundle: { ...searchset(resources), total: found.total }, page: found };
   }
 }
 

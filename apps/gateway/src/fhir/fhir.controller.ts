@@ -5,6 +5,8 @@ import {
   FhirOperationError,
   assertStorableText,
   buildCapabilityStatement,
+  decodeSearchCursor,
+  encodeSearchCursor,
   fromDomainError,
   isShapeTypeError,
   wrongShape,
@@ -13,6 +15,7 @@ import {
   preferredHandling,
   type EhrClient,
   type ParsedServiceRequest,
+  type SearchCursor,
 } from '@hemato/fhir';
 import type { Bundle, BundleEntry, Reference, Resource, ServiceRequest } from '@medplum/fhirtypes';
 import type { Request, Response } from 'express';
@@ -86,7 +89,7 @@ export class FhirController {
     private readonly read: FhirReadService,
     private readonly repo: FhirOrdersRepository,
     @Inject(EHR_CLIENT) private readonly ehr: EhrClient | null,
-    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'fhir'>,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'fhir' | 'security'>,
   ) {}
 
   @Get('metadata')
@@ -364,31 +367,46 @@ export class FhirController {
    * A search: the parameters the CapabilityStatement lists for the type, combined (AND; a comma-separated
    * value is OR). Others are ignored and left out of the `self` link, which names what was applied; under
    * `Prefer: handling=strict` they answer 400. Paged: `_count` a page (default and most SEARCH_PAGE_MAX,
-   * 0 for the total alone), `next`/`previous` links carrying our `_offset`; `total` counts every match.
+   * 0 for the total alone); `next`/`previous` links carry a signed keyset `_cursor` (after the page's last
+   * row, before its first), so orders arriving while a client pages neither repeat nor hide entries;
+   * `_offset` still starts a page where it says. `total` counts every match.
    */
   private async search(type: 'Task' | 'DiagnosticReport', req: FhirRequest, res: Response): Promise<void> {
     const parsed = parseSearch(type, req.query as Record<string, unknown>, preferredHandling(req.headers.prefer), [
       '_count',
       '_offset',
+      '_cursor',
     ]);
     const count = Math.min(pagingValue(parsed.criteria, '_count') ?? SEARCH_PAGE_MAX, SEARCH_PAGE_MAX);
-    const offset = pagingValue(parsed.criteria, '_offset') ?? 0;
+    const offset = pagingValue(parsed.criteria, '_offset');
+    const criteria = parsed.applied.filter(([k]) => !PAGING_PARAMS.has(k));
+    const scope = { type, client: req.fhirClient!.id, criteria };
+    const secret = this.config.security.CALLBACK_SIGNING_SECRET;
+    const cursorText = parsed.criteria.get('_cursor')?.at(-1)?.join(',');
+    if (cursorText !== undefined && offset !== undefined) {
+      throw FhirOperationError.invalid('Send _cursor or _offset, not both', undefined, 'value');
+    }
+    const cursor = cursorText === undefined ? undefined : decodeSearchCursor(secret, scope, cursorText);
     const base = fhirBase(req);
-    const bundle = absolutise(
-      await this.read.search(type, parsed.criteria, req.fhirClient!, { offset, limit: count }),
-      base,
-    );
-    const criteria = parsed.applied.filter(([k]) => k !== '_count' && k !== '_offset');
-    const url = (o: number, withCount: boolean) => {
-      const params: Array<[string, string]> = [...criteria];
-      if (withCount) params.push(['_count', String(count)]);
-      if (o > 0) params.push(['_offset', String(o)]);
-      return `${base}/${type}?${new URLSearchParams(params).toString()}`;
-    };
-    const link = [{ relation: 'self', url: url(offset, parsed.criteria.has('_count')) }];
-    const total = bundle.total ?? 0;
-    if (count > 0 && offset + count < total) link.push({ relation: 'next', url: url(offset + count, true) });
-    if (count > 0 && offset > 0) link.push({ relation: 'previous', url: url(Math.max(0, offset - count), true) });
+    const found = await this.read.search(type, parsed.criteria, req.fhirClient!, { offset, cursor, limit: count });
+    const bundle = absolutise(found.bundle, base);
+    const url = (paging: Array<[string, string]>) =>
+      `${base}/${type}?${new URLSearchParams([...criteria, ...paging]).toString()}`;
+    const withCursor = (c: SearchCursor): Array<[string, string]> => [
+      ['_count', String(count)],
+      ['_cursor', encodeSearchCursor(secret, scope, c)],
+    ];
+    const self: Array<[string, string]> = [];
+    if (parsed.criteria.has('_count')) self.push(['_count', String(count)]);
+    if (offset) self.push(['_offset', String(offset)]);
+    if (cursorText !== undefined) self.push(['_cursor', cursorText]);
+    const link = [{ relation: 'self', url: url(self) }];
+    const { first, last, hasBefore, hasAfter } = found.page;
+    if (count > 0 && hasAfter && last)
+      link.push({ relation: 'next', url: url(withCursor({ direction: 'after', ...last })) });
+    if (count > 0 && hasBefore && first) {
+      link.push({ relation: 'previous', url: url(withCursor({ direction: 'before', ...first })) });
+    }
     // Lenient handling: what was ignored is also said in words, as an outcome entry (no match, not in total).
     const ignored: BundleEntry[] = parsed.ignored.length
       ? [
@@ -414,6 +432,9 @@ export class FhirController {
 
 /** The most entries a searchset page holds, and how many it holds without `_count`. */
 export const SEARCH_PAGE_MAX = 100;
+
+/** Result parameters: how a search is paged, not what it matches (left out of what a cursor is bound to). */
+const PAGING_PARAMS = new Set(['_count', '_offset', '_cursor']);
 
 /** `_count` / `_offset`: a non-negative integer (the last one, if repeated), else 400. */
 function pagingValue(criteria: Map<string, string[][]>, name: '_count' | '_offset'): number | undefined {

@@ -43,7 +43,7 @@ export const redisSection = z.object({
 });
 
 export const securitySection = z.object({
-  /** HMAC key for signed callback and file URLs (>= 32 characters). */
+  /** HMAC key for signed callback and file URLs and FHIR search cursors (>= 32 characters). */
   CALLBACK_SIGNING_SECRET: secret('CALLBACK_SIGNING_SECRET', z.string().min(32, 'must be at least 32 characters')),
   /** AES-256-GCM key for PHI at rest: 32 bytes, base64. */
   PHI_ENCRYPTION_KEY: secret(
