@@ -239,4 +239,38 @@ describe('migrations', () => {
     expect(await plan()).not.toMatch(/ix_inbound_control_id/);
     expect(await runMigrations(ds)).toHaveLength(later);
   });
+
+  it('marks orders already failed on the poll deadline (failure_code), so their late reports are taken up too', async () => {
+    const later = MIGRATIONS.length - MIGRATIONS.findIndex((m) => m.name === 'OrderFailureCode1764350000000');
+    for (let i = 0; i < later; i++) await revertLastMigration(ds);
+    const made: Array<{ id: string; filler_order_number: string }> = await ds.query(
+      `INSERT INTO orders (status, source_channel, filler_order_number)
+       VALUES ('failed', 'hl7', 'F-DEADLINE'), ('failed', 'hl7', 'F-HEMATO'), ('failed', 'hl7', 'F-RETRIED'),
+              ('cancelled', 'hl7', 'F-CANCELLED')
+       RETURNING id, filler_order_number`,
+    );
+    const id = (f: string) => made.find((m) => m.filler_order_number === f)!.id;
+    const failed = (orderId: string, step: string) =>
+      ds.query(
+        `INSERT INTO order_events (order_id, type, actor, from_status, to_status, detail)
+         VALUES ($1, 'status_changed', 'worker', 'processing', 'failed', $2)`,
+        [orderId, JSON.stringify({ step })],
+      );
+    await failed(id('F-DEADLINE'), 'wait_for_report');
+    await failed(id('F-HEMATO'), 'hemato_processing');
+    // Failed on the deadline, retried, then failed for another reason: the latest failure counts.
+    await failed(id('F-RETRIED'), 'wait_for_report');
+    await failed(id('F-RETRIED'), 'orders.fetch-report');
+    await failed(id('F-CANCELLED'), 'wait_for_report');
+    expect(await runMigrations(ds)).toHaveLength(later);
+    const rows = await ds.query(`SELECT filler_order_number, failure_code FROM orders WHERE id = ANY($1) ORDER BY 1`, [
+      made.map((m) => m.id),
+    ]);
+    expect(rows).toEqual([
+      { filler_order_number: 'F-CANCELLED', failure_code: null },
+      { filler_order_number: 'F-DEADLINE', failure_code: 'poll_deadline' },
+      { filler_order_number: 'F-HEMATO', failure_code: null },
+      { filler_order_number: 'F-RETRIED', failure_code: null },
+    ]);
+  });
 });

@@ -24,6 +24,15 @@ export const TERMINAL_STATUSES: readonly OrderStatus[] = [
   OrderStatus.Cancelled,
 ];
 
+/**
+ * Why a failed order failed, where something acts on the cause (`orders.failure_code`, kept only while
+ * the order is failed; `failure_reason` says it in words). Null: any other cause.
+ */
+export enum OrderFailureCode {
+  /** Hemato.AI had not finished by POLL_DEADLINE_MS: a report it calls back later is still taken up. */
+  PollDeadline = 'poll_deadline',
+}
+
 export enum SourceChannel {
   Hl7 = 'hl7',
   Fhir = 'fhir',

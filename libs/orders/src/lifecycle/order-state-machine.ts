@@ -1,11 +1,12 @@
-import { DomainError, DomainErrorCode, OrderStatus } from '@hemato/common';
+import { DomainError, DomainErrorCode, OrderFailureCode, OrderStatus } from '@hemato/common';
 
 const S = OrderStatus;
 
 /**
  * Every allowed move of an order, in one table. Anything not listed is refused by `assertTransition`,
  * whichever handler asks. `failed` can go back to the step that failed (retry); `completed` can go
- * back to `report_ready` (a revision) or `delivering` (a resend).
+ * back to `report_ready` (a revision) or `delivering` (a resend). `failed → report_ready` depends on why
+ * the order failed: see `isLateReport`.
  */
 export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> = {
   [S.Received]: [S.AwaitingImages, S.Ready, S.Rejected, S.Cancelled, S.Failed],
@@ -26,7 +27,6 @@ export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> 
     S.Uploading,
     S.TasksRequested,
     S.Processing,
-    S.ReportReady,
     S.Delivering,
     S.Cancelled,
   ],
@@ -38,9 +38,24 @@ export function canTransition(from: OrderStatus, to: OrderStatus): boolean {
   return TRANSITIONS[from]?.includes(to) ?? false;
 }
 
-/** Throws a Conflict DomainError when `from → to` is not an allowed move. */
-export function assertTransition(from: OrderStatus, to: OrderStatus): void {
-  if (!canTransition(from, to)) {
-    throw new DomainError(DomainErrorCode.Conflict, `Order cannot move from ${from} to ${to}`);
+/**
+ * `failed → report_ready`: Hemato.AI finished after all, and its report is taken up. Only for an order
+ * that failed on the poll deadline: one cancelled, or failed for any other reason (Hemato.AI's own
+ * failure, a refused image, a step that gave up), never moves on by itself.
+ */
+export function isLateReport(
+  order: { status: OrderStatus; failureCode?: OrderFailureCode | null },
+  to: OrderStatus = S.ReportReady,
+): boolean {
+  return order.status === S.Failed && order.failureCode === OrderFailureCode.PollDeadline && to === S.ReportReady;
+}
+
+/** Throws a Conflict DomainError when the order may not move to `to` (the table, or `isLateReport`). */
+export function assertTransition(
+  order: { status: OrderStatus; failureCode?: OrderFailureCode | null },
+  to: OrderStatus,
+): void {
+  if (!canTransition(order.status, to) && !isLateReport(order, to)) {
+    throw new DomainError(DomainErrorCode.Conflict, `Order cannot move from ${order.status} to ${to}`);
   }
 }

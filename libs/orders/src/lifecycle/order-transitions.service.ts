@@ -55,7 +55,9 @@ export class OrderTransitions {
         );
       }
       const from = order.status;
-      assertTransition(from, to);
+      assertTransition(order, to);
+      // A failure code describes the failure it came with: a later failure sets its own, any other move clears it.
+      const failureCode = to === OrderStatus.Failed ? (opts.patch?.failureCode ?? null) : null;
       const deadline =
         opts.deadlineMs === undefined || opts.deadlineMs === null ? null : new Date(Date.now() + opts.deadlineMs);
       await m.update(
@@ -63,6 +65,7 @@ export class OrderTransitions {
         { id: orderId },
         {
           ...opts.patch,
+          failureCode,
           status: to,
           statusChangedAt: new Date(),
           stateDeadlineAt: deadline,
@@ -81,6 +84,7 @@ export class OrderTransitions {
       return {
         ...order,
         ...opts.patch,
+        failureCode,
         status: to,
         version: order.version + 1,
         stateDeadlineAt: deadline,

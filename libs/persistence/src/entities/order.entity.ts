@@ -1,4 +1,4 @@
-import { OrderStatus, SourceChannel } from '@hemato/common';
+import { OrderFailureCode, OrderStatus, SourceChannel } from '@hemato/common';
 import { Column, CreateDateColumn, Entity, PrimaryGeneratedColumn, UpdateDateColumn, VersionColumn } from 'typeorm';
 
 /** One order for one smear study. Postgres is the truth for where it is in its lifecycle. */
@@ -66,6 +66,10 @@ export class OrderEntity {
 
   @Column({ name: 'failed_step', type: 'text', nullable: true })
   failedStep!: string | null;
+
+  /** `OrderFailureCode` of a failed order whose cause something acts on; null otherwise (and once it moves on). */
+  @Column({ name: 'failure_code', type: 'text', nullable: true })
+  failureCode!: OrderFailureCode | null;
 
   @Column({ name: 'expected_image_count', type: 'int', nullable: true })
   expectedImageCount!: number | null;

@@ -6,6 +6,7 @@ import { OrderSourceClient1764310000000 } from './1764310000000-order-source-cli
 import { StatementLevelOrderNotify1764320000000 } from './1764320000000-statement-level-order-notify';
 import { FhirIdentifierValueIndex1764330000000 } from './1764330000000-fhir-identifier-value-index';
 import { InboundControlIdIndex1764340000000 } from './1764340000000-inbound-control-id-index';
+import { OrderFailureCode1764350000000 } from './1764350000000-order-failure-code';
 
 /** Every migration, oldest first. Landed migrations are never edited: add a new class. */
 export const MIGRATIONS = [
@@ -17,4 +18,5 @@ export const MIGRATIONS = [
   StatementLevelOrderNotify1764320000000,
   FhirIdentifierValueIndex1764330000000,
   InboundControlIdIndex1764340000000,
+  OrderFailureCode1764350000000,
 ];

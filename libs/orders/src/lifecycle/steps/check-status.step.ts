@@ -1,6 +1,7 @@
 import { Injectable } from '@nestjs/common';
-import { DomainError, DomainErrorCode, JobName, OrderStatus, createLogger } from '@hemato/common';
+import { DomainError, DomainErrorCode, JobName, OrderFailureCode, OrderStatus, createLogger } from '@hemato/common';
 import { OrderEntity } from '@hemato/persistence';
+import { isLateReport } from '../order-state-machine';
 import { StepContext } from './step-context';
 
 const log = createLogger('step:check-status');
@@ -19,7 +20,8 @@ const HAS_REPORT: readonly OrderStatus[] = [OrderStatus.ReportReady, OrderStatus
  * Failed: the order fails with Hemato.AI's `user_message`. Still working: record the progress and,
  * for a poll, schedule the next one (1 s doubling to POLL_MAX_INTERVAL_MS) until POLL_DEADLINE_MS.
  * On an order that has its report (a callback after a revision: completed, or still delivering the
- * previous version) it looks for a newer report.
+ * previous version) it looks for a newer report. On an order failed on the deadline, a report ready
+ * after all is fetched and delivered as usual.
  */
 @Injectable()
 export class CheckStatusStep {
@@ -29,10 +31,17 @@ export class CheckStatusStep {
     const order = await this.ctx.order(orderId);
     if (!order || !order.hematoStudyId) return;
     const revisionCheck = HAS_REPORT.includes(order.status) && poll === undefined;
-    if (!WAITING.includes(order.status) && !revisionCheck) return;
+    const lateCheck = isLateReport(order);
+    if (!WAITING.includes(order.status) && !revisionCheck && !lateCheck) return;
 
     const client = this.ctx.hemato.get();
     const status = await this.ctx.guard.forOrder(order, () => client.getStatus(order.hematoStudyId!));
+    if (lateCheck) {
+      // The order row is left as it is (an update would bump its version): every check of the failed order,
+      // however many callbacks ask, names the same fetch job, so the report is fetched once.
+      if (status.reportStatus === 'ready') await this.ctx.queue.step(JobName.OrderFetchReport, order);
+      return;
+    }
     await this.ctx.ds.manager.update(
       OrderEntity,
       { id: orderId },
@@ -124,7 +133,11 @@ export class CheckStatusStep {
     const reason = `No report from Hemato.AI within ${Math.round(this.ctx.config.orders.POLL_DEADLINE_MS / 1000)} s`;
     await this.ctx.transitions.move(orderId, OrderStatus.Failed, {
       actor: 'worker',
-      patch: { failureReason: reason, failedStep: JobName.OrderCheckStatus },
+      patch: {
+        failureReason: reason,
+        failedStep: JobName.OrderCheckStatus,
+        failureCode: OrderFailureCode.PollDeadline,
+      },
       detail: { step: 'wait_for_report', reason },
     });
   }

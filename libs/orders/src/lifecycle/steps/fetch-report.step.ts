@@ -1,8 +1,18 @@
 import { isDeepStrictEqual } from 'node:util';
 import { Injectable } from '@nestjs/common';
-import { DeliveryStatus, DeliveryTarget, JobName, OrderStatus, SourceChannel, createLogger } from '@hemato/common';
+import {
+  DeliveryStatus,
+  DeliveryTarget,
+  DomainError,
+  DomainErrorCode,
+  JobName,
+  OrderStatus,
+  SourceChannel,
+  createLogger,
+} from '@hemato/common';
 import { DeliveryEntity, ReportEntity, type OrderEntity } from '@hemato/persistence';
 import { Not } from 'typeorm';
+import { isLateReport } from '../order-state-machine';
 import { StepContext } from './step-context';
 
 const log = createLogger('step:fetch-report');
@@ -18,7 +28,8 @@ const FETCHABLE: readonly OrderStatus[] = [
 /**
  * Fetches the report and stores it by version (a version already stored is not stored again; a new
  * one on a completed order is a revision, delivered as a correction), then starts one delivery per
- * target. Deliveries are rows unique per (report, target): a re-run never delivers twice.
+ * target. Deliveries are rows unique per (report, target): a re-run never delivers twice. An order
+ * failed on the poll deadline takes up a report Hemato.AI finished after all (see `isLateReport`).
  */
 @Injectable()
 export class FetchReportStep {
@@ -26,7 +37,7 @@ export class FetchReportStep {
 
   async execute(orderId: string): Promise<void> {
     let order = await this.ctx.order(orderId);
-    if (!order || !order.hematoStudyId || !FETCHABLE.includes(order.status)) return;
+    if (!order || !order.hematoStudyId || !(FETCHABLE.includes(order.status) || isLateReport(order))) return;
     const client = this.ctx.hemato.get();
     const report = await this.ctx.guard.forOrder(order, () => client.getReport(order!.hematoStudyId!));
 
@@ -57,6 +68,10 @@ export class FetchReportStep {
         deadlineMs: this.ctx.staleMs(),
       });
       log.info({ orderId, version }, 'report revision stored');
+    } else if (order.status === OrderStatus.Failed) {
+      const taken = await this.takeUpLate(order, version);
+      if (!taken) return;
+      order = taken;
     } else if (order.status === OrderStatus.TasksRequested || order.status === OrderStatus.Processing) {
       order = await this.ctx.transitions.move(orderId, OrderStatus.ReportReady, {
         actor: 'hemato',
@@ -71,6 +86,31 @@ export class FetchReportStep {
       });
     }
     await this.startDeliveries(order, stored);
+  }
+
+  /**
+   * `failed → report_ready` for an order failed on the poll deadline; null when it has moved meanwhile
+   * (cancelled by staff, or taken up by another run).
+   */
+  private async takeUpLate(order: OrderEntity, version: number): Promise<OrderEntity | null> {
+    try {
+      const moved = await this.ctx.transitions.move(order.id, OrderStatus.ReportReady, {
+        actor: 'hemato',
+        expectFrom: [OrderStatus.Failed],
+        patch: { hematoProgress: 1, hematoReportStatus: 'ready', failureReason: null, failedStep: null },
+        detail: {
+          version,
+          afterDeadline: true,
+          note: `Hemato.AI's report arrived after the poll deadline (${order.failureReason ?? 'failed'}): delivered as usual`,
+        },
+        deadlineMs: this.ctx.staleMs(),
+      });
+      log.info({ orderId: order.id, version }, 'report taken up after the poll deadline');
+      return moved;
+    } catch (err) {
+      if (err instanceof DomainError && err.code === DomainErrorCode.Conflict) return null;
+      throw err;
+    }
   }
 
   /** Delivery targets for an order: back the way it came, or both channels where configured. */
