@@ -3,8 +3,9 @@
  *
  * Seals stored PHI (patient identities, inbound messages and their stored ACKs) again with the current
  * PHI_ENCRYPTION_KEY / PHI_KEY_ID, opening what was sealed with a key listed in PHI_PREVIOUS_KEYS; seals
- * messages stored before sealing existed. Safe while the gateway and worker run (with the same
- * PHI_PREVIOUS_KEYS) and safe to run again. `--check` only counts the rows per key id.
+ * messages stored before sealing existed. With PHI_PREVIOUS_HMAC_KEYS set, also files every patient proxy
+ * under the current PHI_HMAC_KEY. Safe while the gateway and worker run (with the same settings) and safe
+ * to run again. `--check` only counts.
  * Prints the counts (key ids, never values) before and after. Exit 0: nothing is left under another key;
  * 1: values sealed with a key the configuration does not know remain (add it to PHI_PREVIOUS_KEYS).
  *
@@ -16,7 +17,14 @@ import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { loadConfig } from '@hemato/common';
 import { createDataSource } from '@hemato/persistence';
-import { NOT_SEALED, censusPhiKeys, phiCipherFromConfig, resealPhi, type PhiKeyCensus } from '@hemato/privacy';
+import {
+  NOT_SEALED,
+  censusPhiKeys,
+  phiCipherFromConfig,
+  rehashPatientLookups,
+  resealPhi,
+  type PhiKeyCensus,
+} from '@hemato/privacy';
 
 function arg(name: string): string | undefined {
   const i = process.argv.indexOf(`--${name}`);
@@ -51,12 +59,33 @@ async function main(): Promise<number> {
   const url = env.DATABASE_URL || `postgres://hemato:hemato@127.0.0.1:${embedded.EMBEDDED_PG_PORT}/hemato`;
   const ds = await createDataSource({ url }).initialize();
   try {
+    // Patient lookups are recomputed only while an earlier PHI_HMAC_KEY is named (it opens every identity).
+    const rehash = (security.PHI_PREVIOUS_HMAC_KEYS ?? []).length > 0;
     const before = await censusPhiKeys(ds);
-    console.log(JSON.stringify({ current_key_id: cipher.keyId, before }));
-    if (check) return leftOver(before, cipher.keyId) === 0 ? 0 : 1;
+    const toMove = rehash
+      ? await rehashPatientLookups(ds, cipher, security.PHI_HMAC_KEY, { batchSize, dryRun: true })
+      : undefined;
+    console.log(
+      JSON.stringify({ current_key_id: cipher.keyId, before, ...(toMove ? { lookups_to_move: toMove } : {}) }),
+    );
+    if (check) return leftOver(before, cipher.keyId) === 0 && !toMove?.moved ? 0 : 1;
     const result = await resealPhi(ds, cipher, { batchSize });
+    const lookups = rehash ? await rehashPatientLookups(ds, cipher, security.PHI_HMAC_KEY, { batchSize }) : undefined;
     const after = await censusPhiKeys(ds);
-    console.log(JSON.stringify({ resealed: result.resealed, unreadable: result.unreadable, after }));
+    console.log(
+      JSON.stringify({
+        resealed: result.resealed,
+        unreadable: result.unreadable,
+        ...(lookups ? { lookups_moved: lookups } : {}),
+        after,
+      }),
+    );
+    if (lookups?.duplicates) {
+      console.error(
+        `phi:rotate: ${lookups.duplicates} patient(s) got a second proxy under the new PHI_HMAC_KEY (it was changed ` +
+          'before PHI_PREVIOUS_HMAC_KEYS named the old one): their earlier proxies stay as they are, with their orders',
+      );
+    }
     const unknown = Object.keys(result.unreadable).filter((k) => k !== NOT_SEALED);
     if (unknown.length > 0) {
       console.error(

@@ -45,10 +45,13 @@ describe('PHI key rotation', () => {
   const oldKey = randomBytes(32).toString('base64');
   const newKey = randomBytes(32).toString('base64');
   const hmacKey = randomBytes(32).toString('base64url');
+  const newHmacKey = randomBytes(32).toString('base64url');
   let databaseUrl: string;
   let gw: TestGateway | undefined;
   const k1 = { PHI_KEY_ID: 'k1', PHI_ENCRYPTION_KEY: oldKey, PHI_HMAC_KEY: hmacKey };
-  const k2 = { PHI_KEY_ID: 'k2', PHI_ENCRYPTION_KEY: newKey, PHI_HMAC_KEY: hmacKey };
+  const k2 = { PHI_KEY_ID: 'k2', PHI_ENCRYPTION_KEY: newKey, PHI_HMAC_KEY: newHmacKey };
+  /** Both keys replaced, the old ones still named. */
+  const rotating = { ...k2, PHI_PREVIOUS_KEYS: `k1:${oldKey}`, PHI_PREVIOUS_HMAC_KEYS: hmacKey };
   const send = async (g: TestGateway, message: string) => {
     const c = await RawMllpConnection.open(g.mllpPort);
     try {
@@ -90,9 +93,9 @@ describe('PHI key rotation', () => {
     const aliceProxy = await proxyOf('PL-ROT-1');
     await gw.close();
 
-    // The new key serves, the old one only opens: the stored ACK of ROT-1 is read (a resend gets it again),
-    // and the same patient keeps her proxy.
-    gw = await startGateway({ ...k2, PHI_PREVIOUS_KEYS: `k1:${oldKey}` }, { databaseUrl });
+    // The new keys serve, the old ones only open and find: the stored ACK of ROT-1 is read (a resend gets
+    // it again), and the same patient keeps her proxy although her lookup HMAC changed.
+    gw = await startGateway(rotating, { databaseUrl });
     expect(await send(gw, first)).toBe(firstAck);
     expect(
       ackOf(await send(gw, orderMessage({ controlId: 'ROT-3', patientId: 'MRN-ROT-1', patientName: 'ROTATE^ALICE' })))
@@ -105,13 +108,16 @@ describe('PHI key rotation', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/key id\(s\) k1 .*PHI_PREVIOUS_KEYS/);
     expect(missing.lines[1].resealed).toEqual({ patientIdentities: 0, inboundMessages: 1 }); // the legacy row only
-    const check = await rotate({ ...cliEnv(k2), PHI_PREVIOUS_KEYS: `k1:${oldKey}` }, '--check');
+    const check = await rotate(cliEnv(rotating), '--check');
     expect(check.code).toBe(1);
     expect(check.lines[0].before.patientIdentities.k1).toBeGreaterThanOrEqual(1);
     expect(check.lines[0].before.inboundMessages.k1).toBe(2);
+    // MRN-ROT-2 has not come back since the HMAC key changed: still filed under the old one.
+    expect(check.lines[0].lookups_to_move).toEqual({ moved: 1, duplicates: 0, unreadable: 0 });
 
-    const done = await rotate({ ...cliEnv(k2), PHI_PREVIOUS_KEYS: `k1:${oldKey}` }, '--batch', '1');
+    const done = await rotate(cliEnv(rotating), '--batch', '1');
     expect(done.code).toBe(0);
+    expect(done.lines[1].lookups_moved).toEqual({ moved: 1, duplicates: 0, unreadable: 0 });
     expect(done.lines[1].after).toEqual({
       patientIdentities: { k2: 2 },
       inboundMessages: { k2: 4 },
@@ -124,9 +130,12 @@ describe('PHI key rotation', () => {
     }
     await gw.close();
 
-    // The old key can go: everything opens with the new one alone.
+    // The old keys can go: everything opens with the new one alone, and MRN-ROT-2 is found under the new HMAC key.
     gw = await startGateway(k2, { databaseUrl });
     expect(await send(gw, first)).toBe(firstAck);
+    expect(ackOf(await send(gw, orderMessage({ controlId: 'ROT-4', patientId: 'MRN-ROT-2' }))).code).toBe('AA');
+    expect(await proxyOf('PL-ROT-4')).toBe(await proxyOf('PL-ROT-2'));
+    expect(await gw.db.query(`SELECT count(*)::int AS n FROM patient_proxies`)).toEqual([{ n: 2 }]);
     const reader = new PatientIdentityReader(loadConfig(testEnv({ DATABASE_URL: databaseUrl, ...k2 }), ['security']));
     const alice = await reader.read(gw.db.manager, aliceProxy);
     expect(alice?.primary.value).toBe('MRN-ROT-1');

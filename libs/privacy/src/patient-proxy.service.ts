@@ -2,7 +2,7 @@ import { createHmac } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, parsePreviousPhiKey, pooledRandomBytes, type AppConfig } from '@hemato/common';
 import { PatientProxyEntity, preparedQuery } from '@hemato/persistence';
-import type { EntityManager } from 'typeorm';
+import { In, type EntityManager } from 'typeorm';
 import { PhiCipher } from './phi-cipher';
 import type { PatientIdentity } from './patient-identity';
 
@@ -32,6 +32,13 @@ export function phiCipherFromConfig(
   return new PhiCipher({ id: security.PHI_KEY_ID, key: Buffer.from(security.PHI_ENCRYPTION_KEY, 'base64') }, previous);
 }
 
+/** The keyed HMAC a patient proxy is looked up by: of the identifier's authority (any case) and value. */
+export function patientLookupHmac(hmacKey: string, authority: string, value: string): string {
+  return createHmac('sha256', hmacKey)
+    .update(`${authority.trim().toUpperCase()}\u0000${value.trim()}`)
+    .digest('base64url');
+}
+
 /**
  * Maps (assigning authority, identifier) to a stable random proxy id. Lookup is by a keyed HMAC of
  * the identifier, so the table can be searched without holding identifiers in clear.
@@ -45,9 +52,7 @@ export class PatientProxyService {
   }
 
   lookupKey(authority: string, value: string): string {
-    return createHmac('sha256', this.config.security.PHI_HMAC_KEY)
-      .update(`${authority.trim().toUpperCase()}\u0000${value.trim()}`)
-      .digest('base64url');
+    return patientLookupHmac(this.config.security.PHI_HMAC_KEY, authority, value);
   }
 
   /**
@@ -66,6 +71,21 @@ export class PatientProxyService {
     const last = new Map<string, PatientIdentity>();
     lookups.forEach((l, k) => last.set(l, identities[k]!));
     const patients = [...last];
+    const previous = this.config.security.PHI_PREVIOUS_HMAC_KEYS ?? [];
+    if (previous.length > 0) {
+      // PHI_HMAC_KEY was replaced: a patient still filed under an earlier key is moved to the current one
+      // before the upsert finds her, so she keeps her proxy id (unless one was made under the new key).
+      const pairs = patients.flatMap(([lookup, identity]) =>
+        previous.map((key) => [patientLookupHmac(key, identity.primary.authority, identity.primary.value), lookup]),
+      );
+      await manager.query(
+        `UPDATE patient_proxies p SET lookup_hmac = u.current, updated_at = now()
+           FROM unnest($1::text[], $2::text[]) AS u (earlier, current)
+          WHERE p.lookup_hmac = u.earlier
+            AND NOT EXISTS (SELECT 1 FROM patient_proxies q WHERE q.lookup_hmac = u.current)`,
+        [pairs.map((p) => p[0]), pairs.map((p) => p[1])],
+      );
+    }
     // One array per column and unnest(): a short statement whatever the count (see OrderIntakeService).
     // Prepared once per connection in a transaction (see preparedQuery): intake runs it for every batch.
     const rows: Array<{ id: string; proxy_id: string; lookup_hmac: string }> = await preparedQuery(
@@ -98,7 +118,11 @@ export class PatientProxyService {
 
   /** Finds a proxy row by identifier without decrypting anything (dashboard search). */
   async findByIdentifier(manager: EntityManager, authority: string, value: string): Promise<PatientProxyRef | null> {
-    const row = await manager.findOne(PatientProxyEntity, { where: { lookupHmac: this.lookupKey(authority, value) } });
+    // While PHI_HMAC_KEY is being rotated a patient may still be filed under an earlier key.
+    const keys = [this.config.security.PHI_HMAC_KEY, ...(this.config.security.PHI_PREVIOUS_HMAC_KEYS ?? [])];
+    const row = await manager.findOne(PatientProxyEntity, {
+      where: { lookupHmac: In(keys.map((k) => patientLookupHmac(k, authority, value))) },
+    });
     return row ? { id: row.id, proxyId: row.proxyId } : null;
   }
 }

@@ -1,6 +1,8 @@
 import type { DataSource, EntityManager } from 'typeorm';
 import { openMessage, sealMessage, sealedKeyId } from './message-sealer';
 import type { PhiCipher } from './phi-cipher';
+import type { PatientIdentity } from './patient-identity';
+import { patientLookupHmac } from './patient-proxy.service';
 
 /** Stored PHI by the key id it is sealed with (`(not sealed)`: rows written before sealing existed). */
 export interface PhiKeyCensus {
@@ -137,6 +139,90 @@ export async function resealPhi(
       result.resealed.inboundMessages += updates.length;
     });
     opts.onBatch?.(result.resealed);
+  }
+  return result;
+}
+
+export interface PatientLookupRehashResult {
+  /** Proxies filed under an earlier PHI_HMAC_KEY, moved (or, with `dryRun`, to move) to the current one. */
+  moved: number;
+  /**
+   * Proxies that cannot move: the same patient got a second proxy under the current key (PHI_HMAC_KEY was
+   * changed without PHI_PREVIOUS_HMAC_KEYS). The earlier row stays as it is, with its orders.
+   */
+  duplicates: number;
+  /** Identities sealed with a key the cipher does not know (their lookup cannot be recomputed). */
+  unreadable: number;
+}
+
+/**
+ * Files every patient proxy under the current PHI_HMAC_KEY: each identity is opened, its lookup HMAC
+ * computed again and, where it differs, replaced (under a check that no row holds the new one). Safe
+ * while the gateway runs with PHI_PREVIOUS_HMAC_KEYS (it moves the patients it meets the same way).
+ */
+export async function rehashPatientLookups(
+  ds: DataSource,
+  cipher: PhiCipher,
+  hmacKey: string,
+  opts: { batchSize?: number; dryRun?: boolean } = {},
+): Promise<PatientLookupRehashResult> {
+  const batchSize = opts.batchSize ?? 500;
+  const result: PatientLookupRehashResult = { moved: 0, duplicates: 0, unreadable: 0 };
+  for (let after = FIRST_UUID; ;) {
+    const rows: Array<{ id: string; lookup_hmac: string; identity_enc: string; key_id: string }> = await ds.query(
+      `SELECT id, lookup_hmac, identity_enc, key_id FROM patient_proxies WHERE id > $1 ORDER BY id LIMIT $2`,
+      [after, batchSize],
+    );
+    if (rows.length === 0) break;
+    after = rows[rows.length - 1]!.id;
+    const moves = new Map<string, { id: string; earlier: string }>();
+    for (const row of rows) {
+      if (!cipher.knows(row.key_id)) {
+        result.unreadable++;
+        continue;
+      }
+      const { primary } = JSON.parse(cipher.decrypt(row.identity_enc)) as PatientIdentity;
+      const current = patientLookupHmac(hmacKey, primary.authority, primary.value);
+      if (current === row.lookup_hmac) continue;
+      if (moves.has(current)) result.duplicates++;
+      else moves.set(current, { id: row.id, earlier: row.lookup_hmac });
+    }
+    if (moves.size === 0) continue;
+    const ids = [...moves.values()].map((m) => m.id);
+    const earlier = [...moves.values()].map((m) => m.earlier);
+    const current = [...moves.keys()];
+    if (opts.dryRun) {
+      const taken: Array<{ n: string }> = await ds.query(
+        `SELECT count(*) AS n FROM patient_proxies WHERE lookup_hmac = ANY($1::text[])`,
+        [current],
+      );
+      result.duplicates += Number(taken[0]!.n);
+      result.moved += moves.size - Number(taken[0]!.n);
+      continue;
+    }
+    // Only a row still under the HMAC it was read with moves, and only where the new one is free.
+    // (A SELECT around the UPDATE: TypeORM answers a bare UPDATE … RETURNING with [rows, count].)
+    const moved: Array<{ id: string }> = await ds.query(
+      `WITH moved AS (
+         UPDATE patient_proxies p SET lookup_hmac = u.current, updated_at = now()
+           FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u (id, earlier, current)
+          WHERE p.id = u.id AND p.lookup_hmac = u.earlier
+            AND NOT EXISTS (SELECT 1 FROM patient_proxies q WHERE q.lookup_hmac = u.current)
+          RETURNING p.id)
+       SELECT id FROM moved`,
+      [ids, earlier, current],
+    );
+    result.moved += moved.length;
+    // Those left where they were could not move (the gateway may have moved others itself meanwhile).
+    const done = new Set(moved.map((r) => r.id));
+    const stayed = [...moves.values()].filter((m) => !done.has(m.id));
+    if (stayed.length === 0) continue;
+    const still: Array<{ n: string }> = await ds.query(
+      `SELECT count(*) AS n FROM patient_proxies p
+         JOIN unnest($1::uuid[], $2::text[]) AS u (id, earlier) ON p.id = u.id AND p.lookup_hmac = u.earlier`,
+      [stayed.map((m) => m.id), stayed.map((m) => m.earlier)],
+    );
+    result.duplicates += Number(still[0]!.n);
   }
   return result;
 }

@@ -67,6 +67,14 @@ export const securitySection = z.object({
   ),
   /** HMAC key used to look up patient proxies by identifier (>= 32 characters). */
   PHI_HMAC_KEY: secret('PHI_HMAC_KEY', z.string().min(32, 'must be at least 32 characters')),
+  /**
+   * HMAC keys PHI_HMAC_KEY replaced, comma-separated: a patient found under one keeps her proxy (her row
+   * is moved to the current key), until `npm run phi:rotate` has moved them all.
+   */
+  PHI_PREVIOUS_HMAC_KEYS: secret(
+    'PHI_PREVIOUS_HMAC_KEYS',
+    list().refine((keys) => keys.every((k) => k.length >= 32), { message: 'each key must be at least 32 characters' }),
+  ),
   /** API keys for the image upload API and other machine clients, comma-separated. */
   API_KEYS: secret('API_KEYS', list()),
 });
