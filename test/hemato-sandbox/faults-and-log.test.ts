@@ -86,6 +86,23 @@ describe('Hemato.AI sandbox: faults on demand', () => {
     expect((await call(sb.url, 'GET', '/heartbeat')).status).toBe(200);
   });
 
+  it('drop_answer_next: the request is carried out, then the connection closes without an answer', async () => {
+    const id = await createStudy(sb.url, token);
+    await upload(sb.url, token, id, image);
+    await setFaults({ drop_answer_next: 1, paths: ['/pbs/'] });
+    await expect(
+      call(sb.url, 'POST', `/pbs/${id}/tasks`, { token, json: { diagnostic_tasks: ['pbs_v1'] } }),
+    ).rejects.toThrow();
+    // The client saw nothing, yet the run was started: the study is processing, then ready with version 1.
+    const done = await waitDone(sb.url, token, id);
+    expect(done.body.results).toMatchObject({ report_status: 'ready', report_version: 1 });
+    const log = await call(sb.url, 'GET', `/_sandbox/requests?path=/pbs/${id}/tasks`);
+    expect(log.body.requests).toEqual([expect.objectContaining({ status: 202, fault: 'answer dropped' })]);
+    const knobs = await call(sb.url, 'GET', '/_sandbox/faults');
+    expect(knobs.body.faults.drop_answer_next).toBe(0);
+    expect(knobs.body.counters.answers_dropped).toBe(1);
+  });
+
   it('429 with Retry-After', async () => {
     await setFaults({ rate_limit_next: 1, retry_after_s: 7 });
     const limited = await call(sb.url, 'POST', '/pbs', { token });

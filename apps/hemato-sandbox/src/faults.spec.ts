@@ -24,6 +24,16 @@ describe('Faults', () => {
     expect(f.forRequest('/x')).toBeUndefined();
   });
 
+  it('counts down drop_answer_next after 429s and 5xx, only on the given paths', () => {
+    const f = new Faults();
+    f.set({ drop_answer_next: 1, fail_next: 1, paths: ['/pbs/'] });
+    expect(f.forRequest('/auth/login')).toBeUndefined();
+    expect(f.forRequest('/pbs/1/tasks')).toEqual({ kind: 'error', status: 503 });
+    expect(f.forRequest('/pbs/1/tasks')).toEqual({ kind: 'drop_answer' });
+    expect(f.forRequest('/pbs/1/tasks')).toBeUndefined();
+    expect(f.counters.answers_dropped).toBe(1);
+  });
+
   it('limits request faults to the given path prefixes', () => {
     const f = new Faults();
     f.set({ error_rate: 1, latency_ms: 10, paths: ['/pbs'] });

@@ -16,6 +16,11 @@ export const faultSchema = z
     rate_limit_rate: rate.default(0),
     /** The next N API requests get a 429. */
     rate_limit_next: z.number().int().min(0).default(0),
+    /**
+     * The next N API requests are carried out, then the connection is closed without an answer: the
+     * client cannot tell whether the service acted (a lost answer, a timeout after the work was done).
+     */
+    drop_answer_next: z.number().int().min(0).default(0),
     retry_after_s: z.number().int().min(0).max(3600).default(1),
     /** Share of callbacks never sent. */
     callback_drop_rate: rate.default(0),
@@ -26,7 +31,7 @@ export const faultSchema = z
     processing_fail_message: z
       .string()
       .default('The sample could not be analysed (sandbox fault injection). Please resubmit the study.'),
-    /** Path prefixes request faults (latency, 5xx, 429) apply to; empty: every API path. */
+    /** Path prefixes request faults (latency, 5xx, 429, dropped answers) apply to; empty: every API path. */
     paths: z.array(z.string()).default([]),
   })
   .strict();
@@ -34,7 +39,8 @@ export const faultSchema = z
 export type FaultConfig = z.output<typeof faultSchema>;
 
 /** What a request should suffer, decided once at its start. */
-export type RequestFault = { kind: 'error'; status: number } | { kind: 'rate_limit'; retryAfterS: number } | undefined;
+export type RequestFault =
+  { kind: 'error'; status: number } | { kind: 'rate_limit'; retryAfterS: number } | { kind: 'drop_answer' } | undefined;
 
 /**
  * Fault state. Shares are applied deterministically with an accumulator (a share of 0.25 fails exactly
@@ -43,7 +49,7 @@ export type RequestFault = { kind: 'error'; status: number } | { kind: 'rate_lim
 export class Faults {
   config: FaultConfig = faultSchema.parse({});
   private acc = { error: 0, rateLimit: 0, drop: 0, fail: 0 };
-  readonly counters = { errors: 0, rate_limited: 0, callbacks_dropped: 0, runs_failed: 0 };
+  readonly counters = { errors: 0, rate_limited: 0, answers_dropped: 0, callbacks_dropped: 0, runs_failed: 0 };
 
   /** Replaces the configuration (unset fields take their defaults: no fault). */
   set(input: unknown): FaultConfig {
@@ -84,6 +90,11 @@ export class Faults {
       c.fail_next--;
       this.counters.errors++;
       return { kind: 'error', status: c.error_status };
+    }
+    if (c.drop_answer_next > 0) {
+      c.drop_answer_next--;
+      this.counters.answers_dropped++;
+      return { kind: 'drop_answer' };
     }
     if (this.share('rateLimit', c.rate_limit_rate)) {
       this.counters.rate_limited++;

@@ -38,6 +38,14 @@ export function sendEnvelope(
   sendJson(res, status, body, extra.headers);
 }
 
+/** Answers to be lost (fault injection): the request is carried out, then its connection closed instead. */
+const lostAnswers = new WeakSet<ServerResponse>();
+
+/** Whatever this request ends up answering is not sent: the connection is closed instead. */
+export function loseAnswer(res: ServerResponse): void {
+  lostAnswers.add(res);
+}
+
 export function sendJson(
   res: ServerResponse,
   status: number,
@@ -45,6 +53,12 @@ export function sendJson(
   headers: Record<string, string> = {},
 ): void {
   if (res.headersSent) return;
+  if (lostAnswers.has(res)) {
+    // The request log shows the status the service acted with, though the client never sees it.
+    res.statusCode = status;
+    res.destroy();
+    return;
+  }
   const text = JSON.stringify(body);
   res.writeHead(status, {
     'content-type': 'application/json; charset=utf-8',

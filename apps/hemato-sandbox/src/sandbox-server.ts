@@ -11,7 +11,16 @@ import { checkOutboundUrl, checkTasks, Engine } from './engine';
 import { Faults } from './faults';
 import { FileProblem, fileTypeOf } from './files';
 import { AnalysisPool } from './analysis-pool';
-import { delta, HttpError, isRecord, readJsonBody, sendEnvelope, sendJson, SANDBOX_VERSION } from './http-kit';
+import {
+  delta,
+  HttpError,
+  isRecord,
+  loseAnswer,
+  readJsonBody,
+  sendEnvelope,
+  sendJson,
+  SANDBOX_VERSION,
+} from './http-kit';
 import { type LoggedCallback, type LoggedRequest, Ring, safeHeaders } from './request-log';
 import { type Run, type Study, StudyStore } from './store';
 
@@ -139,6 +148,10 @@ export class SandboxServer {
             'service unavailable (sandbox fault injection)',
             'The service is temporarily unavailable.',
           );
+        }
+        if (fault?.kind === 'drop_answer') {
+          if (ctx.entry) ctx.entry.fault = 'answer dropped';
+          loseAnswer(ctx.res);
         }
         await this.route(ctx);
       }
