@@ -24,12 +24,12 @@ describe('Faults', () => {
     expect(f.forRequest('/x')).toBeUndefined();
   });
 
-  it('counts down drop_answer_next after 429s and 5xx, only on the given paths', () => {
+  it('counts down drop_answer_next before fail_next, only on the given paths', () => {
     const f = new Faults();
     f.set({ drop_answer_next: 1, fail_next: 1, paths: ['/pbs/'] });
     expect(f.forRequest('/auth/login')).toBeUndefined();
-    expect(f.forRequest('/pbs/1/tasks')).toEqual({ kind: 'error', status: 503 });
     expect(f.forRequest('/pbs/1/tasks')).toEqual({ kind: 'drop_answer' });
+    expect(f.forRequest('/pbs/1/status')).toEqual({ kind: 'error', status: 503 });
     expect(f.forRequest('/pbs/1/tasks')).toBeUndefined();
     expect(f.counters.answers_dropped).toBe(1);
   });
@@ -40,6 +40,14 @@ describe('Faults', () => {
     expect(f.forRequest('/heartbeat')).toBeUndefined();
     expect(f.latencyFor('/heartbeat')).toBe(0);
     expect(f.forRequest('/pbs/1/status')).toBeDefined();
+  });
+
+  it('reads * in a path as one segment: /pbs/*/tasks is the tasks of any study, nothing else', () => {
+    const f = new Faults();
+    f.set({ error_rate: 1, paths: ['/pbs/*/tasks'] });
+    expect(f.forRequest('/pbs')).toBeUndefined();
+    expect(f.forRequest('/pbs/4f0c-9a/files')).toBeUndefined();
+    expect(f.forRequest('/pbs/4f0c-9a/tasks')).toBeDefined();
   });
 
   it('refuses unknown knobs and out-of-range shares', () => {

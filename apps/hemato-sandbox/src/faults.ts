@@ -31,7 +31,10 @@ export const faultSchema = z
     processing_fail_message: z
       .string()
       .default('The sample could not be analysed (sandbox fault injection). Please resubmit the study.'),
-    /** Path prefixes request faults (latency, 5xx, 429, dropped answers) apply to; empty: every API path. */
+    /**
+     * Path prefixes request faults (latency, 5xx, 429, dropped answers) apply to; `*` stands for one path
+     * segment (such as the study id of `/pbs/{id}/tasks`). Empty: every API path.
+     */
     paths: z.array(z.string()).default([]),
   })
   .strict();
@@ -41,6 +44,15 @@ export type FaultConfig = z.output<typeof faultSchema>;
 /** What a request should suffer, decided once at its start. */
 export type RequestFault =
   { kind: 'error'; status: number } | { kind: 'rate_limit'; retryAfterS: number } | { kind: 'drop_answer' } | undefined;
+
+/** A `paths` entry as a prefix match, `*` matching one path segment. */
+function pathPrefix(entry: string): RegExp {
+  const source = entry
+    .split('*')
+    .map((part) => part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&'))
+    .join('[^/]+');
+  return new RegExp(`^${source}`);
+}
 
 /**
  * Fault state. Shares are applied deterministically with an accumulator (a share of 0.25 fails exactly
@@ -64,7 +76,7 @@ export class Faults {
   }
 
   applies(path: string): boolean {
-    return this.config.paths.length === 0 || this.config.paths.some((p) => path.startsWith(p));
+    return this.config.paths.length === 0 || this.config.paths.some((p) => pathPrefix(p).test(path));
   }
 
   private share(key: keyof Faults['acc'], r: number): boolean {
@@ -86,15 +98,15 @@ export class Faults {
       this.counters.rate_limited++;
       return { kind: 'rate_limit', retryAfterS: c.retry_after_s };
     }
-    if (c.fail_next > 0) {
-      c.fail_next--;
-      this.counters.errors++;
-      return { kind: 'error', status: c.error_status };
-    }
     if (c.drop_answer_next > 0) {
       c.drop_answer_next--;
       this.counters.answers_dropped++;
       return { kind: 'drop_answer' };
+    }
+    if (c.fail_next > 0) {
+      c.fail_next--;
+      this.counters.errors++;
+      return { kind: 'error', status: c.error_status };
     }
     if (this.share('rateLimit', c.rate_limit_rate)) {
       this.counters.rate_limited++;
