@@ -51,6 +51,34 @@ describe('Hemato client against apps/hemato-sandbox', () => {
     await sandbox.close();
   });
 
+  it('a lost answer to /tasks is not sent again (the run started once); findStudies finds a study by its tags', async () => {
+    const faults = (body: unknown) =>
+      fetch(`${sandbox.url}/_sandbox/faults`, {
+        method: body === undefined ? 'DELETE' : 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: body === undefined ? undefined : JSON.stringify(body),
+      });
+    const tag = `order-${Date.now()}`;
+    const { studyId } = await client.createStudy({ bridge_order_id: tag });
+    await client.uploadFile(studyId, generateSmear({ width: 128, height: 128, format: 'png', seed: 3 }), 'png');
+    await faults({ drop_answer_next: 1, paths: ['/pbs/*/tasks'] });
+    try {
+      await expect(client.requestTasks(studyId, ['pbs_v1'])).rejects.toMatchObject({ kind: 'network', attempts: 1 });
+    } finally {
+      await faults(undefined);
+    }
+    const log = (await (await fetch(`${sandbox.url}/_sandbox/requests?path=/pbs/${studyId}/tasks`)).json()) as {
+      requests: Array<{ status: number }>;
+    };
+    expect(log.requests.map((r) => r.status)).toEqual([202]);
+    expect(['pending', 'processing', 'ready']).toContain((await client.getStatus(studyId)).reportStatus);
+
+    expect(await client.findStudies({ bridge_order_id: tag })).toEqual([
+      expect.objectContaining({ studyId, tags: { bridge_order_id: tag } }),
+    ]);
+    expect(await client.findStudies({ bridge_order_id: `${tag}-none` })).toEqual([]);
+  });
+
   it('runs workflow 1 with session auth: uploads, signed callback, typed report', async () => {
     const received: { ok: boolean; studyId?: string }[] = [];
     const receiver = createServer((req, res) => {

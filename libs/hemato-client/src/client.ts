@@ -6,6 +6,7 @@ import {
   type CreateStudyRequest,
   type CreateStudyResults,
   type Heartbeat,
+  type ListStudiesResults,
   type HematoEnvelope,
   type HematoRegion,
   type LoginRequest,
@@ -29,6 +30,7 @@ import {
   parseLogin,
   parseReport,
   parseStatus,
+  parseStudies,
   parseStudy,
   parseTasks,
   parseUpload,
@@ -39,6 +41,7 @@ import {
   type HematoReport,
   type HematoStudy,
   type HematoStudyStatus,
+  type HematoStudySummary,
   type HematoTasks,
   type HematoUploadedFile,
 } from './results';
@@ -407,6 +410,28 @@ export class HematoClient {
   }
 
   /**
+   * `GET /pbs?tag.<key>=<value>`: this account's studies carrying every one of `tags` (oldest first). How a
+   * caller finds the study a `createStudy` made when its answer was lost.
+   */
+  async findStudies(tags: Record<string, string>, opts: HematoCallOptions = {}): Promise<HematoStudySummary[]> {
+    const entries = Object.entries(tags);
+    if (entries.length === 0 || entries.some(([, v]) => typeof v !== 'string')) {
+      throw new HematoApiError({ kind: 'invalid_argument', message: 'findStudies needs at least one string tag' });
+    }
+    const res = await this.call({
+      method: 'GET',
+      path: '/pbs',
+      query: Object.fromEntries(entries.map(([k, v]) => [`tag.${k}`, v])),
+      tags,
+      idempotent: true,
+      auth: true,
+      timeoutMs: opts.timeoutMs ?? this.timeoutMs,
+      signal: opts.signal,
+    });
+    return parseStudies(res.envelope.results as ListStudiesResults | undefined);
+  }
+
+  /**
    * `POST /pbs` with a list URL (workflow 2): Hemato.AI downloads the files the document names.
    * Not retried, like {@link createStudy}.
    */
@@ -494,7 +519,10 @@ export class HematoClient {
 
   /**
    * `POST /pbs/{id}/tasks`: closes the study to uploads and starts the diagnostic tasks; the service
-   * POSTs to `callbackUrl` when the report is ready (see `buildCallbackUrl`).
+   * POSTs to `callbackUrl` when the report is ready (see `buildCallbackUrl`). Not retried (only if the
+   * connection was refused): asked again after a lost answer, the service runs the tasks a second time (a
+   * report version 2) or answers 409 while the first run is under way. The caller reads `getStatus` to
+   * learn whether the request got through.
    */
   async requestTasks(
     studyId: string,
@@ -521,7 +549,7 @@ export class HematoClient {
       method: 'POST',
       path: `/pbs/${id}/tasks`,
       json: body,
-      idempotent: true,
+      idempotent: false,
       auth: true,
       timeoutMs: opts.timeoutMs ?? this.timeoutMs,
       signal: opts.signal,

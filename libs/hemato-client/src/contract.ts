@@ -63,6 +63,19 @@ export interface CreateStudyResults {
   file_ids?: string[];
 }
 
+/**
+ * `GET /pbs?tag.<key>=<value>` results. The reference says tags "can later be used to find and retrieve PBSs";
+ * the listing's shape is our reading of it (the sandbox serves it so).
+ */
+export interface ListStudiesResults {
+  studies: Array<{
+    pbs_study_id: string;
+    tags?: Record<string, string>;
+    created_at?: string;
+    report_status?: ReportStatus;
+  }>;
+}
+
 /** `POST /pbs/{id}/files` results. */
 export interface UploadFileResults {
   pbs_study_id: string;

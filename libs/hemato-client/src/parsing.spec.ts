@@ -1,5 +1,5 @@
 import { parseRetryAfter } from './client';
-import { parseCallbackBody, parseNumLike, parseReport, parseStatus } from './results';
+import { parseCallbackBody, parseNumLike, parseReport, parseStatus, parseStudies } from './results';
 import { assertZipOfImages, normaliseFileType, sniffFileType, zipEntryNames } from './upload-source';
 import { isRfc3339DateTime } from './rfc3339';
 
@@ -21,6 +21,20 @@ describe('parsing what Hemato.AI sends', () => {
     expect(parseRetryAfter('Wed, 31 Dec 2025 00:00:00 GMT', now)).toBe(0);
     expect(parseRetryAfter('soon', now)).toBeUndefined();
     expect(parseRetryAfter(undefined, now)).toBeUndefined();
+  });
+
+  it('reads studies found by tag oldest first, keeping only string tags; no list is an invalid answer', () => {
+    const found = parseStudies({
+      studies: [
+        { pbs_study_id: 'b', created_at: '2026-01-02T00:00:00Z', tags: { bridge_order_id: 'o1' } },
+        { pbs_study_id: 'a', created_at: '2026-01-01T00:00:00Z', tags: { bridge_order_id: 'o1', n: 3 } as never },
+      ],
+    });
+    expect(found.map((s) => [s.studyId, s.tags])).toEqual([
+      ['a', { bridge_order_id: 'o1' }],
+      ['b', { bridge_order_id: 'o1' }],
+    ]);
+    expect(() => parseStudies({} as never)).toThrow(/results.studies/);
   });
 
   it('accepts the callback body with pbs_stody_id (sic) or pbs_study_id', () => {

@@ -2,6 +2,7 @@ import type {
   CallbackBody,
   CreateStudyResults,
   Heartbeat,
+  ListStudiesResults,
   LoginResults,
   NumLike,
   ReportResults,
@@ -62,6 +63,15 @@ export interface HematoHello {
 /** A created study. */
 export interface HematoStudy {
   studyId: string;
+}
+
+/** A study found by its tags. */
+export interface HematoStudySummary {
+  studyId: string;
+  tags: Record<string, string>;
+  /** When the service created it, as sent (RFC 3339), if it says. */
+  createdAt?: string;
+  reportStatus?: ReportStatus | (string & {});
 }
 
 /** A study submitted by list URL (workflow 2). */
@@ -206,6 +216,20 @@ export function parseHeartbeat(b: Partial<Heartbeat> | undefined): HematoHeartbe
 /** Parses `POST /pbs` (workflow 1). */
 export function parseStudy(r: CreateStudyResults | undefined): HematoStudy {
   return { studyId: requireStudyId(r) };
+}
+
+/** Parses `GET /pbs?tag.<k>=<v>`: the studies carrying those tags, oldest first when the service dates them. */
+export function parseStudies(r: ListStudiesResults | undefined): HematoStudySummary[] {
+  if (!Array.isArray(r?.studies)) throw bad('results.studies');
+  const out: HematoStudySummary[] = r.studies.map((s) => ({
+    studyId: requireStudyId(s),
+    tags: isObject(s.tags)
+      ? Object.fromEntries(Object.entries(s.tags).filter((e): e is [string, string] => typeof e[1] === 'string'))
+      : {},
+    createdAt: str(s.created_at),
+    reportStatus: str(s.report_status),
+  }));
+  return out.sort((a, b) => (a.createdAt ?? '').localeCompare(b.createdAt ?? ''));
 }
 
 /** Parses `POST /pbs` (workflow 2). */
