@@ -1,7 +1,9 @@
 import { Injectable } from '@nestjs/common';
 import { JobName, OrderStatus, createLogger } from '@hemato/common';
-import { ImageFileEntity } from '@hemato/persistence';
+import { isHematoApiError } from '@hemato/hemato-client';
+import { ImageFileEntity, type OrderEntity } from '@hemato/persistence';
 import { listCallbackUrl, studyFilesBase } from '../../hemato/signed-urls';
+import { answerLost, markSent, sentBefore } from './hemato-sent';
 import { StepContext } from './step-context';
 
 const log = createLogger('step:create-study');
@@ -9,7 +11,8 @@ const log = createLogger('step:create-study');
 /**
  * `ready → study_created`. Workflow 1: a new study tagged with proxy ids only, then uploads.
  * Workflow 2: Hemato.AI is handed a signed list URL and fetches the files itself.
- * Once a study id is stored it is never created again for the order.
+ * Once a study id is stored it is never created again for the order; after an attempt whose answer was
+ * lost (workflow 1), the study it may have created is looked up by the order's tag before another is made.
  */
 @Injectable()
 export class CreateStudyStep {
@@ -67,15 +70,50 @@ export class CreateStudyStep {
       : null;
     const tags: Record<string, string> = { bridge_order_id: order.id };
     if (proxy) tags.patient_proxy_id = proxy.proxyId;
-    const study = await this.ctx.guard.forOrder(order, () => client.createStudy(tags));
+    let studyId: string | undefined;
+    let answer: string | undefined;
+    if (sentBefore(order, 'create_study')) {
+      studyId = await this.createdEarlier(order);
+      if (studyId) answer = 'the answer to an earlier request was lost; the study was found by its bridge_order_id tag';
+    }
+    if (!studyId) {
+      await markSent(this.ctx.ds.manager, orderId, 'create_study');
+      try {
+        studyId = (await this.ctx.guard.forOrder(order, () => client.createStudy(tags))).studyId;
+      } catch (err) {
+        if (!answerLost(err)) throw err;
+        studyId = await this.createdEarlier(order);
+        if (!studyId) throw err; // not there: the next attempt looks again before creating one
+        answer = `lost (${err.kind}); the study was found by its bridge_order_id tag`;
+      }
+    }
     const moved = await this.ctx.transitions.move(orderId, OrderStatus.StudyCreated, {
       actor: 'worker',
       expectFrom: [OrderStatus.Ready],
-      patch: { hematoStudyId: study.studyId },
-      detail: { studyId: study.studyId },
+      patch: { hematoStudyId: studyId },
+      detail: { studyId, ...(answer ? { answer } : {}) },
       deadlineMs: this.ctx.staleMs(),
     });
-    log.info({ orderId, studyId: study.studyId }, 'study created');
+    log.info({ orderId, studyId, answerLost: !!answer }, 'study created');
     await this.ctx.queue.step(JobName.OrderUploadImages, moved);
+  }
+
+  /**
+   * The study an earlier attempt created for this order though its answer was lost, found by the order's
+   * `bridge_order_id` tag (the oldest, if several). A service that cannot search by tag (404/405/400): none,
+   * and the study is created again as before (an orphan study harms less than an order that cannot go on).
+   */
+  private async createdEarlier(order: OrderEntity): Promise<string | undefined> {
+    const client = this.ctx.hemato.get();
+    try {
+      const found = await this.ctx.guard.forOrder(order, () => client.findStudies({ bridge_order_id: order.id }));
+      return found[0]?.studyId;
+    } catch (err) {
+      if (isHematoApiError(err, 'http') && [400, 404, 405].includes(err.status)) {
+        log.warn({ orderId: order.id, status: err.status }, 'Hemato.AI cannot find studies by tag: creating one');
+        return undefined;
+      }
+      throw err;
+    }
   }
 }
