@@ -114,7 +114,10 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
   });
   afterAll(async () => ds?.destroy());
 
-  async function seed(version = 1, over: { pid?: string; pathology?: string; details?: Record<string, unknown> } = {}) {
+  async function seed(
+    version = 1,
+    over: { pid?: string; pathology?: string; details?: Record<string, unknown>; sender?: string } = {},
+  ) {
     const pid = over.pid ?? PID;
     const config = loadConfig(env);
     const proxy = await new PatientProxyService(config).resolve(ds.manager, {
@@ -123,8 +126,8 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
       hl7Pid: pid,
     });
     const [inbound] = await ds.query(
-      `INSERT INTO inbound_messages (channel, sender, control_id, raw) VALUES ('hl7', 'LIS|GENHOSP', $1, 'MSH|...') RETURNING id`,
-      [`IN-${Math.random()}`],
+      `INSERT INTO inbound_messages (channel, sender, control_id, raw) VALUES ('hl7', $2, $1, 'MSH|...') RETURNING id`,
+      [`IN-${Math.random()}`, over.sender ?? 'LIS|GENHOSP'],
     );
     const order = await ds.getRepository(OrderEntity).save({
       status: OrderStatus.Delivering,
@@ -217,6 +220,50 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
     // The proxy id never reaches the hospital, the real identifier does.
     expect(rx.received[1]).toContain('MRN0042');
     expect(rx.received[1]).not.toMatch(/pp-[0-9a-f]{24}/);
+  });
+
+  it('routes each result by its receiver (MSH-5|MSH-6, the order sender) through HL7_RESULT_ROUTES, else to HL7_RESULT_HOST', async () => {
+    // One bridge, two sites: site A's interface engine listens apart from the default one.
+    const siteA = await scriptedReceiver(['AA', 'AA']);
+    const fallback = await scriptedReceiver(['AA']);
+    try {
+      const routed = service(fallback.port, {
+        HL7_RESULT_ROUTES: `LIS|SITE-A=127.0.0.1:${siteA.port},RIS|*=mllp://127.0.0.1:${siteA.port}`,
+      });
+      const a = await seed(1, { sender: 'LIS|SITE-A' });
+      const ris = await seed(1, { sender: 'ris|anywhere' });
+      const other = await seed(1, { sender: 'LIS|SITE-B' });
+      for (const { delivery } of [a, ris, other]) {
+        expect((await routed.deliver(delivery.id, { finalAttempt: true, policy: FAST })).status).toBe('acknowledged');
+      }
+      expect(siteA.received.map((m) => new Message({ text: m }).get('MSH.6').toString())).toEqual([
+        'SITE-A',
+        'anywhere',
+      ]);
+      expect(fallback.received.map((m) => new Message({ text: m }).get('MSH.6').toString())).toEqual(['SITE-B']);
+    } finally {
+      await siteA.server.close();
+      await fallback.server.close();
+    }
+  });
+
+  it('fails a delivery visibly when no destination fits its receiver', async () => {
+    const config = loadConfig({ ...env, HL7_RESULT_ROUTES: 'LIS|SITE-A=127.0.0.1:1' });
+    const svc = new DeliverHl7Service(ds, new PatientIdentityReader(config), config);
+    const { delivery } = await seed(1, { sender: 'LIS|SITE-B' });
+    const result = await svc.deliver(delivery.id, { finalAttempt: true, policy: FAST });
+    expect(result.status).toBe('failed');
+    const row = await ds.getRepository(DeliveryEntity).findOneByOrFail({ id: delivery.id });
+    expect(row.error).toMatch(/no HL7 result destination for LIS\|SITE-B/);
+  });
+
+  it('refuses an HL7_RESULT_ROUTES entry that is not APP|FACILITY=host:port', () => {
+    for (const bad of ['LIS|A', 'LIS|A=host', 'LIS|A=host:99999', 'LIS|A=http://host:2575', '=host:2575']) {
+      expect(() => loadConfig({ ...env, HL7_RESULT_ROUTES: bad }, ['hl7'])).toThrow(/HL7_RESULT_ROUTES/);
+    }
+    expect(() =>
+      loadConfig({ ...env, HL7_RESULT_ROUTES: 'LIS|A=[::1]:2575,*|*=mllps://engine.example:6661' }, ['hl7']),
+    ).not.toThrow();
   });
 
   it('gives the placer its order number back as the whole EI it was ordered with (ORC-2 / OBR-2)', async () => {

@@ -6,6 +6,7 @@ export * from './oru';
 export * from './mllp/framing';
 export * from './mllp/server';
 export * from './mllp/client';
+export * from './mllp/result-routes';
 export * from './order-response';
 export * from './datetime';
 export * from './charset';

@@ -14,6 +14,7 @@ import {
   MllpClient,
   bufferEncodingOf,
   buildOruR01,
+  hl7ResultDestination,
   newControlId,
   pidFromIdentity,
   sendWithRetry,
@@ -50,7 +51,8 @@ export class Hl7DeliveryRetryableError extends Error {
 
 /**
  * Delivers one `deliveries` row (target hl7): builds ORU^R01 from its report (PID from the order's
- * stored identity), sends it to HL7_RESULT_HOST:HL7_RESULT_PORT, and records every attempt, the ACK
+ * stored identity), sends it to its receiver's destination (HL7_RESULT_ROUTES, else HL7_RESULT_HOST:PORT), and
+ * records every attempt, the ACK
  * and the outcome. AA → acknowledged; AR → failed at once; AE / timeout / connection loss → retried.
  * The control id is kept across retries so the receiver can drop duplicates.
  */
@@ -106,7 +108,6 @@ export class DeliverHl7Service {
     };
 
     const c = this.config.hl7;
-    if (!c.HL7_RESULT_HOST || !c.HL7_RESULT_PORT) return fail('HL7_RESULT_HOST / HL7_RESULT_PORT are not configured');
     const [order, report] = await Promise.all([
       this.ds.getRepository(OrderEntity).findOne({ where: { id: delivery.orderId } }),
       this.ds.getRepository(ReportEntity).findOne({ where: { id: delivery.reportId } }),
@@ -120,6 +121,12 @@ export class DeliverHl7Service {
       order.sourceChannel === SourceChannel.Hl7
         ? (inbound?.sender ?? '').split('|')
         : [c.HL7_RESULT_RECEIVING_APP, c.HL7_RESULT_RECEIVING_FACILITY];
+    const destination = hl7ResultDestination(c, { application: toApp, facility: toFacility });
+    if (!destination) {
+      return fail(
+        `no HL7 result destination for ${toApp}|${toFacility}: set HL7_RESULT_HOST / HL7_RESULT_PORT or an HL7_RESULT_ROUTES entry`,
+      );
+    }
     const identity = order.patientProxyId ? await this.identities.read(this.ds.manager, order.patientProxyId) : null;
     if (!identity) return fail('the patient identity of the order is not available');
 
@@ -160,11 +167,11 @@ export class DeliverHl7Service {
     await repo.update({ id: deliveryId }, { status: DeliveryStatus.Sending, controlId });
 
     const client = new MllpClient({
-      host: c.HL7_RESULT_HOST,
-      port: c.HL7_RESULT_PORT,
+      host: destination.host,
+      port: destination.port,
       ackTimeoutMs: c.HL7_ACK_TIMEOUT_MS,
       encoding: bufferEncodingOf(charset),
-      tls: c.HL7_RESULT_TLS
+      tls: destination.tls
         ? {
             ...(c.HL7_RESULT_TLS_CA_FILE ? { caFile: c.HL7_RESULT_TLS_CA_FILE } : {}),
             ...(c.HL7_RESULT_TLS_CERT_FILE ? { certFile: c.HL7_RESULT_TLS_CERT_FILE } : {}),
@@ -199,7 +206,16 @@ export class DeliverHl7Service {
       switch (outcome.result) {
         case 'accepted':
           await repo.update({ id: deliveryId }, { status: DeliveryStatus.Acknowledged, error: null });
-          log.info({ deliveryId, orderId: order.id, attempts }, 'ORU acknowledged');
+          log.info(
+            {
+              deliveryId,
+              orderId: order.id,
+              attempts,
+              to: `${destination.host}:${destination.port}`,
+              via: destination.via,
+            },
+            'ORU acknowledged',
+          );
           return resultOf({ ...last, status: DeliveryStatus.Acknowledged });
         case 'rejected':
           return {

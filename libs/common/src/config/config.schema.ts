@@ -158,6 +158,14 @@ export const hl7Section = z.object({
   HL7_RESULT_HOST: optionalString(),
   HL7_RESULT_PORT: port(0),
   /**
+   * Results elsewhere than HL7_RESULT_HOST by their receiver (MSH-5|MSH-6: an HL7 order's sender):
+   * `APP|FACILITY=host:port` (either may be `*`; `mllp://` or `mllps://` before the host forces TLS off or
+   * on), comma-separated, first match wins.
+   */
+  HL7_RESULT_ROUTES: list().refine((entries) => entries.every((e) => parseHl7ResultRoute(e) !== null), {
+    message: 'each entry must be APP|FACILITY=host:port (mllp:// or mllps:// allowed before the host)',
+  }),
+  /**
    * MSH-5/6 of the ORU for an order that did not come in over HL7 (FHIR or API, with RESULT_DELIVERY=both):
    * an HL7 order's result is addressed to its own sender (MSH-3/4).
    */
@@ -333,4 +341,36 @@ export function parsePreviousPhiKey(entry: string): { id: string; key: Buffer } 
   const id = entry.slice(0, at).trim();
   const key = Buffer.from(entry.slice(at + 1).trim(), 'base64');
   return /^[A-Za-z0-9_-]+$/.test(id) && key.length === 32 ? { id, key } : null;
+}
+
+/** One `HL7_RESULT_ROUTES` entry: whose results (MSH-5 / MSH-6 patterns, `*` = any) go where. */
+export interface Hl7ResultRoute {
+  application: string;
+  facility: string;
+  host: string;
+  port: number;
+  /** `mllps://` true, `mllp://` false, no scheme: HL7_RESULT_TLS decides. */
+  tls?: boolean;
+}
+
+/** Parses `APP|FACILITY=[mllp://|mllps://]host:port`, or null when it is not one. */
+export function parseHl7ResultRoute(entry: string): Hl7ResultRoute | null {
+  const eq = entry.indexOf('=');
+  if (eq <= 0) return null;
+  const [application = '', facility = '*', extra] = entry
+    .slice(0, eq)
+    .split('|')
+    .map((p) => p.trim());
+  if (!application || extra !== undefined) return null;
+  const m = /^(?:(mllps?):\/\/)?(\[[0-9A-Fa-f:.]+\]|[A-Za-z0-9.-]+):(\d{1,5})$/.exec(entry.slice(eq + 1).trim());
+  if (!m) return null;
+  const port = Number(m[3]);
+  if (port < 1 || port > 65535) return null;
+  return {
+    application,
+    facility: facility || '*',
+    host: m[2]!.replace(/^\[|\]$/g, ''),
+    port,
+    ...(m[1] ? { tls: m[1] === 'mllps' } : {}),
+  };
 }
