@@ -76,6 +76,10 @@ describe('dashboard end to end', () => {
       timeout: 10_000,
     });
     await page.locator('[data-delivery-target="hl7"] .chip', { hasText: 'acknowledged' }).waitFor();
+    // Where the result went (one of several interface engines, with HL7_RESULT_ROUTES).
+    expect(await page.locator('[data-delivery-target="hl7"] .delivery-head').innerText()).toContain(
+      `to mllp://127.0.0.1:${p.receiver.port}`,
+    );
     const text = await page.locator('main').innerText();
     for (const phi of [SAMPLE_PATIENT.family, SAMPLE_PATIENT.mrn, SAMPLE_PATIENT.street])
       expect(text).not.toContain(phi);

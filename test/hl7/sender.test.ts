@@ -241,6 +241,10 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
         'anywhere',
       ]);
       expect(fallback.received.map((m) => new Message({ text: m }).get('MSH.6').toString())).toEqual(['SITE-B']);
+      // Each delivery says where it went (the order page shows it).
+      const where = async (id: string) => (await ds.getRepository(DeliveryEntity).findOneByOrFail({ id })).destination;
+      expect(await where(a.delivery.id)).toBe(`mllp://127.0.0.1:${siteA.port}`);
+      expect(await where(other.delivery.id)).toBe(`mllp://127.0.0.1:${fallback.port}`);
     } finally {
       await siteA.server.close();
       await fallback.server.close();

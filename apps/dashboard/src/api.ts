@@ -108,6 +108,8 @@ export interface OrderDetail {
     outcome: string | null;
     response: string | null;
     control_id: string | null;
+    /** Where an HL7 result was sent (mllp://host:port); null before it was. */
+    destination?: string | null;
     error: string | null;
   }>;
   inbound: {

@@ -386,6 +386,7 @@ export function OrderPage({ id, me }: { id: string; me: Me }) {
                 {fmtTime(dl.last_attempt_at)}
                 {dl.outcome ? ` · outcome ${dl.outcome}` : ''}
                 {dl.control_id ? ` · id ${dl.control_id}` : ''}
+                {dl.destination ? ` · to ${dl.destination}` : ''}
               </span>
             </div>
             {dl.error && <p className="error small">{dl.error}</p>}

@@ -164,7 +164,14 @@ export class DeliverHl7Service {
       // The order's MSH-11 (T for training, D for debugging): its result is not production either.
       processingId: processingIdOf(details),
     });
-    await repo.update({ id: deliveryId }, { status: DeliveryStatus.Sending, controlId });
+    await repo.update(
+      { id: deliveryId },
+      {
+        status: DeliveryStatus.Sending,
+        controlId,
+        destination: `${destination.tls ? 'mllps' : 'mllp'}://${hostPort(destination.host, destination.port)}`,
+      },
+    );
 
     const client = new MllpClient({
       host: destination.host,
@@ -275,4 +282,9 @@ function providerOf(
     if (typeof p[key] === 'string' && p[key]) out[key] = p[key];
   }
   return out.id || out.family ? out : null;
+}
+
+/** `host:port`, an IPv6 address in brackets. */
+function hostPort(host: string, port: number): string {
+  return `${host.includes(':') ? `[${host}]` : host}:${port}`;
 }

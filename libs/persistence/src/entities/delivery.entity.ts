@@ -34,6 +34,10 @@ export class DeliveryEntity {
   @Column({ type: 'text', nullable: true })
   response!: string | null;
 
+  /** Where it was sent: `mllp://host:port` or `mllps://host:port` (HL7; HL7_RESULT_ROUTES may pick one of several). */
+  @Column({ type: 'text', nullable: true })
+  destination!: string | null;
+
   /** Our message control id (HL7) or transaction id (FHIR): what the response is matched by. */
   @Column({ name: 'control_id', type: 'text', nullable: true })
   controlId!: string | null;

@@ -7,6 +7,7 @@ import { StatementLevelOrderNotify1764320000000 } from './1764320000000-statemen
 import { FhirIdentifierValueIndex1764330000000 } from './1764330000000-fhir-identifier-value-index';
 import { InboundControlIdIndex1764340000000 } from './1764340000000-inbound-control-id-index';
 import { OrderFailureCode1764350000000 } from './1764350000000-order-failure-code';
+import { DeliveryDestination1764360000000 } from './1764360000000-delivery-destination';
 
 /** Every migration, oldest first. Landed migrations are never edited: add a new class. */
 export const MIGRATIONS = [
@@ -19,4 +20,5 @@ export const MIGRATIONS = [
   FhirIdentifierValueIndex1764330000000,
   InboundControlIdIndex1764340000000,
   OrderFailureCode1764350000000,
+  DeliveryDestination1764360000000,
 ];

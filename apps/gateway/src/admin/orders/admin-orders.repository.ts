@@ -159,7 +159,7 @@ export class AdminOrdersRepository {
   deliveries(orderId: string): Promise<Array<Record<string, any>>> {
     return this.ds.query(
       `SELECT d.id, d.report_id, r.version AS report_version, d.target, d.status, d.attempts, d.last_attempt_at,
-              d.outcome, d.response, d.control_id, d.error, d.created_at, d.updated_at
+              d.outcome, d.response, d.control_id, d.destination, d.error, d.created_at, d.updated_at
          FROM deliveries d JOIN reports r ON r.id = d.report_id WHERE d.order_id = $1 ORDER BY d.created_at, d.target`,
       [orderId],
     );
