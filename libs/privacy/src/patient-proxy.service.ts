@@ -75,14 +75,19 @@ export class PatientProxyService {
     if (previous.length > 0) {
       // PHI_HMAC_KEY was replaced: a patient still filed under an earlier key is moved to the current one
       // before the upsert finds her, so she keeps her proxy id (unless one was made under the new key).
+      // Filed under several earlier keys (PHI_HMAC_KEY changed twice, once without naming the old one),
+      // only the proxy she was last seen on moves: two rows moved to one HMAC would refuse every order of hers.
       const pairs = patients.flatMap(([lookup, identity]) =>
         previous.map((key) => [patientLookupHmac(key, identity.primary.authority, identity.primary.value), lookup]),
       );
       await manager.query(
-        `UPDATE patient_proxies p SET lookup_hmac = u.current, updated_at = now()
-           FROM unnest($1::text[], $2::text[]) AS u (earlier, current)
-          WHERE p.lookup_hmac = u.earlier
-            AND NOT EXISTS (SELECT 1 FROM patient_proxies q WHERE q.lookup_hmac = u.current)`,
+        `UPDATE patient_proxies p SET lookup_hmac = m.current, updated_at = now()
+           FROM (SELECT DISTINCT ON (u.current) q.id, u.earlier, u.current
+                   FROM unnest($1::text[], $2::text[]) AS u (earlier, current)
+                   JOIN patient_proxies q ON q.lookup_hmac = u.earlier
+                  ORDER BY u.current, q.updated_at DESC, q.id) AS m
+          WHERE p.id = m.id AND p.lookup_hmac = m.earlier
+            AND NOT EXISTS (SELECT 1 FROM patient_proxies q WHERE q.lookup_hmac = m.current)`,
         [pairs.map((p) => p[0]), pairs.map((p) => p[1])],
       );
     }
