@@ -428,7 +428,7 @@ export class HematoClient {
       timeoutMs: opts.timeoutMs ?? this.timeoutMs,
       signal: opts.signal,
     });
-    return parseStudies(res.envelope.results as ListStudiesResults | undefined);
+    return parseStudies(res.envelope.results as ListStudiesResults | undefined, tags);
   }
 
   /**

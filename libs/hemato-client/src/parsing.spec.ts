@@ -1,4 +1,5 @@
 import { parseRetryAfter } from './client';
+import type { ListStudiesResults } from './contract';
 import { parseCallbackBody, parseNumLike, parseReport, parseStatus, parseStudies } from './results';
 import { assertZipOfImages, normaliseFileType, sniffFileType, zipEntryNames } from './upload-source';
 import { isRfc3339DateTime } from './rfc3339';
@@ -35,6 +36,24 @@ describe('parsing what Hemato.AI sends', () => {
       ['b', { bridge_order_id: 'o1' }],
     ]);
     expect(() => parseStudies({} as never)).toThrow(/results.studies/);
+  });
+
+  it('finds only studies that carry the tags asked for, even from a listing that ignored the filter', () => {
+    // A service that does not filter by tag answers GET /pbs?tag.bridge_order_id=o2 with every study of the
+    // account: the oldest, another order's (another patient's), must never be taken for this order's study.
+    const listing: ListStudiesResults = {
+      studies: [
+        { pbs_study_id: 'other', created_at: '2026-01-01T00:00:00Z', tags: { bridge_order_id: 'o1' } },
+        { pbs_study_id: 'untagged', created_at: '2026-01-01T12:00:00Z' },
+        {
+          pbs_study_id: 'mine',
+          created_at: '2026-01-02T00:00:00Z',
+          tags: { bridge_order_id: 'o2', patient_proxy_id: 'pp' },
+        },
+      ],
+    };
+    expect(parseStudies(listing, { bridge_order_id: 'o2' }).map((s) => s.studyId)).toEqual(['mine']);
+    expect(parseStudies(listing, { bridge_order_id: 'o3' })).toEqual([]);
   });
 
   it('accepts the callback body with pbs_stody_id (sic) or pbs_study_id', () => {

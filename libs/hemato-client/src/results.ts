@@ -218,8 +218,15 @@ export function parseStudy(r: CreateStudyResults | undefined): HematoStudy {
   return { studyId: requireStudyId(r) };
 }
 
-/** Parses `GET /pbs?tag.<k>=<v>`: the studies carrying those tags, oldest first when the service dates them. */
-export function parseStudies(r: ListStudiesResults | undefined): HematoStudySummary[] {
+/**
+ * Parses `GET /pbs?tag.<k>=<v>`: the studies carrying those tags, oldest first when the service dates them.
+ * Studies that do not carry every one of `wanted` are left out: a service that ignored the filter would
+ * list the account's other studies, and another order's (another patient's) must never be taken for one's own.
+ */
+export function parseStudies(
+  r: ListStudiesResults | undefined,
+  wanted: Record<string, string> = {},
+): HematoStudySummary[] {
   if (!Array.isArray(r?.studies)) throw bad('results.studies');
   const out: HematoStudySummary[] = r.studies.map((s) => ({
     studyId: requireStudyId(s),
@@ -229,7 +236,9 @@ export function parseStudies(r: ListStudiesResults | undefined): HematoStudySumm
     createdAt: str(s.created_at),
     reportStatus: str(s.report_status),
   }));
-  return out.sort((a, b) => (a.createdAt ?? '').localeCompare(b.createdAt ?? ''));
+  return out
+    .filter((s) => Object.entries(wanted).every(([k, v]) => s.tags[k] === v))
+    .sort((a, b) => (a.createdAt ?? '').localeCompare(b.createdAt ?? ''));
 }
 
 /** Parses `POST /pbs` (workflow 2). */
