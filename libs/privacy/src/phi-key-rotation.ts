@@ -23,6 +23,23 @@ export const NOT_SEALED = '(not sealed)';
 /** Below every uuid: where the walks through the tables (in primary key order) start. */
 const FIRST_UUID = '00000000-0000-0000-0000-000000000000';
 
+/**
+ * Runs a batch again when PostgreSQL aborted it to break a deadlock (or a serialization conflict): the
+ * gateway locks a batch's patients in the order its messages named them, the rotation in id order, so the
+ * two can meet crosswise while the rotation runs beside live intake. Whatever the aborted attempt did was
+ * rolled back, so the batch simply runs again.
+ */
+async function retryingRaces<T>(fn: () => Promise<T>): Promise<T> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await fn();
+    } catch (err) {
+      const code = (err as { code?: string } | null)?.code;
+      if (attempt >= 5 || (code !== '40P01' && code !== '40001')) throw err;
+    }
+  }
+}
+
 /** Counts stored PHI per key id (no value is read out of the database). */
 export async function censusPhiKeys(ds: DataSource): Promise<PhiKeyCensus> {
   const keyOf = (col: string) =>
@@ -55,13 +72,13 @@ export async function resealPhi(
   const result: PhiResealResult = { resealed: { patientIdentities: 0, inboundMessages: 0 }, unreadable: {} };
   const unreadable = (id: string) => (result.unreadable[id] = (result.unreadable[id] ?? 0) + 1);
   const current = cipher.keyId;
-  /** Whether a stored message value must be sealed again; counts it when its key is unknown. */
-  const stale = (v: string | null): boolean => {
+  /** Whether a stored message value must be sealed again; notes its key id in `unknown` when it is one. */
+  const stale = (v: string | null, unknown: string[]): boolean => {
     if (v === null) return false;
     const id = sealedKeyId(v);
     if (id === current) return false;
     if (id !== null && !cipher.knows(id)) {
-      unreadable(id);
+      unknown.push(id);
       return false;
     }
     return true;
@@ -75,29 +92,36 @@ export async function resealPhi(
     );
     if (ids.length === 0) break;
     after = ids[ids.length - 1]!.id;
-    await ds.transaction(async (m: EntityManager) => {
-      // Locked and read again: a row the gateway rewrote meanwhile carries the current key and drops out.
-      const rows: Array<{ id: string; identity_enc: string; key_id: string }> = await m.query(
-        `SELECT id, identity_enc, key_id FROM patient_proxies WHERE id = ANY($1::uuid[]) AND key_id <> $2
-          ORDER BY id FOR UPDATE`,
-        [ids.map((r) => r.id), current],
-      );
-      const updates: Array<{ id: string; enc: string }> = [];
-      for (const row of rows) {
-        if (!cipher.knows(row.key_id)) {
-          unreadable(row.key_id);
-          continue;
+    // Counted once the batch is committed (an attempt aborted by a deadlock runs again: see retryingRaces).
+    const batch = await retryingRaces(() =>
+      ds.transaction(async (m: EntityManager) => {
+        // Locked and read again: a row the gateway rewrote meanwhile carries the current key and drops out.
+        const rows: Array<{ id: string; identity_enc: string; key_id: string }> = await m.query(
+          `SELECT id, identity_enc, key_id FROM patient_proxies WHERE id = ANY($1::uuid[]) AND key_id <> $2
+            ORDER BY id FOR UPDATE`,
+          [ids.map((r) => r.id), current],
+        );
+        const unknown: string[] = [];
+        const updates: Array<{ id: string; enc: string }> = [];
+        for (const row of rows) {
+          if (!cipher.knows(row.key_id)) {
+            unknown.push(row.key_id);
+            continue;
+          }
+          updates.push({ id: row.id, enc: cipher.encrypt(cipher.decrypt(row.identity_enc)) });
         }
-        updates.push({ id: row.id, enc: cipher.encrypt(cipher.decrypt(row.identity_enc)) });
-      }
-      if (updates.length === 0) return;
-      await m.query(
-        `UPDATE patient_proxies p SET identity_enc = u.enc, key_id = $3
-           FROM unnest($1::uuid[], $2::text[]) AS u (id, enc) WHERE p.id = u.id`,
-        [updates.map((u) => u.id), updates.map((u) => u.enc), current],
-      );
-      result.resealed.patientIdentities += updates.length;
-    });
+        if (updates.length > 0) {
+          await m.query(
+            `UPDATE patient_proxies p SET identity_enc = u.enc, key_id = $3
+               FROM unnest($1::uuid[], $2::text[]) AS u (id, enc) WHERE p.id = u.id`,
+            [updates.map((u) => u.id), updates.map((u) => u.enc), current],
+          );
+        }
+        return { unknown, resealed: updates.length };
+      }),
+    );
+    batch.unknown.forEach(unreadable);
+    result.resealed.patientIdentities += batch.resealed;
     opts.onBatch?.(result.resealed);
   }
 
@@ -114,30 +138,36 @@ export async function resealPhi(
     after = page[page.length - 1]!.id;
     const todo = page.filter((r) => !r.raw_current || r.ack_current === false).map((r) => r.id);
     if (todo.length === 0) continue;
-    await ds.transaction(async (m: EntityManager) => {
-      const rows: Array<{ id: string; raw: string; ack: string | null }> = await m.query(
-        `SELECT id, raw, ack FROM inbound_messages WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
-        [todo],
-      );
-      const updates: Array<{ id: string; raw: string; ack: string | null }> = [];
-      for (const row of rows) {
-        const rawStale = stale(row.raw);
-        const ackStale = stale(row.ack);
-        if (!rawStale && !ackStale) continue;
-        updates.push({
-          id: row.id,
-          raw: rawStale ? sealMessage(cipher, openMessage(cipher, row.raw)) : row.raw,
-          ack: ackStale ? sealMessage(cipher, openMessage(cipher, row.ack!)) : row.ack,
-        });
-      }
-      if (updates.length === 0) return;
-      await m.query(
-        `UPDATE inbound_messages im SET raw = u.raw, ack = u.ack
-           FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u (id, raw, ack) WHERE im.id = u.id`,
-        [updates.map((u) => u.id), updates.map((u) => u.raw), updates.map((u) => u.ack)],
-      );
-      result.resealed.inboundMessages += updates.length;
-    });
+    const batch = await retryingRaces(() =>
+      ds.transaction(async (m: EntityManager) => {
+        const rows: Array<{ id: string; raw: string; ack: string | null }> = await m.query(
+          `SELECT id, raw, ack FROM inbound_messages WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
+          [todo],
+        );
+        const unknown: string[] = [];
+        const updates: Array<{ id: string; raw: string; ack: string | null }> = [];
+        for (const row of rows) {
+          const rawStale = stale(row.raw, unknown);
+          const ackStale = stale(row.ack, unknown);
+          if (!rawStale && !ackStale) continue;
+          updates.push({
+            id: row.id,
+            raw: rawStale ? sealMessage(cipher, openMessage(cipher, row.raw)) : row.raw,
+            ack: ackStale ? sealMessage(cipher, openMessage(cipher, row.ack!)) : row.ack,
+          });
+        }
+        if (updates.length > 0) {
+          await m.query(
+            `UPDATE inbound_messages im SET raw = u.raw, ack = u.ack
+               FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u (id, raw, ack) WHERE im.id = u.id`,
+            [updates.map((u) => u.id), updates.map((u) => u.raw), updates.map((u) => u.ack)],
+          );
+        }
+        return { unknown, resealed: updates.length };
+      }),
+    );
+    batch.unknown.forEach(unreadable);
+    result.resealed.inboundMessages += batch.resealed;
     opts.onBatch?.(result.resealed);
   }
   return result;
@@ -202,15 +232,17 @@ export async function rehashPatientLookups(
     }
     // Only a row still under the HMAC it was read with moves, and only where the new one is free.
     // (A SELECT around the UPDATE: TypeORM answers a bare UPDATE … RETURNING with [rows, count].)
-    const moved: Array<{ id: string }> = await ds.query(
-      `WITH moved AS (
+    const moved: Array<{ id: string }> = await retryingRaces(() =>
+      ds.query(
+        `WITH moved AS (
          UPDATE patient_proxies p SET lookup_hmac = u.current, updated_at = now()
            FROM unnest($1::uuid[], $2::text[], $3::text[]) AS u (id, earlier, current)
           WHERE p.id = u.id AND p.lookup_hmac = u.earlier
             AND NOT EXISTS (SELECT 1 FROM patient_proxies q WHERE q.lookup_hmac = u.current)
           RETURNING p.id)
        SELECT id FROM moved`,
-      [ids, earlier, current],
+        [ids, earlier, current],
+      ),
     );
     result.moved += moved.length;
     // Those left where they were could not move (the gateway may have moved others itself meanwhile).
