@@ -66,6 +66,19 @@ export class LifecycleQueue {
   }
 
   /**
+   * `step`, but a job of that id that failed for good (failures are kept) is replaced rather than
+   * blocking the id: for a step asked again by an outside event on an order row that does not change
+   * meanwhile (a late report called back on an order failed on the deadline). A job still waiting,
+   * delayed or running keeps the id, so duplicate events still run the step once.
+   */
+  async stepAgainIfFailed(job: JobName, order: { id: string; version: number }): Promise<void> {
+    const q = queueOf(job) === QueueName.Deliveries ? this.deliveries : this.orders;
+    const previous = await q.getJob(stepJobId(job, order));
+    if (previous && (await previous.isFailed())) await previous.remove();
+    await this.step(job, order);
+  }
+
+  /**
    * Starts the job that sends an order's result to one target, unless one is already at it.
    *
    * One job per (order, target) at a time, through BullMQ's deduplication key (held from the job's

@@ -38,8 +38,9 @@ export class CheckStatusStep {
     const status = await this.ctx.guard.forOrder(order, () => client.getStatus(order.hematoStudyId!));
     if (lateCheck) {
       // The order row is left as it is (an update would bump its version): every check of the failed order,
-      // however many callbacks ask, names the same fetch job, so the report is fetched once.
-      if (status.reportStatus === 'ready') await this.ctx.queue.step(JobName.OrderFetchReport, order);
+      // however many callbacks ask, names the same fetch job, so the report is fetched once; a fetch that
+      // failed for good is run again by the next callback rather than holding the id forever.
+      if (status.reportStatus === 'ready') await this.ctx.queue.stepAgainIfFailed(JobName.OrderFetchReport, order);
       return;
     }
     await this.ctx.ds.manager.update(
