@@ -26,7 +26,10 @@ import {
   type PhiKeyCensus,
 } from '@hemato/privacy';
 
+/** `--name value` or `--name=value`. */
 function arg(name: string): string | undefined {
+  const inline = process.argv.find((a) => a.startsWith(`--${name}=`));
+  if (inline) return inline.slice(name.length + 3);
   const i = process.argv.indexOf(`--${name}`);
   return i >= 0 ? process.argv[i + 1] : undefined;
 }
@@ -89,8 +92,9 @@ async function main(): Promise<number> {
     const unknown = Object.keys(result.unreadable).filter((k) => k !== NOT_SEALED);
     if (unknown.length > 0) {
       console.error(
-        `phi:rotate: values sealed with key id(s) ${unknown.join(', ')} were left as they are: ` +
-          'add those keys to PHI_PREVIOUS_KEYS and run again',
+        `phi:rotate: values sealed with key id(s) ${unknown.join(', ')} could not be opened and were left as they ` +
+          'are (a key missing from PHI_PREVIOUS_KEYS, or a wrong key given under that id): give the right ones ' +
+          'in PHI_PREVIOUS_KEYS and run again',
       );
       return 1;
     }

@@ -108,6 +108,11 @@ describe('PHI key rotation', () => {
     expect(missing.code).toBe(1);
     expect(missing.stderr).toMatch(/key id\(s\) k1 .*PHI_PREVIOUS_KEYS/);
     expect(missing.lines[1].resealed).toEqual({ patientIdentities: 0, inboundMessages: 1 }); // the legacy row only
+    // A wrong key under the right id: the rows it cannot open are counted and named, the run does not crash.
+    const wrong = await rotate({ ...cliEnv(k2), PHI_PREVIOUS_KEYS: `k1:${randomBytes(32).toString('base64')}` });
+    expect(wrong.code).toBe(1);
+    expect(wrong.stderr).toMatch(/key id\(s\) k1 could not be opened/);
+    expect(wrong.lines[1].resealed).toEqual({ patientIdentities: 0, inboundMessages: 0 });
     const check = await rotate(cliEnv(rotating), '--check');
     expect(check.code).toBe(1);
     expect(check.lines[0].before.patientIdentities.k1).toBeGreaterThanOrEqual(1);
@@ -115,7 +120,7 @@ describe('PHI key rotation', () => {
     // MRN-ROT-2 has not come back since the HMAC key changed: still filed under the old one.
     expect(check.lines[0].lookups_to_move).toEqual({ moved: 1, duplicates: 0, unreadable: 0 });
 
-    const done = await rotate(cliEnv(rotating), '--batch', '1');
+    const done = await rotate(cliEnv(rotating), '--batch=1');
     expect(done.code).toBe(0);
     expect(done.lines[1].lookups_moved).toEqual({ moved: 1, duplicates: 0, unreadable: 0 });
     expect(done.lines[1].after).toEqual({

@@ -291,10 +291,12 @@ export class Hl7IntakeService implements OnModuleInit {
     );
     if (after[0]?.error) return { ok: false, message: `Still refused: ${after[0].error}` };
     const made = stored.fillers.length;
-    const cancels = read.parsed.groups.filter((g) => g.control === 'CA').length;
+    const cancels = read.parsed.groups.filter((g) => g.control === 'CA' && !g.discontinue).length;
+    const discontinued = read.parsed.groups.filter((g) => g.discontinue).length;
     const parts = [
       made > 0 ? `${made} order${made === 1 ? '' : 's'} created (${stored.fillers.join(', ')})` : null,
       cancels > 0 ? `${cancels} order${cancels === 1 ? '' : 's'} cancelled` : null,
+      discontinued > 0 ? `${discontinued} order${discontinued === 1 ? '' : 's'} discontinued` : null,
     ].filter(Boolean);
     return { ok: true, message: `Replayed: ${parts.join(', ') || 'nothing to do'}` };
   }
