@@ -125,3 +125,18 @@ export async function startGatewayWithEhr(
     },
   };
 }
+
+/** A stored report (version `version`) for an order, as the worker leaves it once Hemato.AI answered. */
+export async function addStoredReport(ds: DataSource, orderId: string, version = 1): Promise<void> {
+  await ds.query(`INSERT INTO reports (order_id, version, hemato_study_id, raw) VALUES ($1, $2, 'study-1', $3)`, [
+    orderId,
+    version,
+    JSON.stringify({
+      pbs_study_id: 'study-1',
+      version,
+      file_ids: [],
+      feature_statistics: { 'rbc-density': { value: '4512.33', unit: 'cells/megapixel' } },
+      pathology_report: 'No parasites seen.',
+    }),
+  ]);
+}

@@ -4,7 +4,16 @@ import { fhirValidationErrors } from '@hemato/testing';
 import { MessageSealer } from '@hemato/privacy';
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
-import { API_KEY, PNG_1x1, fhirFetch, patient, serveJson, serviceRequest, startGateway } from './fhir-helpers';
+import {
+  API_KEY,
+  PNG_1x1,
+  addStoredReport,
+  fhirFetch,
+  patient,
+  serveJson,
+  serviceRequest,
+  startGateway,
+} from './fhir-helpers';
 
 // Named keys: each its own client. `ops` is EHR-wide (FHIR_ADMIN_CLIENTS); API_KEY, bare, is EHR-wide too.
 const LAB_KEY = 'key-of-lab-k-0123456789';
@@ -447,19 +456,7 @@ describe('FHIR REST intake', () => {
     expect(row.sender).toBe('jwt:ehr-client');
   });
 
-  /** A stored report for an order, as the worker leaves it once Hemato.AI answered. */
-  async function addReport(orderId: string): Promise<void> {
-    await ds.query(`INSERT INTO reports (order_id, version, hemato_study_id, raw) VALUES ($1, 1, 'study-1', $2)`, [
-      orderId,
-      JSON.stringify({
-        pbs_study_id: 'study-1',
-        version: 1,
-        file_ids: [],
-        feature_statistics: { 'rbc-density': { value: '4512.33', unit: 'cells/megapixel' } },
-        pathology_report: 'No parasites seen.',
-      }),
-    ]);
-  }
+  const addReport = (orderId: string) => addStoredReport(ds, orderId);
 
   it('keeps FHIR clients apart: another client reads the order as absent (404) and cannot revoke it; its own client and EHR-wide callers can', async () => {
     const all = 'system/*.cruds';

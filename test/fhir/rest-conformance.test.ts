@@ -8,7 +8,7 @@
  */
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
-import { fhirFetch, patient, serviceRequest, startGateway } from './fhir-helpers';
+import { addStoredReport, fhirFetch, patient, serviceRequest, startGateway } from './fhir-helpers';
 
 describe('FHIR REST conformance', () => {
   let gw: RunningGateway;
@@ -147,19 +147,7 @@ describe('FHIR REST conformance', () => {
     }
   });
 
-  /** A stored report for an order, as the worker leaves it once Hemato.AI answered. */
-  const addReport = (orderId: string, version = 1) =>
-    ds.query(`INSERT INTO reports (order_id, version, hemato_study_id, raw) VALUES ($1, $2, 'study-1', $3)`, [
-      orderId,
-      version,
-      JSON.stringify({
-        pbs_study_id: 'study-1',
-        version,
-        file_ids: [],
-        feature_statistics: { 'rbc-density': { value: '4512.33', unit: 'cells/megapixel' } },
-        pathology_report: 'No parasites seen.',
-      }),
-    ]);
+  const addReport = (orderId: string, version = 1) => addStoredReport(ds, orderId, version);
 
   it('applies every search parameter it lists, names the applied ones in the self link, ignores unknown ones or refuses them under handling=strict', async () => {
     const ids: string[] = [];

@@ -7,7 +7,7 @@
  */
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
-import { fhirFetch, patient, serviceRequest, startGateway } from './fhir-helpers';
+import { addStoredReport, fhirFetch, patient, serviceRequest, startGateway } from './fhir-helpers';
 
 const PLACER = 'urn:oid:1.2.3.4.placer';
 
@@ -38,17 +38,7 @@ describe('FHIR search paging', () => {
     expect([srId, r.status]).toEqual([srId, 201]);
     return r.body.id as string;
   };
-  const addReport = (orderId: string) =>
-    ds.query(`INSERT INTO reports (order_id, version, hemato_study_id, raw) VALUES ($1, 1, 'study-1', $2)`, [
-      orderId,
-      JSON.stringify({
-        pbs_study_id: 'study-1',
-        version: 1,
-        file_ids: [],
-        feature_statistics: { 'rbc-density': { value: '4512.33', unit: 'cells/megapixel' } },
-        pathology_report: 'No parasites seen.',
-      }),
-    ]);
+  const addReport = (orderId: string) => addStoredReport(ds, orderId);
   const link = (b: any, rel: string): string | undefined =>
     b.link?.find((l: { relation: string }) => l.relation === rel)?.url;
   const idsOf = (b: any): string[] =>
