@@ -238,6 +238,82 @@ describe('MLLP transport', () => {
     }
   });
 
+  /** Waits until `read()` keeps its value for 500 ms (a slow machine needs longer), returns it. */
+  async function settled(read: () => number): Promise<number> {
+    let last = -1;
+    for (let i = 0; i < 40 && read() !== last; i++) {
+      last = read();
+      await new Promise((r) => setTimeout(r, 500));
+    }
+    return read();
+  }
+
+  it('caps the bytes of unfinished frames across connections, serving small messages and finishing every frame', async () => {
+    // Many peers each send the first half of a large frame (slowly, or never the rest): without a cap
+    // each one's half would sit in our memory, up to MLLP_MAX_MESSAGE_BYTES times MLLP_MAX_CONNECTIONS.
+    const budget = 2 * 1024 * 1024;
+    const half = 512 * 1024;
+    const { server, port } = await echoServer({ maxMessageBytes: 8 * 1024 * 1024, maxBufferedBytes: budget });
+    const senders = await Promise.all(Array.from({ length: 30 }, () => RawMllpConnection.open(port)));
+    const small = await RawMllpConnection.open(port);
+    try {
+      senders.forEach((c, i) =>
+        c.write(
+          Buffer.concat([
+            Buffer.from([0x0b]),
+            Buffer.from(`BIG-${String(i).padStart(2, '0')}`),
+            Buffer.alloc(half, 'x'),
+          ]),
+        ),
+      );
+      const held = await settled(() => server.bufferedBytes);
+      // The budget, plus the frame that is read on (the largest) and about one read per connection.
+      expect(held).toBeGreaterThanOrEqual(budget);
+      expect(held).toBeLessThanOrEqual(budget + half + senders.length * 128 * 1024);
+      // A message arriving whole on another connection is answered meanwhile.
+      expect(await small.request('MSH|small')).toBe('ACK:9:MSH|small');
+      // The senders finish their frames: every one is answered, none is left waiting.
+      senders.forEach((c) => c.write(Buffer.concat([Buffer.alloc(half, 'y'), Buffer.from([0x1c, 0x0d])])));
+      const replies = await Promise.all(senders.map((c) => c.waitFor(1, 30_000)));
+      expect(replies).toEqual(
+        senders.map((_, i) => [`ACK:${2 * half + 6}:BIG-${String(i).padStart(2, '0')}${'x'.repeat(14)}`]),
+      );
+      expect(server.bufferedBytes).toBe(0);
+    } finally {
+      senders.forEach((c) => c.close());
+      small.close();
+      await server.close();
+    }
+  });
+
+  it('closes the connection read on when its unfinished frame stalls while others wait for the buffer budget', async () => {
+    const budget = 1024 * 1024;
+    const { server, port } = await echoServer({
+      maxMessageBytes: 8 * 1024 * 1024,
+      maxBufferedBytes: budget,
+      partialStallMs: 300,
+    });
+    const stuck = await RawMllpConnection.open(port);
+    const senders = await Promise.all(Array.from({ length: 6 }, () => RawMllpConnection.open(port)));
+    try {
+      // The largest unfinished frame, whose sender then goes silent (a crashed or malicious peer).
+      stuck.write(Buffer.concat([Buffer.from([0x0b]), Buffer.from('STUCK'), Buffer.alloc(2 * 1024 * 1024, 's')]));
+      await settled(() => server.bufferedBytes);
+      // Whole frames, each larger than what the budget leaves: they wait for the stuck one, then go on.
+      const body = (i: number) => `OK-${i}${'o'.repeat(512 * 1024)}`;
+      senders.forEach((c, i) => c.send(body(i)));
+      const replies = await Promise.all(senders.map((c) => c.waitFor(1, 30_000)));
+      expect(replies).toEqual(senders.map((_, i) => [`ACK:${body(i).length}:${body(i).slice(0, 20)}`]));
+      expect(stuck.closed).toBe(true);
+      expect(stuck.replies).toEqual([]);
+      expect(server.bufferedBytes).toBe(0);
+    } finally {
+      stuck.close();
+      senders.forEach((c) => c.close());
+      await server.close();
+    }
+  });
+
   it('still answers a peer that half-closes right after sending (FIN), then closes', async () => {
     const { server, port } = await echoServer();
     try {

@@ -68,6 +68,8 @@ describe('GET /metrics (Prometheus)', () => {
     expect(sample(after, 'hemato_bridge_mllp_acks_sent_total', '{code="AR"}')).toBe(1);
     // Every message was answered: none is held in memory any more.
     expect(sample(after, 'hemato_bridge_mllp_inflight_bytes')).toBe(0);
+    // No frame is left half-received either.
+    expect(sample(after, 'hemato_bridge_mllp_buffered_bytes')).toBe(0);
     // The start jobs of the two orders are in the orders queue (no worker runs here).
     const orderJobs = ['waiting', 'active', 'delayed', 'prioritized']
       .map((state) => sample(after, 'hemato_bridge_queue_jobs', `{queue="orders",state="${state}"}`) ?? 0)

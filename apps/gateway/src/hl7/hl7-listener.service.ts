@@ -26,6 +26,7 @@ export class Hl7ListenerService implements OnModuleInit, BeforeApplicationShutdo
         idleTimeoutMs: c.MLLP_IDLE_TIMEOUT_MS,
         maxConnections: c.MLLP_MAX_CONNECTIONS,
         maxInFlightBytes: c.MLLP_MAX_INFLIGHT_BYTES,
+        maxBufferedBytes: c.MLLP_MAX_BUFFERED_BYTES,
         tls: tlsFromConfig(c),
       },
       {
@@ -72,6 +73,7 @@ export class Hl7ListenerService implements OnModuleInit, BeforeApplicationShutdo
       messagesTotal: this.server.messagesTotal,
       lastMessageAt: this.server.lastMessageAt?.toISOString() ?? null,
       inFlightBytes: this.server.inFlightBytes,
+      bufferedBytes: this.server.bufferedBytes,
       acksSent: Object.fromEntries(this.acks),
       tlsCertificate: this.server.tlsCertificate,
     };

@@ -150,6 +150,12 @@ export class MetricsService {
         samples: [{ value: stats.inFlightBytes ?? 0 }],
       },
       {
+        name: 'hemato_bridge_mllp_buffered_bytes',
+        help: 'Bytes held by MLLP messages still arriving, frames not finished yet (reading pauses at MLLP_MAX_BUFFERED_BYTES but for the largest).',
+        type: 'gauge',
+        samples: [{ value: stats.bufferedBytes ?? 0 }],
+      },
+      {
         name: 'hemato_bridge_mllp_acks_sent_total',
         help: 'Acknowledgements sent by this gateway since it started, by MSA-1 code.',
         type: 'counter',

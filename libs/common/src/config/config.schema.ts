@@ -143,6 +143,12 @@ export const hl7Section = z.object({
    * already have a message in progress are not read until some are answered (memory stays bounded).
    */
   MLLP_MAX_INFLIGHT_BYTES: int(128 * 1024 * 1024, 1024),
+  /**
+   * Bytes held by messages still arriving (frames whose end has not come yet), across connections; beyond
+   * it, only the connection with the largest one is read on (memory stays bounded against slow or
+   * unfinished senders; connections between messages are always read).
+   */
+  MLLP_MAX_BUFFERED_BYTES: int(256 * 1024 * 1024, 1024),
   /** HL7 group commits in flight at once (each a transaction batching concurrent messages); about the core count. */
   MLLP_COMMIT_CONCURRENCY: int(2, 1),
   MLLP_TLS_CERT_FILE: optionalString(),

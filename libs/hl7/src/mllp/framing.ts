@@ -23,6 +23,13 @@ export type FrameEvent =
 
 /** Bytes of an oversized frame kept to read its MSH (so the AR can still name the message). */
 const HEAD_BYTES = 4096;
+/**
+ * A frame spread over many reads is copied into blocks of this size at most (from 4 KiB, growing with the
+ * frame): a peer sending one byte per read costs a few blocks, not one Buffer object (~100 bytes of heap)
+ * per read, and a connection held back after one more read holds at most one block more.
+ */
+const BLOCK_MIN = 4096;
+const BLOCK_MAX = 64 * 1024;
 
 /**
  * Incremental MLLP decoder: any chunking (a frame split over many reads, many frames in one read).
@@ -31,7 +38,12 @@ const HEAD_BYTES = 4096;
  * reported as `oversize` when its end arrives, so memory stays bounded and the connection stays usable.
  */
 export class MllpDecoder {
-  private chunks: Buffer[] = [];
+  /** Full blocks of the frame in progress, then the block being filled. */
+  private blocks: Buffer[] = [];
+  private block: Buffer | null = null;
+  private blockUsed = 0;
+  /** Bytes allocated for the frame in progress (blocks, or the head of an oversize frame). */
+  private held = 0;
   private size = 0;
   private inFrame = false;
   private oversize = false;
@@ -71,15 +83,21 @@ export class MllpDecoder {
           break;
         }
       }
-      const stop = end >= 0 ? end : restart >= 0 ? restart : data.length;
-      this.append(data.subarray(i, stop));
-      if (restart >= 0) {
-        this.beginFrame();
-        i = restart + 1;
-        continue;
+      if (end >= 0 && this.size === 0 && end - i <= this.maxBytes) {
+        // The whole frame is in this read (the usual case): one copy, no blocks.
+        this.inFrame = false;
+        events.push({ kind: 'frame', data: Buffer.from(data.subarray(i, end)) }); // copy: the socket may reuse its buffer
+      } else {
+        const stop = end >= 0 ? end : restart >= 0 ? restart : data.length;
+        this.append(data.subarray(i, stop));
+        if (restart >= 0) {
+          this.beginFrame();
+          i = restart + 1;
+          continue;
+        }
+        if (end < 0) return events;
+        events.push(this.finishFrame());
       }
-      if (end < 0) return events;
-      events.push(this.finishFrame());
       i = end + 1;
       if (i < data.length) {
         if (data[i] === CR) i++;
@@ -90,16 +108,33 @@ export class MllpDecoder {
     return events;
   }
 
-  /** Bytes held for the frame in progress (0 between frames). */
+  /** Bytes received for the frame in progress (0 between frames), including those dropped when oversize. */
   get pendingBytes(): number {
     return this.inFrame ? this.size : 0;
   }
 
+  /** Memory held for the frame in progress (0 between frames): its blocks, or only the head when oversize. */
+  get heldBytes(): number {
+    return this.inFrame ? this.held : 0;
+  }
+
+  /** A frame is in progress and buffered: more bytes of it take more memory (not so once it is oversize). */
+  get growing(): boolean {
+    return this.inFrame && !this.oversize;
+  }
+
   private beginFrame(): void {
-    this.chunks = [];
-    this.size = 0;
+    this.release();
     this.inFrame = true;
     this.oversize = false;
+  }
+
+  private release(): void {
+    this.blocks = [];
+    this.block = null;
+    this.blockUsed = 0;
+    this.held = 0;
+    this.size = 0;
     this.head = null;
   }
 
@@ -108,21 +143,49 @@ export class MllpDecoder {
     const newSize = this.size + part.length;
     if (!this.oversize && newSize > this.maxBytes) {
       this.oversize = true;
-      this.head = Buffer.concat([...this.chunks, part]).subarray(0, HEAD_BYTES);
-      this.chunks = [];
+      // A copy of the first bytes only: a view would keep the whole received frame alive.
+      const head = Buffer.alloc(Math.min(HEAD_BYTES, newSize));
+      let at = 0;
+      for (const b of [...this.blocks, ...(this.block ? [this.block.subarray(0, this.blockUsed)] : []), part]) {
+        if (at >= head.length) break;
+        at += b.copy(head, at, 0, Math.min(b.length, head.length - at));
+      }
+      this.release();
+      this.head = head;
+      this.held = head.length;
     }
-    if (!this.oversize) this.chunks.push(Buffer.from(part)); // copy: the socket may reuse its buffer
+    if (!this.oversize) this.copyIn(part); // copy: the socket may reuse its buffer
     this.size = newSize;
+  }
+
+  private copyIn(part: Buffer): void {
+    let from = 0;
+    if (this.block) {
+      from = part.copy(this.block, this.blockUsed);
+      this.blockUsed += from;
+      if (from === part.length) return;
+      this.blocks.push(this.block);
+    }
+    const rest = part.length - from;
+    const frameSoFar = this.size + from;
+    const cap = Math.max(rest, Math.min(BLOCK_MAX, Math.max(BLOCK_MIN, frameSoFar), this.maxBytes - frameSoFar));
+    this.block = Buffer.allocUnsafe(cap);
+    this.blockUsed = part.copy(this.block, 0, from);
+    this.held += cap;
   }
 
   private finishFrame(): FrameEvent {
     this.inFrame = false;
-    const ev: FrameEvent = this.oversize
-      ? { kind: 'oversize', head: Buffer.from(this.head ?? Buffer.alloc(0)), size: this.size }
-      : { kind: 'frame', data: this.chunks.length === 1 ? this.chunks[0]! : Buffer.concat(this.chunks, this.size) };
-    this.chunks = [];
-    this.head = null;
-    this.size = 0;
+    let ev: FrameEvent;
+    if (this.oversize) {
+      ev = { kind: 'oversize', head: this.head ?? Buffer.alloc(0), size: this.size };
+    } else if (this.blocks.length === 0 && this.block && this.blockUsed === this.block.length) {
+      ev = { kind: 'frame', data: this.block };
+    } else {
+      const parts = this.block ? [...this.blocks, this.block.subarray(0, this.blockUsed)] : this.blocks;
+      ev = { kind: 'frame', data: Buffer.concat(parts, this.size) };
+    }
+    this.release();
     this.oversize = false;
     return ev;
   }

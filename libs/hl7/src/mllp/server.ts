@@ -50,10 +50,40 @@ export interface MllpServerOptions {
    * already has a frame in progress is not read from until some are answered (default 128 MiB).
    */
   maxInFlightBytes?: number;
+  /**
+   * Bytes held by frames whose end has not arrived yet, across all connections, beyond which only the
+   * connection holding the largest such frame is read on; the others wait (in TCP) until frames complete
+   * or connections close (default 256 MiB). Connections between frames are always read.
+   */
+  maxBufferedBytes?: number;
+  /**
+   * While connections wait for that budget, the one read on is closed when it sends nothing for this
+   * long (default 30 s): a stuck or malicious peer does not hold the others back (its frame got no ACK,
+   * so its sender sends it again).
+   */
+  partialStallMs?: number;
 }
 
 /** Default of `maxInFlightBytes` (`MLLP_MAX_INFLIGHT_BYTES`). */
 export const DEFAULT_MLLP_MAX_INFLIGHT_BYTES = 128 * 1024 * 1024;
+/** Default of `maxBufferedBytes` (`MLLP_MAX_BUFFERED_BYTES`). */
+export const DEFAULT_MLLP_MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
+const DEFAULT_PARTIAL_STALL_MS = 30_000;
+
+/** A connection as the partial-frame budget sees it. */
+interface Receiving {
+  id: number;
+  socket: net.Socket;
+  decoder: MllpDecoder;
+  /** Bytes its decoder holds for the frame in progress, as last counted in `bufferedBytes`. */
+  held: number;
+  /** Bytes received so far (tells a stalled peer). */
+  received: number;
+  /** Not read from now, for any reason. */
+  paused: boolean;
+  /** Decides again whether to read from it. */
+  flow(): void;
+}
 
 export interface MllpConnectionInfo {
   id: number;
@@ -98,6 +128,14 @@ export class MllpServer {
   /** Connections not read from because the in-flight byte budget is spent: woken as it frees up. */
   private readonly budgetWaiters = new Set<() => void>();
   private budgetWarnedAt = 0;
+  private buffered = 0;
+  /** Connections in the middle of a frame. */
+  private readonly partials = new Set<Receiving>();
+  /** Connections not read from because partial frames hold the buffer budget. */
+  private readonly bufferWaiters = new Set<Receiving>();
+  private stallTimer: NodeJS.Timeout | null = null;
+  private stallWatch: { rx: Receiving; read: number; since: number } | null = null;
+  private bufferWarnedAt = 0;
   lastMessageAt: Date | null = null;
 
   constructor(
@@ -107,6 +145,11 @@ export class MllpServer {
 
   get connections(): number {
     return this.sockets.size;
+  }
+
+  /** Bytes held by frames whose end has not arrived yet, across connections (see `maxBufferedBytes`). */
+  get bufferedBytes(): number {
+    return this.buffered;
   }
 
   /** Open connections: peer address, since when, frames received. */
@@ -169,6 +212,8 @@ export class MllpServer {
     this.server = null;
     if (this.tlsTimer) clearInterval(this.tlsTimer);
     this.tlsTimer = null;
+    if (this.stallTimer) clearInterval(this.stallTimer);
+    this.stallTimer = null;
     const closed = new Promise<void>((resolve) => server.close(() => resolve()));
     for (const s of this.sockets.keys()) s.destroy();
     await closed;
@@ -213,6 +258,97 @@ export class MllpServer {
     for (const flow of [...this.budgetWaiters]) flow();
   }
 
+  private get bufferBudget(): number {
+    return this.opts.maxBufferedBytes ?? DEFAULT_MLLP_MAX_BUFFERED_BYTES;
+  }
+
+  /**
+   * Whether a connection in the middle of a frame must wait for the buffer budget: while partial frames
+   * hold more than it, only the largest one (nearest its end, and bounded by the message size limit)
+   * grows, so some frame always progresses and frees its bytes when it completes.
+   */
+  private waitsForBuffer(rx: Receiving): boolean {
+    if (rx.held === 0 || this.buffered <= this.bufferBudget || !rx.decoder.growing) return false;
+    return this.largestPartial() !== rx;
+  }
+
+  /** Looked up only while over the budget: a scan of the connections in the middle of a frame. */
+  private largestPartial(): Receiving | null {
+    let best: Receiving | null = null;
+    for (const rx of this.partials) if (rx.decoder.growing && (!best || rx.held > best.held)) best = rx;
+    return best;
+  }
+
+  /** Counts what a connection's decoder holds now; frees waiting connections when it shrank. */
+  private heldChanged(rx: Receiving, held: number): void {
+    const shrank = held < rx.held;
+    this.buffered += held - rx.held;
+    rx.held = held;
+    if (held > 0) this.partials.add(rx);
+    else this.partials.delete(rx);
+    if (shrank) this.wakeBufferWaiters();
+  }
+
+  private wakeBufferWaiters(): void {
+    if (this.bufferWaiters.size === 0) return;
+    if (this.buffered <= this.bufferBudget) {
+      for (const rx of [...this.bufferWaiters]) rx.flow();
+      return;
+    }
+    const next = this.largestPartial();
+    if (next && this.bufferWaiters.has(next)) next.flow();
+  }
+
+  private waitForBuffer(rx: Receiving): void {
+    this.bufferWaiters.add(rx);
+    const now = Date.now();
+    if (now - this.bufferWarnedAt >= 60_000) {
+      this.bufferWarnedAt = now;
+      log.warn(
+        { conn: rx.id, bufferedBytes: this.buffered, limit: this.bufferBudget },
+        'MLLP buffer budget reached: reading paused on connections in the middle of a frame but the largest',
+      );
+    }
+    if (this.stallTimer) return;
+    const stallMs = this.opts.partialStallMs ?? DEFAULT_PARTIAL_STALL_MS;
+    this.stallTimer = setInterval(() => this.checkStall(stallMs), Math.max(10, Math.floor(stallMs / 4)));
+    this.stallTimer.unref();
+  }
+
+  /**
+   * While others wait for the buffer budget, closes the connection read on when its peer sent nothing for
+   * `stallMs` while we read it.
+   */
+  private checkStall(stallMs: number): void {
+    if (this.bufferWaiters.size === 0) {
+      if (this.stallTimer) clearInterval(this.stallTimer);
+      this.stallTimer = null;
+      this.stallWatch = null;
+      return;
+    }
+    const rx = this.largestPartial();
+    if (rx && this.bufferWaiters.has(rx)) rx.flow(); // its turn (it is woken as frames shrink; this is a safety net)
+    if (!rx || rx.paused) {
+      // Not read now (its replies are being made, or its peer does not read them): no stall of its
+      // sending. A peer that never reads its ACKs is left to MLLP_IDLE_TIMEOUT_MS.
+      this.stallWatch = null;
+      return;
+    }
+    const now = Date.now();
+    const read = rx.received;
+    const w = this.stallWatch;
+    if (!w || w.rx !== rx || w.read !== read) {
+      this.stallWatch = { rx, read, since: now };
+    } else if (now - w.since >= stallMs) {
+      log.warn(
+        { conn: rx.id, heldBytes: rx.held, waiting: this.bufferWaiters.size, stallMs },
+        'MLLP connection closed: its unfinished frame stalled while others wait for the buffer budget',
+      );
+      this.stallWatch = null;
+      rx.socket.destroy();
+    }
+  }
+
   private warnBudget(connId: number, budget: number): void {
     const now = Date.now();
     if (now - this.budgetWarnedAt < 60_000) return;
@@ -255,23 +391,30 @@ export class MllpServer {
     let paused = false;
     /** Replies are queued in the socket beyond its high-water mark: the peer is not reading its ACKs. */
     let unread = false;
+    const rx: Receiving = { id: conn.id, socket, decoder, held: 0, received: 0, paused: false, flow: () => flow() };
 
     // Reading pauses while too many frames are in progress, while the peer does not read its replies
     // (a half-open or stuck sender), or while the frames being handled everywhere hold the byte budget:
     // what it sends then waits in TCP buffers, not in our memory. The budget never holds back a
     // connection with nothing in progress, so a sender waiting for each ACK (as engines do) is served
-    // whatever another one pushes.
+    // whatever another one pushes. Likewise, while unfinished frames everywhere hold the buffer budget,
+    // a connection in the middle of a frame waits unless its frame is the largest; one between frames
+    // is always read (a small message arrives whole and is handled at once).
     const flow = () => {
       const overBudget = inFlight > 0 && this.inFlightBytes >= budget;
       if (overBudget) this.budgetWaiters.add(flow);
       else this.budgetWaiters.delete(flow);
-      const hold = unread || inFlight >= maxInFlight || overBudget;
+      const overBuffered = rx.held > 0 && this.waitsForBuffer(rx);
+      if (overBuffered) this.waitForBuffer(rx);
+      else if (this.bufferWaiters.size > 0) this.bufferWaiters.delete(rx);
+      const hold = unread || inFlight >= maxInFlight || overBudget || overBuffered;
       if (hold && !paused) {
-        paused = true;
+        paused = rx.paused = true;
         socket.pause();
         if (overBudget) this.warnBudget(conn.id, budget);
-      } else if (paused && !unread && inFlight < maxInFlight / 2 && !overBudget) {
-        paused = false;
+        if (this.stallWatch?.rx === rx) this.stallWatch = null;
+      } else if (paused && !unread && inFlight < maxInFlight / 2 && !overBudget && !overBuffered) {
+        paused = rx.paused = false;
         socket.resume();
       }
     };
@@ -294,6 +437,9 @@ export class MllpServer {
         socket.destroy();
         return;
       }
+      rx.received += chunk.length;
+      const held = decoder.heldBytes;
+      if (held !== rx.held) this.heldChanged(rx, held);
       for (const ev of events) {
         peer.messages++;
         this.messagesTotal++;
@@ -328,6 +474,8 @@ export class MllpServer {
     socket.on('close', () => {
       this.sockets.delete(socket);
       this.budgetWaiters.delete(flow);
+      this.bufferWaiters.delete(rx);
+      if (rx.held > 0) this.heldChanged(rx, 0);
     });
     // A peer that half-closes still gets the replies it is owed, then the socket ends.
     socket.on('end', () => {

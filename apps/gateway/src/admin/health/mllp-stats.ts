@@ -18,6 +18,8 @@ export interface MllpStats {
   lastMessageAt?: string | null;
   /** Bytes of received messages being handled now (held against `MLLP_MAX_INFLIGHT_BYTES`). */
   inFlightBytes?: number;
+  /** Bytes held by messages still arriving, frames not finished yet (held against `MLLP_MAX_BUFFERED_BYTES`). */
+  bufferedBytes?: number;
   /** Acknowledgements sent since start, by MSA-1 code (AA, AE, AR, CA, CE, CR). */
   acksSent?: Record<string, number>;
   /** The TLS certificate served (subject, expiry, when loaded), with TLS on. */
