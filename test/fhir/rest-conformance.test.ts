@@ -130,17 +130,7 @@ describe('FHIR REST conformance', () => {
 
     // A DiagnosticReport's version is its report's: a revision is W/"2".
     for (const version of [1, 2]) {
-      await ds.query(`INSERT INTO reports (order_id, version, hemato_study_id, raw) VALUES ($1, $2, 'study-1', $3)`, [
-        id,
-        version,
-        JSON.stringify({
-          pbs_study_id: 'study-1',
-          version,
-          file_ids: [],
-          feature_statistics: { 'rbc-density': { value: '4512.33', unit: 'cells/megapixel' } },
-          pathology_report: 'No parasites seen.',
-        }),
-      ]);
+      await addStoredReport(ds, id, version);
       const dr = await fhirFetch(`${base}/fhir/DiagnosticReport/${id}`);
       expect(dr.body.meta.versionId).toBe(String(version));
       expect(dr.headers.get('etag')).toBe(`W/"${version}"`);
