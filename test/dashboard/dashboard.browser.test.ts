@@ -272,6 +272,15 @@ describe('admin dashboard in Chromium', () => {
     const socket = connect(mllpPort, '127.0.0.1');
     await new Promise<void>((r) => socket.once('connect', () => r()));
     await expectText(mllp, '1 open connection', 15_000);
+    await expectText(mllp, '0 B of unfinished frames (limit 256 MiB)');
+    // A peer that starts a frame and stops: what it holds shows (a stuck sender is found here).
+    socket.write(Buffer.concat([Buffer.from([0x0b]), Buffer.alloc(100 * 1024, 'x')]));
+    await p.waitForFunction(
+      () => /[1-9][\d.]* KiB of unfinished frames/.test(document.querySelector('.mllp-memory')?.textContent ?? ''),
+      undefined,
+      { timeout: 15_000 },
+    );
+    expect(await mllp.locator('.mllp-memory').innerText()).toContain('0 B of messages being handled (limit 128 MiB)');
     socket.destroy();
 
     const heartbeat = p.locator('.card', { has: p.getByRole('heading', { name: 'Hemato.AI heartbeat' }) });

@@ -25,6 +25,10 @@ interface Health {
       peers?: Array<{ remote: string; since?: string; messages?: number }>;
       messagesTotal?: number;
       lastMessageAt?: string | null;
+      inFlightBytes?: number;
+      bufferedBytes?: number;
+      inFlightLimitBytes?: number;
+      bufferedLimitBytes?: number;
       tlsCertificate?: { subject: string; fingerprint256: string; validTo: string; loadedAt: string } | null;
     };
   };
@@ -275,6 +279,16 @@ export function HealthPage({ me }: { me: Me }) {
                   {h.mllp.stats.messagesTotal !== undefined ? ` · ${h.mllp.stats.messagesTotal} messages` : ''}
                   {h.mllp.stats.lastMessageAt ? ` · last ${fmtTime(h.mllp.stats.lastMessageAt)}` : ''}
                 </p>
+                {h.mllp.stats.inFlightBytes !== undefined && h.mllp.stats.bufferedBytes !== undefined && (
+                  // Memory held for senders: near a limit, senders pushing ahead are made to wait (see README).
+                  <p className="muted mllp-memory">
+                    Held: {fmtBytes(h.mllp.stats.inFlightBytes)} of messages being handled
+                    {h.mllp.stats.inFlightLimitBytes
+                      ? ` (limit ${fmtBytes(h.mllp.stats.inFlightLimitBytes)})`
+                      : ''} · {fmtBytes(h.mllp.stats.bufferedBytes)} of unfinished frames
+                    {h.mllp.stats.bufferedLimitBytes ? ` (limit ${fmtBytes(h.mllp.stats.bufferedLimitBytes)})` : ''}
+                  </p>
+                )}
                 {h.mllp.stats.tlsCertificate && <CertificateLine cert={h.mllp.stats.tlsCertificate} />}
                 {h.mllp.stats.peers && h.mllp.stats.peers.length > 0 && (
                   <table>
@@ -455,4 +469,15 @@ export function HealthPage({ me }: { me: Me }) {
       )}
     </section>
   );
+}
+
+/** Bytes as B, KiB, MiB or GiB with at most one decimal (`128 MiB`, `1.5 KiB`). */
+function fmtBytes(n: number): string {
+  const units = ['B', 'KiB', 'MiB', 'GiB'];
+  let k = 0;
+  while (n >= 1024 && k < units.length - 1) {
+    n /= 1024;
+    k++;
+  }
+  return `${Number(n.toFixed(1))} ${units[k]}`;
 }

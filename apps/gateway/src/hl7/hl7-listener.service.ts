@@ -74,6 +74,8 @@ export class Hl7ListenerService implements OnModuleInit, BeforeApplicationShutdo
       lastMessageAt: this.server.lastMessageAt?.toISOString() ?? null,
       inFlightBytes: this.server.inFlightBytes,
       bufferedBytes: this.server.bufferedBytes,
+      inFlightLimitBytes: this.config.hl7.MLLP_MAX_INFLIGHT_BYTES,
+      bufferedLimitBytes: this.config.hl7.MLLP_MAX_BUFFERED_BYTES,
       acksSent: Object.fromEntries(this.acks),
       tlsCertificate: this.server.tlsCertificate,
     };

@@ -18,6 +18,9 @@ export interface MllpStats {
   lastMessageAt?: string | null;
   /** Bytes of received messages being handled now (held against `MLLP_MAX_INFLIGHT_BYTES`). */
   inFlightBytes?: number;
+  /** The limits those two are held against (MLLP_MAX_INFLIGHT_BYTES, MLLP_MAX_BUFFERED_BYTES). */
+  inFlightLimitBytes?: number;
+  bufferedLimitBytes?: number;
   /** Bytes held by messages still arriving, frames not finished yet (held against `MLLP_MAX_BUFFERED_BYTES`). */
   bufferedBytes?: number;
   /** Acknowledgements sent since start, by MSA-1 code (AA, AE, AR, CA, CE, CR). */
