@@ -127,7 +127,6 @@ export class MllpServer {
   inFlightBytes = 0;
   /** Connections not read from because the in-flight byte budget is spent: woken as it frees up. */
   private readonly budgetWaiters = new Set<() => void>();
-  private budgetWarnedAt = 0;
   private buffered = 0;
   /** Connections in the middle of a frame. */
   private readonly partials = new Set<Receiving>();
@@ -135,7 +134,8 @@ export class MllpServer {
   private readonly bufferWaiters = new Set<Receiving>();
   private stallTimer: NodeJS.Timeout | null = null;
   private stallWatch: { rx: Receiving; read: number; since: number } | null = null;
-  private bufferWarnedAt = 0;
+  /** When each budget's warning was last logged (at most one a minute each). */
+  private readonly warnedAt = { inFlight: 0, buffer: 0 };
   lastMessageAt: Date | null = null;
 
   constructor(
@@ -253,9 +253,13 @@ export class MllpServer {
   }
 
   /** Lets the connections held by the byte budget read again once frames were answered below it. */
-  private wakeBudgetWaiters(budget: number): void {
-    if (this.budgetWaiters.size === 0 || this.inFlightBytes >= budget) return;
+  private wakeBudgetWaiters(): void {
+    if (this.budgetWaiters.size === 0 || this.inFlightBytes >= this.inFlightBudget) return;
     for (const flow of [...this.budgetWaiters]) flow();
+  }
+
+  private get inFlightBudget(): number {
+    return this.opts.maxInFlightBytes ?? DEFAULT_MLLP_MAX_INFLIGHT_BYTES;
   }
 
   private get bufferBudget(): number {
@@ -301,14 +305,11 @@ export class MllpServer {
 
   private waitForBuffer(rx: Receiving): void {
     this.bufferWaiters.add(rx);
-    const now = Date.now();
-    if (now - this.bufferWarnedAt >= 60_000) {
-      this.bufferWarnedAt = now;
-      log.warn(
-        { conn: rx.id, bufferedBytes: this.buffered, limit: this.bufferBudget },
-        'MLLP buffer budget reached: reading paused on connections in the middle of a frame but the largest',
-      );
-    }
+    this.warnOncePerMinute(
+      'buffer',
+      { conn: rx.id, bufferedBytes: this.buffered, limit: this.bufferBudget },
+      'MLLP buffer budget reached: reading paused on connections in the middle of a frame but the largest',
+    );
     if (this.stallTimer) return;
     const stallMs = this.opts.partialStallMs ?? DEFAULT_PARTIAL_STALL_MS;
     this.stallTimer = setInterval(() => this.checkStall(stallMs), Math.max(10, Math.floor(stallMs / 4)));
@@ -349,14 +350,12 @@ export class MllpServer {
     }
   }
 
-  private warnBudget(connId: number, budget: number): void {
+  /** A budget's warning, logged at most once a minute: under a flood it would otherwise repeat per read. */
+  private warnOncePerMinute(budget: keyof MllpServer['warnedAt'], fields: Record<string, unknown>, msg: string): void {
     const now = Date.now();
-    if (now - this.budgetWarnedAt < 60_000) return;
-    this.budgetWarnedAt = now;
-    log.warn(
-      { conn: connId, inFlightBytes: this.inFlightBytes, limit: budget },
-      'MLLP in-flight byte budget reached: reading paused on connections with messages in progress',
-    );
+    if (now - this.warnedAt[budget] < 60_000) return;
+    this.warnedAt[budget] = now;
+    log.warn(fields, msg);
   }
 
   private accept(socket: net.Socket): void {
@@ -385,10 +384,8 @@ export class MllpServer {
     }
     const decoder = new MllpDecoder(this.opts.maxMessageBytes);
     const maxInFlight = this.opts.maxInFlightPerConnection ?? 64;
-    const budget = this.opts.maxInFlightBytes ?? DEFAULT_MLLP_MAX_INFLIGHT_BYTES;
     let inFlight = 0;
     let tail: Promise<void> = Promise.resolve();
-    let paused = false;
     /** Replies are queued in the socket beyond its high-water mark: the peer is not reading its ACKs. */
     let unread = false;
     const rx: Receiving = { id: conn.id, socket, decoder, held: 0, received: 0, paused: false, flow: () => flow() };
@@ -401,20 +398,26 @@ export class MllpServer {
     // a connection in the middle of a frame waits unless its frame is the largest; one between frames
     // is always read (a small message arrives whole and is handled at once).
     const flow = () => {
-      const overBudget = inFlight > 0 && this.inFlightBytes >= budget;
+      const overBudget = inFlight > 0 && this.inFlightBytes >= this.inFlightBudget;
       if (overBudget) this.budgetWaiters.add(flow);
       else this.budgetWaiters.delete(flow);
       const overBuffered = rx.held > 0 && this.waitsForBuffer(rx);
       if (overBuffered) this.waitForBuffer(rx);
       else if (this.bufferWaiters.size > 0) this.bufferWaiters.delete(rx);
       const hold = unread || inFlight >= maxInFlight || overBudget || overBuffered;
-      if (hold && !paused) {
-        paused = rx.paused = true;
+      if (hold && !rx.paused) {
+        rx.paused = true;
         socket.pause();
-        if (overBudget) this.warnBudget(conn.id, budget);
+        if (overBudget) {
+          this.warnOncePerMinute(
+            'inFlight',
+            { conn: conn.id, inFlightBytes: this.inFlightBytes, limit: this.inFlightBudget },
+            'MLLP in-flight byte budget reached: reading paused on connections with messages in progress',
+          );
+        }
         if (this.stallWatch?.rx === rx) this.stallWatch = null;
-      } else if (paused && !unread && inFlight < maxInFlight / 2 && !overBudget && !overBuffered) {
-        paused = rx.paused = false;
+      } else if (rx.paused && !unread && inFlight < maxInFlight / 2 && !overBudget && !overBuffered) {
+        rx.paused = false;
         socket.resume();
       }
     };
@@ -465,7 +468,7 @@ export class MllpServer {
             inFlight--;
             this.inFlightBytes -= bytes;
             flow();
-            this.wakeBudgetWaiters(budget);
+            this.wakeBudgetWaiters();
           });
       }
       flow();
