@@ -65,9 +65,11 @@ async function main(): Promise<number> {
     // Patient lookups are recomputed only while an earlier PHI_HMAC_KEY is named (it opens every identity).
     const rehash = (security.PHI_PREVIOUS_HMAC_KEYS ?? []).length > 0;
     const before = await censusPhiKeys(ds);
-    const toMove = rehash
-      ? await rehashPatientLookups(ds, cipher, security.PHI_HMAC_KEY, { batchSize, dryRun: true })
-      : undefined;
+    // Counted ahead only for --check: a real run reports what it moved (both open every identity).
+    const toMove =
+      rehash && check
+        ? await rehashPatientLookups(ds, cipher, security.PHI_HMAC_KEY, { batchSize, dryRun: true })
+        : undefined;
     console.log(
       JSON.stringify({ current_key_id: cipher.keyId, before, ...(toMove ? { lookups_to_move: toMove } : {}) }),
     );

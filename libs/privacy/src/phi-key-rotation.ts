@@ -66,7 +66,7 @@ export async function censusPhiKeys(ds: DataSource): Promise<PhiKeyCensus> {
 export async function resealPhi(
   ds: DataSource,
   cipher: PhiCipher,
-  opts: { batchSize?: number; onBatch?: (done: PhiResealResult['resealed']) => void } = {},
+  opts: { batchSize?: number } = {},
 ): Promise<PhiResealResult> {
   const batchSize = opts.batchSize ?? 500;
   const result: PhiResealResult = { resealed: { patientIdentities: 0, inboundMessages: 0 }, unreadable: {} };
@@ -124,7 +124,6 @@ export async function resealPhi(
     );
     batch.unknown.forEach(unreadable);
     result.resealed.patientIdentities += batch.resealed;
-    opts.onBatch?.(result.resealed);
   }
 
   // Inbound messages: the key id is in the sealed value (`enc:<key id>.…`); every row is looked at once.
@@ -176,7 +175,6 @@ export async function resealPhi(
     );
     batch.unknown.forEach(unreadable);
     result.resealed.inboundMessages += batch.resealed;
-    opts.onBatch?.(result.resealed);
   }
   return result;
 }
