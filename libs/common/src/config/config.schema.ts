@@ -168,8 +168,16 @@ export const hl7Section = z.object({
    * `APP|FACILITY=host:port` (either may be `*`; `mllp://` or `mllps://` before the host forces TLS off or
    * on), comma-separated, first match wins.
    */
-  HL7_RESULT_ROUTES: list().refine((entries) => entries.every((e) => parseHl7ResultRoute(e) !== null), {
-    message: 'each entry must be APP|FACILITY=host:port (mllp:// or mllps:// allowed before the host)',
+  HL7_RESULT_ROUTES: list().transform((entries, ctx): Hl7ResultRoute[] => {
+    const routes = entries.map(parseHl7ResultRoute);
+    if (routes.some((r) => r === null)) {
+      ctx.addIssue({
+        code: 'custom',
+        message: 'each entry must be APP|FACILITY=host:port (mllp:// or mllps:// allowed before the host)',
+      });
+      return z.NEVER;
+    }
+    return routes as Hl7ResultRoute[];
   }),
   /**
    * MSH-5/6 of the ORU for an order that did not come in over HL7 (FHIR or API, with RESULT_DELIVERY=both):

@@ -1,4 +1,4 @@
-import { parseHl7ResultRoute, type AppConfig } from '@hemato/common';
+import type { AppConfig } from '@hemato/common';
 
 /** Where one result goes: host, port, and whether over TLS. */
 export interface Hl7ResultDestination {
@@ -19,10 +19,8 @@ export function hl7ResultDestination(
   receiver: { application: string; facility: string },
 ): Hl7ResultDestination | null {
   const matches = (pattern: string, value: string) => pattern === '*' || pattern.toUpperCase() === value.toUpperCase();
-  for (const [i, entry] of (c.HL7_RESULT_ROUTES ?? []).entries()) {
-    const route = parseHl7ResultRoute(entry);
-    if (!route || !matches(route.application, receiver.application) || !matches(route.facility, receiver.facility))
-      continue;
+  for (const [i, route] of c.HL7_RESULT_ROUTES.entries()) {
+    if (!matches(route.application, receiver.application) || !matches(route.facility, receiver.facility)) continue;
     return { host: route.host, port: route.port, tls: route.tls ?? c.HL7_RESULT_TLS, via: `route ${i + 1}` };
   }
   if (!c.HL7_RESULT_HOST || !c.HL7_RESULT_PORT) return null;

@@ -119,7 +119,7 @@ export class FetchReportStep {
     if (cfg.orders.RESULT_DELIVERY === 'both') {
       const out: DeliveryTarget[] = [];
       // A FHIR/API order's ORU goes where HL7_RESULT_RECEIVING_APP/FACILITY is routed, when anywhere is set up.
-      const hl7Out = cfg.hl7.HL7_RESULT_HOST || (cfg.hl7.HL7_RESULT_ROUTES ?? []).length > 0;
+      const hl7Out = cfg.hl7.HL7_RESULT_HOST || cfg.hl7.HL7_RESULT_ROUTES.length > 0;
       if (order.sourceChannel === SourceChannel.Hl7 || hl7Out) out.push(DeliveryTarget.Hl7);
       if (cfg.fhir.FHIR_EHR_BASE_URL) out.push(DeliveryTarget.Fhir);
       return out;
