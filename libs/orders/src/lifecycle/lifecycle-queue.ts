@@ -56,13 +56,16 @@ export class LifecycleQueue {
     order: { id: string; version: number },
     opts: { delayMs?: number; tag?: string; poll?: number } = {},
   ): Promise<void> {
-    const q = queueOf(job) === QueueName.Deliveries ? this.deliveries : this.orders;
     const jobId = stepJobId(job, order, opts.tag);
-    await q.add(
+    await this.queueFor(job).add(
       job,
       { orderId: order.id, ...(opts.poll !== undefined ? { poll: opts.poll } : {}) },
       { jobId, delay: opts.delayMs },
     );
+  }
+
+  private queueFor(job: JobName): Queue<StepJobData> | Queue<OrderJobData> {
+    return queueOf(job) === QueueName.Deliveries ? this.deliveries : this.orders;
   }
 
   /**
@@ -72,8 +75,7 @@ export class LifecycleQueue {
    * delayed or running keeps the id, so duplicate events still run the step once.
    */
   async stepAgainIfFailed(job: JobName, order: { id: string; version: number }): Promise<void> {
-    const q = queueOf(job) === QueueName.Deliveries ? this.deliveries : this.orders;
-    const previous = await q.getJob(stepJobId(job, order));
+    const previous = await this.queueFor(job).getJob(stepJobId(job, order));
     if (previous && (await previous.isFailed())) await previous.remove();
     await this.step(job, order);
   }
