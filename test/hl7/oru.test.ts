@@ -340,8 +340,8 @@ print(json.dumps({"obr4": str(m.segment("OBR")[4]), "obx": [[str(s[2]), str(s[3]
     };
     expect(out.obr4).toBe('34994-4^Peripheral smear^LN');
     expect(out.obx.map((o) => o[3])).toEqual(['F', 'F', 'F', 'F', 'F', 'F']);
-    expect(out.obx[0]!.slice(0, 3)).toEqual(['ST', 'FS-cell shape^cell shape^HEMATO', 'oval irregular']);
-    expect(out.obx[1]![1]).toBe('MF-target cell^target cell count^HEMATO');
+    expect(out.obx[0]!.slice(0, 3)).toEqual(['ST', 'FS-cell shape^cell shape^99HAI', 'oval irregular']);
+    expect(out.obx[1]![1]).toBe('MF-target cell^target cell count^99HAI');
     expect(out.obx[2]![2]).toBe('D50^Iron deficiency anaemia^I10');
   });
 

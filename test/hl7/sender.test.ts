@@ -322,6 +322,39 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
     expect(report.split('|')[5]).toBe('Rings >= 5 - "banana" forms, 3 µm; seen in ?ódz');
   });
 
+  it('codes its own observations in a table-0396 local coding system (99HAI, or HL7_RESULT_CODING_SYSTEM), ICD-10 as I10', async () => {
+    const rx = await scriptedReceiver(['AA', 'AA']);
+    const first = await seed(1);
+    expect((await service(rx.port).deliver(first.delivery.id, { finalAttempt: true, policy: FAST })).status).toBe(
+      'acknowledged',
+    );
+    const second = await seed(1);
+    const configured = service(rx.port, { HL7_RESULT_CODING_SYSTEM: '99LAB' });
+    expect((await configured.deliver(second.delivery.id, { finalAttempt: true, policy: FAST })).status).toBe(
+      'acknowledged',
+    );
+    await rx.server.close();
+    const codingSystems = (raw: string) =>
+      raw
+        .split('\r')
+        .filter((seg) => seg.startsWith('OBX|'))
+        .map((seg) => {
+          const [code, , system] = seg.split('|')[3]!.split('^');
+          return `${code}:${system}`;
+        });
+    const byDefault = codingSystems(rx.received[0]!);
+    expect(byDefault.length).toBeGreaterThan(0);
+    expect(byDefault.every((c) => c.endsWith(':99HAI'))).toBe(true);
+    expect(codingSystems(rx.received[1]!).every((c) => c.endsWith(':99LAB'))).toBe(true);
+    // The diagnosis value itself (OBX-5) stays ICD-10, coding system I10.
+    const ddx = rx.received[0]!.split('\r').find(
+      (seg) => seg.startsWith('OBX|') && seg.split('|')[3]!.startsWith('DDX^'),
+    );
+    expect(ddx!.split('|')[5]!.split('^')[2]).toBe('I10');
+    // Anything that is not a local coding system of table 0396 is refused at start-up, naming the variable.
+    expect(() => loadConfig({ ...env, HL7_RESULT_CODING_SYSTEM: 'HEMATO' })).toThrow(/HL7_RESULT_CODING_SYSTEM/);
+  });
+
   it('marks the delivery failed, visibly, when the receiver answers AR', async () => {
     const rx = await scriptedReceiver(['AR']);
     const { delivery } = await seed(2);

@@ -43,9 +43,16 @@ export interface OruInput {
   reportedAt?: Date;
   /** MSH-18; with `8859/1` the text is folded into what Latin-1 can say (default UTF-8). */
   characterSet?: OutgoingCharset;
+  /** OBX-3.3 of our observation codes (default `HEMATO_CODING_SYSTEM`). */
+  codingSystem?: string;
 }
 
-export const HEMATO_CODING_SYSTEM = 'HEMATO';
+/**
+ * OBX-3.3 of our own observation codes (`FS-…`, `MF-…`, `DDX…`, `PATH-REPORT`): a local coding system as HL7
+ * table 0396 names them, `99zzz` (or `L`), so receivers that check CWE.3 against the table accept it.
+ * `HL7_RESULT_CODING_SYSTEM` sets another (e.g. the name a LIS's test dictionary already uses).
+ */
+export const HEMATO_CODING_SYSTEM = '99HAI';
 
 /**
  * A value on one line. node-hl7-client escapes the delimiters but not CR/LF, and a CR is the segment
@@ -187,7 +194,7 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
     s.set('2', valueType);
     s.set('3.1', oneLine(id));
     s.set('3.2', oneLine(text));
-    s.set('3.3', HEMATO_CODING_SYSTEM);
+    s.set('3.3', input.codingSystem ?? HEMATO_CODING_SYSTEM);
     if (subId) s.set('4', subId);
     if (Array.isArray(value)) value.forEach((v, i) => s.set(`5.${i + 1}`, oneLine(v)));
     else s.set('5', oneLine(value));

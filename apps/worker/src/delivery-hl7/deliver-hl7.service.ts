@@ -161,6 +161,7 @@ export class DeliverHl7Service {
       controlId,
       reportedAt: report.fetchedAt,
       characterSet: charset,
+      codingSystem: c.HL7_RESULT_CODING_SYSTEM,
       // The order's MSH-11 (T for training, D for debugging): its result is not production either.
       processingId: processingIdOf(details),
     });

@@ -187,6 +187,16 @@ export const hl7Section = z.object({
   HL7_RESULT_RECEIVING_FACILITY: z.string().default(''),
   /** Character set of the ORU (MSH-18): UTF-8, or 8859/1 for receivers that read only Latin-1. */
   HL7_RESULT_CHARSET: z.enum(['UTF-8', '8859/1'], { message: 'must be UTF-8 or 8859/1' }).default('UTF-8'),
+  /**
+   * OBX-3.3 of the result's own observation codes: a local coding system of HL7 table 0396, `99` and letters
+   * or digits, or `L`.
+   */
+  HL7_RESULT_CODING_SYSTEM: z
+    .string()
+    .regex(/^(99[A-Za-z0-9]{1,18}|L)$/, {
+      message: 'must be a local coding system of HL7 table 0396: 99 followed by letters or digits (e.g. 99HAI), or L',
+    })
+    .default('99HAI'),
   HL7_RESULT_TLS: bool(false),
   HL7_RESULT_TLS_CA_FILE: optionalString(),
   HL7_RESULT_TLS_CERT_FILE: optionalString(),
