@@ -1,3 +1,4 @@
+import { PatientProxyService } from '@hemato/privacy';
 import { apiSignIn, createUser, insertOrder, startDashboardGateway, type DashboardGateway } from './dashboard-harness';
 
 /** The admin API over real HTTP: sign-in, lock-out, roles, search and pagination, the audit log. */
@@ -164,6 +165,42 @@ describe('admin API', () => {
     const counts = await (await fetch(`${g.baseUrl}/api/admin/orders/counts?q=PAGE-`, { headers })).json();
     expect(counts).toEqual({ counts: { failed: 3, processing: 4 }, total: 7 });
     expect((await fetch(`${g.baseUrl}/api/admin/orders?status=bogus`, { headers })).status).toBe(400);
+  });
+
+  it('looks a patient up by assigning authority and MRN: the proxy id only, 404 when unknown, 400 without both', async () => {
+    const proxy = await new PatientProxyService(g.config).resolve(g.ds.manager, {
+      primary: { authority: 'GENHOSP', value: 'MRN-API-LOOKUP' },
+      identifiers: [{ authority: 'GENHOSP', value: 'MRN-API-LOOKUP', type: 'MR' }],
+    });
+    const orderId = await insertOrder(g.ds, { filler: 'LOOKUP-1', proxyRowId: proxy.id });
+    const viewer = await apiSignIn(g.baseUrl, 'vic@lab.example', 'viewer-password-123');
+    const post = (body: unknown) =>
+      fetch(`${g.baseUrl}/api/admin/patients/lookup`, {
+        method: 'POST',
+        headers: { cookie: viewer.cookie!, 'content-type': 'application/json' },
+        body: JSON.stringify(body),
+      });
+    const found = await post({ authority: 'genhosp', identifier: ' MRN-API-LOOKUP ' });
+    expect(found.status).toBe(200);
+    const { proxyId } = (await found.json()) as { proxyId: string };
+    expect(proxyId).toBe(proxy.proxyId);
+    const list = await (
+      await fetch(`${g.baseUrl}/api/admin/orders?q=${encodeURIComponent(proxyId)}`, {
+        headers: { cookie: viewer.cookie! },
+      })
+    ).json();
+    expect(list.items.map((o: { id: string }) => o.id)).toEqual([orderId]);
+
+    const unknown = await post({ authority: 'GENHOSP', identifier: 'MRN-NOT-HERE' });
+    expect(unknown.status).toBe(404);
+    expect((await unknown.json()).message).toMatch(/No patient with this identifier/);
+    // The same MRN under another authority is another patient.
+    expect((await post({ authority: 'OTHERHOSP', identifier: 'MRN-API-LOOKUP' })).status).toBe(404);
+    const missing = await post({ authority: 'GENHOSP' });
+    expect(missing.status).toBe(400);
+    expect((await missing.json()).message).toMatch(/identifier is required/);
+    expect((await post({ authority: 'GENHOSP', identifier: 'x'.repeat(201) })).status).toBe(400);
+    expect((await fetch(`${g.baseUrl}/api/admin/patients/lookup`, { method: 'POST', body: '{}' })).status).toBe(401);
   });
 
   it('filters by channel and by date range', async () => {

@@ -141,6 +141,42 @@ describe('admin dashboard in Chromium', () => {
     await p.context().close();
   });
 
+  it("finds a patient's orders by MRN (a viewer, audited, the MRN never in the URL or the audit log)", async () => {
+    const p = await page();
+    await signIn(p, g.baseUrl, VIEWER.email, VIEWER.password);
+    await orderRow(p, seeded.filler).waitFor();
+    const other = await insertOrder(g.ds, { filler: 'F-OTHER-PATIENT', status: 'processing' });
+    await orderRow(p, 'F-OTHER-PATIENT').waitFor({ timeout: 10_000 });
+
+    // Authority as staff type it (case and spaces do not matter), the MRN as the order carried it.
+    await p.getByLabel('Assigning authority').fill(' hosp');
+    await p.getByLabel('Patient identifier').fill(PATIENT.mrn);
+    await p.getByRole('button', { name: 'Find patient' }).click();
+    await p.waitForFunction(() => document.querySelectorAll('table.orders tbody tr[data-order-id]').length === 1);
+    expect(await orderRow(p, seeded.filler).count()).toBe(1);
+    expect(await p.locator(`tr[data-order-id="${other}"]`).count()).toBe(0);
+    expect(p.url()).not.toContain(PATIENT.mrn);
+    expect(await p.getByLabel('Patient identifier').inputValue()).toBe('');
+
+    await p.getByLabel('Patient identifier').fill('MRN-NOBODY');
+    await p.getByRole('button', { name: 'Find patient' }).click();
+    await expectText(p.getByRole('alert').filter({ hasText: 'No patient' }), 'No patient with this identifier');
+
+    const audit: Array<{ target_type: string; target_id: string | null; detail: { found: boolean } }> =
+      await g.ds.query(
+        `SELECT target_type, target_id, detail FROM audit_log WHERE user_email = $1 AND action = 'patient.lookup' ORDER BY id`,
+        [VIEWER.email],
+      );
+    expect(audit.map((a) => a.detail.found)).toEqual([true, false]);
+    expect(audit[0]!.target_id).toMatch(/\S/);
+    const leaks: Array<{ n: string }> = await g.ds.query(
+      `SELECT count(*) AS n FROM audit_log WHERE audit_log::text LIKE '%' || $1 || '%' OR audit_log::text LIKE '%MRN-NOBODY%'`,
+      [PATIENT.mrn],
+    );
+    expect(Number(leaks[0]!.n)).toBe(0);
+    await p.context().close();
+  });
+
   it('shows the order: timeline, B50 diagnosis, the heat map over the image, deliveries, masked patient', async () => {
     const p = await page();
     await signIn(p, g.baseUrl, ADMIN.email, ADMIN.password);

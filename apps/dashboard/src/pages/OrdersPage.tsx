@@ -42,6 +42,9 @@ export function OrdersPage() {
   const [next, setNext] = useState<string | null>(null);
   const [error, setError] = useState<string | null>(null);
   const [qInput, setQInput] = useState(filters.q);
+  const [authority, setAuthority] = useState('');
+  const [identifier, setIdentifier] = useState('');
+  const [lookupError, setLookupError] = useState<string | null>(null);
   const cursor = cursors[cursors.length - 1];
 
   const load = useCallback(async () => {
@@ -149,6 +152,60 @@ export function OrdersPage() {
           >
             Clear
           </button>
+        )}
+      </form>
+      {/*
+        By MRN: looked up through the API (a POST, audited) and turned into the patient's proxy id, which the
+        list filters by. The identifier never goes into the URL, and the inputs are emptied once it is found.
+      */}
+      <form
+        className="filters"
+        aria-label="Find a patient"
+        onSubmit={(e) => {
+          e.preventDefault();
+          void (async () => {
+            try {
+              const found = await api<{ proxyId: string }>('/api/admin/patients/lookup', {
+                method: 'POST',
+                json: { authority: authority.trim(), identifier: identifier.trim() },
+              });
+              setLookupError(null);
+              setIdentifier('');
+              setQInput(found.proxyId);
+              setFilter({ q: found.proxyId });
+            } catch (err) {
+              setLookupError(err instanceof Error ? err.message : String(err));
+            }
+          })();
+        }}
+      >
+        <label>
+          Assigning authority
+          <input
+            name="authority"
+            autoComplete="off"
+            placeholder="PID-3.4 or identifier system"
+            value={authority}
+            onChange={(e) => setAuthority(e.target.value)}
+          />
+        </label>
+        <label>
+          Patient identifier
+          <input
+            name="identifier"
+            autoComplete="off"
+            placeholder="MRN"
+            value={identifier}
+            onChange={(e) => setIdentifier(e.target.value)}
+          />
+        </label>
+        <button type="submit" disabled={!authority.trim() || !identifier.trim()}>
+          Find patient
+        </button>
+        {lookupError && (
+          <span role="alert" className="error">
+            {lookupError}
+          </span>
         )}
       </form>
       {error && (

@@ -16,6 +16,7 @@ import { AdminHealthService } from './health/admin-health.service';
 import { AdminInboundController, AdminOrdersController } from './orders/admin-orders.controller';
 import { AdminOrdersRepository } from './orders/admin-orders.repository';
 import { AdminOrdersService } from './orders/admin-orders.service';
+import { AdminPatientsController } from './patients/admin-patients.controller';
 import { DashboardStaticController } from './static/dashboard-static.controller';
 
 /** The admin API (/api/admin/*) and the dashboard it serves (/admin). */
@@ -25,6 +26,7 @@ import { DashboardStaticController } from './static/dashboard-static.controller'
     AdminAuthController,
     AdminOrdersController,
     AdminInboundController,
+    AdminPatientsController,
     AdminEventsController,
     AdminHealthController,
     AuditController,
