@@ -314,6 +314,80 @@ describe('MLLP transport', () => {
     }
   });
 
+  it('closes the connection read on when its unfinished frame only trickles while others wait for the buffer budget', async () => {
+    // A slow-loris peer: it holds the largest unfinished frame and keeps sending, but a few bytes at a
+    // time. Sending something is not enough to keep the turn while others wait: it must make progress.
+    const budget = 1024 * 1024;
+    const { server, port } = await echoServer({
+      maxMessageBytes: 8 * 1024 * 1024,
+      maxBufferedBytes: budget,
+      partialStallMs: 300,
+    });
+    const trickler = await RawMllpConnection.open(port);
+    const senders = await Promise.all(Array.from({ length: 6 }, () => RawMllpConnection.open(port)));
+    let trickling = true;
+    try {
+      trickler.write(Buffer.concat([Buffer.from([0x0b]), Buffer.from('SLOW'), Buffer.alloc(2 * 1024 * 1024, 't')]));
+      await settled(() => server.bufferedBytes);
+      // 64 bytes every 20 ms: about 1 KiB per stall window, far below what any real link carries.
+      void (async () => {
+        while (trickling && !trickler.closed) {
+          trickler.write(Buffer.alloc(64, 'u'));
+          await new Promise((r) => setTimeout(r, 20));
+        }
+      })();
+      // Whole frames, each larger than what the budget leaves: they wait for the trickler, then go on.
+      const body = (i: number) => `OK-${i}${'o'.repeat(512 * 1024)}`;
+      senders.forEach((c, i) => c.send(body(i)));
+      const replies = await Promise.all(senders.map((c) => c.waitFor(1, 15_000)));
+      expect(replies).toEqual(senders.map((_, i) => [`ACK:${body(i).length}:${body(i).slice(0, 20)}`]));
+      expect(trickler.closed).toBe(true);
+      expect(trickler.replies).toEqual([]);
+      expect(server.bufferedBytes).toBe(0);
+    } finally {
+      trickling = false;
+      trickler.close();
+      senders.forEach((c) => c.close());
+      await server.close();
+    }
+  });
+
+  it('keeps reading the largest unfinished frame while it makes progress, over many stall windows', async () => {
+    // A slow but honest sender (a thin link): well above the minimum per window, it keeps its turn until
+    // its frame completes, however many windows that takes; the others go on after it.
+    const budget = 1024 * 1024;
+    const { server, port } = await echoServer({
+      maxMessageBytes: 8 * 1024 * 1024,
+      maxBufferedBytes: budget,
+      partialStallMs: 300,
+      partialMinBytes: 16 * 1024,
+    });
+    const slow = await RawMllpConnection.open(port);
+    const senders = await Promise.all(Array.from({ length: 4 }, () => RawMllpConnection.open(port)));
+    try {
+      slow.write(Buffer.concat([Buffer.from([0x0b]), Buffer.from('SLOW'), Buffer.alloc(2 * 1024 * 1024, 's')]));
+      await settled(() => server.bufferedBytes);
+      const body = (i: number) => `OK-${i}${'o'.repeat(512 * 1024)}`;
+      senders.forEach((c, i) => c.send(body(i)));
+      // 32 KiB every 100 ms for 3 s: about 96 KiB per window, ten windows and more.
+      const chunks = 30;
+      for (let i = 0; i < chunks && !slow.closed; i++) {
+        slow.write(Buffer.alloc(32 * 1024, 'u'));
+        await new Promise((r) => setTimeout(r, 100));
+      }
+      slow.write(Buffer.from([0x1c, 0x0d]));
+      expect(await slow.waitFor(1)).toEqual([`ACK:${4 + 2 * 1024 * 1024 + chunks * 32 * 1024}:SLOW${'s'.repeat(16)}`]);
+      expect(slow.closed).toBe(false);
+      const replies = await Promise.all(senders.map((c) => c.waitFor(1, 30_000)));
+      expect(replies).toEqual(senders.map((_, i) => [`ACK:${body(i).length}:${body(i).slice(0, 20)}`]));
+      expect(server.bufferedBytes).toBe(0);
+    } finally {
+      slow.close();
+      senders.forEach((c) => c.close());
+      await server.close();
+    }
+  });
+
   it('still answers a peer that half-closes right after sending (FIN), then closes', async () => {
     const { server, port } = await echoServer();
     try {

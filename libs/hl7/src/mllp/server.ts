@@ -57,11 +57,16 @@ export interface MllpServerOptions {
    */
   maxBufferedBytes?: number;
   /**
-   * While connections wait for that budget, the one read on is closed when it sends nothing for this
-   * long (default 30 s): a stuck or malicious peer does not hold the others back (its frame got no ACK,
-   * so its sender sends it again).
+   * While connections wait for that budget, the one read on is closed when, over this long (default
+   * 30 s), it neither completes a frame nor sends `partialMinBytes`: a stuck, trickling or malicious peer
+   * does not hold the others back (its frame got no ACK, so its sender sends it again).
    */
   partialStallMs?: number;
+  /**
+   * Bytes the connection read on must send per `partialStallMs` while others wait for the buffer budget
+   * (default 64 KiB, about 2 KiB/s over 30 s: far below any real link, far above a slow-loris trickle).
+   */
+  partialMinBytes?: number;
 }
 
 /** Default of `maxInFlightBytes` (`MLLP_MAX_INFLIGHT_BYTES`). */
@@ -69,6 +74,7 @@ export const DEFAULT_MLLP_MAX_INFLIGHT_BYTES = 128 * 1024 * 1024;
 /** Default of `maxBufferedBytes` (`MLLP_MAX_BUFFERED_BYTES`). */
 export const DEFAULT_MLLP_MAX_BUFFERED_BYTES = 256 * 1024 * 1024;
 const DEFAULT_PARTIAL_STALL_MS = 30_000;
+const DEFAULT_PARTIAL_MIN_BYTES = 64 * 1024;
 
 /** A connection as the partial-frame budget sees it. */
 interface Receiving {
@@ -77,8 +83,10 @@ interface Receiving {
   decoder: MllpDecoder;
   /** Bytes its decoder holds for the frame in progress, as last counted in `bufferedBytes`. */
   held: number;
-  /** Bytes received so far (tells a stalled peer). */
+  /** Bytes received so far (tells a stalled or trickling peer). */
   received: number;
+  /** Frames completed so far (a completed frame is progress, however few bytes it took). */
+  frames: number;
   /** Not read from now, for any reason. */
   paused: boolean;
   /** Decides again whether to read from it. */
@@ -133,7 +141,8 @@ export class MllpServer {
   /** Connections not read from because partial frames hold the buffer budget. */
   private readonly bufferWaiters = new Set<Receiving>();
   private stallTimer: NodeJS.Timeout | null = null;
-  private stallWatch: { rx: Receiving; read: number; since: number } | null = null;
+  /** The connection read on while others wait for the buffer budget: its counts when its window began. */
+  private stallWatch: { rx: Receiving; read: number; frames: number; since: number } | null = null;
   /** When each budget's warning was last logged (at most one a minute each). */
   private readonly warnedAt = { inFlight: 0, buffer: 0 };
   lastMessageAt: Date | null = null;
@@ -317,8 +326,15 @@ export class MllpServer {
   }
 
   /**
-   * While others wait for the buffer budget, closes the connection read on when its peer sent nothing for
-   * `stallMs` while we read it.
+   * While others wait for the buffer budget, closes the connection read on when, over a window of
+   * `stallMs` while we read it, its peer neither completed a frame nor sent `partialMinBytes`.
+   *
+   * Why a minimum and not just "sent something": the connection read on holds the only turn while the
+   * others in the middle of a frame wait, so a peer that trickles (one byte every 29 s, a few bytes a
+   * second) would keep that turn forever and every large frame behind it would wait indefinitely (a
+   * slow-loris). The minimum is far below what any real link carries, so an honest sender of a large
+   * frame is never closed by it; nor is a sender waiting for each ACK with small messages (each one
+   * completes, and is rarely the largest), and connections between frames are never watched at all.
    */
   private checkStall(stallMs: number): void {
     if (this.bufferWaiters.size === 0) {
@@ -336,18 +352,27 @@ export class MllpServer {
       return;
     }
     const now = Date.now();
-    const read = rx.received;
     const w = this.stallWatch;
-    if (!w || w.rx !== rx || w.read !== read) {
-      this.stallWatch = { rx, read, since: now };
-    } else if (now - w.since >= stallMs) {
-      log.warn(
-        { conn: rx.id, heldBytes: rx.held, waiting: this.bufferWaiters.size, stallMs },
-        'MLLP connection closed: its unfinished frame stalled while others wait for the buffer budget',
-      );
-      this.stallWatch = null;
-      rx.socket.destroy();
+    if (!w || w.rx !== rx) {
+      this.stallWatch = { rx, read: rx.received, frames: rx.frames, since: now };
+      return;
     }
+    if (now - w.since < stallMs) return;
+    const sent = rx.received - w.read;
+    const minBytes = this.opts.partialMinBytes ?? DEFAULT_PARTIAL_MIN_BYTES;
+    if (rx.frames > w.frames || sent >= minBytes) {
+      // Progress: a new window begins.
+      this.stallWatch = { rx, read: rx.received, frames: rx.frames, since: now };
+      return;
+    }
+    log.warn(
+      { conn: rx.id, heldBytes: rx.held, sentBytes: sent, minBytes, waiting: this.bufferWaiters.size, stallMs },
+      sent === 0
+        ? 'MLLP connection closed: its unfinished frame stalled while others wait for the buffer budget'
+        : 'MLLP connection closed: its unfinished frame trickled (too few bytes) while others wait for the buffer budget',
+    );
+    this.stallWatch = null;
+    rx.socket.destroy();
   }
 
   /** A budget's warning, logged at most once a minute: under a flood it would otherwise repeat per read. */
@@ -388,7 +413,16 @@ export class MllpServer {
     let tail: Promise<void> = Promise.resolve();
     /** Replies are queued in the socket beyond its high-water mark: the peer is not reading its ACKs. */
     let unread = false;
-    const rx: Receiving = { id: conn.id, socket, decoder, held: 0, received: 0, paused: false, flow: () => flow() };
+    const rx: Receiving = {
+      id: conn.id,
+      socket,
+      decoder,
+      held: 0,
+      received: 0,
+      frames: 0,
+      paused: false,
+      flow: () => flow(),
+    };
 
     // Reading pauses while too many frames are in progress, while the peer does not read its replies
     // (a half-open or stuck sender), or while the frames being handled everywhere hold the byte budget:
@@ -444,6 +478,7 @@ export class MllpServer {
       const held = decoder.heldBytes;
       if (held !== rx.held) this.heldChanged(rx, held);
       for (const ev of events) {
+        rx.frames++;
         peer.messages++;
         this.messagesTotal++;
         this.lastMessageAt = new Date();
