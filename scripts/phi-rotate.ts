@@ -18,6 +18,7 @@ import path from 'node:path';
 import { loadConfig } from '@hemato/common';
 import { createDataSource } from '@hemato/persistence';
 import {
+  ERASED,
   NOT_SEALED,
   censusPhiKeys,
   phiCipherFromConfig,
@@ -36,10 +37,13 @@ function arg(name: string): string | undefined {
 
 /** Rows under a key other than `current` (or not sealed), in a census. */
 function leftOver(census: PhiKeyCensus, current: string): number {
-  return [census.patientIdentities, census.inboundMessages, census.inboundAcks]
-    .flatMap((t) => Object.entries(t))
-    .filter(([k]) => k !== current)
-    .reduce((n, [, c]) => n + c, 0);
+  return (
+    [census.patientIdentities, census.inboundMessages, census.inboundAcks]
+      .flatMap((t) => Object.entries(t))
+      // Rows erased by retention hold nothing sealed: nothing is left over in them.
+      .filter(([k]) => k !== current && k !== ERASED)
+      .reduce((n, [, c]) => n + c, 0)
+  );
 }
 
 async function main(): Promise<number> {

@@ -13,6 +13,7 @@ import {
   startDashboardGateway,
   type DashboardGateway,
 } from './dashboard-harness';
+import { RetentionService } from '@hemato/orders';
 import { PATIENT, seedReportedOrder, type SeededOrder } from './seed-order';
 
 const ADMIN = { email: 'ada@lab.example', password: 'admin-password-123' };
@@ -329,6 +330,31 @@ describe('admin dashboard in Chromium', () => {
     peers.closeAllConnections();
     await expectText(heartbeat, 'down', 15_000);
     await screenshot(p, 'health-page');
+    await p.context().close();
+  });
+
+  // Last: it erases the seeded patient's identity, which the tests above reveal.
+  it('shows what retention erased: the inbound message and the patient identity, the rest of the order kept', async () => {
+    const purged = await seedReportedOrder(g.ds, g.config, 'F-PURGED-1');
+    await g.ds.query(
+      `UPDATE orders SET status_changed_at = now() - interval '40 days' WHERE filler_order_number IN ('F-PURGED-1', $1)`,
+      [seeded.filler],
+    );
+    await g.ds.query(`UPDATE patient_proxies SET updated_at = now() - interval '40 days'`);
+    const retention = new RetentionService(g.ds, { orders: { ...g.config.orders, RETENTION_DAYS: 30 } });
+    const done = await retention.purge();
+    expect(done).toMatchObject({ orders: 2, patientIdentities: 1 });
+
+    const p = await page();
+    await signIn(p, g.baseUrl, ADMIN.email, ADMIN.password);
+    await openOrder(p, g.baseUrl, purged.orderId);
+    await expectText(p.getByTestId('inbound-erased'), 'Erased under the retention policy');
+    await expectText(p.getByTestId('patient-erased'), 'Identity erased under the retention policy');
+    expect(await p.getByTestId('inbound-raw').count()).toBe(0);
+    expect(await p.getByRole('button', { name: 'Reveal patient' }).count()).toBe(0);
+    // The result is still there.
+    await expectText(p.locator('body'), 'B50');
+    expect(await p.locator('body').innerText()).not.toContain(PATIENT.family);
     await p.context().close();
   });
 });

@@ -118,11 +118,11 @@ describe('PHI key rotation', () => {
     expect(check.lines[0].before.patientIdentities.k1).toBeGreaterThanOrEqual(1);
     expect(check.lines[0].before.inboundMessages.k1).toBe(2);
     // MRN-ROT-2 has not come back since the HMAC key changed: still filed under the old one.
-    expect(check.lines[0].lookups_to_move).toEqual({ moved: 1, duplicates: 0, unreadable: 0 });
+    expect(check.lines[0].lookups_to_move).toEqual({ moved: 1, duplicates: 0, unreadable: 0, erased: 0 });
 
     const done = await rotate(cliEnv(rotating), '--batch=1');
     expect(done.code).toBe(0);
-    expect(done.lines[1].lookups_moved).toEqual({ moved: 1, duplicates: 0, unreadable: 0 });
+    expect(done.lines[1].lookups_moved).toEqual({ moved: 1, duplicates: 0, unreadable: 0, erased: 0 });
     expect(done.lines[1].after).toEqual({
       patientIdentities: { k2: 2 },
       inboundMessages: { k2: 4 },

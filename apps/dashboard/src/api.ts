@@ -123,6 +123,8 @@ export interface OrderDetail {
     ack: string | null;
     error: string | null;
     received_at: string;
+    /** Erased under the retention policy (RETENTION_DAYS): no body, no ACK. */
+    purged_at: string | null;
     rawMasked: string;
   } | null;
 }

@@ -6,7 +6,8 @@ import { PersistenceModule } from '@hemato/persistence';
 import { JobRegistry } from './jobs/job-registry';
 import { DeliveriesProcessor, MaintenanceProcessor, OrdersProcessor } from './jobs/processors';
 import { EchoHandler } from './maintenance/echo.handler';
-import { ReconcileScheduler } from './lifecycle/reconcile-scheduler';
+import { MaintenanceScheduler } from './maintenance/maintenance-scheduler';
+import { RetentionHandler } from './maintenance/retention.handler';
 import { StartOrderHandler } from './lifecycle/start-order.handler';
 import { STEP_HANDLERS } from './lifecycle/step.handlers';
 import { ImageWatcher } from './images/image-watcher';
@@ -38,7 +39,8 @@ export class WorkerModule {
         EchoHandler,
         StartOrderHandler,
         ...STEP_HANDLERS,
-        ReconcileScheduler,
+        MaintenanceScheduler,
+        RetentionHandler,
         ImageWatcher,
         DeliverHl7Service,
         DeliverHl7Handler,

@@ -19,6 +19,7 @@ import { FetchReportStep } from './lifecycle/steps/fetch-report.step';
 import { RequestTasksStep } from './lifecycle/steps/request-tasks.step';
 import { StepContext } from './lifecycle/steps/step-context';
 import { UploadImagesStep } from './lifecycle/steps/upload-images.step';
+import { RetentionService } from './retention/retention.service';
 
 const services = [
   OrderIntakeService,
@@ -37,6 +38,7 @@ const services = [
   StepFailure,
   Reconciler,
   OrderActionsService,
+  RetentionService,
 ];
 
 /** The order lifecycle's shared services, for gateway (intake, callbacks, actions) and worker (steps) alike. */

@@ -98,7 +98,7 @@ export class PatientProxyService {
       'patient_proxies_upsert',
       `INSERT INTO patient_proxies (proxy_id, lookup_hmac, identity_enc, key_id)
        SELECT * FROM unnest($1::text[], $2::text[], $3::text[], $4::text[])
-       ON CONFLICT (lookup_hmac) DO UPDATE SET identity_enc = EXCLUDED.identity_enc, key_id = EXCLUDED.key_id, updated_at = now()
+       ON CONFLICT (lookup_hmac) DO UPDATE SET identity_enc = EXCLUDED.identity_enc, key_id = EXCLUDED.key_id, updated_at = now(), purged_at = NULL
        RETURNING id, proxy_id, lookup_hmac`,
       [
         patients.map(() => 'pp-' + pooledRandomBytes(12).toString('hex')),
@@ -147,6 +147,8 @@ export class PatientIdentityReader {
 
   async read(manager: EntityManager, proxyRowId: string): Promise<PatientIdentity | null> {
     const row = await manager.findOne(PatientProxyEntity, { where: { id: proxyRowId } });
-    return row ? (JSON.parse(this.cipher.decrypt(row.identityEnc)) as PatientIdentity) : null;
+    // Erased by retention (RETENTION_DAYS): there is no identity to give any more.
+    if (!row || row.purgedAt || row.identityEnc === '') return null;
+    return JSON.parse(this.cipher.decrypt(row.identityEnc)) as PatientIdentity;
   }
 }

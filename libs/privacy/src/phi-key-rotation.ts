@@ -19,6 +19,8 @@ export interface PhiResealResult {
 }
 
 export const NOT_SEALED = '(not sealed)';
+/** Census bucket of rows whose patient data retention erased (RETENTION_DAYS): nothing sealed to rotate. */
+export const ERASED = '(erased)';
 
 /** Below every uuid: where the walks through the tables (in primary key order) start. */
 const FIRST_UUID = '00000000-0000-0000-0000-000000000000';
@@ -46,8 +48,12 @@ export async function censusPhiKeys(ds: DataSource): Promise<PhiKeyCensus> {
     `CASE WHEN ${col} LIKE 'enc:%' THEN split_part(substr(${col}, 5), '.', 1) ELSE '${NOT_SEALED}' END`;
   const tally = (rows: Array<{ k: string; n: string }>) => Object.fromEntries(rows.map((r) => [r.k, Number(r.n)]));
   const [identities, raws, acks] = await Promise.all([
-    ds.query(`SELECT key_id AS k, count(*) AS n FROM patient_proxies GROUP BY 1 ORDER BY 1`),
-    ds.query(`SELECT ${keyOf('raw')} AS k, count(*) AS n FROM inbound_messages GROUP BY 1 ORDER BY 1`),
+    ds.query(
+      `SELECT CASE WHEN purged_at IS NULL THEN key_id ELSE '${ERASED}' END AS k, count(*) AS n FROM patient_proxies GROUP BY 1 ORDER BY 1`,
+    ),
+    ds.query(
+      `SELECT CASE WHEN purged_at IS NULL THEN ${keyOf('raw')} ELSE '${ERASED}' END AS k, count(*) AS n FROM inbound_messages GROUP BY 1 ORDER BY 1`,
+    ),
     ds.query(
       `SELECT ${keyOf('ack')} AS k, count(*) AS n FROM inbound_messages WHERE ack IS NOT NULL GROUP BY 1 ORDER BY 1`,
     ),
@@ -87,7 +93,7 @@ export async function resealPhi(
   // Patient identities: the key id has its own column.
   for (let after = FIRST_UUID; ;) {
     const ids: Array<{ id: string }> = await ds.query(
-      `SELECT id FROM patient_proxies WHERE key_id <> $1 AND id > $2 ORDER BY id LIMIT $3`,
+      `SELECT id FROM patient_proxies WHERE key_id <> $1 AND purged_at IS NULL AND id > $2 ORDER BY id LIMIT $3`,
       [current, after, batchSize],
     );
     if (ids.length === 0) break;
@@ -97,8 +103,8 @@ export async function resealPhi(
       ds.transaction(async (m: EntityManager) => {
         // Locked and read again: a row the gateway rewrote meanwhile carries the current key and drops out.
         const rows: Array<{ id: string; identity_enc: string; key_id: string }> = await m.query(
-          `SELECT id, identity_enc, key_id FROM patient_proxies WHERE id = ANY($1::uuid[]) AND key_id <> $2
-            ORDER BY id FOR UPDATE`,
+          `SELECT id, identity_enc, key_id FROM patient_proxies
+            WHERE id = ANY($1::uuid[]) AND key_id <> $2 AND purged_at IS NULL ORDER BY id FOR UPDATE`,
           [ids.map((r) => r.id), current],
         );
         const unknown: string[] = [];
@@ -132,7 +138,7 @@ export async function resealPhi(
     // Only the id and whether each value is sealed with the current key travel here, not the messages.
     const page: Array<{ id: string; raw_current: boolean; ack_current: boolean | null }> = await ds.query(
       `SELECT id, starts_with(raw, $1) AS raw_current, starts_with(ack, $1) AS ack_current
-         FROM inbound_messages WHERE id > $2 ORDER BY id LIMIT $3`,
+         FROM inbound_messages WHERE id > $2 AND purged_at IS NULL ORDER BY id LIMIT $3`,
       [currentPrefix, after, batchSize],
     );
     if (page.length === 0) break;
@@ -142,7 +148,7 @@ export async function resealPhi(
     const batch = await retryingRaces(() =>
       ds.transaction(async (m: EntityManager) => {
         const rows: Array<{ id: string; raw: string; ack: string | null }> = await m.query(
-          `SELECT id, raw, ack FROM inbound_messages WHERE id = ANY($1::uuid[]) ORDER BY id FOR UPDATE`,
+          `SELECT id, raw, ack FROM inbound_messages WHERE id = ANY($1::uuid[]) AND purged_at IS NULL ORDER BY id FOR UPDATE`,
           [todo],
         );
         const unknown: string[] = [];
@@ -201,6 +207,8 @@ export interface PatientLookupRehashResult {
   duplicates: number;
   /** Identities sealed with a key the cipher does not know (their lookup cannot be recomputed). */
   unreadable: number;
+  /** Identities erased by retention (RETENTION_DAYS): no identifier to hash again; they are left as they are. */
+  erased: number;
 }
 
 /**
@@ -215,16 +223,23 @@ export async function rehashPatientLookups(
   opts: { batchSize?: number; dryRun?: boolean } = {},
 ): Promise<PatientLookupRehashResult> {
   const batchSize = opts.batchSize ?? 500;
-  const result: PatientLookupRehashResult = { moved: 0, duplicates: 0, unreadable: 0 };
+  const result: PatientLookupRehashResult = { moved: 0, duplicates: 0, unreadable: 0, erased: 0 };
   for (let after = FIRST_UUID; ;) {
-    const rows: Array<{ id: string; lookup_hmac: string; identity_enc: string; key_id: string }> = await ds.query(
-      `SELECT id, lookup_hmac, identity_enc, key_id FROM patient_proxies WHERE id > $1 ORDER BY id LIMIT $2`,
-      [after, batchSize],
-    );
+    const rows: Array<{ id: string; lookup_hmac: string; identity_enc: string; key_id: string; erased: boolean }> =
+      await ds.query(
+        `SELECT id, lookup_hmac, identity_enc, key_id, purged_at IS NOT NULL AS erased
+         FROM patient_proxies WHERE id > $1 ORDER BY id LIMIT $2`,
+        [after, batchSize],
+      );
     if (rows.length === 0) break;
     after = rows[rows.length - 1]!.id;
     const moves = new Map<string, { id: string; earlier: string }>();
     for (const row of rows) {
+      // Erased by retention: no identifier left to hash. She gets a new proxy if she comes back.
+      if (row.erased) {
+        result.erased++;
+        continue;
+      }
       if (!cipher.knows(row.key_id)) {
         result.unreadable++;
         continue;

@@ -157,9 +157,13 @@ export function HealthPage({ me }: { me: Me }) {
   const [replaying, setReplaying] = useState<InboundRow | null>(null);
   const [outcome, setOutcome] = useState<{ ok: boolean; message: string } | null>(null);
   const [busy, setBusy] = useState(false);
-  const [shown, setShown] = useState<{ id: string; controlId: string; rawMasked: string; ack: string | null } | null>(
-    null,
-  );
+  const [shown, setShown] = useState<{
+    id: string;
+    controlId: string;
+    rawMasked: string;
+    ack: string | null;
+    purgedAt: string | null;
+  } | null>(null);
   const [query, setQuery] = useState('');
   const [lastQuery, setLastQuery] = useState('');
   const [found, setFound] = useState<InboundRow[] | null>(null);
@@ -177,8 +181,10 @@ export function HealthPage({ me }: { me: Me }) {
   const view = async (id: string) => {
     if (shown?.id === id) return setShown(null);
     try {
-      const m = await api<{ control_id: string; rawMasked: string; ack: string | null }>(`/api/admin/inbound/${id}`);
-      setShown({ id, controlId: m.control_id, rawMasked: m.rawMasked, ack: m.ack });
+      const m = await api<{ control_id: string; rawMasked: string; ack: string | null; purged_at: string | null }>(
+        `/api/admin/inbound/${id}`,
+      );
+      setShown({ id, controlId: m.control_id, rawMasked: m.rawMasked, ack: m.ack, purgedAt: m.purged_at });
     } catch (err) {
       setOutcome({ ok: false, message: err instanceof ApiError ? err.message : String(err) });
     }
@@ -447,7 +453,11 @@ export function HealthPage({ me }: { me: Me }) {
           {shown && (
             <section className="card" aria-label={`Message ${shown.controlId}`}>
               <h3>Message {shown.controlId} (patient masked)</h3>
-              <pre className="mono small">{shown.rawMasked.replace(/\r/g, '\n')}</pre>
+              {shown.purgedAt ? (
+                <p className="muted">Erased under the retention policy on {fmtTime(shown.purgedAt)}.</p>
+              ) : (
+                <pre className="mono small">{shown.rawMasked.replace(/\r/g, '\n')}</pre>
+              )}
               {shown.ack && (
                 <>
                   <h3>Our answer</h3>

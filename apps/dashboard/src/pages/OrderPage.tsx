@@ -167,6 +167,11 @@ export function OrderPage({ id, me }: { id: string; me: Me }) {
             )}
             {revealed?.identity && <RevealedIdentity identity={revealed.identity} />}
           </dl>
+          {!d.patient && o.purged_at && (
+            <p className="muted" data-testid="patient-erased">
+              Identity erased under the retention policy (order purged {fmtTime(o.purged_at as string)}).
+            </p>
+          )}
           {isAdmin && d.patient && !revealed && (
             <button type="button" className="secondary" onClick={() => setConfirm('reveal')} disabled={busy}>
               Reveal patient
@@ -411,10 +416,16 @@ export function OrderPage({ id, me }: { id: string; me: Me }) {
               {fmtTime(d.inbound.received_at)} · {d.inbound.status}
               {d.inbound.ack_code ? ` · answered ${d.inbound.ack_code}` : ''}
             </p>
-            <pre className="raw" data-testid="inbound-raw">
-              {lines(revealed?.rawInbound ?? d.inbound.rawMasked)}
-            </pre>
-            {!revealed && (
+            {d.inbound.purged_at ? (
+              <p className="muted" data-testid="inbound-erased">
+                Erased under the retention policy on {fmtTime(d.inbound.purged_at)}.
+              </p>
+            ) : (
+              <pre className="raw" data-testid="inbound-raw">
+                {lines(revealed?.rawInbound ?? d.inbound.rawMasked)}
+              </pre>
+            )}
+            {!revealed && !d.inbound.purged_at && (
               <p className="muted small">
                 Patient fields are masked{isAdmin ? ': use “Reveal patient” above to see them.' : '.'}
               </p>

@@ -128,7 +128,13 @@ export class DeliverHl7Service {
       );
     }
     const identity = order.patientProxyId ? await this.identities.read(this.ds.manager, order.patientProxyId) : null;
-    if (!identity) return fail('the patient identity of the order is not available');
+    if (!identity) {
+      return fail(
+        order.purgedAt
+          ? 'the patient identity was erased under the retention policy (RETENTION_DAYS): the result cannot be addressed'
+          : 'the patient identity of the order is not available',
+      );
+    }
 
     const charset = c.HL7_RESULT_CHARSET === '8859/1' ? '8859/1' : 'UNICODE UTF-8';
     const controlId = delivery.controlId ?? newControlId('HBR');

@@ -312,6 +312,13 @@ export const ordersSection = z
     POLL_MAX_INTERVAL_MS: int(30_000, 100),
     RECONCILE_INTERVAL_MS: int(60_000, 1000),
     STALE_AFTER_MS: int(5 * 60_000, 1000),
+    /**
+     * Days after an order finished that its patient data is erased (inbound message and ACK, free-text notes,
+     * the patient's identity once none of her orders is open); 0 keeps everything.
+     */
+    RETENTION_DAYS: int(0, 0),
+    /** How often the worker looks for patient data past RETENTION_DAYS. */
+    RETENTION_INTERVAL_MS: int(3600_000, 1000),
   })
   .superRefine(
     (v, ctx) => {

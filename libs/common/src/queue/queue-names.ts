@@ -27,6 +27,8 @@ export enum JobName {
   OrderFetchReport = 'orders.fetch-report',
   /** Re-drives orders whose state has not moved within its deadline. */
   Reconcile = 'maintenance.reconcile',
+  /** Erases patient data older than RETENTION_DAYS (scheduled only when it is set). */
+  Retention = 'maintenance.retention',
   /** Sends a report as ORU^R01 over MLLP and records the ACK (data: orderId + deliveryId). */
   DeliverHl7 = 'deliveries.hl7',
   /** Writes a report to the EHR as a FHIR transaction and records the outcome (data: orderId + deliveryId). */
@@ -43,6 +45,7 @@ export const JOB_QUEUE: Record<JobName, QueueName> = {
   [JobName.OrderCheckStatus]: QueueName.Orders,
   [JobName.OrderFetchReport]: QueueName.Orders,
   [JobName.Reconcile]: QueueName.Maintenance,
+  [JobName.Retention]: QueueName.Maintenance,
   [JobName.DeliverHl7]: QueueName.Deliveries,
   [JobName.DeliverFhir]: QueueName.Deliveries,
 };

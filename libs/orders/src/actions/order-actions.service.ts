@@ -97,6 +97,11 @@ export class OrderActionsService {
   async replayInbound(inboundMessageId: string, actor: string): Promise<ActionResult> {
     const message = await this.ds.manager.findOne(InboundMessageEntity, { where: { id: inboundMessageId } });
     if (!message) return { ok: false, message: 'Inbound message not found' };
+    if (message.purgedAt)
+      return {
+        ok: false,
+        message: 'This message was erased under the retention policy (RETENTION_DAYS): nothing to replay',
+      };
     const replayer = this.replayers.get(message.channel);
     if (!replayer) {
       // A FHIR request was answered (201 or an OperationOutcome) while the EHR waited: the EHR sends it again.

@@ -41,4 +41,8 @@ export class InboundMessageEntity {
 
   @Column({ name: 'received_at', type: 'timestamptz', default: () => 'now()' })
   receivedAt!: Date;
+
+  /** When retention erased the message and its stored ACK (`raw` is then empty, `ack` null). */
+  @Column({ name: 'purged_at', type: 'timestamptz', nullable: true })
+  purgedAt!: Date | null;
 }

@@ -88,6 +88,10 @@ export class OrderEntity {
   @Column({ name: 'status_changed_at', type: 'timestamptz', default: () => 'now()' })
   statusChangedAt!: Date;
 
+  /** When retention (RETENTION_DAYS) erased the order's free-text notes (and its patient data elsewhere). */
+  @Column({ name: 'purged_at', type: 'timestamptz', nullable: true })
+  purgedAt!: Date | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

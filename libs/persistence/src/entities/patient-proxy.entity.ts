@@ -24,6 +24,13 @@ export class PatientProxyEntity {
   @Column({ name: 'key_id', type: 'text' })
   keyId!: string;
 
+  /**
+   * When retention erased the identity (`identity_enc` empty): the proxy id and lookup HMAC stay, so a
+   * returning patient keeps her proxy and her identity is stored again with her next order.
+   */
+  @Column({ name: 'purged_at', type: 'timestamptz', nullable: true })
+  purgedAt!: Date | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

@@ -8,6 +8,7 @@ import { FhirIdentifierValueIndex1764330000000 } from './1764330000000-fhir-iden
 import { InboundControlIdIndex1764340000000 } from './1764340000000-inbound-control-id-index';
 import { OrderFailureCode1764350000000 } from './1764350000000-order-failure-code';
 import { DeliveryDestination1764360000000 } from './1764360000000-delivery-destination';
+import { Retention1764370000000 } from './1764370000000-retention';
 
 /** Every migration, oldest first. Landed migrations are never edited: add a new class. */
 export const MIGRATIONS = [
@@ -21,4 +22,5 @@ export const MIGRATIONS = [
   InboundControlIdIndex1764340000000,
   OrderFailureCode1764350000000,
   DeliveryDestination1764360000000,
+  Retention1764370000000,
 ];

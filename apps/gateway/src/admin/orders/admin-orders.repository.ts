@@ -168,7 +168,7 @@ export class AdminOrdersRepository {
   /** An inbound message with its body and ACK in clear (both are sealed at rest): mask before showing. */
   async inbound(id: string): Promise<Record<string, any> | null> {
     const rows: Array<Record<string, any>> = await this.ds.query(
-      `SELECT id, channel, sender, control_id, message_type, raw, status, ack_code, ack, error, received_at
+      `SELECT id, channel, sender, control_id, message_type, raw, status, ack_code, ack, error, received_at, purged_at
          FROM inbound_messages WHERE id = $1`,
       [id],
     );
