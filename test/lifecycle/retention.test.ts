@@ -105,6 +105,11 @@ describe('retention of patient data (RETENTION_DAYS)', () => {
     );
     expect(a.details.notes).toEqual([expect.stringContaining(gone.family)]);
 
+    // An image fetched from a URL that names the patient (as some PACS links do).
+    await p.db.query(`UPDATE image_files SET source_url = $2 WHERE order_id = $1`, [
+      a.id,
+      `https://pacs.example/smear?mrn=${gone.mrn}`,
+    ]);
     // Forty days pass for A, B1 and the refused message (the scheduled job runs every second meanwhile).
     await p.db.query(
       `UPDATE orders SET status_changed_at = now() - interval '40 days' WHERE placer_order_number IN ('RET-A', 'RET-B1')`,
@@ -123,6 +128,11 @@ describe('retention of patient data (RETENTION_DAYS)', () => {
     expect(purgedA.status).toBe('completed');
     expect(purgedA.details.notes).toBeUndefined();
     expect(purgedA.details.orderingProvider).toBeDefined();
+    const urls: Array<{ source_url: string | null }> = await p.db.query(
+      `SELECT source_url FROM image_files WHERE order_id = $1`,
+      [purgedA.id],
+    );
+    expect(urls.map((u) => u.source_url)).toEqual([null]);
     const inA = await inbound('C-RET-A');
     expect(inA).toMatchObject({ raw: '', ack: null, status: 'accepted' });
     const reader = new PatientIdentityReader(p.config);

@@ -23,7 +23,7 @@ export interface RetentionResult {
  * Erases patient data once it is older than `RETENTION_DAYS` and no longer needed: the hospital keeps the
  * record, we are only the way through. What goes, for an order finished (completed, rejected, cancelled or
  * failed) that many days ago:
- * - its free-text notes (HL7 NTE, FHIR `note`), which may name anyone;
+ * - its free-text notes (HL7 NTE, FHIR `note`), which may name anyone, and its images' source URLs;
  * - the inbound message it came in (HL7 text or FHIR body, PID and all) and the ACK stored for it, once every
  *   order of that message is purged; a message that made no order (refused, or a cancellation) once it is
  *   that old;
@@ -94,6 +94,11 @@ export class RetentionService {
       `INSERT INTO order_events (order_id, type, actor, detail)
        SELECT id, 'purged', 'retention', $2::jsonb FROM unnest($1::uuid[]) AS id`,
       [orders.map((o) => o.id), JSON.stringify({ retentionDays: days })],
+    );
+    // An image's source URL may carry identifiers (`…/image?mrn=…`, a signed link naming the patient).
+    await m.query(
+      `UPDATE image_files SET source_url = NULL WHERE order_id = ANY($1::uuid[]) AND source_url IS NOT NULL`,
+      [orders.map((o) => o.id)],
     );
     const inboundIds = unique(orders.map((o) => o.inbound_message_id));
     const patientIds = unique(orders.map((o) => o.patient_proxy_id));
