@@ -327,11 +327,18 @@ export class Hl7IntakeService implements OnModuleInit {
     return this.encode(this.notStoredReplies(header, why, issue), encoding);
   }
 
-  /** Original mode: AR. Enhanced mode: CR (unacceptable) or CE (could not commit), per MSH-15. */
+  /**
+   * Original mode: AR. Enhanced mode: CR (unacceptable) or CE (could not commit) when MSH-15 asks for a
+   * commit ACK on failure; else, when MSH-16 asks for an application ACK on error, AR (table 0008: enhanced
+   * mode application reject) — a sender with MSH-15 NE (or SU) waits for that one, and would wait forever.
+   */
   private notStoredReplies(header: MshHeader | null, why: NotStored, issue: Hl7Issue): string[] {
     if (!header || !isEnhanced(header)) return [buildAck({ header, code: 'AR', issues: [issue], us: this.us })];
     const code: AckCode = why === 'rejected' ? 'CR' : 'CE';
-    return wants(header.acceptAckType, false) ? [buildAck({ header, code, issues: [issue], us: this.us })] : [];
+    if (wants(header.acceptAckType, false)) return [buildAck({ header, code, issues: [issue], us: this.us })];
+    return wants(header.applicationAckType, false)
+      ? [buildAck({ header, code: 'AR', issues: [issue], us: this.us })]
+      : [];
   }
 
   /**

@@ -1,0 +1,76 @@
+import { intakeGatewayForSuite } from './support/gateway';
+import { RawMllpConnection, ackOf } from './support/mllp-test-client';
+import { orderMessage } from './support/fixtures';
+
+jest.setTimeout(60_000);
+
+/**
+ * What a hospital integration engineer checks on a new HL7 interface (second adversarial probe):
+ * acknowledgement modes, MSH-9 as senders really write it, image pointers, segment terminators, duplicates.
+ */
+describe('HL7 intake as hospital interfaces send it', () => {
+  const suite = intakeGatewayForSuite();
+  const ordersOf = (controlId: string) =>
+    suite.gw.db.query(
+      `SELECT o.* FROM orders o JOIN inbound_messages im ON im.id = o.inbound_message_id WHERE im.control_id = $1`,
+      [controlId],
+    ) as Promise<Array<Record<string, any>>>;
+
+  it('answers a refused message with an application AR when MSH-15 wants no commit ACK for it (NE/AL, SU/ER)', async () => {
+    const c = await RawMllpConnection.open(suite.gw.mllpPort);
+    try {
+      // Unsupported message type, version: with MSH-15 NE or SU no CR is asked for; MSH-16 AL / ER wants an answer.
+      c.send(orderMessage({ controlId: 'NEAL-1', acceptAck: 'NE', appAck: 'AL' }).replace('ORM^O01', 'ADT^A08'));
+      c.send(orderMessage({ controlId: 'SUER-1', acceptAck: 'SU', appAck: 'ER', version: '2.9' }));
+      // NE/NE: the sender asked for nothing, and gets nothing.
+      c.send(orderMessage({ controlId: 'NENE-1', acceptAck: 'NE', appAck: 'NE' }).replace('ORM^O01', 'ADT^A08'));
+      c.send(orderMessage({ controlId: 'NEAL-END' }));
+      const replies = await c.waitFor(3);
+      expect(replies.map((r) => [ackOf(r).code, ackOf(r).acked])).toEqual([
+        ['AR', 'NEAL-1'],
+        ['AR', 'SUER-1'],
+        ['AA', 'NEAL-END'],
+      ]);
+      expect(ackOf(replies[0]!).errors[0]).toContain('200^Unsupported message type^HL70357');
+      expect(ackOf(replies[1]!).errors[0]).toContain('203^Unsupported version id^HL70357');
+      expect(await ordersOf('NEAL-1')).toHaveLength(0);
+    } finally {
+      c.close();
+    }
+  });
+
+  it('takes LF or CRLF segment terminators, trailing empty segments and Z segments', async () => {
+    const lf = `${orderMessage({ controlId: 'TERM-LF' }).split('\r').join('\n')}\n\n`;
+    const crlf = `${orderMessage({ controlId: 'TERM-CRLF' }).split('\r').join('\r\n')}\r\nZHB|1|local\r\n`;
+    for (const [id, msg] of [
+      ['TERM-LF', lf],
+      ['TERM-CRLF', crlf],
+    ] as const) {
+      expect(ackOf(await suite.conn.request(msg))).toMatchObject({ code: 'AA', acked: id });
+      const [order] = await ordersOf(id);
+      expect(order!.placer_order_number).toBe(`PL-${id}`);
+      expect(order!.details.orderingProvider.family).toBe('WELBY');
+    }
+  });
+
+  it('makes one order of a message sent on two connections at once, and gives both the same ACKs', async () => {
+    const a = await RawMllpConnection.open(suite.gw.mllpPort);
+    const b = await RawMllpConnection.open(suite.gw.mllpPort);
+    try {
+      for (let i = 0; i < 10; i++) {
+        const enhanced = i % 2 === 1 ? { acceptAck: 'AL', appAck: 'AL' } : {};
+        const msg = orderMessage({ controlId: `TWICE-${i}`, ...enhanced });
+        a.send(msg);
+        b.send(msg);
+      }
+      // 5 original-mode AAs + 5 x (CA + ORR) on each connection.
+      const [ra, rb] = await Promise.all([a.waitFor(15), b.waitFor(15)]);
+      expect(ra).toHaveLength(15);
+      expect(rb).toEqual(ra);
+      for (let i = 0; i < 10; i++) expect(await ordersOf(`TWICE-${i}`)).toHaveLength(1);
+    } finally {
+      a.close();
+      b.close();
+    }
+  });
+});
