@@ -39,6 +39,28 @@ describe('HL7 intake as hospital interfaces send it', () => {
     }
   });
 
+  it('refuses (AE 102) an OBX RP pointer the worker could not fetch: no host, a space in it, not http(s)', async () => {
+    const urls = [
+      'http://',
+      'https://pacs .example.org/x.png',
+      'http://[::1/x.png',
+      'file:///etc/passwd',
+      'javascript:x',
+    ];
+    for (const [i, url] of urls.entries()) {
+      const id = `RP-BAD-${i}`;
+      const reply = await suite.conn.request(
+        orderMessage({
+          controlId: id,
+          groups: [{ placer: `PL-${id}`, extra: [`OBX|1|RP|IMG^Image||${url}^HB^IMAGE^PNG||||||F`] }],
+        }),
+      );
+      expect([url, ackOf(reply).code]).toEqual([url, 'AE']);
+      expect(ackOf(reply).errors[0]).toContain('|OBX^1^5^1^1|102^Data type error^HL70357|');
+      expect(await ordersOf(id)).toHaveLength(0);
+    }
+  });
+
   it('takes LF or CRLF segment terminators, trailing empty segments and Z segments', async () => {
     const lf = `${orderMessage({ controlId: 'TERM-LF' }).split('\r').join('\n')}\n\n`;
     const crlf = `${orderMessage({ controlId: 'TERM-CRLF' }).split('\r').join('\r\n')}\r\nZHB|1|local\r\n`;

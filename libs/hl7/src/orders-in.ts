@@ -623,7 +623,7 @@ function imageFrom(obx: SegCtx, issues: Hl7Issue[]): Unnamed<Hl7ImageSource> | n
     const text = (obx.fields[5] ?? '').split(obx.d.repetition)[0] ?? '';
     const first = text.split(obx.d.component)[0] ?? '';
     const url = unescapeHl7(first, obx.d).trim();
-    if (!/^https?:\/\//i.test(url)) {
+    if (!isHttpUrl(url)) {
       issues.push({
         code: Hl7ErrorCode.DataTypeError,
         location: { segment: 'OBX', sequence: obx.seq, field: 5, component: 1 },
@@ -635,4 +635,18 @@ function imageFrom(obx: SegCtx, issues: Hl7Issue[]): Unnamed<Hl7ImageSource> | n
     return { kind: 'url', url, mediaType: MEDIA[subtype] ?? null };
   }
   return null;
+}
+
+/**
+ * An http(s) URL the image fetcher can request: it parses as a URL, with a host. `http://`, a space in the
+ * host or an unclosed IPv6 bracket would be taken (AA) and only fail when the worker fetches it.
+ */
+function isHttpUrl(value: string): boolean {
+  if (!/^https?:\/\//i.test(value)) return false;
+  try {
+    const url = new URL(value);
+    return (url.protocol === 'http:' || url.protocol === 'https:') && url.hostname !== '';
+  } catch {
+    return false;
+  }
 }
