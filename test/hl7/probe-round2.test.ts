@@ -61,6 +61,17 @@ describe('HL7 intake as hospital interfaces send it', () => {
     }
   });
 
+  it('reads MSH-9 in lower case as its code: answered ACK^O01^ACK, stored as ORM^O01', async () => {
+    const msg = orderMessage({ controlId: 'LC9-1', version: '2.5.1' }).replace('ORM^O01^ORM_O01', 'orm^o01^orm_o01');
+    const reply = await suite.conn.request(msg);
+    expect(ackOf(reply).code).toBe('AA');
+    expect(reply.split('\r')[0]!.split('|')[8]).toBe('ACK^O01^ACK');
+    const [order] = await ordersOf('LC9-1');
+    expect(order!.details.messageType).toBe('ORM^O01');
+    const [inbound] = await suite.gw.db.query(`SELECT message_type FROM inbound_messages WHERE control_id = 'LC9-1'`);
+    expect(inbound.message_type).toBe('ORM^O01');
+  });
+
   it('takes LF or CRLF segment terminators, trailing empty segments and Z segments', async () => {
     const lf = `${orderMessage({ controlId: 'TERM-LF' }).split('\r').join('\n')}\n\n`;
     const crlf = `${orderMessage({ controlId: 'TERM-CRLF' }).split('\r').join('\r\n')}\r\nZHB|1|local\r\n`;

@@ -82,9 +82,10 @@ export function readHeader(raw: Buffer | string): MshHeader | null {
     sendingFacilityHd: f(4).split(rs)[0] ?? '',
     receivingApplication: comp(5, 1),
     receivingFacility: comp(6, 1),
-    messageCode: comp(9, 1).trim(),
-    triggerEvent: comp(9, 2).trim(),
-    messageStructure: comp(9, 3).trim(),
+    // Codes (tables 0076, 0003, 0354), upper case: an `orm^o01` sender is answered `ACK^O01^ACK`, stored as ORM^O01.
+    messageCode: comp(9, 1).trim().toUpperCase(),
+    triggerEvent: comp(9, 2).trim().toUpperCase(),
+    messageStructure: comp(9, 3).trim().toUpperCase(),
     controlId: f(10).trim(),
     processingId: comp(11, 1).trim(),
     processingMode: comp(11, 2).trim(),
