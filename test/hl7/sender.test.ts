@@ -82,6 +82,36 @@ describe('MLLP sender', () => {
     }
   });
 
+  it("reads a receiver's ACK in the character set its MSH-18 names, and one with a byte order mark before MSH", async () => {
+    // One ACK in 8859/1 (MSA-3 with an umlaut) whatever we sent, one from an engine writing UTF-8 with a BOM.
+    const acks = [
+      (id: string) =>
+        encodeFrame(`MSH|^~\\&|LIS|GENHOSP|HB|HB|20260101||ACK|A1|P|2.5.1|||||8859/1\rMSA|AA|${id}|Geprüft`, 'latin1'),
+      (id: string) => encodeFrame(`\ufeffMSH|^~\\&|LIS|GENHOSP|HB|HB|20260101||ACK|A2|P|2.5.1\rMSA|AA|${id}`),
+    ];
+    const server = net.createServer((socket) => {
+      const decoder = new MllpDecoder(1024 * 1024);
+      socket.on('data', (chunk: Buffer) => {
+        for (const ev of decoder.push(chunk)) {
+          if (ev.kind === 'frame') socket.write(acks.shift()!(readHeader(ev.data)?.controlId ?? ''));
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const port = (server.address() as net.AddressInfo).port;
+    const client = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 1000 });
+    try {
+      const latin1 = await sendWithRetry(client, ORU('C-L1'), 'C-L1', FAST);
+      expect(latin1).toMatchObject({ result: 'accepted', attempts: 1 });
+      expect(latin1.ack!.raw).toContain('MSA|AA|C-L1|Geprüft');
+      const bom = await sendWithRetry(client, ORU('C-BOM'), 'C-BOM', FAST);
+      expect(bom).toMatchObject({ result: 'accepted', attempts: 1 });
+    } finally {
+      client.close();
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+  });
+
   it('gives up at once on AR', async () => {
     const rx = await scriptedReceiver(['AR']);
     const client = new MllpClient({ host: '127.0.0.1', port: rx.port, ackTimeoutMs: 2000 });

@@ -189,7 +189,8 @@ export function responseSegments(opts: AckOptions, messageType: string, ackTypes
 export function readAck(
   text: string,
 ): { code: string; ackedControlId: string; controlId: string; errors: string[] } | null {
-  const segs = text.split(/\r\n|\r|\n/);
+  // A byte order mark before MSH (as UTF-8 text, or its bytes read as Latin-1), as some engines write.
+  const segs = text.replace(/^(\ufeff|\u00ef\u00bb\u00bf)/, '').split(/\r\n|\r|\n/);
   const msh = segs.find((s) => s.startsWith('MSH'));
   const msa = segs.find((s) => s.startsWith('MSA'));
   if (!msh || !msa) return null;

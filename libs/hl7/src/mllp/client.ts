@@ -2,6 +2,7 @@ import { readFileSync } from 'node:fs';
 import net from 'node:net';
 import tls from 'node:tls';
 import { readAck } from '../ack';
+import { encodingFor, readHeader } from '../header';
 import { MllpDecoder, encodeFrame } from './framing';
 
 export interface MllpClientOptions {
@@ -94,7 +95,7 @@ export class MllpClient {
     socket.on('data', (chunk: Buffer) => {
       for (const ev of this.decoder.push(chunk)) {
         if (ev.kind !== 'frame' || !this.waiter) continue;
-        const raw = ev.data.toString(this.opts.encoding ?? 'utf8');
+        const raw = ev.data.toString(ackEncoding(ev.data, this.opts.encoding ?? 'utf8'));
         const ack = readAck(raw);
         // A commit ACK (CA) only says the receiver stored the message: our messages ask for the application
         // ACK (MSH-16 AL), so a CA is passed over and the AA/AE/AR that follows decides (within the timeout).
@@ -140,6 +141,17 @@ export class MllpClient {
       socket.write(encodeFrame(message, this.opts.encoding ?? 'utf8'));
     });
   }
+}
+
+/**
+ * How to read an ACK's bytes: in the character set its MSH-18 names (a receiver may answer in 8859/1 whatever
+ * we sent), else in ours; with MSH-18 empty, bytes that are not UTF-8 are Latin-1. Its MSA-3 / ERR text is
+ * kept in the delivery row as the receiver wrote it.
+ */
+function ackEncoding(bytes: Buffer, ours: BufferEncoding): BufferEncoding {
+  const declared = readHeader(bytes)?.characterSet ?? '';
+  if (declared) return encodingFor(declared) ?? ours;
+  return ours === 'latin1' ? 'latin1' : (encodingFor('', bytes) ?? ours);
 }
 
 export interface RetryPolicy {
