@@ -72,6 +72,29 @@ describe('HL7 intake as hospital interfaces send it', () => {
     expect(inbound.message_type).toBe('ORM^O01');
   });
 
+  it("names the sender's patient in the ORL^O22 to a cancellation (PID-3 is required there), as for a new order", async () => {
+    const c = await RawMllpConnection.open(suite.gw.mllpPort);
+    try {
+      const enhanced = { type: 'OML', acceptAck: 'NE', appAck: 'AL' } as const;
+      c.send(orderMessage({ controlId: 'ORLCA-1', ...enhanced, groups: [{ placer: 'ORLCA' }] }));
+      c.send(orderMessage({ controlId: 'ORLCA-2', ...enhanced, groups: [{ placer: 'ORLCA', control: 'CA' }] }));
+      c.send(orderMessage({ controlId: 'ORLCA-3', ...enhanced, groups: [{ placer: 'ORLCA-NO', control: 'CA' }] }));
+      const replies = await c.waitFor(3);
+      expect(replies.map((r) => [ackOf(r).code, r.split('\r').find((seg) => seg.startsWith('ORC'))])).toEqual([
+        ['AA', expect.stringMatching(/^ORC\|OK\|ORLCA\|/)],
+        ['AA', expect.stringMatching(/^ORC\|CR\|ORLCA\|/)],
+        ['AE', 'ORC|UC|ORLCA-NO'],
+      ]);
+      for (const r of replies) {
+        expect(r.split('\r').find((seg) => seg.startsWith('PID'))).toBe(
+          'PID|1||MRN0001^^^GENHOSP^MR~99887766^^^NATID^NI',
+        );
+      }
+    } finally {
+      c.close();
+    }
+  });
+
   it('takes LF or CRLF segment terminators, trailing empty segments and Z segments', async () => {
     const lf = `${orderMessage({ controlId: 'TERM-LF' }).split('\r').join('\n')}\n\n`;
     const crlf = `${orderMessage({ controlId: 'TERM-CRLF' }).split('\r').join('\r\n')}\r\nZHB|1|local\r\n`;

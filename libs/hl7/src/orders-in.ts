@@ -556,16 +556,18 @@ export function readOrderMessage(
     out.push({ index, control, placerOrderNumber: placer, ...at, test, tasks, details, images });
   });
 
-  const patient = needsPatient
-    ? pid
-      ? patientFrom(pid, header, issues)
-      : (issues.push({
+  // A PID is read whenever there is one (a cancellation's too: the ORL^O22 names the patient, PID-3 being
+  // required there); only new orders need it, so only they are refused without a usable one.
+  const patient = pid
+    ? patientFrom(pid, header, needsPatient ? issues : [])
+    : needsPatient
+      ? (issues.push({
           code: Hl7ErrorCode.RequiredFieldMissing,
           location: { segment: 'PID' },
           text: 'A PID segment is required for new orders',
         }),
         null)
-    : null;
+      : null;
   return { patient, groups: out, refs, issues };
 }
 
