@@ -95,6 +95,13 @@ describe('HL7 intake as hospital interfaces send it', () => {
     }
   });
 
+  it('does not label its AR to an unsupported MSH-18 with that character set (its bytes are not in it)', async () => {
+    const reply = await suite.conn.request(orderMessage({ controlId: 'CS16-1', charset: 'UNICODE UTF-16' }));
+    expect(ackOf(reply)).toMatchObject({ code: 'AR', acked: 'CS16-1' });
+    expect(ackOf(reply).errors[0]).toContain('|MSH^1^18|102^Data type error^HL70357|');
+    expect(reply.split('\r')[0]!.split('|')[17] ?? '').toBe('');
+  });
+
   it('takes LF or CRLF segment terminators, trailing empty segments and Z segments', async () => {
     const lf = `${orderMessage({ controlId: 'TERM-LF' }).split('\r').join('\n')}\n\n`;
     const crlf = `${orderMessage({ controlId: 'TERM-CRLF' }).split('\r').join('\r\n')}\r\nZHB|1|local\r\n`;

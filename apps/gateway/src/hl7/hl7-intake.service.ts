@@ -161,7 +161,8 @@ export class Hl7IntakeService implements OnModuleInit {
     }
     const encoding = encodingFor(header.characterSet, frame);
     if (!encoding) {
-      return this.notStored(header, 'utf8', 'rejected', {
+      // Answered in ASCII: its MSH-18 must not claim the character set we could not read (UTF-16, JIS, …).
+      return this.notStored({ ...header, characterSet: '' }, 'utf8', 'rejected', {
         code: Hl7ErrorCode.DataTypeError,
         location: { segment: 'MSH', field: 18 },
         text: `Character set ${header.characterSet} is not supported (ASCII, 8859/1, UNICODE UTF-8)`,
