@@ -79,6 +79,15 @@ describe('Hemato client against apps/hemato-sandbox', () => {
     expect(await client.findStudies({ bridge_order_id: `${tag}-none` })).toEqual([]);
   });
 
+  it('workflow 2: the tags sent with a list are kept on the study, which findStudies then finds', async () => {
+    const tag = `list-order-${Date.now()}`;
+    // Nothing listens on port 9: the download fails later, the study and its tags are made at once.
+    const study = await client.submitFromList('http://127.0.0.1:9/list.json', ['pbs_v1'], { bridge_order_id: tag });
+    expect(await client.findStudies({ bridge_order_id: tag })).toEqual([
+      expect.objectContaining({ studyId: study.studyId, tags: { bridge_order_id: tag } }),
+    ]);
+  });
+
   it('runs workflow 1 with session auth: uploads, signed callback, typed report', async () => {
     const received: { ok: boolean; studyId?: string }[] = [];
     const receiver = createServer((req, res) => {

@@ -206,6 +206,16 @@ function assertTasks(tasks: string[]): void {
   }
 }
 
+/** Study tags are string pairs (the reference); anything else is refused before a call is made. */
+function assertTags(tags: Record<string, string> | undefined): void {
+  if (tags === undefined) return;
+  for (const [k, v] of Object.entries(tags)) {
+    if (typeof v !== 'string') {
+      throw new HematoApiError({ kind: 'invalid_argument', message: `tag "${k}" must be a string` });
+    }
+  }
+}
+
 /**
  * Typed client for the Hemato.AI Diagnostic API (`shared/spec/hemato-ai-api.md`): both auth methods,
  * every endpoint, streamed uploads checked by content hash, retries for idempotent calls.
@@ -388,13 +398,7 @@ export class HematoClient {
    * only). Not retried: a retry after a lost answer would create a second study.
    */
   async createStudy(tags?: Record<string, string>, opts: HematoCallOptions = {}): Promise<HematoStudy> {
-    if (tags !== undefined) {
-      for (const [k, v] of Object.entries(tags)) {
-        if (typeof v !== 'string') {
-          throw new HematoApiError({ kind: 'invalid_argument', message: `tag "${k}" must be a string` });
-        }
-      }
-    }
+    assertTags(tags);
     const body: CreateStudyRequest = tags === undefined ? {} : { tags };
     const res = await this.call({
       method: 'POST',
@@ -411,7 +415,7 @@ export class HematoClient {
 
   /**
    * `GET /pbs?tag.<key>=<value>`: this account's studies carrying every one of `tags` (oldest first). How a
-   * caller finds the study a `createStudy` made when its answer was lost.
+   * caller finds the study a `createStudy` or `submitFromList` made when its answer was lost.
    */
   async findStudies(tags: Record<string, string>, opts: HematoCallOptions = {}): Promise<HematoStudySummary[]> {
     const entries = Object.entries(tags);
@@ -433,10 +437,17 @@ export class HematoClient {
 
   /**
    * `POST /pbs` with a list URL (workflow 2): Hemato.AI downloads the files the document names.
-   * Not retried, like {@link createStudy}.
+   * Not retried, like {@link createStudy}. `tags` go with the list as with `createStudy` (the reference: tags
+   * may accompany `POST /pbs`), no PII/PHI: they let {@link findStudies} find the study when the answer is lost.
    */
-  async submitFromList(listUrl: string, tasks: string[], opts: HematoCallOptions = {}): Promise<HematoListStudy> {
+  async submitFromList(
+    listUrl: string,
+    tasks: string[],
+    tags?: Record<string, string>,
+    opts: HematoCallOptions = {},
+  ): Promise<HematoListStudy> {
     assertTasks(tasks);
+    assertTags(tags);
     let url: URL;
     try {
       url = new URL(listUrl);
@@ -446,11 +457,12 @@ export class HematoClient {
     if (url.protocol !== 'https:' && url.protocol !== 'http:') {
       throw new HematoApiError({ kind: 'invalid_argument', message: 'listUrl must be an http(s) URL' });
     }
-    const body: SubmitListRequest = { list_url: listUrl, tasks };
+    const body: SubmitListRequest = { list_url: listUrl, tasks, ...(tags === undefined ? {} : { tags }) };
     const res = await this.call({
       method: 'POST',
       path: '/pbs',
       json: body,
+      tags,
       idempotent: false,
       auth: true,
       timeoutMs: opts.timeoutMs ?? this.timeoutMs,

@@ -50,10 +50,14 @@ export interface CreateStudyRequest {
   tags?: Record<string, string>;
 }
 
-/** Workflow 2: Hemato.AI downloads the files named by the document at `list_url`. */
+/**
+ * Workflow 2: Hemato.AI downloads the files named by the document at `list_url`. `tags` as for workflow 1
+ * (the reference lets tags accompany `POST /pbs`; its workflow-2 example shows none): proxy ids only.
+ */
 export interface SubmitListRequest {
   list_url: string;
   tasks: string[];
+  tags?: Record<string, string>;
 }
 
 /** `POST /pbs` results (both workflows). */

@@ -12,7 +12,7 @@ const log = createLogger('step:create-study');
  * `ready → study_created`. Workflow 1: a new study tagged with proxy ids only, then uploads.
  * Workflow 2: Hemato.AI is handed a signed list URL and fetches the files itself.
  * Once a study id is stored it is never created again for the order; after an attempt whose answer was
- * lost (workflow 1), the study it may have created is looked up by the order's tag before another is made.
+ * lost (either workflow), the study it may have created is looked up by the order's tag before another is made.
  */
 @Injectable()
 export class CreateStudyStep {
@@ -34,6 +34,14 @@ export class CreateStudyStep {
       return;
     }
 
+    // The order's tags go with both workflows (proxy ids only, never patient data): they find the study an
+    // attempt made when its answer was lost.
+    const proxy = order.patientProxyId
+      ? await this.ctx.proxies.proxyOf(this.ctx.ds.manager, order.patientProxyId)
+      : null;
+    const tags: Record<string, string> = { bridge_order_id: order.id };
+    if (proxy) tags.patient_proxy_id = proxy.proxyId;
+
     if (this.ctx.workflow === '2') {
       const stored = await this.ctx.ds.manager.count(ImageFileEntity, { where: { orderId, status: 'stored' } });
       if (stored === 0) throw new Error('Order has no stored image to submit');
@@ -48,45 +56,30 @@ export class CreateStudyStep {
       if (!callback) {
         log.warn({ orderId }, 'PUBLIC_BASE_URL is not https: Hemato.AI cannot call back, the order is polled');
       }
-      const study = await this.ctx.guard.forOrder(order, () => client.submitFromList(listUrl, order.tasks));
+      // Posting the list makes the study and starts the run: posting it again after a lost answer would make a
+      // second study and a second run (a second report, sent as a correction). The study is looked up by its
+      // tag first. A service that ignored tags on a list would not be found: the list is posted again, as before.
+      const { studyId, answer } = await this.createOnce(order, () =>
+        client.submitFromList(listUrl, order.tasks, tags).then((s) => s.studyId),
+      );
       const moved = await this.ctx.transitions.move(orderId, OrderStatus.StudyCreated, {
         actor: 'worker',
         expectFrom: [OrderStatus.Ready],
-        patch: { hematoStudyId: study.studyId, details: { ...order.details, workflow: '2' } },
+        patch: { hematoStudyId: studyId, details: { ...order.details, workflow: '2' } },
         detail: {
-          studyId: study.studyId,
+          studyId,
           workflow: 2,
           callback: callback ? 'signed URL' : 'none (PUBLIC_BASE_URL is not https): polled',
+          ...(answer ? { answer } : {}),
         },
         deadlineMs: this.ctx.config.orders.POLL_DEADLINE_MS,
       });
-      log.info({ orderId, studyId: study.studyId }, 'workflow 2 study submitted');
+      log.info({ orderId, studyId, answerLost: !!answer }, 'workflow 2 study submitted');
       await this.ctx.queue.step(JobName.OrderCheckStatus, moved, { delayMs: 1000, poll: 1, tag: 'p1' });
       return;
     }
 
-    const proxy = order.patientProxyId
-      ? await this.ctx.proxies.proxyOf(this.ctx.ds.manager, order.patientProxyId)
-      : null;
-    const tags: Record<string, string> = { bridge_order_id: order.id };
-    if (proxy) tags.patient_proxy_id = proxy.proxyId;
-    let studyId: string | undefined;
-    let answer: string | undefined;
-    if (sentBefore(order, 'create_study')) {
-      studyId = await this.createdEarlier(order);
-      if (studyId) answer = 'the answer to an earlier request was lost; the study was found by its bridge_order_id tag';
-    }
-    if (!studyId) {
-      await markSent(this.ctx.ds.manager, orderId, 'create_study');
-      try {
-        studyId = (await this.ctx.guard.forOrder(order, () => client.createStudy(tags))).studyId;
-      } catch (err) {
-        if (!answerLost(err)) throw err;
-        studyId = await this.createdEarlier(order);
-        if (!studyId) throw err; // not there: the next attempt looks again before creating one
-        answer = `lost (${err.kind}); the study was found by its bridge_order_id tag`;
-      }
-    }
+    const { studyId, answer } = await this.createOnce(order, () => client.createStudy(tags).then((s) => s.studyId));
     const moved = await this.ctx.transitions.move(orderId, OrderStatus.StudyCreated, {
       actor: 'worker',
       expectFrom: [OrderStatus.Ready],
@@ -96,6 +89,35 @@ export class CreateStudyStep {
     });
     log.info({ orderId, studyId, answerLost: !!answer }, 'study created');
     await this.ctx.queue.step(JobName.OrderUploadImages, moved);
+  }
+
+  /**
+   * Makes the order's study once (`create`: `POST /pbs`, either workflow). After an attempt whose answer was
+   * lost (marked before sending), the study it may have made is looked up by the order's tag before another is
+   * made; `answer` then says so for the timeline.
+   */
+  private async createOnce(
+    order: OrderEntity,
+    create: () => Promise<string>,
+  ): Promise<{ studyId: string; answer?: string }> {
+    if (sentBefore(order, 'create_study')) {
+      const found = await this.createdEarlier(order);
+      if (found) {
+        return {
+          studyId: found,
+          answer: 'the answer to an earlier request was lost; the study was found by its bridge_order_id tag',
+        };
+      }
+    }
+    await markSent(this.ctx.ds.manager, order.id, 'create_study');
+    try {
+      return { studyId: await this.ctx.guard.forOrder(order, create) };
+    } catch (err) {
+      if (!answerLost(err)) throw err;
+      const found = await this.createdEarlier(order);
+      if (!found) throw err; // not there: the next attempt looks again before creating one
+      return { studyId: found, answer: `lost (${err.kind}); the study was found by its bridge_order_id tag` };
+    }
   }
 
   /**
