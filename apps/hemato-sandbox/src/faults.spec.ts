@@ -50,6 +50,15 @@ describe('Faults', () => {
     expect(f.forRequest('/pbs/4f0c-9a/tasks')).toBeDefined();
   });
 
+  it('limits request faults to the given methods: POST /pbs slowed, GET /pbs not', () => {
+    const f = new Faults();
+    f.set({ latency_ms: 10, fail_next: 1, paths: ['/pbs'], methods: ['post'] });
+    expect(f.latencyFor('/pbs', 'GET')).toBe(0);
+    expect(f.forRequest('/pbs', 'GET')).toBeUndefined();
+    expect(f.latencyFor('/pbs', 'POST')).toBe(10);
+    expect(f.forRequest('/pbs', 'POST')).toEqual({ kind: 'error', status: 503 });
+  });
+
   it('refuses unknown knobs and out-of-range shares', () => {
     const f = new Faults();
     expect(() => f.set({ nope: 1 })).toThrow();

@@ -36,6 +36,8 @@ export const faultSchema = z
      * segment (such as the study id of `/pbs/{id}/tasks`). Empty: every API path.
      */
     paths: z.array(z.string()).default([]),
+    /** HTTP methods request faults apply to (such as `POST`, to slow `POST /pbs` but not `GET /pbs`). Empty: every method. */
+    methods: z.array(z.string().toUpperCase()).default([]),
   })
   .strict();
 
@@ -75,8 +77,10 @@ export class Faults {
     for (const k of Object.keys(this.counters) as Array<keyof Faults['counters']>) this.counters[k] = 0;
   }
 
-  applies(path: string): boolean {
-    return this.config.paths.length === 0 || this.config.paths.some((p) => pathPrefix(p).test(path));
+  applies(path: string, method?: string): boolean {
+    const { paths, methods } = this.config;
+    if (methods.length > 0 && (method === undefined || !methods.includes(method.toUpperCase()))) return false;
+    return paths.length === 0 || paths.some((p) => pathPrefix(p).test(path));
   }
 
   private share(key: keyof Faults['acc'], r: number): boolean {
@@ -90,8 +94,8 @@ export class Faults {
   }
 
   /** Decides the fault for one API request (call once per request). */
-  forRequest(path: string): RequestFault {
-    if (!this.applies(path)) return undefined;
+  forRequest(path: string, method?: string): RequestFault {
+    if (!this.applies(path, method)) return undefined;
     const c = this.config;
     if (c.rate_limit_next > 0) {
       c.rate_limit_next--;
@@ -119,8 +123,8 @@ export class Faults {
     return undefined;
   }
 
-  latencyFor(path: string): number {
-    return this.applies(path) ? this.config.latency_ms : 0;
+  latencyFor(path: string, method?: string): number {
+    return this.applies(path, method) ? this.config.latency_ms : 0;
   }
 
   dropCallback(): boolean {

@@ -127,9 +127,9 @@ export class SandboxServer {
       if (admin) {
         await this.routeAdmin(ctx);
       } else {
-        const latency = this.faults.latencyFor(p);
+        const latency = this.faults.latencyFor(p, req.method);
         if (latency > 0) await this.wait(latency);
-        const fault = this.faults.forRequest(p);
+        const fault = this.faults.forRequest(p, req.method);
         if (fault?.kind === 'rate_limit') {
           if (ctx.entry) ctx.entry.fault = `429 retry-after ${fault.retryAfterS}`;
           throw new HttpError(
