@@ -3,7 +3,7 @@ import { JobName, OrderStatus, createLogger } from '@hemato/common';
 import { isHematoApiError } from '@hemato/hemato-client';
 import { ImageFileEntity, type OrderEntity } from '@hemato/persistence';
 import { listCallbackUrl, studyFilesBase } from '../../hemato/signed-urls';
-import { answerLost, markSent, sentBefore } from './hemato-sent';
+import { answerLost, askAlone, markSent, sentBefore } from './hemato-sent';
 import { StepContext } from './step-context';
 
 const log = createLogger('step:create-study');
@@ -19,6 +19,15 @@ export class CreateStudyStep {
   constructor(private readonly ctx: StepContext) {}
 
   async execute(orderId: string): Promise<void> {
+    const order = await this.ctx.order(orderId);
+    if (!order || order.status !== OrderStatus.Ready) return;
+    // One execution at a time checks and asks (a reconciler run and a retry, a re-run of a stalled job): the
+    // one holding the claim reads the order again, so it sees what an execution before it recorded.
+    const alone = await askAlone(this.ctx.ds.manager, orderId, 'create_study', () => this.checkAndAsk(orderId));
+    if (!alone) log.info({ orderId }, 'another run of create-study is asking Hemato.AI for this order: left to it');
+  }
+
+  private async checkAndAsk(orderId: string): Promise<void> {
     const order = await this.ctx.order(orderId);
     if (!order || order.status !== OrderStatus.Ready) return;
     const client = this.ctx.hemato.get();

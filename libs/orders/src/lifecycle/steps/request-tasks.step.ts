@@ -4,7 +4,7 @@ import { isHematoApiError, type HematoStudyStatus } from '@hemato/hemato-client'
 import { ImageFileEntity, type OrderEntity } from '@hemato/persistence';
 import { IsNull } from 'typeorm';
 import { orderCallbackUrl, usableCallbackUrl } from '../../hemato/signed-urls';
-import { answerLost, markSent, sentBefore } from './hemato-sent';
+import { answerLost, askAlone, markSent, sentBefore } from './hemato-sent';
 import { StepContext } from './step-context';
 
 const log = createLogger('step:request-tasks');
@@ -20,6 +20,15 @@ export class RequestTasksStep {
   constructor(private readonly ctx: StepContext) {}
 
   async execute(orderId: string): Promise<void> {
+    const order = await this.ctx.order(orderId);
+    if (!order || order.status !== OrderStatus.Uploading) return;
+    // One execution at a time checks and asks (a reconciler run and a retry, a re-run of a stalled job): the
+    // one holding the claim reads the order again, so it sees what an execution before it recorded.
+    const alone = await askAlone(this.ctx.ds.manager, orderId, 'request_tasks', () => this.checkAndAsk(orderId));
+    if (!alone) log.info({ orderId }, 'another run of request-tasks is asking Hemato.AI for this order: left to it');
+  }
+
+  private async checkAndAsk(orderId: string): Promise<void> {
     const order = await this.ctx.order(orderId);
     if (!order || order.status !== OrderStatus.Uploading || !order.hematoStudyId) return;
     const missing = await this.ctx.ds.manager.count(ImageFileEntity, {
