@@ -54,6 +54,8 @@ describe('admin dashboard in Chromium', () => {
       ADMIN_LOCKOUT_THRESHOLD: '3',
       HEMATO_BASE_URL: peer,
       FHIR_EHR_BASE_URL: `${peer}/fhir`,
+      // No worker here: the retention test below runs the purge itself.
+      RETENTION_DAYS: '30',
     });
     await createUser(g.ds, ADMIN.email, 'admin', ADMIN.password);
     await createUser(g.ds, VIEWER.email, 'viewer', VIEWER.password);
@@ -341,7 +343,7 @@ describe('admin dashboard in Chromium', () => {
       [seeded.filler],
     );
     await g.ds.query(`UPDATE patient_proxies SET updated_at = now() - interval '40 days'`);
-    const retention = new RetentionService(g.ds, { orders: { ...g.config.orders, RETENTION_DAYS: 30 } });
+    const retention = new RetentionService(g.ds, g.config);
     const done = await retention.purge();
     expect(done).toMatchObject({ orders: 2, patientIdentities: 1 });
 
@@ -355,6 +357,10 @@ describe('admin dashboard in Chromium', () => {
     // The result is still there.
     await expectText(p.locator('body'), 'B50');
     expect(await p.locator('body').innerText()).not.toContain(PATIENT.family);
+    // The health page says what the policy is and what it last erased (from the audit log).
+    await p.getByRole('link', { name: 'Health' }).click();
+    await expectText(p.getByTestId('retention-policy'), 'erased 30 days after an order finished');
+    await expectText(p.getByTestId('retention-last'), '2 orders, 2 inbound messages, 1 patient identities');
     await p.context().close();
   });
 });

@@ -192,6 +192,18 @@ describe('retention of patient data (RETENTION_DAYS)', () => {
     expect(resealed.unreadable).toEqual({});
     expect((await inbound('C-RET-A')).raw).toBe('');
 
+    // Each sweep that erased something is in the audit log, with counts only.
+    const audit: Array<{ user_email: string; detail: Record<string, number> }> = await p.db.query(
+      `SELECT user_email, detail FROM audit_log WHERE action = 'retention.purge' ORDER BY id`,
+    );
+    expect(audit.every((a) => a.user_email === 'system:retention' && a.detail.retentionDays === 30)).toBe(true);
+    const sum = (k: string) => audit.reduce((n, a) => n + (a.detail[k] ?? 0), 0);
+    expect({ orders: sum('orders'), inbound: sum('inboundMessages'), identities: sum('patientIdentities') }).toEqual({
+      orders: 2,
+      inbound: 3,
+      identities: 1,
+    });
+
     // Greta comes back: the same proxy id, and her identity is stored again for the new order's result.
     expect((await send('RET-A2', gone)).code).toBe('AA');
     const a2 = await orderOf('RET-A2');

@@ -35,6 +35,10 @@ interface Health {
   queues: Array<{ name: string; counts?: Record<string, number>; error?: string }>;
   hemato: Probe;
   ehr: Probe;
+  retention?: {
+    days: number;
+    lastPurge: { at: string; detail: { orders?: number; inboundMessages?: number; patientIdentities?: number } } | null;
+  };
   lastErrors: {
     orders: Array<{
       id: string;
@@ -355,6 +359,23 @@ export function HealthPage({ me }: { me: Me }) {
               </tbody>
             </table>
           </section>
+          {h.retention && (
+            <section className="card" aria-labelledby="h-retention">
+              <h2 id="h-retention">Retention</h2>
+              <p data-testid="retention-policy">
+                {h.retention.days > 0
+                  ? `Patient data is erased ${h.retention.days} days after an order finished (RETENTION_DAYS).`
+                  : 'Off: patient data is kept (RETENTION_DAYS=0).'}
+              </p>
+              <p className="muted small" data-testid="retention-last">
+                {h.retention.lastPurge
+                  ? `Last erasure ${fmtTime(h.retention.lastPurge.at)}: ${h.retention.lastPurge.detail.orders ?? 0} orders, ` +
+                    `${h.retention.lastPurge.detail.inboundMessages ?? 0} inbound messages, ` +
+                    `${h.retention.lastPurge.detail.patientIdentities ?? 0} patient identities (in the audit log).`
+                  : 'Nothing erased so far.'}
+              </p>
+            </section>
+          )}
           <section className="card" aria-labelledby="h-errors">
             <h2 id="h-errors">Last errors</h2>
             <h3>Failed orders</h3>

@@ -9,6 +9,9 @@ const FINISHED = `('completed', 'rejected', 'cancelled', 'failed')`;
 /** Orders per transaction: bounds the time their rows are locked. */
 const DEFAULT_BATCH = 500;
 const DAY_MS = 86_400_000;
+/** Who the audit log names for the erasure, and its action. */
+export const RETENTION_ACTOR = 'system:retention';
+export const RETENTION_AUDIT_ACTION = 'retention.purge';
 
 export interface RetentionResult {
   /** Orders whose free-text notes were erased (and which are now counted as purged). */
@@ -59,8 +62,16 @@ export class RetentionService {
       if (r.orders < batchSize) break;
     }
     add(total, await this.sweepOrderlessMessages(cutoff, batchSize));
-    if (total.orders + total.inboundMessages + total.patientIdentities > 0)
+    if (total.orders + total.inboundMessages + total.patientIdentities > 0) {
       log.info({ ...total, retentionDays: days }, 'retention: patient data erased');
+      // Erasing patient data is an act on it like any other: the audit log says when, how much, and under what
+      // policy (counts only). The health page shows the latest.
+      await this.ds.query(
+        `INSERT INTO audit_log (user_id, user_email, action, target_type, target_id, outcome, detail)
+         VALUES (NULL, $1, $2, 'policy', 'retention', 'ok', $3)`,
+        [RETENTION_ACTOR, RETENTION_AUDIT_ACTION, JSON.stringify({ ...total, retentionDays: days })],
+      );
+    }
     return total;
   }
 

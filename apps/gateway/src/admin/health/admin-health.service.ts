@@ -26,6 +26,8 @@ export interface HealthReport {
   hemato: ProbeResult;
   ehr: ProbeResult;
   lastErrors: Awaited<ReturnType<AdminOrdersRepository['lastErrors']>>;
+  /** RETENTION_DAYS (0: off) and the latest erasure it made. */
+  retention: { days: number; lastPurge: Awaited<ReturnType<AdminOrdersRepository['lastRetentionPurge']>> };
 }
 
 async function probe(url: string | null, parseJson: boolean): Promise<ProbeResult> {
@@ -62,7 +64,7 @@ export class AdminHealthService {
     private readonly moduleRef: ModuleRef,
     private readonly readiness: ReadinessService,
     private readonly orders: AdminOrdersRepository,
-    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'hemato' | 'fhir' | 'hl7'>,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'hemato' | 'fhir' | 'hl7' | 'orders'>,
   ) {}
 
   private hematoBase(): string {
@@ -97,12 +99,13 @@ export class AdminHealthService {
 
   async report(): Promise<HealthReport> {
     const ehrBase = this.config.fhir.FHIR_EHR_BASE_URL?.replace(/\/+$/, '');
-    const [readiness, queues, hemato, ehr, lastErrors] = await Promise.all([
+    const [readiness, queues, hemato, ehr, lastErrors, lastPurge] = await Promise.all([
       this.readiness.check(),
       Promise.all(Object.values(QueueName).map((q) => this.queueCounts(q))),
       probe(`${this.hematoBase()}/heartbeat`, true),
       probe(ehrBase ? `${ehrBase}/metadata` : null, false),
       this.orders.lastErrors(10),
+      this.orders.lastRetentionPurge().catch(() => null),
     ]);
     return {
       at: new Date().toISOString(),
@@ -115,6 +118,7 @@ export class AdminHealthService {
       hemato,
       ehr,
       lastErrors,
+      retention: { days: this.config.orders.RETENTION_DAYS, lastPurge },
     };
   }
 }

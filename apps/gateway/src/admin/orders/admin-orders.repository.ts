@@ -1,4 +1,5 @@
 import { Injectable } from '@nestjs/common';
+import { RETENTION_AUDIT_ACTION } from '@hemato/orders';
 import { MessageSealer } from '@hemato/privacy';
 import { DataSource } from 'typeorm';
 
@@ -191,6 +192,17 @@ export class AdminOrdersRepository {
   }
 
   /** The latest failures, for the health page. */
+  /** The latest erasure by retention (from the audit log): when, and how much. */
+  async lastRetentionPurge(): Promise<{ at: string; detail: Record<string, number> } | null> {
+    const rows: Array<{ at: Date; detail: Record<string, number> }> = await this.ds.query(
+      // Through ix_audit_log_target (one row per sweep that erased something), not a walk of the whole log.
+      `SELECT at, detail FROM audit_log
+        WHERE target_type = 'policy' AND target_id = 'retention' AND action = $1 ORDER BY id DESC LIMIT 1`,
+      [RETENTION_AUDIT_ACTION],
+    );
+    return rows[0] ? { at: rows[0].at.toISOString(), detail: rows[0].detail } : null;
+  }
+
   async lastErrors(limit: number) {
     const [orders, deliveries, inbound] = await Promise.all([
       this.ds.query(
