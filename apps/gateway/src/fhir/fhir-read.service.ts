@@ -18,6 +18,12 @@ import { mayAccess, type OrderCaller } from './fhir-auth.guard';
 import { FhirOrdersRepository, type SearchPage } from './fhir-orders.repository';
 
 /** Builds our Task, ServiceRequest and DiagnosticReport views of orders from the database. */
+/** The subject of an order whose patient identity retention erased. */
+const ERASED_SUBJECT = {
+  display: 'Patient identity erased under the retention policy',
+  extension: [{ url: 'http://hl7.org/fhir/StructureDefinition/data-absent-reason', valueCode: 'masked' }],
+};
+
 @Injectable()
 export class FhirReadService {
   constructor(
@@ -31,7 +37,11 @@ export class FhirReadService {
 
   private async subject(order: OrderEntity) {
     if (!order.patientProxyId) return undefined;
-    return subjectOf(await this.identities.read(this.repo.manager, order.patientProxyId));
+    const identity = await this.identities.read(this.repo.manager, order.patientProxyId);
+    // Erased under RETENTION_DAYS: said so, with the data-absent reason for privacy (`masked`), rather than
+    // left out (ServiceRequest.subject is required) or called unknown.
+    if (!identity && order.purgedAt) return ERASED_SUBJECT;
+    return subjectOf(identity);
   }
 
   async task(order: OrderEntity): Promise<Task> {
