@@ -1,8 +1,20 @@
-import { RetentionService } from '@hemato/orders';
-import { loadConfig } from '@hemato/common';
+import { execFile } from 'node:child_process';
+import path from 'node:path';
+import { promisify } from 'node:util';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
 import type { DataSource } from 'typeorm';
 import { PNG_1x1, fhirFetch, patient, serviceRequest, startGateway } from './fhir-helpers';
+
+const run = promisify(execFile);
+const CLI = path.resolve(__dirname, '../../dist/scripts/retention.js');
+
+/** `npm run retention` (compiled) against the test database: its JSON line. */
+async function retentionCli(env: NodeJS.ProcessEnv, ...args: string[]) {
+  const { stdout } = await run(process.execPath, [CLI, ...args], {
+    env: { PATH: process.env.PATH, DATABASE_URL: env.DATABASE_URL, RETENTION_DAYS: '0', LOG_LEVEL: 'silent' },
+  });
+  return JSON.parse(stdout.trim()) as Record<string, unknown>;
+}
 
 /**
  * A FHIR order after RETENTION_DAYS: its request body (the Patient in it) and its notes are erased, and its
@@ -64,8 +76,25 @@ describe('FHIR orders under retention', () => {
       [orderId],
     );
     await ds.query(`UPDATE patient_proxies SET updated_at = now() - interval '40 days'`);
-    const done = await new RetentionService(ds, loadConfig(env)).purge();
-    expect(done).toMatchObject({ orders: 1, inboundMessages: 1, patientIdentities: 1 });
+    // `npm run retention -- --check --days 30` counts what a 30-day policy would erase, and erases nothing;
+    // without --check it erases it (the worker's job does the same on its schedule).
+    const counts = { orders: 1, inboundMessages: 1, patientIdentities: 1 };
+    expect(await retentionCli(env, '--check', '--days', '30')).toEqual({ retention_days: 30, would_erase: counts });
+    expect(await retentionCli(env, '--check', '--days=50')).toEqual({
+      retention_days: 50,
+      would_erase: { orders: 0, inboundMessages: 0, patientIdentities: 0 },
+    });
+    const untouched: Array<{ purged_at: Date | null }> = await ds.query(`SELECT purged_at FROM orders WHERE id = $1`, [
+      orderId,
+    ]);
+    expect(untouched[0]!.purged_at).toBeNull();
+    expect(await retentionCli(env, '--days', '30')).toEqual({ retention_days: 30, erased: counts });
+    expect(await retentionCli(env, '--check', '--days', '30')).toEqual({
+      retention_days: 30,
+      would_erase: { orders: 0, inboundMessages: 0, patientIdentities: 0 },
+    });
+    // Without a period it refuses, rather than erasing with a default.
+    await expect(retentionCli(env)).rejects.toMatchObject({ code: 2 });
 
     const rows: Array<{ raw: string; details: { fhir: Record<string, unknown> } }> = await ds.query(
       `SELECT im.raw, o.details FROM orders o JOIN inbound_messages im ON im.id = o.inbound_message_id WHERE o.id = $1`,

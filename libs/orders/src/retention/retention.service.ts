@@ -49,11 +49,14 @@ export class RetentionService {
     return this.config.orders.RETENTION_DAYS > 0;
   }
 
-  /** One sweep: everything older than the retention period, in batches. `now` is for tests. */
-  async purge(opts: { now?: Date; batchSize?: number } = {}): Promise<RetentionResult> {
+  /**
+   * One sweep: everything older than the retention period, in batches. `days` overrides RETENTION_DAYS (the
+   * CLI); `now` is for tests.
+   */
+  async purge(opts: { now?: Date; batchSize?: number; days?: number } = {}): Promise<RetentionResult> {
     const total: RetentionResult = { orders: 0, inboundMessages: 0, patientIdentities: 0 };
-    if (!this.enabled) return total;
-    const days = this.config.orders.RETENTION_DAYS;
+    const days = opts.days ?? this.config.orders.RETENTION_DAYS;
+    if (days <= 0) return total;
     const cutoff = new Date((opts.now ?? new Date()).getTime() - days * DAY_MS);
     const batchSize = opts.batchSize ?? DEFAULT_BATCH;
     for (;;) {
@@ -73,6 +76,43 @@ export class RetentionService {
       );
     }
     return total;
+  }
+
+  /**
+   * What a sweep with `days` would erase now, counted without erasing anything (`npm run retention -- --check`):
+   * to see what a RETENTION_DAYS would do before setting it.
+   */
+  async preview(days: number, now = new Date()): Promise<RetentionResult> {
+    const cutoff = new Date(now.getTime() - days * DAY_MS);
+    // An order is gone after the sweep when it is purged already or finished before the cutoff.
+    const goneOrder = (o: string) =>
+      `(${o}.purged_at IS NOT NULL OR (${o}.status IN ${FINISHED} AND ${o}.status_changed_at < $1))`;
+    const [orders, messages, patients]: Array<Array<{ n: string }>> = await Promise.all([
+      this.ds.query(
+        `SELECT count(*) AS n FROM orders WHERE purged_at IS NULL AND status IN ${FINISHED} AND status_changed_at < $1`,
+        [cutoff],
+      ),
+      this.ds.query(
+        `SELECT count(*) AS n FROM inbound_messages im
+          WHERE im.purged_at IS NULL
+            AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.inbound_message_id = im.id AND NOT ${goneOrder('o')})
+            -- A message goes with its last order, or, having none, by its own age.
+            AND (im.received_at < $1 OR EXISTS (SELECT 1 FROM orders o WHERE o.inbound_message_id = im.id))`,
+        [cutoff],
+      ),
+      this.ds.query(
+        `SELECT count(*) AS n FROM patient_proxies p
+          WHERE p.purged_at IS NULL AND p.updated_at < $1
+            AND EXISTS (SELECT 1 FROM orders o WHERE o.patient_proxy_id = p.id AND o.purged_at IS NULL AND ${goneOrder('o')})
+            AND NOT EXISTS (SELECT 1 FROM orders o WHERE o.patient_proxy_id = p.id AND NOT ${goneOrder('o')})`,
+        [cutoff],
+      ),
+    ]);
+    return {
+      orders: Number(orders[0]!.n),
+      inboundMessages: Number(messages[0]!.n),
+      patientIdentities: Number(patients[0]!.n),
+    };
   }
 
   /** A batch of finished orders past the cutoff, then their messages and patients when nothing holds them. */
