@@ -53,9 +53,36 @@ export function clientIp(req: Request): string | null {
 
 const SAFE_METHODS = new Set(['GET', 'HEAD', 'OPTIONS']);
 
+function hostOf(url: string): string | undefined {
+  try {
+    return new URL(url).host || undefined;
+  } catch {
+    return undefined;
+  }
+}
+
 /**
- * Session cookie → user; role check; and for state-changing requests an Origin check on top of
- * SameSite=Strict, so a cross-site form cannot act with an admin's session.
+ * Whether a state-changing request may come from where its headers say. `Origin` must name this host;
+ * `Origin: null` (a sandboxed iframe, a data: page, a cross-site redirect) is refused. Without an Origin
+ * (older browsers, some privacy settings) `Sec-Fetch-Site` must be same-origin (or none: typed by the
+ * user) and a `Referer` must name this host. A client sending none of them (curl, a script) is no
+ * browser an attacker could drive, and passes.
+ */
+export function sameOriginRequest(req: Request): boolean {
+  const host = req.headers.host;
+  const origin = req.headers.origin;
+  if (origin !== undefined) return origin !== 'null' && hostOf(origin) === host;
+  const site = req.headers['sec-fetch-site'];
+  if (site !== undefined && site !== 'same-origin' && site !== 'none') return false;
+  const referer = req.headers.referer;
+  if (referer !== undefined && hostOf(referer) !== host) return false;
+  return true;
+}
+
+/**
+ * Session cookie → user; role check; and for state-changing requests an Origin / Referer /
+ * Sec-Fetch-Site check ({@link sameOriginRequest}) on top of SameSite=Strict, so a cross-site form cannot
+ * act with an admin's session.
  */
 @Injectable()
 export class AdminAuthGuard implements CanActivate {
@@ -68,17 +95,8 @@ export class AdminAuthGuard implements CanActivate {
   async canActivate(ctx: ExecutionContext): Promise<boolean> {
     const req = ctx.switchToHttp().getRequest<AdminRequest>();
     const targets = [ctx.getHandler(), ctx.getClass()];
-    if (!SAFE_METHODS.has(req.method)) {
-      const origin = req.headers.origin;
-      if (origin && origin !== 'null') {
-        let host: string | undefined;
-        try {
-          host = new URL(origin).host;
-        } catch {
-          host = undefined;
-        }
-        if (host !== req.headers.host) throw new ForbiddenException('Cross-origin request refused');
-      }
+    if (!SAFE_METHODS.has(req.method) && !sameOriginRequest(req)) {
+      throw new ForbiddenException('Cross-origin request refused');
     }
     if (this.reflector.getAllAndOverride<boolean>(PUBLIC_KEY, targets)) return true;
     const user = await this.auth.authenticate(readCookie(req.headers.cookie, SESSION_COOKIE));

@@ -1,0 +1,65 @@
+import { apiSignIn, createUser, insertOrder, startDashboardGateway, type DashboardGateway } from './dashboard-harness';
+
+/** The admin API probed as an attacker would, over real HTTP: cross-site requests, caching of patient data. */
+describe('admin API against cross-site requests and caches', () => {
+  let g: DashboardGateway;
+  let admin: string;
+  beforeAll(async () => {
+    g = await startDashboardGateway('httpsec');
+    await createUser(g.ds, 'ada@lab.example', 'admin', 'admin-password-123');
+    admin = (await apiSignIn(g.baseUrl, 'ada@lab.example', 'admin-password-123')).cookie!;
+  });
+  afterAll(async () => g?.stop());
+
+  const reveals = async (orderId: string): Promise<number> => {
+    const rows: Array<{ n: string }> = await g.ds.query(
+      `SELECT count(*) AS n FROM audit_log WHERE action = 'patient.reveal' AND target_id = $1`,
+      [orderId],
+    );
+    return Number(rows[0]!.n);
+  };
+
+  it('refuses a state-changing call with Origin: null, a cross-site Referer or Sec-Fetch-Site: cross-site', async () => {
+    const orderId = await insertOrder(g.ds, { filler: 'XSITE-1' });
+    const post = (headers: Record<string, string>) =>
+      fetch(`${g.baseUrl}/api/admin/orders/${orderId}/reveal`, {
+        method: 'POST',
+        headers: { cookie: admin, ...headers },
+      });
+    // A sandboxed iframe or a data: page posts with Origin: null; an old browser or a privacy setting may send
+    // no Origin at all but still a Referer or Sec-Fetch-Site naming the attacker's site.
+    for (const headers of [
+      { origin: 'null' },
+      { referer: 'https://evil.example/page' },
+      { referer: 'not a url' },
+      { 'sec-fetch-site': 'cross-site' },
+      { 'sec-fetch-site': 'same-site' },
+      { 'sec-fetch-site': 'cross-site', referer: `${g.baseUrl}/admin/orders` },
+    ]) {
+      const res = await post(headers);
+      expect({ headers, status: res.status }).toEqual({ headers, status: 403 });
+      expect((await res.json()).message).toMatch(/Cross-origin request refused/);
+    }
+    expect(await reveals(orderId)).toBe(0);
+    // Sign-in from another site (login CSRF: the victim signed in as the attacker) is refused the same way.
+    const login = await fetch(`${g.baseUrl}/api/admin/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', origin: 'null' },
+      body: JSON.stringify({ email: 'ada@lab.example', password: 'admin-password-123' }),
+    });
+    expect(login.status).toBe(403);
+    expect(login.headers.get('set-cookie')).toBeNull();
+
+    // The dashboard's own calls, and clients that send none of these headers (curl, scripts), still work.
+    for (const headers of [
+      { origin: g.baseUrl },
+      { referer: `${g.baseUrl}/admin/orders/${orderId}` },
+      { 'sec-fetch-site': 'same-origin', origin: g.baseUrl },
+      {},
+    ]) {
+      const res = await post(headers);
+      expect({ headers, status: res.status }).toEqual({ headers, status: 201 });
+    }
+    expect(await reveals(orderId)).toBe(4);
+  });
+});
