@@ -1,3 +1,4 @@
+import { PatientProxyService } from '@hemato/privacy';
 import { apiSignIn, createUser, insertOrder, startDashboardGateway, type DashboardGateway } from './dashboard-harness';
 
 /** The admin API probed as an attacker would, over real HTTP: cross-site requests, caching of patient data. */
@@ -61,5 +62,34 @@ describe('admin API against cross-site requests and caches', () => {
       expect({ headers, status: res.status }).toEqual({ headers, status: 201 });
     }
     expect(await reveals(orderId)).toBe(4);
+  });
+
+  it('answers patient data with Cache-Control: no-store (reveal, order, lookup, lists), never to be kept by a cache', async () => {
+    const proxy = await new PatientProxyService(g.config).resolve(g.ds.manager, {
+      primary: { authority: 'GENHOSP', value: 'MRN-CACHE-1' },
+      identifiers: [{ authority: 'GENHOSP', value: 'MRN-CACHE-1', type: 'MR' }],
+    });
+    const orderId = await insertOrder(g.ds, { filler: 'CACHE-1', proxyRowId: proxy.id });
+    const headers = { cookie: admin, 'content-type': 'application/json' };
+    const answers = [
+      await fetch(`${g.baseUrl}/api/admin/orders/${orderId}/reveal`, { method: 'POST', headers }),
+      await fetch(`${g.baseUrl}/api/admin/orders/${orderId}`, { headers }),
+      await fetch(`${g.baseUrl}/api/admin/orders?q=${proxy.proxyId}`, { headers }),
+      await fetch(`${g.baseUrl}/api/admin/patients/lookup`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ authority: 'GENHOSP', identifier: 'MRN-CACHE-1' }),
+      }),
+      await fetch(`${g.baseUrl}/api/admin/audit`, { headers }),
+      await fetch(`${g.baseUrl}/api/admin/orders`),
+    ];
+    expect(answers.map((r) => r.status)).toEqual([201, 200, 200, 200, 200, 401]);
+    for (const r of answers) {
+      expect({ url: r.url, cacheControl: r.headers.get('cache-control') }).toEqual({
+        url: r.url,
+        cacheControl: expect.stringMatching(/\bno-store\b/),
+      });
+      expect(r.headers.get('x-content-type-options')).toBe('nosniff');
+    }
   });
 });

@@ -1,5 +1,6 @@
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
+import type { NextFunction, Request, Response } from 'express';
 import { PinoNestLogger, createLogger, rootLogger } from '@hemato/common';
 import { CALLBACK_PATH_PREFIX } from '@hemato/hemato-client';
 import { setupAdminOpenApi } from './admin/openapi';
@@ -28,6 +29,13 @@ export async function bootstrapGateway(config: GatewayConfig): Promise<RunningGa
   app.disable('x-powered-by');
   // Hemato.AI callbacks with a bad or expired URL signature are refused before their body is read.
   app.use(CALLBACK_PATH_PREFIX, refuseUnsignedCallbacks(config.security.CALLBACK_SIGNING_SECRET));
+  // The admin API answers patient data (a reveal in clear, orders, lookups) to a signed-in browser: no cache,
+  // private or shared, may keep it, and no answer is to be sniffed as anything but what it says it is.
+  app.use('/api/admin', (_req: Request, res: Response, next: NextFunction) => {
+    res.setHeader('Cache-Control', 'no-store');
+    res.setHeader('X-Content-Type-Options', 'nosniff');
+    next();
+  });
   // JSON (incl. application/fhir+json) is parsed; image bodies are left as streams for the upload routes.
   app.useBodyParser('json', { type: ['application/json', 'application/*+json'], limit: '60mb' });
   app.enableShutdownHooks();
