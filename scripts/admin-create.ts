@@ -3,7 +3,7 @@
  *
  * Creates a dashboard user in the database at DATABASE_URL (unset: the embedded PostgreSQL that
  * `npm start` runs, which must be running). Without --password-stdin a password is generated and
- * printed once. --reset sets a new password (and role) for an existing user and lifts a lock-out.
+ * printed once. --reset sets a new password (and role) for an existing user, lifts a lock-out and ends the user's sessions.
  * Runs the migrations first, so it works on a fresh database.
  */
 import 'reflect-metadata';

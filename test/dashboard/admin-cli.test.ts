@@ -38,6 +38,9 @@ describe('creating the first admin', () => {
       { env },
     );
     const newPassword = /Password \(shown once\): (\S+)/.exec(reset.stdout)?.[1];
+    // A new password ends the sessions signed in with the old one (a stolen password's session included).
+    const me = await fetch(`${g.baseUrl}/api/admin/auth/me`, { headers: { cookie: r.cookie! } });
+    expect(me.status).toBe(401);
     expect((await apiSignIn(g.baseUrl, 'lab.lead@hospital.example', password!)).status).toBe(401);
     const again = await apiSignIn(g.baseUrl, 'lab.lead@hospital.example', newPassword!);
     expect(again.body.role).toBe('admin');

@@ -4,7 +4,7 @@ import type { DataSource } from 'typeorm';
 import { generatePassword, hashPassword, passwordProblem } from './password';
 
 /**
- * Creates (or, with `resetIfExists`, re-keys) a dashboard user. Used by `npm run admin:create` and by
+ * Creates (or, with `resetIfExists`, re-keys, ending the user's sessions) a dashboard user. Used by `npm run admin:create` and by
  * {@link ensureFirstAdmin}. Returns the password, generated when none is given.
  */
 export async function createAdminUser(
@@ -22,10 +22,16 @@ export async function createAdminUser(
   if (existing) {
     if (!opts.resetIfExists)
       throw new Error(`a dashboard user ${existing.email} already exists (use --reset to set a new password)`);
-    await repo.update(
-      { id: existing.id },
-      { passwordHash: hash, role: opts.role, failedAttempts: 0, lockedUntil: null, disabled: false },
-    );
+    await ds.transaction(async (m) => {
+      await m
+        .getRepository(AdminUserEntity)
+        .update(
+          { id: existing.id },
+          { passwordHash: hash, role: opts.role, failedAttempts: 0, lockedUntil: null, disabled: false },
+        );
+      // A new password ends every session of the old one: whoever signed in with a leaked password is out.
+      await m.query(`DELETE FROM admin_sessions WHERE user_id = $1`, [existing.id]);
+    });
     return { email: existing.email, role: opts.role, password, created: false };
   }
   await repo.insert({ email, role: opts.role, passwordHash: hash });
