@@ -91,6 +91,15 @@ describe('migrations', () => {
     ).rejects.toThrow(/uq_inbound_sender_control/);
   });
 
+  it('keeps the audit log append-only: UPDATE, DELETE and TRUNCATE are refused', async () => {
+    await ds.query(`INSERT INTO audit_log (user_id, user_email, action) VALUES (NULL, 'a@lab.example', 'auth.login')`);
+    await expect(ds.query(`UPDATE audit_log SET action = 'nothing'`)).rejects.toThrow(/append-only/);
+    await expect(ds.query(`DELETE FROM audit_log`)).rejects.toThrow(/append-only/);
+    await expect(ds.query(`TRUNCATE audit_log`)).rejects.toThrow(/append-only/);
+    const rows: Array<{ n: string }> = await ds.query(`SELECT count(*) AS n FROM audit_log`);
+    expect(Number(rows[0]!.n)).toBe(1);
+  });
+
   it('bumps the optimistic version on every save', async () => {
     const repo = ds.getRepository(OrderEntity);
     const order = await repo.save(

@@ -9,6 +9,7 @@ import { InboundControlIdIndex1764340000000 } from './1764340000000-inbound-cont
 import { OrderFailureCode1764350000000 } from './1764350000000-order-failure-code';
 import { DeliveryDestination1764360000000 } from './1764360000000-delivery-destination';
 import { Retention1764370000000 } from './1764370000000-retention';
+import { AuditLogNoTruncate1764375000000 } from './1764375000000-audit-log-no-truncate';
 
 /** Every migration, oldest first. Landed migrations are never edited: add a new class. */
 export const MIGRATIONS = [
@@ -23,4 +24,5 @@ export const MIGRATIONS = [
   OrderFailureCode1764350000000,
   DeliveryDestination1764360000000,
   Retention1764370000000,
+  AuditLogNoTruncate1764375000000,
 ];
