@@ -92,4 +92,24 @@ describe('admin API against cross-site requests and caches', () => {
       expect(r.headers.get('x-content-type-options')).toBe('nosniff');
     }
   });
+  it('does not tell which e-mails have an account: an unknown e-mail locks after as many wrong passwords as a real one', async () => {
+    await createUser(g.ds, 'real@lab.example', 'viewer', 'real-password-1234');
+    const answers = async (email: string) => {
+      const out: Array<{ status: number; message: string }> = [];
+      for (let i = 0; i < 6; i++) {
+        const r = await apiSignIn(g.baseUrl, email, `guess-${i}-password`);
+        out.push({ status: r.status, message: String(r.body?.message).replace(/\d{4}-\d\d-\d\dT[\d:.]+Z/, '<time>') });
+      }
+      return out;
+    };
+    const real = await answers('real@lab.example');
+    const unknown = await answers('nobody-here@lab.example');
+    // Five guesses lock the account (ADMIN_LOCKOUT_THRESHOLD): the sixth is refused as locked.
+    expect(real.map((a) => a.status)).toEqual([401, 401, 401, 401, 423, 423]);
+    expect(unknown).toEqual(real);
+    // Upper case is the same e-mail, for an unknown one as for a real one.
+    expect((await apiSignIn(g.baseUrl, 'NOBODY-HERE@lab.example', 'guess-x-password')).status).toBe(423);
+    // The real account's lock-out is untouched: its right password is refused until the lock ends.
+    expect((await apiSignIn(g.baseUrl, 'real@lab.example', 'real-password-1234')).status).toBe(423);
+  });
 });

@@ -16,6 +16,9 @@ export type LoginResult =
 /** Only refresh a session's expiry when it was last touched this long ago (one write per minute, not per request). */
 const TOUCH_EVERY_MS = 60_000;
 
+/** How many unknown e-mails' failed sign-ins are remembered at most. */
+const MAX_UNKNOWN_TRACKED = 10_000;
+
 export function hashToken(token: string): string {
   return createHash('sha256').update(token).digest('base64url');
 }
@@ -29,6 +32,29 @@ export class AdminAuthService {
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'dashboard'>,
   ) {}
 
+  /**
+   * Failed sign-ins of e-mails without an (enabled) account, counted like a real account's
+   * (`admin_users.failed_attempts`), so that these e-mails lock too. In memory, at most
+   * {@link MAX_UNKNOWN_TRACKED} e-mails (the oldest forgotten first).
+   */
+  private readonly unknownLocks = new Map<string, { attempts: number; lockedUntil: Date | null }>();
+
+  /** Counts one failure for an unknown e-mail; the end of its lock when this one reached the threshold. */
+  private recordUnknownFailure(key: string, threshold: number, lockMs: number): Date | null {
+    const now = Date.now();
+    const prev = this.unknownLocks.get(key);
+    // An expired lock starts a fresh count, as recordFailure does for a real account.
+    const attempts = prev && !(prev.lockedUntil && prev.lockedUntil.getTime() <= now) ? prev.attempts + 1 : 1;
+    const lockedUntil = attempts >= threshold ? new Date(now + lockMs) : null;
+    this.unknownLocks.delete(key);
+    if (this.unknownLocks.size >= MAX_UNKNOWN_TRACKED) {
+      const oldest = this.unknownLocks.keys().next().value;
+      if (oldest !== undefined) this.unknownLocks.delete(oldest);
+    }
+    this.unknownLocks.set(key, { attempts, lockedUntil });
+    return lockedUntil;
+  }
+
   get ttlMs(): number {
     return this.config.dashboard.ADMIN_SESSION_TTL_MS;
   }
@@ -41,8 +67,23 @@ export class AdminAuthService {
     const cfg = this.config.dashboard;
     const user = await this.users.findByEmail(email);
     if (!user || user.disabled) {
-      // Same work as for a real account, so response time does not tell which e-mails exist.
+      // Answered as a real account would be, lock-out included (a real one answers 423 after the threshold),
+      // and with the same work, so neither the answers nor their time tell which e-mails exist.
+      const key = email.toLowerCase();
+      const held = this.unknownLocks.get(key);
+      if (held?.lockedUntil && held.lockedUntil.getTime() > Date.now()) {
+        await this.audit.record({
+          userId: null,
+          userEmail: email,
+          action: 'auth.login',
+          outcome: 'denied',
+          detail: { reason: 'unknown user' },
+          ip: ctx.ip,
+        });
+        return { ok: false, reason: 'locked', lockedUntil: held.lockedUntil };
+      }
       await verifyPassword(password, await dummyHash());
+      const lockedUntil = this.recordUnknownFailure(key, cfg.ADMIN_LOCKOUT_THRESHOLD, cfg.ADMIN_LOCKOUT_MS);
       await this.audit.record({
         userId: null,
         userEmail: email,
@@ -51,7 +92,7 @@ export class AdminAuthService {
         detail: { reason: 'unknown user' },
         ip: ctx.ip,
       });
-      return { ok: false, reason: 'invalid' };
+      return lockedUntil ? { ok: false, reason: 'locked', lockedUntil } : { ok: false, reason: 'invalid' };
     }
     if (user.lockedUntil && user.lockedUntil.getTime() > Date.now()) {
       await this.audit.record({
