@@ -135,6 +135,8 @@ export class FhirAuthService {
       const { payload } = await jwtVerify(token, this.jwks, {
         issuer: this.config.fhir.FHIR_JWT_ISSUER || undefined,
         audience: this.config.fhir.FHIR_JWT_AUDIENCE || undefined,
+        // An access token without an expiry would be good for ever once leaked (RFC 9068 requires exp).
+        requiredClaims: ['exp'],
       });
       const name = clientOf(payload);
       if (!name) {
