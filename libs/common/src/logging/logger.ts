@@ -42,6 +42,29 @@ function redactPaths(): string[] {
   return paths;
 }
 
+/**
+ * Properties of a database error that carry the values a statement was sent (TypeORM's `parameters`,
+ * PostgreSQL's `where`, e.g. `JSON data, line 1: {...}`, and `detail`, e.g. `Key (x)=(value) already exists`).
+ * An error is logged with its type, message, code, SQL and stack; never with these.
+ */
+const ERROR_VALUE_KEYS = new Set(['parameters', 'where', 'detail']);
+
+function scrubError(value: unknown, depth = 0): unknown {
+  if (!value || typeof value !== 'object' || depth > 4) return value;
+  if (Array.isArray(value)) return value.map((v) => scrubError(v, depth + 1));
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) {
+    if (ERROR_VALUE_KEYS.has(k)) continue;
+    out[k] = scrubError(v, depth + 1);
+  }
+  return out;
+}
+
+/** pino's error serializer, without the statement's values a database error carries (see ERROR_VALUE_KEYS). */
+export function serializeError(err: unknown): unknown {
+  return err instanceof Error ? scrubError(pino.stdSerializers.err(err)) : err;
+}
+
 let root: Logger | undefined;
 
 /** The process-wide JSON logger (pino). `LOG_LEVEL` sets its level. */
@@ -51,6 +74,7 @@ export function rootLogger(): Logger {
     base: { pid: process.pid },
     timestamp: pino.stdTimeFunctions.isoTime,
     redact: { paths: redactPaths(), censor: '[redacted]' },
+    serializers: { err: serializeError, error: serializeError },
     formatters: { level: (label) => ({ level: label }) },
   });
   return root;
