@@ -1,3 +1,4 @@
+import { networkInterfaces } from 'node:os';
 import { PatientProxyService } from '@hemato/privacy';
 import { apiSignIn, createUser, insertOrder, startDashboardGateway, type DashboardGateway } from './dashboard-harness';
 
@@ -111,5 +112,71 @@ describe('admin API against cross-site requests and caches', () => {
     expect((await apiSignIn(g.baseUrl, 'NOBODY-HERE@lab.example', 'guess-x-password')).status).toBe(423);
     // The real account's lock-out is untouched: its right password is refused until the lock ends.
     expect((await apiSignIn(g.baseUrl, 'real@lab.example', 'real-password-1234')).status).toBe(423);
+  });
+});
+
+/**
+ * A private (RFC 1918 / unique local) address of this machine other than loopback: a hospital LAN client
+ * connects from one. Undefined when the machine has none (the test is then skipped).
+ */
+function privateAddress(): string | undefined {
+  for (const list of Object.values(networkInterfaces())) {
+    for (const a of list ?? []) {
+      if (a.internal) continue;
+      if (a.family === 'IPv6' && /^f[cd]/i.test(a.address)) return a.address;
+      if (a.family === 'IPv4' && /^(10\.|192\.168\.|172\.(1[6-9]|2\d|3[01])\.)/.test(a.address)) return a.address;
+    }
+  }
+  return undefined;
+}
+
+const lanAddress = privateAddress();
+
+(lanAddress ? describe : describe.skip)('audit log IP of a client on the hospital LAN', () => {
+  let g: DashboardGateway;
+  let base: string;
+  beforeAll(async () => {
+    // Listening on a LAN address, as a deployment does (HOST=0.0.0.0); the client connects from that network.
+    g = await startDashboardGateway('httpsecip', { HOST: lanAddress! });
+    const port = (g.gateway.app.getHttpServer().address() as { port: number }).port;
+    base = `http://${lanAddress!.includes(':') ? `[${lanAddress}]` : lanAddress}:${port}`;
+    await createUser(g.ds, 'ida@lab.example', 'admin', 'admin-password-123');
+  });
+  afterAll(async () => g?.stop());
+
+  it('records where a request came from, not what its X-Forwarded-For claims', async () => {
+    const res = await fetch(`${base}/api/admin/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.66' },
+      body: JSON.stringify({ email: 'ida@lab.example', password: 'admin-password-123' }),
+    });
+    expect(res.status).toBe(200);
+    const rows: Array<{ ip: string }> = await g.ds.query(
+      `SELECT ip FROM audit_log WHERE user_email = 'ida@lab.example' AND action = 'auth.login'`,
+    );
+    expect(rows.map((r) => r.ip.replace(/^::ffff:/, ''))).toEqual([lanAddress]);
+  });
+
+  it('believes X-Forwarded-For from a proxy named in TRUST_PROXY', async () => {
+    const behind = await startDashboardGateway('httpsecip2', {
+      HOST: lanAddress!,
+      TRUST_PROXY: 'uniquelocal, 198.51.100.0/24',
+    });
+    try {
+      const port = (behind.gateway.app.getHttpServer().address() as { port: number }).port;
+      await createUser(behind.ds, 'ivo@lab.example', 'admin', 'admin-password-123');
+      const res = await fetch(`${base.replace(/:\d+$/, `:${port}`)}/api/admin/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json', 'x-forwarded-for': '203.0.113.67' },
+        body: JSON.stringify({ email: 'ivo@lab.example', password: 'admin-password-123' }),
+      });
+      expect(res.status).toBe(200);
+      const rows: Array<{ ip: string }> = await behind.ds.query(
+        `SELECT ip FROM audit_log WHERE user_email = 'ivo@lab.example' AND action = 'auth.login'`,
+      );
+      expect(rows.map((r) => r.ip)).toEqual(['203.0.113.67']);
+    } finally {
+      await behind.stop();
+    }
   });
 });

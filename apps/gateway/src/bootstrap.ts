@@ -39,8 +39,10 @@ export async function bootstrapGateway(config: GatewayConfig): Promise<RunningGa
   // JSON (incl. application/fhir+json) is parsed; image bodies are left as streams for the upload routes.
   app.useBodyParser('json', { type: ['application/json', 'application/*+json'], limit: '60mb' });
   app.enableShutdownHooks();
-  // Behind a TLS-terminating proxy req.secure / req.ip come from X-Forwarded-*: the session cookie's Secure flag needs it.
-  app.set('trust proxy', 'loopback, linklocal, uniquelocal');
+  // Behind a TLS-terminating proxy req.secure / req.ip come from X-Forwarded-*: the session cookie's Secure flag
+  // and the audit log's client IP need it. Only from TRUST_PROXY peers: anyone else could name any IP.
+  const trustProxy = config.core.TRUST_PROXY;
+  app.set('trust proxy', trustProxy === 'none' ? false : trustProxy);
   setupAdminOpenApi(app);
   await app.listen(config.core.PORT, config.core.HOST);
   const address = app.getHttpServer().address();

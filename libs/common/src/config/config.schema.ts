@@ -20,6 +20,19 @@ export const coreSection = z.object({
   /** Base URL where Hemato.AI and the watched systems reach this gateway (callback URLs, workflow 2 lists). */
   PUBLIC_BASE_URL: optionalUrl(['http', 'https'], 'https://bridge.hospital.example'),
   DATA_DIR: z.string().default('./.data'),
+  /**
+   * Which peers are proxies whose X-Forwarded-For / -Proto the gateway believes (the client IP in the audit
+   * log, TLS for the cookie): `loopback` (a proxy on this host), `linklocal`, `uniquelocal`, IPs or CIDRs,
+   * comma-separated; `none` believes no one. Any client a listed peer is not can write its own IP.
+   */
+  TRUST_PROXY: z
+    .string()
+    .trim()
+    .regex(
+      /^(none|(loopback|linklocal|uniquelocal|[0-9A-Fa-f:.]+(\/\d{1,3})?)(\s*,\s*(loopback|linklocal|uniquelocal|[0-9A-Fa-f:.]+(\/\d{1,3})?))*)$/,
+      'none, or a comma-separated list of loopback, linklocal, uniquelocal, IP addresses and CIDRs',
+    )
+    .default('loopback'),
 });
 
 /** Only read by the all-in-one `npm start` when DATABASE_URL / REDIS_URL are not set. */
