@@ -93,6 +93,24 @@ describe('admin API against cross-site requests and caches', () => {
       expect(r.headers.get('x-content-type-options')).toBe('nosniff');
     }
   });
+  it('reads at most 100 kB of JSON on the admin API: a large body is refused before it is parsed', async () => {
+    const big = JSON.stringify({ email: 'ada@lab.example', password: 'x'.repeat(2 * 1024 * 1024) });
+    const res = await fetch(`${g.baseUrl}/api/admin/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: big,
+    });
+    expect(res.status).toBe(413);
+    // Sent in chunks without a Content-Length, the same.
+    const chunked = await fetch(`${g.baseUrl}/api/admin/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: new Blob([big]).stream(),
+      duplex: 'half',
+    } as RequestInit);
+    expect(chunked.status).toBe(413);
+  });
+
   it('does not tell which e-mails have an account: an unknown e-mail locks after as many wrong passwords as a real one', async () => {
     await createUser(g.ds, 'real@lab.example', 'viewer', 'real-password-1234');
     const answers = async (email: string) => {

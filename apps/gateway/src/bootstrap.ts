@@ -1,9 +1,11 @@
 import { NestFactory } from '@nestjs/core';
 import type { NestExpressApplication } from '@nestjs/platform-express';
-import type { NextFunction, Request, Response } from 'express';
+import type { IncomingMessage, ServerResponse } from 'node:http';
+import { json, type NextFunction, type Request, type Response } from 'express';
 import { PinoNestLogger, createLogger, rootLogger } from '@hemato/common';
 import { CALLBACK_PATH_PREFIX } from '@hemato/hemato-client';
 import { setupAdminOpenApi } from './admin/openapi';
+import { FhirAuthService } from './fhir/fhir-auth.guard';
 import { GatewayModule, type GatewayConfig } from './gateway.module';
 import { refuseUnsignedCallbacks } from './hemato-callbacks/refuse-unsigned-callbacks';
 import { Hl7ListenerService } from './hl7/hl7-listener.service';
@@ -12,6 +14,17 @@ export interface RunningGateway {
   app: NestExpressApplication;
   /** What this gateway serves, for the start banner. */
   urls: Record<string, string>;
+}
+
+const JSON_TYPES = ['application/json', 'application/*+json'];
+/** The largest JSON body the admin API reads. */
+const ADMIN_JSON_LIMIT = '100kb';
+/** The largest JSON body read for a FHIR request without a valid bearer token. */
+const UNAUTHENTICATED_FHIR_JSON_LIMIT = '1mb';
+
+/** As Nest's rawBody option does: the bytes as sent, for the Subscription hook's X-Signature. */
+function keepRawBody(req: IncomingMessage & { rawBody?: Buffer }, _res: ServerResponse, buf: Buffer): void {
+  req.rawBody = buf;
 }
 
 /** Starts the gateway's HTTP server on `PORT` (0 = any free port). */
@@ -36,8 +49,28 @@ export async function bootstrapGateway(config: GatewayConfig): Promise<RunningGa
     res.setHeader('X-Content-Type-Options', 'nosniff');
     next();
   });
+  // A body is parsed before any guard: whoever has not shown a credential gets a small one read, not 60 MB
+  // (parsing that for anyone who asks would let a few unauthenticated requests exhaust memory).
+  // The admin API takes small bodies only (sign-in, a lookup, a cancel reason).
+  app.use('/api/admin', json({ type: JSON_TYPES, limit: ADMIN_JSON_LIMIT }));
+  // FHIR: 60 MB (inline images) for a valid bearer token; without one (the Subscription hook signed with
+  // X-Signature, or no credential at all) 1 MB, kept raw for the signature check.
+  const fhirAuth = app.get(FhirAuthService, { strict: false });
+  const uncredentialedFhirJson = json({
+    type: JSON_TYPES,
+    limit: UNAUTHENTICATED_FHIR_JSON_LIMIT,
+    verify: keepRawBody,
+  });
+  app.use('/fhir', (req: Request, res: Response, next: NextFunction) => {
+    const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
+    if (!hasBody) return next();
+    fhirAuth.authenticate(req.headers.authorization).then(
+      (client) => (client ? next() : uncredentialedFhirJson(req, res, next)),
+      (err: unknown) => next(err),
+    );
+  });
   // JSON (incl. application/fhir+json) is parsed; image bodies are left as streams for the upload routes.
-  app.useBodyParser('json', { type: ['application/json', 'application/*+json'], limit: '60mb' });
+  app.useBodyParser('json', { type: JSON_TYPES, limit: '60mb' });
   app.enableShutdownHooks();
   // Behind a TLS-terminating proxy req.secure / req.ip come from X-Forwarded-*: the session cookie's Secure flag
   // and the audit log's client IP need it. Only from TRUST_PROXY peers: anyone else could name any IP.
