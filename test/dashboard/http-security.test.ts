@@ -93,7 +93,7 @@ describe('admin API against cross-site requests and caches', () => {
       expect(r.headers.get('x-content-type-options')).toBe('nosniff');
     }
   });
-  it('reads at most 100 kB of JSON on the admin API: a large body is refused before it is parsed', async () => {
+  it('reads at most 100 kB of JSON on the admin API and 1 MB elsewhere: a large body is refused before it is parsed', async () => {
     const big = JSON.stringify({ email: 'ada@lab.example', password: 'x'.repeat(2 * 1024 * 1024) });
     const res = await fetch(`${g.baseUrl}/api/admin/auth/login`, {
       method: 'POST',
@@ -109,6 +109,15 @@ describe('admin API against cross-site requests and caches', () => {
       duplex: 'half',
     } as RequestInit);
     expect(chunked.status).toBe(413);
+    // Nor is a large body read for a path that takes none, or for no route at all.
+    for (const path of ['/health/live', '/api/orders/00000000-0000-4000-8000-000000000000/images/complete', '/nope']) {
+      const r = await fetch(`${g.baseUrl}${path}`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: big,
+      });
+      expect({ path, status: r.status }).toEqual({ path, status: 413 });
+    }
   });
 
   it('does not tell which e-mails have an account: an unknown e-mail locks after as many wrong passwords as a real one', async () => {

@@ -19,8 +19,10 @@ export interface RunningGateway {
 const JSON_TYPES = ['application/json', 'application/*+json'];
 /** The largest JSON body the admin API reads. */
 const ADMIN_JSON_LIMIT = '100kb';
-/** The largest JSON body read for a FHIR request without a valid bearer token. */
-const UNAUTHENTICATED_FHIR_JSON_LIMIT = '1mb';
+/** The largest JSON body read for a FHIR request with a valid bearer token (inline images). */
+const FHIR_JSON_LIMIT = '60mb';
+/** The largest JSON body read anywhere else: a FHIR request without a valid token, a callback, an unknown path. */
+const SMALL_JSON_LIMIT = '1mb';
 
 /** As Nest's rawBody option does: the bytes as sent, for the Subscription hook's X-Signature. */
 function keepRawBody(req: IncomingMessage & { rawBody?: Buffer }, _res: ServerResponse, buf: Buffer): void {
@@ -32,10 +34,9 @@ export async function bootstrapGateway(config: GatewayConfig): Promise<RunningGa
   rootLogger().level = config.core.LOG_LEVEL;
   const app = await NestFactory.create<NestExpressApplication>(GatewayModule.forRoot(config), {
     logger: new PinoNestLogger(),
+    // JSON bodies are parsed below, with limits by who is asking (and req.rawBody kept: the Subscription
+    // hook checks X-Signature over the bytes as sent).
     bodyParser: false,
-    // req.rawBody: the Subscription hook checks X-Signature over the bytes as sent (the buffer the JSON
-    // parser reads anyway, kept until the request ends).
-    rawBody: true,
     // Throw on a failed start (the caller decides), instead of Nest exiting the process.
     abortOnError: false,
   });
@@ -49,28 +50,26 @@ export async function bootstrapGateway(config: GatewayConfig): Promise<RunningGa
     res.setHeader('X-Content-Type-Options', 'nosniff');
     next();
   });
-  // A body is parsed before any guard: whoever has not shown a credential gets a small one read, not 60 MB
-  // (parsing that for anyone who asks would let a few unauthenticated requests exhaust memory).
+  // A body is parsed before any guard: only a caller that has shown a credential gets a large one read
+  // (parsing 60 MB for anyone who asks would let a few unauthenticated requests exhaust memory).
   // The admin API takes small bodies only (sign-in, a lookup, a cancel reason).
   app.use('/api/admin', json({ type: JSON_TYPES, limit: ADMIN_JSON_LIMIT }));
   // FHIR: 60 MB (inline images) for a valid bearer token; without one (the Subscription hook signed with
-  // X-Signature, or no credential at all) 1 MB, kept raw for the signature check.
+  // X-Signature, or no credential at all) 1 MB. Kept raw for the hook's signature check.
   const fhirAuth = app.get(FhirAuthService, { strict: false });
-  const uncredentialedFhirJson = json({
-    type: JSON_TYPES,
-    limit: UNAUTHENTICATED_FHIR_JSON_LIMIT,
-    verify: keepRawBody,
-  });
+  const credentialedFhirJson = json({ type: JSON_TYPES, limit: FHIR_JSON_LIMIT, verify: keepRawBody });
+  const smallJson = json({ type: JSON_TYPES, limit: SMALL_JSON_LIMIT, verify: keepRawBody });
   app.use('/fhir', (req: Request, res: Response, next: NextFunction) => {
     const hasBody = req.headers['transfer-encoding'] !== undefined || Number(req.headers['content-length'] ?? 0) > 0;
     if (!hasBody) return next();
     fhirAuth.authenticate(req.headers.authorization).then(
-      (client) => (client ? next() : uncredentialedFhirJson(req, res, next)),
+      (client) => (client ? credentialedFhirJson : smallJson)(req, res, next),
       (err: unknown) => next(err),
     );
   });
-  // JSON (incl. application/fhir+json) is parsed; image bodies are left as streams for the upload routes.
-  app.useBodyParser('json', { type: JSON_TYPES, limit: '60mb' });
+  // Everything else (Hemato.AI callbacks, unknown paths): small JSON (incl. application/*+json) bodies; image
+  // bodies are left as streams for the upload routes.
+  app.use(smallJson);
   app.enableShutdownHooks();
   // Behind a TLS-terminating proxy req.secure / req.ip come from X-Forwarded-*: the session cookie's Secure flag
   // and the audit log's client IP need it. Only from TRUST_PROXY peers: anyone else could name any IP.
