@@ -37,7 +37,7 @@ describe('admin API against cross-site requests and caches', () => {
       { 'sec-fetch-site': 'cross-site' },
       { 'sec-fetch-site': 'same-site' },
       { 'sec-fetch-site': 'cross-site', referer: `${g.baseUrl}/admin/orders` },
-    ]) {
+    ] as Array<Record<string, string>>) {
       const res = await post(headers);
       expect({ headers, status: res.status }).toEqual({ headers, status: 403 });
       expect((await res.json()).message).toMatch(/Cross-origin request refused/);
@@ -58,7 +58,7 @@ describe('admin API against cross-site requests and caches', () => {
       { referer: `${g.baseUrl}/admin/orders/${orderId}` },
       { 'sec-fetch-site': 'same-origin', origin: g.baseUrl },
       {},
-    ]) {
+    ] as Array<Record<string, string>>) {
       const res = await post(headers);
       expect({ headers, status: res.status }).toEqual({ headers, status: 201 });
     }
