@@ -120,6 +120,22 @@ describe('admin API against cross-site requests and caches', () => {
     }
   });
 
+  it('ends an open event stream when its session signs out', async () => {
+    const { cookie } = await apiSignIn(g.baseUrl, 'ada@lab.example', 'admin-password-123');
+    const res = await fetch(`${g.baseUrl}/api/admin/events`, { headers: { cookie: cookie! } });
+    expect(res.status).toBe(200);
+    const ended = (async () => {
+      for await (const chunk of res.body!) void chunk;
+      return 'ended';
+    })();
+    const logout = await fetch(`${g.baseUrl}/api/admin/auth/logout`, { method: 'POST', headers: { cookie: cookie! } });
+    expect(logout.status).toBe(204);
+    // The stream of a signed-out session closes (it used to carry on, order ids and all, for ever).
+    const outcome = await Promise.race([ended, new Promise((r) => setTimeout(() => r('still open'), 10_000))]);
+    expect(outcome).toBe('ended');
+    expect((await fetch(`${g.baseUrl}/api/admin/events`, { headers: { cookie: cookie! } })).status).toBe(401);
+  });
+
   it('does not tell which e-mails have an account: an unknown e-mail locks after as many wrong passwords as a real one', async () => {
     await createUser(g.ds, 'real@lab.example', 'viewer', 'real-password-1234');
     const answers = async (email: string) => {

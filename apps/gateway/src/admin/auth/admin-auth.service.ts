@@ -1,5 +1,6 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
+import { Subject } from 'rxjs';
 import { APP_CONFIG, type AppConfig } from '@hemato/common';
 import type { AdminRole } from '@hemato/persistence';
 import { AuditService } from '../audit/audit.service';
@@ -149,8 +150,17 @@ export class AdminAuthService {
     return s;
   }
 
+  /** Ids of sessions signed out in this process (open event streams of them end at once). */
+  readonly signedOut = new Subject<string>();
+
+  /** Whether a session still signs its user in, without sliding its expiry (for long-lived streams). */
+  sessionValid(sessionId: string): Promise<boolean> {
+    return this.users.sessionValid(sessionId);
+  }
+
   async logout(user: SessionUser, ip: string | null): Promise<void> {
     await this.users.deleteSession(user.sessionId);
+    this.signedOut.next(user.sessionId);
     await this.audit.record({ userId: user.userId, userEmail: user.email, action: 'auth.logout', ip });
   }
 }

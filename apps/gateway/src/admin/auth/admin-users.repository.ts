@@ -104,6 +104,16 @@ export class AdminUsersRepository {
       : null;
   }
 
+  /** Whether a session still signs its user in (not signed out, expired, or of a disabled user); no touch. */
+  async sessionValid(sessionId: string): Promise<boolean> {
+    const rows: unknown[] = await this.ds.query(
+      `SELECT 1 FROM admin_sessions s JOIN admin_users u ON u.id = s.user_id
+        WHERE s.id = $1 AND s.expires_at > now() AND NOT u.disabled`,
+      [sessionId],
+    );
+    return rows.length > 0;
+  }
+
   async touchSession(sessionId: string, expiresAt: Date): Promise<void> {
     await this.ds.query(`UPDATE admin_sessions SET last_seen_at = now(), expires_at = $2 WHERE id = $1`, [
       sessionId,
