@@ -136,6 +136,34 @@ describe('admin API against cross-site requests and caches', () => {
     expect((await fetch(`${g.baseUrl}/api/admin/events`, { headers: { cookie: cookie! } })).status).toBe(401);
   });
 
+  it('answers 400, not 500, to text the database cannot store (U+0000, an unpaired surrogate), and acts on none of it', async () => {
+    const orderId = await insertOrder(g.ds, { filler: 'NUL-1' });
+    const headers = { cookie: admin, 'content-type': 'application/json' };
+    const answers = [
+      await fetch(`${g.baseUrl}/api/admin/orders?q=${encodeURIComponent('PL-\u0000')}`, { headers }),
+      await fetch(`${g.baseUrl}/api/admin/orders/counts?q=${encodeURIComponent('PL-\u0000')}`, { headers }),
+      await fetch(`${g.baseUrl}/api/admin/audit?action=${encodeURIComponent('x\u0000')}`, { headers }),
+      await fetch(`${g.baseUrl}/api/admin/orders/${orderId}/actions/cancel`, {
+        method: 'POST',
+        headers,
+        body: JSON.stringify({ reason: 'Duplicate\u0000' }),
+      }),
+      await fetch(`${g.baseUrl}/api/admin/orders/${orderId}/actions/cancel`, {
+        method: 'POST',
+        headers,
+        body: '{"reason":"Duplicate \\ud800"}',
+      }),
+      await fetch(`${g.baseUrl}/api/admin/auth/login`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ email: 'ada@lab.example\u0000', password: 'admin-password-123' }),
+      }),
+    ];
+    expect(answers.map((r) => r.status)).toEqual([400, 400, 400, 400, 400, 400]);
+    const [order] = await g.ds.query(`SELECT status FROM orders WHERE id = $1`, [orderId]);
+    expect(order.status).toBe('received');
+  });
+
   it('does not tell which e-mails have an account: an unknown e-mail locks after as many wrong passwords as a real one', async () => {
     await createUser(g.ds, 'real@lab.example', 'viewer', 'real-password-1234');
     const answers = async (email: string) => {

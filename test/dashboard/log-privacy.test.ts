@@ -53,18 +53,26 @@ describe('gateway log privacy', () => {
   it('logs a failed admin action without the values the database was sent', async () => {
     const orderId = await insertOrder(ds, { filler: 'LOGLEAK-1' });
     const { cookie } = await apiSignIn(baseUrl, 'ada@lab.example', 'admin-password-123');
-    // U+0000 makes PostgreSQL refuse the timeline row: the action fails on a database error.
+    // The database refuses the cancel's timeline row (as it would a row breaking any constraint): the action
+    // fails on a database error whose parameters and detail ("Failing row contains (...)") hold the reason.
+    await ds.query(
+      `ALTER TABLE order_events ADD CONSTRAINT test_refuse_cancel CHECK (type <> 'status_changed' OR to_status <> 'cancelled') NOT VALID`,
+    );
     await fetch(`${baseUrl}/api/admin/orders/${orderId}/actions/cancel`, {
       method: 'POST',
       headers: { cookie: cookie!, 'content-type': 'application/json', origin: baseUrl },
-      body: JSON.stringify({ reason: 'Duplicate of Jane Roe MRN-LOGLEAK-77\u0000' }),
+      body: JSON.stringify({ reason: 'Duplicate of Jane Roe MRN-LOGLEAK-77' }),
     });
     for (let i = 0; i < 40 && !output.includes('admin action failed'); i++)
       await new Promise((r) => setTimeout(r, 100));
     const line = output.split('\n').find((l) => l.includes('admin action failed'));
     expect(line).toBeDefined();
     // The error is still there to diagnose (its type, message and SQL), without the parameters.
-    expect(JSON.parse(line!).err).toMatchObject({ type: 'QueryFailedError', query: expect.stringContaining('INSERT') });
+    expect(JSON.parse(line!).err).toMatchObject({
+      type: 'QueryFailedError',
+      query: expect.stringContaining('INSERT'),
+      code: '23514',
+    });
     expect(output).not.toContain('MRN-LOGLEAK-77');
     expect(output).not.toContain('Jane Roe');
   });

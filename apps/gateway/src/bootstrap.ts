@@ -3,6 +3,7 @@ import type { NestExpressApplication } from '@nestjs/platform-express';
 import type { IncomingMessage, ServerResponse } from 'node:http';
 import { json, type NextFunction, type Request, type Response } from 'express';
 import { PinoNestLogger, createLogger, rootLogger } from '@hemato/common';
+import { unstorableTextAt } from '@hemato/fhir';
 import { CALLBACK_PATH_PREFIX } from '@hemato/hemato-client';
 import { setupAdminOpenApi } from './admin/openapi';
 import { FhirAuthService } from './fhir/fhir-auth.guard';
@@ -54,6 +55,16 @@ export async function bootstrapGateway(config: GatewayConfig): Promise<RunningGa
   // (parsing 60 MB for anyone who asks would let a few unauthenticated requests exhaust memory).
   // The admin API takes small bodies only (sign-in, a lookup, a cancel reason).
   app.use('/api/admin', json({ type: JSON_TYPES, limit: ADMIN_JSON_LIMIT }));
+  // Text PostgreSQL cannot store (U+0000, an unpaired surrogate) is refused before it reaches a query: it
+  // failed there as a 500, a cancel's audit row with it.
+  app.use('/api/admin', (req: Request, res: Response, next: NextFunction) => {
+    const at = unstorableTextAt(req.query, 'query') ?? unstorableTextAt(req.body, 'body');
+    if (at === undefined) return next();
+    res.status(400).json({
+      statusCode: 400,
+      message: `${at.slice(0, 100)} holds a character that cannot be stored (U+0000 or an unpaired UTF-16 surrogate)`,
+    });
+  });
   // FHIR: 60 MB (inline images) for a valid bearer token; without one (the Subscription hook signed with
   // X-Signature, or no credential at all) 1 MB. Kept raw for the hook's signature check.
   const fhirAuth = app.get(FhirAuthService, { strict: false });
