@@ -151,6 +151,45 @@ function assertIdentifierStrings(ids: unknown, path: string): void {
   });
 }
 
+/**
+ * FHIR R4 modifiers we do not understand: a `modifierExtension` (on the resource or any of its elements,
+ * contained resources included) or `implicitRules` changes what the resource means, and a system that does
+ * not know them SHALL NOT process it as if they were absent (extensibility.html#modifierExtension,
+ * resource.html#implicitRules). We know none, so any refuses the order (422 `not-supported` at the element).
+ */
+export function assertNoUnknownModifiers(value: unknown, path: string): void {
+  const walk = (v: unknown, at: string, isResource: boolean): void => {
+    if (Array.isArray(v)) {
+      v.forEach((x, i) => walk(x, `${at}[${i}]`, isResource));
+      return;
+    }
+    if (!v || typeof v !== 'object') return;
+    const o = v as Record<string, unknown>;
+    if (isResource && o.implicitRules !== undefined && o.implicitRules !== null) {
+      throw FhirOperationError.unprocessable(
+        `implicitRules ${String(o.implicitRules).slice(0, 200)} are not understood here`,
+        `${at}.implicitRules`,
+        'not-supported',
+      );
+    }
+    const mods = o.modifierExtension;
+    if (Array.isArray(mods) && mods.length > 0) {
+      const url = (mods[0] as { url?: unknown } | null)?.url;
+      throw FhirOperationError.unprocessable(
+        `The modifier extension ${typeof url === 'string' ? url.slice(0, 200) : '(no url)'} is not understood here`,
+        `${at}.modifierExtension[0]`,
+        'not-supported',
+      );
+    }
+    for (const [k, x] of Object.entries(o)) {
+      if (k === 'modifierExtension' || !x || typeof x !== 'object') continue;
+      // `contained` holds resources; a Bundle entry's `resource` is not walked here (each is checked where used).
+      walk(x, `${at}.${k}`, k === 'contained');
+    }
+  };
+  walk(value, path, true);
+}
+
 function placerIdentifier(sr: ServiceRequest): Identifier | undefined {
   const ids = (sr.identifier ?? []).filter((i) => i.value);
   return ids.find((i) => i.type?.coding?.some((c) => c.code === PLACER_TYPE)) ?? ids[0];
@@ -190,6 +229,7 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
   }
   // Text PostgreSQL cannot keep (U+0000, a lone surrogate) is refused here, not failed on at the insert (500).
   assertStorableText(sr, p);
+  assertNoUnknownModifiers(sr, p);
   assertIdentifierStrings(sr.identifier, `${p}.identifier`);
   assertIdentifierStrings(sr.requisition, `${p}.requisition`);
   assertIdentifierStrings(sr.subject?.identifier, `${p}.subject.identifier`);
@@ -278,6 +318,7 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
   for (const [i, ref] of (sr.specimen ?? []).entries()) {
     const s = await resolveAs<Specimen>(ref, 'Specimen', sr, opts.resolver);
     if (!s) continue;
+    assertNoUnknownModifiers(s, `${p}.specimen[${i}].resolve()`);
     const at = `${p}.specimen[${i}].resolve().collection`;
     assertDateTime(s.collection?.collectedDateTime, `${at}.collectedDateTime`);
     assertDateTime(s.collection?.collectedPeriod?.start, `${at}.collectedPeriod.start`);
@@ -336,6 +377,8 @@ async function resolvePatient(
     throw FhirOperationError.unprocessable('ServiceRequest.subject must be a Patient', `${p}.subject`);
   }
   const patient = resolved as Patient | undefined;
+  // A contained Patient was checked with the ServiceRequest.
+  if (patient && !subjectRef?.startsWith('#')) assertNoUnknownModifiers(patient, `${p}.subject.resolve()`);
   assertIdentifierStrings(patient?.identifier, `${p}.subject.resolve().identifier`);
   // A reference the EHR can resolve later (never a urn:uuid or contained id, which mean nothing outside the request).
   let fhirPatientRef: string | undefined;
@@ -433,6 +476,7 @@ async function collectImages(sr: ServiceRequest, opts: ParseOptions, p: string):
     const where = `${p}.supportingInfo[${i}]`;
     const res = await opts.resolver.resolve(ref, sr);
     if (!res) throw FhirOperationError.unprocessable(`${ref} could not be found`, where, 'not-found');
+    assertNoUnknownModifiers(res, `${where}.resolve()`);
     if (res.resourceType === 'Media') {
       const m = res as Media;
       await fromAttachment(m.content, `media-${m.id ?? i}`, `${where}.content`);

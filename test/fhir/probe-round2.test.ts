@@ -1,0 +1,103 @@
+/*
+ * FHIR intake as EHR integrations send it (second adversarial probe; each case failed before its fix).
+ */
+import type { DataSource } from 'typeorm';
+import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
+import { fhirFetch, patient, serviceRequest, startGateway } from './fhir-helpers';
+
+describe('FHIR intake: second probe', () => {
+  let gw: RunningGateway;
+  let ds: DataSource;
+  let base: string;
+  beforeAll(async () => {
+    ({ gw, ds, base } = await startGateway('fhirprobe2'));
+  });
+  afterAll(async () => {
+    await gw?.app.close();
+    await ds?.destroy();
+  });
+
+  const post = (body: unknown, headers: Record<string, string> = {}) =>
+    fhirFetch(`${base}/fhir/ServiceRequest`, { body, headers });
+  const bundle = (type: string, entry: unknown[], headers: Record<string, string> = {}) =>
+    fhirFetch(`${base}/fhir`, { body: { resourceType: 'Bundle', type, entry }, headers });
+  const kept = async (placer: string) =>
+    (await ds.query(`SELECT count(*)::int AS n FROM orders WHERE placer_order_number = $1`, [placer]))[0].n as number;
+  const sr = (placer: string, over: Record<string, unknown> = {}) =>
+    serviceRequest({ identifier: [{ system: 'urn:oid:1.2.3.4.placer', value: placer }], ...over });
+
+  describe('modifier elements we do not understand', () => {
+    // FHIR R4 (extensibility.html#modifierExtension): a system that does not understand a modifier extension
+    // SHALL NOT process the resource as if it were absent; the same for implicitRules (resource.html).
+    it('refuses a ServiceRequest with a modifierExtension (422 not-supported at the element), keeping nothing', async () => {
+      const r = await post(
+        sr('MOD-1', { modifierExtension: [{ url: 'http://example.org/do-not-perform', valueBoolean: true }] }),
+      );
+      expect(r.status).toBe(422);
+      expect(r.body.resourceType).toBe('OperationOutcome');
+      expect(r.body.issue[0]).toMatchObject({
+        code: 'not-supported',
+        expression: ['ServiceRequest.modifierExtension[0]'],
+      });
+      expect(r.body.issue[0].diagnostics).toContain('http://example.org/do-not-perform');
+      expect(await kept('MOD-1')).toBe(0);
+    });
+
+    it('refuses one on the contained Patient and on a Specimen of the Bundle, and implicitRules', async () => {
+      const contained = await post(
+        sr('MOD-2', {
+          contained: [
+            { ...patient('pat', 'MRN-MOD'), contact: [{ modifierExtension: [{ url: 'http://x/m', valueCode: 'x' }] }] },
+          ],
+          subject: { reference: '#pat' },
+        }),
+      );
+      expect(contained.status).toBe(422);
+      expect(contained.body.issue[0].expression).toEqual([
+        'ServiceRequest.contained[0].contact[0].modifierExtension[0]',
+      ]);
+      const specimen = await bundle('transaction', [
+        {
+          fullUrl: 'urn:uuid:5a0c3f52-0000-4000-8000-00000000a001',
+          resource: {
+            resourceType: 'Specimen',
+            collection: { modifierExtension: [{ url: 'http://x/m', valueBoolean: true }] },
+          },
+          request: { method: 'POST', url: 'Specimen' },
+        },
+        {
+          resource: sr('MOD-3', { specimen: [{ reference: 'urn:uuid:5a0c3f52-0000-4000-8000-00000000a001' }] }),
+          request: { method: 'POST', url: 'ServiceRequest' },
+        },
+      ]);
+      expect(specimen.status).toBe(422);
+      expect(specimen.body.issue[0].expression).toEqual([
+        'Bundle.entry[1].resource.specimen[0].resolve().collection.modifierExtension[0]',
+      ]);
+      const rules = await post(sr('MOD-4', { implicitRules: 'http://example.org/rules' }));
+      expect(rules.status).toBe(422);
+      expect(rules.body.issue[0]).toMatchObject({
+        code: 'not-supported',
+        expression: ['ServiceRequest.implicitRules'],
+      });
+      expect([await kept('MOD-2'), await kept('MOD-3'), await kept('MOD-4')]).toEqual([0, 0, 0]);
+    });
+
+    it('takes in plain extensions, meta.profile and several codings of which one is mapped', async () => {
+      const r = await post(
+        sr('MOD-5', {
+          meta: { profile: ['http://hl7.org/fhir/us/core/StructureDefinition/us-core-servicerequest'] },
+          extension: [{ url: 'http://example.org/ordering-department', valueString: 'Haematology' }],
+          code: {
+            coding: [
+              { system: 'urn:oid:1.2.840.114350.1.13.0.1.7.5.737384.3', code: 'LAB8812' },
+              { system: 'http://loinc.org', code: '34994-4' },
+            ],
+          },
+        }),
+      );
+      expect(r.status).toBe(201);
+      expect(await kept('MOD-5')).toBe(1);
+    });
+  });
+});
