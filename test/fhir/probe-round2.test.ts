@@ -100,4 +100,63 @@ describe('FHIR intake: second probe', () => {
       expect(await kept('MOD-5')).toBe(1);
     });
   });
+  describe('Bundle.entry.request: what each entry asks for', () => {
+    // ServiceRequest supports only create here (CapabilityStatement): an update, delete or read of one in a
+    // Bundle was taken in as a new order.
+    it('refuses a transaction asking to PUT a ServiceRequest or POST it to another type, keeping nothing', async () => {
+      const put = await bundle('transaction', [
+        { resource: sr('REQ-1'), request: { method: 'POST', url: 'ServiceRequest' } },
+        { resource: sr('REQ-2'), request: { method: 'PUT', url: 'ServiceRequest/abc' } },
+      ]);
+      expect(put.status).toBe(400);
+      expect(put.body.issue[0]).toMatchObject({
+        code: 'not-supported',
+        expression: ['Bundle.entry[1].request.method'],
+      });
+      const wrongType = await bundle('transaction', [
+        { resource: sr('REQ-3'), request: { method: 'POST', url: 'Patient' } },
+      ]);
+      expect(wrongType.status).toBe(400);
+      expect(wrongType.body.issue[0]).toMatchObject({ code: 'invalid', expression: ['Bundle.entry[0].request.url'] });
+      expect([await kept('REQ-1'), await kept('REQ-2'), await kept('REQ-3')]).toEqual([0, 0, 0]);
+    });
+
+    it('answers a batch entry it cannot serve (PUT, GET, DELETE) in that entry and keeps the others', async () => {
+      const r = await bundle('batch', [
+        { resource: sr('REQ-4'), request: { method: 'POST', url: 'ServiceRequest' } },
+        { resource: sr('REQ-5'), request: { method: 'PUT', url: 'ServiceRequest?identifier=urn:x|REQ-5' } },
+        { request: { method: 'GET', url: 'Patient/p1' } },
+        { request: { method: 'DELETE', url: 'ServiceRequest/abc' } },
+      ]);
+      expect(r.status).toBe(200);
+      expect(r.body.type).toBe('batch-response');
+      expect(r.body.entry.map((e: { response: { status: string } }) => e.response.status)).toEqual([
+        '201 Created',
+        '400',
+        '400',
+        '400',
+      ]);
+      for (const i of [1, 2, 3]) {
+        expect(r.body.entry[i].response.outcome.issue[0]).toMatchObject({
+          code: 'not-supported',
+          expression: [`Bundle.entry[${i}].request.method`],
+        });
+      }
+      expect([await kept('REQ-4'), await kept('REQ-5')]).toEqual([1, 0]);
+    });
+
+    it('takes a ServiceRequest POSTed to ServiceRequest, to its absolute URL, or without a request', async () => {
+      const r = await bundle('transaction', [
+        { resource: sr('REQ-6'), request: { method: 'POST', url: 'ServiceRequest' } },
+        { resource: sr('REQ-7'), request: { method: 'POST', url: `${base}/fhir/ServiceRequest` } },
+        { resource: sr('REQ-8') },
+      ]);
+      expect(r.status).toBe(200);
+      expect(r.body.entry.map((e: { response: { status: string } }) => e.response.status)).toEqual([
+        '201 Created',
+        '201 Created',
+        '201 Created',
+      ]);
+    });
+  });
 });

@@ -182,11 +182,18 @@ export class FhirController {
     const entries = bundle.entry ?? [];
     if (!Array.isArray(entries))
       throw FhirOperationError.invalid('Bundle.entry must be an array', 'Bundle.entry', 'structure');
+    // Entries asking for what we do not serve (a read, a delete, an update of a ServiceRequest): a transaction
+    // is refused whole, a batch answers them in their own response and goes on with the others.
+    const refused = new Map<number, FhirOperationError>();
     entries.forEach((e, i) => {
-      if (!e || typeof e !== 'object' || !e.resource?.resourceType)
-        throw FhirOperationError.required(`Bundle.entry[${i}].resource`);
+      if (!e || typeof e !== 'object') throw FhirOperationError.required(`Bundle.entry[${i}].resource`);
+      const err = entryRequestError(e, i);
+      if (err && bundle.type === 'transaction') throw err;
+      if (err) refused.set(i, err);
+      else if (!e.resource?.resourceType) throw FhirOperationError.required(`Bundle.entry[${i}].resource`);
     });
-    const srIndexes = entries
+    const usable: BundleEntry[] = entries.map((e, i) => (refused.has(i) ? {} : e));
+    const srIndexes = usable
       .map((e, i) => (e.resource?.resourceType === 'ServiceRequest' ? i : -1))
       .filter((i) => i >= 0);
     if (srIndexes.length === 0)
@@ -194,7 +201,7 @@ export class FhirController {
     const resolver = new BundleResolver(bundle, this.ehr ?? undefined);
     let linked: ReturnType<typeof linkImages>;
     try {
-      linked = linkImages(entries, srIndexes);
+      linked = linkImages(usable, srIndexes);
     } catch (err) {
       // An image's basedOn or content of the wrong JSON type (a string, null): malformed, 400 (it was 500).
       if (isShapeTypeError(err)) throw wrongShape('Bundle.entry');
@@ -210,7 +217,7 @@ export class FhirController {
     const base = fhirBase(req);
     const caller = req.fhirClient!;
     const raw = JSON.stringify(bundle);
-    const results = new Map<number, IntakeResult | FhirOperationError>();
+    const results = new Map<number, IntakeResult | FhirOperationError>(refused);
 
     if (bundle.type === 'transaction') {
       // All or nothing: an image no order takes is refused with the Bundle rather than dropped.
@@ -428,6 +435,41 @@ export class FhirController {
     const entry = [...(bundle.entry ?? []), ...ignored];
     send(res, 200, { ...bundle, link, ...(entry.length ? { entry } : {}) });
   }
+}
+
+const UNSERVED_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'PATCH']);
+
+/**
+ * Why a Bundle entry's `request` asks for what we do not do, if it does: ServiceRequest has create (POST)
+ * only, to `ServiceRequest` (relative or under a base); no entry may read, delete or patch. An entry without
+ * `request` (or `method`) is taken as a create, as we always did. The Patient, Specimen and images around
+ * an order are read from the Bundle whether POSTed or PUT.
+ */
+function entryRequestError(e: BundleEntry, i: number): FhirOperationError | undefined {
+  const request = e.request as unknown;
+  if (request === undefined || request === null) return undefined;
+  const at = `Bundle.entry[${i}].request`;
+  if (typeof request !== 'object' || Array.isArray(request)) return wrongShape(at);
+  const { method, url } = request as { method?: unknown; url?: unknown };
+  if (method !== undefined && method !== null && typeof method !== 'string') return wrongShape(`${at}.method`);
+  if (url !== undefined && url !== null && typeof url !== 'string') return wrongShape(`${at}.url`);
+  const m = (method ?? 'POST').toUpperCase();
+  const type = e.resource?.resourceType;
+  if (UNSERVED_METHODS.has(m) || (type === 'ServiceRequest' && m !== 'POST')) {
+    return FhirOperationError.invalid(
+      `${m} ${String(url ?? '').slice(0, 100)} is not supported here: a ServiceRequest can only be created (POST ServiceRequest)`,
+      `${at}.method`,
+      'not-supported',
+    );
+  }
+  if (type === 'ServiceRequest' && url && !/(^|\/)ServiceRequest\/?$/.test(url.split('?')[0]!)) {
+    return FhirOperationError.invalid(
+      `A ServiceRequest is POSTed to ServiceRequest, not ${url.slice(0, 100)}`,
+      `${at}.url`,
+      'invalid',
+    );
+  }
+  return undefined;
 }
 
 /** The most entries a searchset page holds, and how many it holds without `_count`. */
