@@ -159,4 +159,65 @@ describe('FHIR intake: second probe', () => {
       ]);
     });
   });
+  describe('specimen references', () => {
+    it('refuses a specimen urn:uuid or #id the request does not hold (422 not-found), as it does for the subject', async () => {
+      const r = await bundle('transaction', [
+        {
+          fullUrl: 'urn:uuid:9b7e3a10-0000-4000-8000-00000000b001',
+          resource: sr('SPC-1', { specimen: [{ reference: 'urn:uuid:9b7e3a10-0000-4000-8000-00000000b002' }] }),
+          request: { method: 'POST', url: 'ServiceRequest' },
+        },
+      ]);
+      expect(r.status).toBe(422);
+      expect(r.body.issue[0]).toMatchObject({
+        code: 'not-found',
+        expression: ['Bundle.entry[0].resource.specimen[0]'],
+      });
+      const contained = await post(sr('SPC-2', { specimen: [{ reference: '#spec' }] }));
+      expect(contained.status).toBe(422);
+      expect(contained.body.issue[0]).toMatchObject({ code: 'not-found', expression: ['ServiceRequest.specimen[0]'] });
+      expect([await kept('SPC-1'), await kept('SPC-2')]).toEqual([0, 0]);
+    });
+
+    it("reads a Specimen's collection time by urn:uuid, by Type/id against an absolute fullUrl, and contained", async () => {
+      const r = await bundle('transaction', [
+        {
+          fullUrl: 'urn:uuid:9b7e3a10-0000-4000-8000-00000000b003',
+          resource: { resourceType: 'Specimen', collection: { collectedDateTime: '2026-11-27T06:00:00Z' } },
+          request: { method: 'POST', url: 'Specimen' },
+        },
+        {
+          fullUrl: 'https://ehr.example.org/fhir/Specimen/s4',
+          resource: { resourceType: 'Specimen', id: 's4', collection: { collectedDateTime: '2026-11-27T07:00:00Z' } },
+          request: { method: 'PUT', url: 'Specimen/s4' },
+        },
+        {
+          resource: sr('SPC-3', { specimen: [{ reference: 'urn:uuid:9b7e3a10-0000-4000-8000-00000000b003' }] }),
+          request: { method: 'POST', url: 'ServiceRequest' },
+        },
+        {
+          resource: sr('SPC-4', { specimen: [{ reference: 'Specimen/s4' }] }),
+          request: { method: 'POST', url: 'ServiceRequest' },
+        },
+      ]);
+      expect(r.status).toBe(200);
+      const one = await post(
+        sr('SPC-5', {
+          contained: [
+            { resourceType: 'Specimen', id: 'spec', collection: { collectedDateTime: '2026-11-27T05:00:00Z' } },
+          ],
+          specimen: [{ reference: '#spec' }],
+        }),
+      );
+      expect(one.status).toBe(201);
+      const collected = async (placer: string) =>
+        (await ds.query(`SELECT details->>'collectedAt' AS at FROM orders WHERE placer_order_number = $1`, [placer]))[0]
+          ?.at;
+      expect([await collected('SPC-3'), await collected('SPC-4'), await collected('SPC-5')]).toEqual([
+        '2026-11-27T06:00:00Z',
+        '2026-11-27T07:00:00Z',
+        '2026-11-27T05:00:00Z',
+      ]);
+    });
+  });
 });

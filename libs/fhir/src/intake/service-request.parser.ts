@@ -317,6 +317,16 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
   const specimens: Specimen[] = [];
   for (const [i, ref] of (sr.specimen ?? []).entries()) {
     const s = await resolveAs<Specimen>(ref, 'Specimen', sr, opts.resolver);
+    // A urn:uuid or #id means "in this request": one that is not there is an error (as for the subject), not
+    // a specimen to drop, with its collection time. One read from the EHR that it does not find stays optional.
+    const local = refOf(ref);
+    if (!s && local && (local.startsWith('urn:') || local.startsWith('#'))) {
+      throw FhirOperationError.unprocessable(
+        `${local.slice(0, 100)} is not a Specimen in the request`,
+        `${p}.specimen[${i}]`,
+        'not-found',
+      );
+    }
     if (!s) continue;
     assertNoUnknownModifiers(s, `${p}.specimen[${i}].resolve()`);
     const at = `${p}.specimen[${i}].resolve().collection`;
