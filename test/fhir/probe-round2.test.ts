@@ -3,7 +3,7 @@
  */
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
-import { fhirFetch, patient, serviceRequest, startGateway } from './fhir-helpers';
+import { addStoredReport, fhirFetch, patient, serviceRequest, startGateway } from './fhir-helpers';
 
 describe('FHIR intake: second probe', () => {
   let gw: RunningGateway;
@@ -218,6 +218,29 @@ describe('FHIR intake: second probe', () => {
         '2026-11-27T07:00:00Z',
         '2026-11-27T05:00:00Z',
       ]);
+    });
+  });
+  describe('reference search by bare id', () => {
+    // search.html (reference): `[parameter]=[id]` is the logical id of the resource referenced; focus and
+    // based-on point at ServiceRequests here, so an id alone names ServiceRequest/[id].
+    it('finds the Task and DiagnosticReport of a ServiceRequest given by its id alone', async () => {
+      const created = await post(sr('BARE-1'));
+      expect(created.status).toBe(201);
+      const id = created.body.id as string;
+      await addStoredReport(ds, id);
+      const tasks = await fhirFetch(`${base}/fhir/Task?focus=${id}`);
+      expect(tasks.status).toBe(200);
+      expect(tasks.body.total).toBe(1);
+      expect(tasks.body.entry[0].resource.focus.reference).toBe(`ServiceRequest/${id}`);
+      const reports = await fhirFetch(`${base}/fhir/DiagnosticReport?based-on=${id}`);
+      expect(reports.body.total).toBe(1);
+      expect(reports.body.entry[0].resource.basedOn[0].reference).toBe(`ServiceRequest/${id}`);
+      // The EHR's own id, as the ServiceRequest named it when sent with one.
+      const theirs = await post(sr('BARE-2', { id: 'ehr-sr-77' }));
+      expect(theirs.status).toBe(201);
+      const byTheirs = await fhirFetch(`${base}/fhir/Task?focus=ehr-sr-77`);
+      expect(byTheirs.body.total).toBe(1);
+      expect(byTheirs.body.entry[0].resource.id).toBe(theirs.body.id);
     });
   });
 });

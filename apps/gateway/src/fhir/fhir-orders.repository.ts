@@ -66,7 +66,7 @@ export class FhirOrdersRepository {
 
   /**
    * A search of the caller's orders: each group of `ids` and of ServiceRequest references `refs` must match
-   * (AND), one of a group's values (OR). A reference is ours (`ServiceRequest/<order id>`, any channel) or the
+   * (AND), one of a group's values (OR). A reference (or a bare id, taken as `ServiceRequest/<id>`) is ours (`ServiceRequest/<order id>`, any channel) or the
    * EHR's (a FHIR order's ServiceRequest). `fhirOnly`: FHIR orders only (Tasks); `withReport`: only orders
    * with a report (DiagnosticReports). Oldest first (then by id): at most `limit` from `offset`, or after or
    * before a cursor's row (keyset: matches that appear or vanish meanwhile shift nothing), with the sort
@@ -87,7 +87,9 @@ export class FhirOrdersRepository {
       q.andWhere(`o.id IN (:...ids${n++})`, { [`ids${n - 1}`]: ids });
     }
     for (const group of c.refs) {
-      const alternatives = group.map((ref) => {
+      const alternatives = group.map((value) => {
+        // A bare id is a local reference to the only type focus/based-on name here (search.html: [parameter]=[id]).
+        const ref = value.includes('/') ? value : `ServiceRequest/${value}`;
         const ours = /^(?:.*\/)?ServiceRequest\/([0-9a-f-]{36})$/i.exec(ref)?.[1];
         const k = n++;
         q.setParameter(`ref${k}`, ref);
