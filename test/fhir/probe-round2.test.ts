@@ -243,4 +243,42 @@ describe('FHIR intake: second probe', () => {
       expect(byTheirs.body.entry[0].resource.id).toBe(theirs.body.id);
     });
   });
+  describe('Prefer on a Bundle', () => {
+    // bundle-response example: whether an entry returns the resource depends on the client's preference;
+    // Prefer applies to each entry as it does to a single create.
+    const entryOf = (placer: string) => ({ resource: sr(placer), request: { method: 'POST', url: 'ServiceRequest' } });
+
+    it('return=minimal: entries carry the response alone (status, location, etag)', async () => {
+      const r = await bundle('batch', [entryOf('PREF-1')], { prefer: 'return=minimal' });
+      expect(r.status).toBe(200);
+      const e = r.body.entry[0];
+      expect(e.resource).toBeUndefined();
+      expect(e.response.status).toBe('201 Created');
+      expect(e.response.location).toMatch(/\/fhir\/ServiceRequest\/[0-9a-f-]{36}\/_history\/1$/);
+      expect(e.response.etag).toBe('W/"1"');
+    });
+
+    it('return=representation: each entry is the ServiceRequest created, at its fullUrl', async () => {
+      const r = await bundle('transaction', [entryOf('PREF-2')], { prefer: 'return=representation' });
+      expect(r.status).toBe(200);
+      const e = r.body.entry[0];
+      expect(e.resource).toMatchObject({
+        resourceType: 'ServiceRequest',
+        identifier: [{ value: 'PREF-2' }],
+        meta: { versionId: '1' },
+      });
+      expect(e.fullUrl).toBe(`${base}/fhir/ServiceRequest/${e.resource.id}`);
+      expect(e.response.location).toBe(`${e.fullUrl}/_history/1`);
+    });
+
+    it('return=OperationOutcome: each entry says what was done in response.outcome', async () => {
+      const r = await bundle('batch', [entryOf('PREF-3')], { prefer: 'return=OperationOutcome' });
+      const e = r.body.entry[0];
+      expect(e.resource).toBeUndefined();
+      expect(e.response.outcome).toMatchObject({
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'information' }],
+      });
+    });
+  });
 });

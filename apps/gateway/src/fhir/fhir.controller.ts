@@ -292,6 +292,7 @@ export class FhirController {
     }
 
     const out: BundleEntry[] = [];
+    const prefer = preferredReturn(req.headers.prefer);
     for (const [i] of entries.entries()) {
       const r = results.get(i);
       if (!r) {
@@ -304,14 +305,38 @@ export class FhirController {
       } else if (r instanceof FhirOperationError) {
         out.push({ response: { status: String(r.status), outcome: r.outcome } });
       } else {
-        out.push({
-          fullUrl: `${base}/Task/${r.order.id}`,
-          resource: await this.read.task(r.order),
-          response: {
-            status: r.created ? '201 Created' : '200 OK',
-            location: `${base}/ServiceRequest/${r.order.id}/_history/${await this.read.serviceRequestVersion(r.order)}`,
-          },
-        });
+        const version = await this.read.serviceRequestVersion(r.order);
+        const srUrl = `${base}/ServiceRequest/${r.order.id}`;
+        const response = {
+          status: r.created ? '201 Created' : '200 OK',
+          location: `${srUrl}/_history/${version}`,
+          etag: `W/"${version}"`,
+        };
+        // Prefer applies to each entry as to a single create; without one, the Task (as always).
+        switch (prefer) {
+          case 'minimal':
+            out.push({ response });
+            break;
+          case 'OperationOutcome':
+            out.push({
+              response: {
+                ...response,
+                outcome: operationOutcome(
+                  'information',
+                  'informational',
+                  r.created
+                    ? `Created ServiceRequest/${r.order.id}`
+                    : `ServiceRequest/${r.order.id} was already taken in`,
+                ),
+              },
+            });
+            break;
+          case 'representation':
+            out.push({ fullUrl: srUrl, resource: await this.read.serviceRequestById(r.order.id, caller), response });
+            break;
+          case undefined:
+            out.push({ fullUrl: `${base}/Task/${r.order.id}`, resource: await this.read.task(r.order), response });
+        }
       }
     }
     send(res, 200, { resourceType: 'Bundle', type: `${bundle.type}-response`, entry: out });
