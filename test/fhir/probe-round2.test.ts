@@ -281,4 +281,32 @@ describe('FHIR intake: second probe', () => {
       });
     });
   });
+  describe('Bundle invariants', () => {
+    // bdl-7: fullUrl must be unique in a Bundle (unless the entries are versions of one resource). Two Patients
+    // under one fullUrl left the order's patient to whichever came last.
+    it('refuses a Bundle whose entries share a fullUrl (400 at the second), keeping nothing', async () => {
+      const fullUrl = 'urn:uuid:3c1d2e4f-0000-4000-8000-00000000c001';
+      for (const type of ['transaction', 'batch']) {
+        const r = await bundle(type, [
+          {
+            fullUrl,
+            resource: { ...patient(undefined as never, 'MRN-DUP-A') },
+            request: { method: 'POST', url: 'Patient' },
+          },
+          {
+            fullUrl,
+            resource: { ...patient(undefined as never, 'MRN-DUP-B') },
+            request: { method: 'POST', url: 'Patient' },
+          },
+          {
+            resource: sr(`DUPURL-${type}`, { subject: { reference: fullUrl } }),
+            request: { method: 'POST', url: 'ServiceRequest' },
+          },
+        ]);
+        expect(r.status).toBe(400);
+        expect(r.body.issue[0]).toMatchObject({ code: 'invalid', expression: ['Bundle.entry[1].fullUrl'] });
+        expect(await kept(`DUPURL-${type}`)).toBe(0);
+      }
+    });
+  });
 });

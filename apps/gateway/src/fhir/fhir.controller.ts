@@ -182,6 +182,24 @@ export class FhirController {
     const entries = bundle.entry ?? [];
     if (!Array.isArray(entries))
       throw FhirOperationError.invalid('Bundle.entry must be an array', 'Bundle.entry', 'structure');
+    // bdl-7: a fullUrl names one resource in the Bundle (entries with it must be versions of it): two under one
+    // fullUrl would leave a reference to either (the order's patient) to whichever came last.
+    const seen = new Map<string, Set<string | undefined>>();
+    entries.forEach((e, i) => {
+      const url = e && typeof e === 'object' ? e.fullUrl : undefined;
+      if (typeof url !== 'string' || url === '') return;
+      const version = e.resource?.meta?.versionId;
+      const versions = seen.get(url) ?? new Set<string | undefined>();
+      if (versions.size > 0 && (version === undefined || versions.has(version) || versions.has(undefined))) {
+        throw FhirOperationError.invalid(
+          'This fullUrl is already that of an earlier entry: each resource in a Bundle needs its own (bdl-7)',
+          `Bundle.entry[${i}].fullUrl`,
+          'invalid',
+        );
+      }
+      versions.add(version);
+      seen.set(url, versions);
+    });
     // Entries asking for what we do not serve (a read, a delete, an update of a ServiceRequest): a transaction
     // is refused whole, a batch answers them in their own response and goes on with the others.
     const refused = new Map<number, FhirOperationError>();
@@ -482,7 +500,7 @@ function entryRequestError(e: BundleEntry, i: number): FhirOperationError | unde
   const type = e.resource?.resourceType;
   if (UNSERVED_METHODS.has(m) || (type === 'ServiceRequest' && m !== 'POST')) {
     return FhirOperationError.invalid(
-      `${m} ${String(url ?? '').slice(0, 100)} is not supported here: a ServiceRequest can only be created (POST ServiceRequest)`,
+      `${m} ${String(url ?? '').slice(0, 100)} is not supported here: a ServiceRequest can only be created (POST ServiceRequest; to cancel, POST it with status revoked)`,
       `${at}.method`,
       'not-supported',
     );
