@@ -309,4 +309,22 @@ describe('FHIR intake: second probe', () => {
       }
     });
   });
+  describe('subject by identifier', () => {
+    it('takes a subject given by identifier alone (no reference), and refuses one whose type is not Patient', async () => {
+      const ok = await post(
+        sr('SUBJ-1', {
+          subject: { type: 'Patient', identifier: { system: 'urn:oid:1.2.3.4.mrn', value: 'MRN-ID-1' } },
+        }),
+      );
+      expect(ok.status).toBe(201);
+      expect(ok.body.for).toEqual({ identifier: { system: 'urn:oid:1.2.3.4.mrn', value: 'MRN-ID-1' } });
+      // Reference.type says what the identifier names: a Group's identifier is no patient's.
+      const group = await post(
+        sr('SUBJ-2', { subject: { type: 'Group', identifier: { system: 'urn:x', value: 'G1' } } }),
+      );
+      expect(group.status).toBe(422);
+      expect(group.body.issue[0].expression).toEqual(['ServiceRequest.subject']);
+      expect(await kept('SUBJ-2')).toBe(0);
+    });
+  });
 });

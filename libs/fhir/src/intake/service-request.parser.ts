@@ -264,7 +264,16 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
     );
   }
   assertDateTime(sr.authoredOn, `${p}.authoredOn`);
-  if (subjectRef && !/(^|\/)Patient\/[^/]+$|^urn:uuid:|^#/.test(subjectRef)) {
+  // Reference.type names what the reference or identifier points at (a type name, or the core profile's URL):
+  // anything but a Patient is no patient.
+  const subjectType = (sr.subject as { type?: unknown }).type;
+  if (
+    (subjectType !== undefined &&
+      subjectType !== null &&
+      subjectType !== 'Patient' &&
+      subjectType !== 'http://hl7.org/fhir/StructureDefinition/Patient') ||
+    (subjectRef && !/(^|\/)Patient\/[^/]+$|^urn:uuid:|^#/.test(subjectRef))
+  ) {
     throw FhirOperationError.unprocessable('ServiceRequest.subject must be a Patient', `${p}.subject`);
   }
 
