@@ -3,7 +3,7 @@
  */
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
-import { addStoredReport, fhirFetch, patient, serviceRequest, startGateway } from './fhir-helpers';
+import { API_KEY, addStoredReport, fhirFetch, patient, serviceRequest, startGateway } from './fhir-helpers';
 
 describe('FHIR intake: second probe', () => {
   let gw: RunningGateway;
@@ -325,6 +325,22 @@ describe('FHIR intake: second probe', () => {
       expect(group.status).toBe(422);
       expect(group.body.issue[0].expression).toEqual(['ServiceRequest.subject']);
       expect(await kept('SUBJ-2')).toBe(0);
+    });
+  });
+  describe('request body encoding', () => {
+    // http.html: FHIR bodies are UTF-8. A Latin-1 body is refused 415 as not-supported, naming what to send.
+    it('answers a charset other than UTF-8 with 415 not-supported saying to send UTF-8', async () => {
+      const r = await fetch(`${base}/fhir/ServiceRequest`, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/fhir+json; charset=ISO-8859-1' },
+        body: JSON.stringify(sr('CHARSET-1')),
+      });
+      expect(r.status).toBe(415);
+      expect(r.headers.get('content-type')).toBe('application/fhir+json; charset=utf-8');
+      const oo = JSON.parse(await r.text());
+      expect(oo.issue[0].code).toBe('not-supported');
+      expect(oo.issue[0].diagnostics).toContain('UTF-8');
+      expect(await kept('CHARSET-1')).toBe(0);
     });
   });
 });

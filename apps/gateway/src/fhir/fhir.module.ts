@@ -82,8 +82,16 @@ export class FhirModule implements OnModuleInit, NestModule {
     // A body that is not JSON fails in the body parser, before any route.
     app?.use?.((err: { type?: string; status?: number }, req: Request, res: Response, next: NextFunction) => {
       if (!req.path.startsWith('/fhir') || res.headersSent || !err || (err.status ?? 500) >= 500) return next(err);
-      const code = err.type === 'entity.too.large' ? 'too-costly' : 'structure';
-      const text = err.type === 'entity.parse.failed' ? 'Body is not valid JSON' : 'Request body could not be read';
+      // A charset or content coding we cannot read (415) is not a malformed body: FHIR bodies are UTF-8.
+      const code = err.type === 'entity.too.large' ? 'too-costly' : err.status === 415 ? 'not-supported' : 'structure';
+      const text =
+        err.type === 'entity.parse.failed'
+          ? 'Body is not valid JSON'
+          : err.type === 'charset.unsupported'
+            ? 'The body must be UTF-8 (Content-Type: application/fhir+json; charset=utf-8)'
+            : err.type === 'encoding.unsupported'
+              ? 'Unsupported Content-Encoding: send the body uncompressed, gzip, deflate or br'
+              : 'Request body could not be read';
       sendFhir(res, err.status ?? 400, operationOutcome('error', code, text));
     });
   }
