@@ -3,7 +3,7 @@
  */
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
-import { API_KEY, addStoredReport, fhirFetch, patient, serviceRequest, startGateway } from './fhir-helpers';
+import { API_KEY, PNG_1x1, addStoredReport, fhirFetch, patient, serviceRequest, startGateway } from './fhir-helpers';
 
 describe('FHIR intake: second probe', () => {
   let gw: RunningGateway;
@@ -341,6 +341,74 @@ describe('FHIR intake: second probe', () => {
       expect(oo.issue[0].code).toBe('not-supported');
       expect(oo.issue[0].diagnostics).toContain('UTF-8');
       expect(await kept('CHARSET-1')).toBe(0);
+    });
+  });
+  describe('supporting documents that are not images', () => {
+    // supportingInfo is any clinical information: a requisition PDF or a note beside the smear is not an image
+    // to analyse, and was refused with the whole order (422 "not a JPEG, PNG or zip").
+    it('takes the order with its image and leaves out a PDF or text attachment declared as such', async () => {
+      const pdf = Buffer.from('%PDF-1.4\n1 0 obj <<>> endobj\n%%EOF\n').toString('base64');
+      const r = await post(
+        sr('DOC-1', {
+          contained: [
+            {
+              resourceType: 'DocumentReference',
+              id: 'req',
+              status: 'current',
+              content: [
+                { attachment: { contentType: 'application/pdf', data: pdf, title: 'requisition.pdf' } },
+                { attachment: { contentType: 'image/png', data: PNG_1x1, title: 'smear.png' } },
+              ],
+            },
+            {
+              resourceType: 'Binary',
+              id: 'note',
+              contentType: 'text/plain',
+              data: Buffer.from('clinical note').toString('base64'),
+            },
+          ],
+          supportingInfo: [{ reference: '#req' }, { reference: '#note' }],
+        }),
+      );
+      expect(r.status).toBe(201);
+      const images = await ds.query(`SELECT name FROM image_files WHERE order_id = $1`, [r.body.id]);
+      expect(images.map((i: { name: string }) => i.name)).toEqual(['smear.png']);
+    });
+
+    it('does not count a PDF in a Bundle of several orders as an image no order takes', async () => {
+      const r = await bundle('transaction', [
+        { resource: sr('DOC-3'), request: { method: 'POST', url: 'ServiceRequest' } },
+        { resource: sr('DOC-4'), request: { method: 'POST', url: 'ServiceRequest' } },
+        {
+          fullUrl: 'urn:uuid:7d2e0f11-0000-4000-8000-00000000d001',
+          resource: {
+            resourceType: 'DocumentReference',
+            status: 'current',
+            content: [{ attachment: { contentType: 'application/pdf', url: 'https://ehr.example.org/doc.pdf' } }],
+          },
+          request: { method: 'POST', url: 'DocumentReference' },
+        },
+      ]);
+      expect(r.status).toBe(200);
+      expect([await kept('DOC-3'), await kept('DOC-4')]).toEqual([1, 1]);
+    });
+
+    it('still refuses bytes declared as an image that are none', async () => {
+      const r = await post(
+        sr('DOC-2', {
+          contained: [
+            {
+              resourceType: 'Media',
+              id: 'img',
+              status: 'completed',
+              content: { contentType: 'image/jpeg', data: Buffer.from('%PDF-1.4').toString('base64') },
+            },
+          ],
+          supportingInfo: [{ reference: '#img' }],
+        }),
+      );
+      expect(r.status).toBe(422);
+      expect(await kept('DOC-2')).toBe(0);
     });
   });
 });

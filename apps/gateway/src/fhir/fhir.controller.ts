@@ -8,6 +8,7 @@ import {
   decodeSearchCursor,
   encodeSearchCursor,
   fromDomainError,
+  holdsNoImage,
   isShapeTypeError,
   wrongShape,
   operationOutcome,
@@ -584,9 +585,11 @@ function linkImages(
     }
     out.set(i, extra.length ? { ...sr, supportingInfo: [...(sr.supportingInfo ?? []), ...extra] } : sr);
   }
-  // An image no ServiceRequest takes would be dropped unnoticed: the caller refuses it.
-  const orphans = [...entries.keys()].filter(
-    (j) => IMAGE_TYPES.includes(entries[j]!.resource?.resourceType ?? '') && !taken.has(j),
-  );
+  // An image no ServiceRequest takes would be dropped unnoticed: the caller refuses it. A document declared as
+  // no image (a PDF, a note) is not one.
+  const orphans = [...entries.keys()].filter((j) => {
+    const r = entries[j]!.resource;
+    return !!r && IMAGE_TYPES.includes(r.resourceType) && !taken.has(j) && !holdsNoImage(r);
+  });
   return { withImages: out, orphans };
 }

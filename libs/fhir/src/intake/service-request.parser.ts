@@ -456,6 +456,33 @@ async function resolveAs<T extends Resource>(
 }
 
 /**
+ * A document its sender declares as something other than an image (a requisition PDF, a text note): other
+ * supporting information, left out like an Observation. Bytes declared as an image, zip or DICOM, or
+ * undeclared, are taken as images (and refused at intake when they are none).
+ */
+export function declaredNotImage(contentType: unknown): boolean {
+  if (typeof contentType !== 'string' || contentType.trim() === '') return false;
+  const type = contentType.split(';')[0]!.trim().toLowerCase();
+  return !(
+    type.startsWith('image/') ||
+    ['application/zip', 'application/x-zip-compressed', 'application/octet-stream', 'application/dicom'].includes(type)
+  );
+}
+
+/** A Media, DocumentReference or Binary none of whose attachments is declared an image (see declaredNotImage). */
+export function holdsNoImage(r: Resource): boolean {
+  const types =
+    r.resourceType === 'Binary'
+      ? [(r as Binary).contentType]
+      : r.resourceType === 'Media'
+        ? [(r as Media).content?.contentType]
+        : r.resourceType === 'DocumentReference'
+          ? ((r as DocumentReference).content ?? []).map((c) => c?.attachment?.contentType)
+          : [];
+  return types.length > 0 && types.every(declaredNotImage);
+}
+
+/**
  * Images come from `supportingInfo` (Media, DocumentReference, Binary), the same in the request
  * Bundle; an attachment's `data` is stored inline, its `url` is fetched later by the worker
  * (a relative `Binary/..` url is read now through the resolver).
@@ -470,7 +497,7 @@ async function collectImages(sr: ServiceRequest, opts: ParseOptions, p: string):
     return name;
   };
   const fromAttachment = async (a: Attachment | undefined, fallbackName: string, where: string) => {
-    if (!a) return;
+    if (!a || declaredNotImage(a.contentType)) return;
     const name = unique((a.title || fallbackName).replace(/[^\w.-]+/g, '_'));
     if (a.data) {
       images.push({ kind: 'inline', name, data: Buffer.from(a.data, 'base64'), mediaType: a.contentType ?? null });
@@ -483,6 +510,7 @@ async function collectImages(sr: ServiceRequest, opts: ParseOptions, p: string):
           throw FhirOperationError.unprocessable(`Attachment ${a.url} could not be read`, where, 'not-found');
         }
         const b = bin as Binary;
+        if (declaredNotImage(b.contentType)) return;
         images.push({ kind: 'inline', name, data: Buffer.from(b.data!, 'base64'), mediaType: b.contentType ?? null });
       }
     } else {
@@ -505,7 +533,7 @@ async function collectImages(sr: ServiceRequest, opts: ParseOptions, p: string):
         await fromAttachment(c.attachment, `document-${d.id ?? i}-${j}`, `${where}.content[${j}]`);
     } else if (res.resourceType === 'Binary') {
       const b = res as Binary;
-      if (b.data)
+      if (b.data && !declaredNotImage(b.contentType))
         images.push({
           kind: 'inline',
           name: unique(`binary-${b.id ?? i}`),
