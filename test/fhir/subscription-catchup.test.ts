@@ -5,7 +5,7 @@ import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
 import { FhirSubscriptionManager } from '../../apps/gateway/src/fhir/fhir-subscription-manager.service';
 import { API_KEY, patient, startGatewayWithEhr } from './fhir-helpers';
 
-const OURS = 'ServiceRequest?status=active&code=http://loinc.org|34994-4,http://loinc.org|57021-8';
+const OURS = 'ServiceRequest?status=active,revoked&code=http://loinc.org|34994-4,http://loinc.org|57021-8';
 
 /**
  * Which ServiceRequests are ours (the Subscription's criteria: our order codes, not every active order of
@@ -91,5 +91,46 @@ describe('FHIR Subscription criteria and catch-up', () => {
     // Searches went to the EHR with our criteria and _count=2, and the next pages were followed.
     const searches = ehr.requests.filter((r) => r.method === 'GET' && r.path.startsWith('/ServiceRequest'));
     expect(searches.length).toBeGreaterThanOrEqual(3);
+  });
+  it('learns of a revocation in the EHR: the revoked ServiceRequest is notified and cancels the order', async () => {
+    // A query criteria (R4 Subscription) notifies what matches after the change: with status=active alone,
+    // a ServiceRequest revoked in the EHR matched no more, was never notified, and its order went on.
+    const manager = gw.app.get(FhirSubscriptionManager);
+    const sub = await manager.ensure();
+    await ehr.settled();
+    try {
+      const sr = await order();
+      const key = `fhir:urn:ehr:placer|${sr.identifier![0]!.value}`;
+      const statusOf = async () =>
+        ((await ds.query(`SELECT status FROM orders WHERE external_key = $1`, [key])) as Array<{ status: string }>)[0]
+          ?.status;
+      expect(await statusOf()).toBe('received');
+      await ehr.update({ ...sr, status: 'revoked' });
+      await ehr.settled();
+      expect(await statusOf()).toBe('cancelled');
+      // A revoked ServiceRequest we never took in is nothing to cancel: answered, not counted as a rejection.
+      const other = await ehr.create<ServiceRequest>({
+        resourceType: 'ServiceRequest',
+        identifier: [{ system: 'urn:ehr:placer', value: `CU-${++n}` }],
+        status: 'revoked',
+        intent: 'order',
+        code: { coding: [{ system: 'http://loinc.org', code: '34994-4' }] },
+        subject: { reference: `Patient/${pat.id}` },
+      });
+      await ehr.settled();
+      expect(ehr.hookDeliveries.at(-1)!.status).toBe(200);
+      const res = await fetch(hook, {
+        method: 'POST',
+        headers: { authorization: `Bearer ${API_KEY}`, 'content-type': 'application/fhir+json' },
+        body: JSON.stringify(other),
+      });
+      expect(res.status).toBe(200);
+      const outcome = (await res.json()) as { issue: Array<{ diagnostics: string }> };
+      expect(outcome.issue[0]!.diagnostics).toMatch(/0 order\(s\) created, 0 already known, 0 rejected/);
+      expect(await taken()).not.toContain(other.identifier![0]!.value);
+    } finally {
+      const latest = await ehr.repo.readResource<Subscription>('Subscription', sub.id!);
+      await ehr.update({ ...latest, id: sub.id!, status: 'off' });
+    }
   });
 });

@@ -24,6 +24,9 @@ import { FhirOrdersRepository } from './fhir-orders.repository';
 
 const log = createLogger('fhir-intake');
 
+/** The refusal of a revoked ServiceRequest whose order we never had (nothing to cancel). */
+export const NO_ORDER_TO_CANCEL = 'There is no order with this identifier to cancel';
+
 export interface IntakeContext {
   resolver: ResourceResolver;
   /**
@@ -98,10 +101,7 @@ export class FhirOrderIntakeUseCase {
     if (existing && (mayAccess(ctx.caller, existing) || parsed.status !== 'revoked'))
       return this.onExisting(existing, parsed, ctx);
     if (parsed.status === 'revoked') {
-      throw FhirOperationError.unprocessable(
-        'There is no order with this identifier to cancel',
-        `${ctx.path ?? 'ServiceRequest'}.status`,
-      );
+      throw FhirOperationError.unprocessable(NO_ORDER_TO_CANCEL, `${ctx.path ?? 'ServiceRequest'}.status`);
     }
     const create = async (m: EntityManager) => {
       const inboundMessageId = ctx.raw

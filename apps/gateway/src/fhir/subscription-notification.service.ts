@@ -13,7 +13,7 @@ import {
 import { OrderCodeTable } from '@hemato/orders';
 import type { Bundle, OperationOutcome, ServiceRequest } from '@medplum/fhirtypes';
 import { EHR_CLIENT } from './ehr-client.provider';
-import { FhirOrderIntakeUseCase } from './fhir-order-intake.use-case';
+import { FhirOrderIntakeUseCase, NO_ORDER_TO_CANCEL } from './fhir-order-intake.use-case';
 import { SubscriptionEventsRepository } from './subscription-events.repository';
 
 const log = createLogger('fhir-subscription');
@@ -208,6 +208,16 @@ export class SubscriptionNotificationService {
       });
       (r.created ? result.ordersCreated : result.ordersExisting).push(r.order.id);
     } catch (err) {
+      if (
+        err instanceof FhirOperationError &&
+        sr.status === 'revoked' &&
+        err.outcome.issue?.[0]?.diagnostics === NO_ORDER_TO_CANCEL
+      ) {
+        // Our criteria include revoked ServiceRequests (to learn of cancellations): one we never took in is
+        // nothing to do, not a rejection.
+        log.info({ serviceRequest: `ServiceRequest/${sr.id}` }, 'revoked ServiceRequest of no order of ours');
+        return;
+      }
       if (err instanceof FhirOperationError && err.status < 500) {
         // The EHR cannot fix this by resending: note it and go on.
         result.rejected++;

@@ -274,8 +274,8 @@ export const fhirSection = z.object({
   FHIR_SUBSCRIPTION_CLIENTS: list(),
   FHIR_SUBSCRIPTION_AUTO_CREATE: bool(false),
   /**
-   * Which ServiceRequests are ours: the Subscription's criteria and the catch-up search. Unset: active
-   * ones with a code of HEMATO_ORDER_CODES (`ServiceRequest?status=active&code=http://loinc.org|34994-4,…`).
+   * Which ServiceRequests are ours: the Subscription's criteria and the catch-up search. Unset: active and
+   * revoked ones with a code of HEMATO_ORDER_CODES (`ServiceRequest?status=active,revoked&code=http://loinc.org|34994-4,…`).
    */
   FHIR_SUBSCRIPTION_CRITERIA: optionalString().refine((v) => v === undefined || /^ServiceRequest\?\S+$/.test(v), {
     message: 'must be a ServiceRequest search, e.g. ServiceRequest?status=active&code=http://loinc.org|34994-4',

@@ -8,7 +8,9 @@ describe('ourServiceRequestCriteria', () => {
         { system: 'SCT', code: '104130000' },
         { system: 'L', code: 'PBS,1|X' },
       ]),
-    ).toBe('ServiceRequest?status=active&code=http://loinc.org|34994-4,http://snomed.info/sct|104130000,PBS\\,1\\|X');
+    ).toBe(
+      'ServiceRequest?status=active,revoked&code=http://loinc.org|34994-4,http://snomed.info/sct|104130000,PBS\\,1\\|X',
+    );
   });
 
   it('takes FHIR_SUBSCRIPTION_CRITERIA as given, and reads a search into parameters (repeats as a list)', () => {

@@ -23,7 +23,7 @@ export function buildOurSubscription(opts: {
     meta: { tag: [OUR_SUBSCRIPTION_TAG] },
     status: 'requested',
     reason: 'hemato-bridge: peripheral blood smear orders to Hemato.AI',
-    criteria: opts.criteria ?? 'ServiceRequest?status=active',
+    criteria: opts.criteria ?? 'ServiceRequest?status=active,revoked',
     channel: {
       type: 'rest-hook',
       endpoint: opts.endpoint,
@@ -35,7 +35,7 @@ export function buildOurSubscription(opts: {
 }
 
 /**
- * The ServiceRequests that are ours: `FHIR_SUBSCRIPTION_CRITERIA` when set, else the active ones whose
+ * The ServiceRequests that are ours: `FHIR_SUBSCRIPTION_CRITERIA` when set, else the active and revoked ones whose
  * code is one of HEMATO_ORDER_CODES (a code whose v2 system has no FHIR URI is matched in any system).
  * Without it the EHR would notify, and a catch-up would read, every active order of the hospital.
  */
@@ -50,7 +50,11 @@ export function ourServiceRequestCriteria(
     const value = code.replace(/[\\,|$]/g, (c) => `\\${c}`);
     return uri ? `${uri}|${value}` : value;
   });
-  return tokens.length ? `ServiceRequest?status=active&code=${tokens.join(',')}` : 'ServiceRequest?status=active';
+  // Revoked too: a query criteria notifies what matches after a change, so with `active` alone a ServiceRequest
+  // revoked in the EHR was never notified and its order went on.
+  return tokens.length
+    ? `ServiceRequest?status=active,revoked&code=${tokens.join(',')}`
+    : 'ServiceRequest?status=active,revoked';
 }
 
 /** A search URL's parameters (`ServiceRequest?a=1&b=2`) as the EHR client takes them; a repeated one (AND) as a list. */
