@@ -54,7 +54,7 @@ describe('FHIR intake: second probe', () => {
       );
       expect(contained.status).toBe(422);
       expect(contained.body.issue[0].expression).toEqual([
-        'ServiceRequest.contained[0].contact[0].modifierExtension[0]',
+        'ServiceRequest.subject.resolve().contact[0].modifierExtension[0]',
       ]);
       const specimen = await bundle('transaction', [
         {
@@ -81,6 +81,30 @@ describe('FHIR intake: second probe', () => {
         expression: ['ServiceRequest.implicitRules'],
       });
       expect([await kept('MOD-2'), await kept('MOD-3'), await kept('MOD-4')]).toEqual([0, 0, 0]);
+    });
+
+    it('does not refuse the order for a modifier on a resource it never reads (a contained requester, an Observation)', async () => {
+      const r = await post(
+        sr('MOD-6', {
+          contained: [
+            {
+              resourceType: 'Practitioner',
+              id: 'doc',
+              modifierExtension: [{ url: 'http://x/m', valueBoolean: true }],
+            },
+            {
+              resourceType: 'Observation',
+              id: 'hb',
+              status: 'final',
+              code: { text: 'Hb' },
+              modifierExtension: [{ url: 'http://x/m', valueBoolean: true }],
+            },
+          ],
+          requester: { reference: '#doc' },
+          supportingInfo: [{ reference: '#hb' }],
+        }),
+      );
+      expect(r.status).toBe(201);
     });
 
     it('takes in plain extensions, meta.profile and several codings of which one is mapped', async () => {

@@ -152,8 +152,8 @@ function assertIdentifierStrings(ids: unknown, path: string): void {
 }
 
 /**
- * FHIR R4 modifiers we do not understand: a `modifierExtension` (on the resource or any of its elements,
- * contained resources included) or `implicitRules` changes what the resource means, and a system that does
+ * FHIR R4 modifiers we do not understand: a `modifierExtension` (on the resource or any of its elements)
+ * or `implicitRules` changes what the resource means, and a system that does
  * not know them SHALL NOT process it as if they were absent (extensibility.html#modifierExtension,
  * resource.html#implicitRules). We know none, so any refuses the order (422 `not-supported` at the element).
  */
@@ -182,9 +182,10 @@ export function assertNoUnknownModifiers(value: unknown, path: string): void {
       );
     }
     for (const [k, x] of Object.entries(o)) {
-      if (k === 'modifierExtension' || !x || typeof x !== 'object') continue;
-      // `contained` holds resources; a Bundle entry's `resource` is not walked here (each is checked where used).
-      walk(x, `${at}.${k}`, k === 'contained');
+      // Contained resources are checked where they are used (the Patient, a Specimen, an image), as the
+      // resources of a Bundle are: one we never read (a requester's Practitioner) changes nothing we do.
+      if (k === 'modifierExtension' || k === 'contained' || !x || typeof x !== 'object') continue;
+      walk(x, `${at}.${k}`, false);
     }
   };
   walk(value, path, true);
@@ -396,8 +397,7 @@ async function resolvePatient(
     throw FhirOperationError.unprocessable('ServiceRequest.subject must be a Patient', `${p}.subject`);
   }
   const patient = resolved as Patient | undefined;
-  // A contained Patient was checked with the ServiceRequest.
-  if (patient && !subjectRef?.startsWith('#')) assertNoUnknownModifiers(patient, `${p}.subject.resolve()`);
+  if (patient) assertNoUnknownModifiers(patient, `${p}.subject.resolve()`);
   assertIdentifierStrings(patient?.identifier, `${p}.subject.resolve().identifier`);
   // A reference the EHR can resolve later (never a urn:uuid or contained id, which mean nothing outside the request).
   let fhirPatientRef: string | undefined;
@@ -523,7 +523,9 @@ async function collectImages(sr: ServiceRequest, opts: ParseOptions, p: string):
     const where = `${p}.supportingInfo[${i}]`;
     const res = await opts.resolver.resolve(ref, sr);
     if (!res) throw FhirOperationError.unprocessable(`${ref} could not be found`, where, 'not-found');
-    assertNoUnknownModifiers(res, `${where}.resolve()`);
+    // Only what we read as an image: other supporting information is left out, its modifiers with it.
+    if (['Media', 'DocumentReference', 'Binary'].includes(res.resourceType))
+      assertNoUnknownModifiers(res, `${where}.resolve()`);
     if (res.resourceType === 'Media') {
       const m = res as Media;
       await fromAttachment(m.content, `media-${m.id ?? i}`, `${where}.content`);
