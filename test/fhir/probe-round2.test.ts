@@ -1,5 +1,7 @@
 /*
- * FHIR intake as EHR integrations send it (second adversarial probe; each case failed before its fix).
+ * FHIR intake as EHR integrations send it (second adversarial probe). The refusals and the Prefer / bare-id /
+ * charset / PDF cases each failed before their fix; the "takes ..." cases pin down what was found right
+ * (several codings, meta.profile, request variants, specimens by urn:uuid, absolute fullUrl and contained).
  */
 import type { DataSource } from 'typeorm';
 import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
