@@ -264,6 +264,22 @@ describe('FHIR REST intake', () => {
     expect(row.status).toBe('cancelled');
   });
 
+  it('cancels the order when the EHR marks its ServiceRequest entered-in-error (void: not to be acted on)', async () => {
+    const sr = serviceRequest({ contained: [{ ...patient('pe'), id: 'pat' }], subject: { reference: '#pat' } });
+    const first = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr });
+    expect(first.status).toBe(201);
+    const voided = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: { ...sr, status: 'entered-in-error' } });
+    expect(voided.status).toBe(200);
+    expect(voided.body.status).toBe('cancelled');
+    const [row] = await ds.query(`SELECT status FROM orders WHERE id = $1`, [first.body.id]);
+    expect(row.status).toBe('cancelled');
+    const events: Array<{ detail: { reason?: string } }> = await ds.query(
+      `SELECT detail FROM order_events WHERE order_id = $1 AND to_status = 'cancelled'`,
+      [first.body.id],
+    );
+    expect(events.map((e) => e.detail.reason)).toEqual(['ServiceRequest entered-in-error']);
+  });
+
   it.each([
     ['malformed JSON', '{"resourceType": "ServiceRequest",', 400, 'structure', undefined],
     ['not a ServiceRequest', { resourceType: 'Patient' }, 400, 'structure', 'ServiceRequest.resourceType'],
@@ -297,6 +313,13 @@ describe('FHIR REST intake', () => {
       422,
       'not-found',
       'ServiceRequest.subject',
+    ],
+    [
+      'entered-in-error with nothing to cancel',
+      serviceRequest({ status: 'entered-in-error', subject: { identifier: { system: 'urn:mrn', value: '1' } } }),
+      422,
+      'business-rule',
+      'ServiceRequest.status',
     ],
     [
       'revoked with nothing to cancel',

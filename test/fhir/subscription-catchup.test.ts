@@ -5,7 +5,8 @@ import type { RunningGateway } from '../../apps/gateway/src/bootstrap';
 import { FhirSubscriptionManager } from '../../apps/gateway/src/fhir/fhir-subscription-manager.service';
 import { API_KEY, patient, startGatewayWithEhr } from './fhir-helpers';
 
-const OURS = 'ServiceRequest?status=active,revoked&code=http://loinc.org|34994-4,http://loinc.org|57021-8';
+const OURS =
+  'ServiceRequest?status=active,revoked,entered-in-error&code=http://loinc.org|34994-4,http://loinc.org|57021-8';
 
 /**
  * Which ServiceRequests are ours (the Subscription's criteria: our order codes, not every active order of

@@ -9,6 +9,7 @@ import {
   createLogger,
 } from '@hemato/common';
 import {
+  cancels,
   FhirOperationError,
   operationOutcome,
   parseServiceRequest,
@@ -98,9 +99,9 @@ export class FhirOrderIntakeUseCase {
   async store(parsed: ParsedServiceRequest, ctx: IntakeContext): Promise<IntakeResult> {
     const existing = await this.findExisting(parsed, ctx);
     // Another client's order is not there for this caller: its revocation finds nothing to cancel.
-    if (existing && (mayAccess(ctx.caller, existing) || parsed.status !== 'revoked'))
+    if (existing && (mayAccess(ctx.caller, existing) || !cancels(parsed.status)))
       return this.onExisting(existing, parsed, ctx);
-    if (parsed.status === 'revoked') {
+    if (cancels(parsed.status)) {
       throw FhirOperationError.unprocessable(NO_ORDER_TO_CANCEL, `${ctx.path ?? 'ServiceRequest'}.status`);
     }
     const create = async (m: EntityManager) => {
@@ -193,7 +194,7 @@ export class FhirOrderIntakeUseCase {
         ),
       );
     }
-    if (parsed.status !== 'revoked') return { order: existing, created: false };
+    if (!cancels(parsed.status)) return { order: existing, created: false };
     if (existing.status === OrderStatus.Cancelled) return { order: existing, created: false, cancelled: true };
     if (TERMINAL_STATUSES.includes(existing.status) || existing.status === OrderStatus.Delivering) {
       throw FhirOperationError.unprocessable(
@@ -204,7 +205,7 @@ export class FhirOrderIntakeUseCase {
     try {
       const order = await this.transitions.move(existing.id, OrderStatus.Cancelled, {
         actor: actorOf(ctx),
-        detail: { reason: 'ServiceRequest revoked' },
+        detail: { reason: `ServiceRequest ${parsed.status}` },
         manager: ctx.manager,
       });
       return { order, created: false, cancelled: true };

@@ -1,6 +1,7 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, createLogger, type AppConfig } from '@hemato/common';
 import {
+  cancels,
   BundleResolver,
   EhrHttpError,
   FhirOperationError,
@@ -210,7 +211,7 @@ export class SubscriptionNotificationService {
     } catch (err) {
       if (
         err instanceof FhirOperationError &&
-        sr.status === 'revoked' &&
+        cancels(sr.status) &&
         err.outcome.issue?.[0]?.diagnostics === NO_ORDER_TO_CANCEL
       ) {
         // Our criteria include revoked ServiceRequests (to learn of cancellations): one we never took in is

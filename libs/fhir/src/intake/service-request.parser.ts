@@ -61,7 +61,18 @@ export interface ParseOptions {
   sourceAuthority?: string;
 }
 
-const ACCEPTED_STATUSES: ReadonlyArray<ServiceRequest['status']> = ['active', 'revoked'];
+/**
+ * Statuses that stop an order: `revoked` (cancelled in the EHR) and `entered-in-error` (FHIR: void, it should
+ * not have existed; not to be acted on). Either cancels ours; neither creates one.
+ */
+export const CANCELLING_STATUSES: ReadonlyArray<string> = ['revoked', 'entered-in-error'];
+
+/** Whether a ServiceRequest status cancels the order (`revoked`, `entered-in-error`). */
+export function cancels(status: string | undefined): boolean {
+  return status !== undefined && CANCELLING_STATUSES.includes(status);
+}
+
+const ACCEPTED_STATUSES: ReadonlyArray<ServiceRequest['status']> = ['active', 'revoked', 'entered-in-error'];
 const ORDER_INTENTS: ReadonlyArray<ServiceRequest['intent']> = [
   'order',
   'original-order',
@@ -250,7 +261,7 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
 
   if (!ACCEPTED_STATUSES.includes(sr.status)) {
     throw FhirOperationError.unprocessable(
-      `Only active ServiceRequests are accepted (revoked cancels); got "${sr.status}"`,
+      `Only active ServiceRequests are accepted (revoked or entered-in-error cancels); got "${sr.status}"`,
       `${p}.status`,
     );
   }
