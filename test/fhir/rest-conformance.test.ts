@@ -75,6 +75,12 @@ describe('FHIR REST conformance', () => {
     });
     expect(xml.status).toBe(415);
     expect(xml.body.resourceType).toBe('OperationOutcome');
+    // DSTU2's JSON media type, still sent by older clients, is read as FHIR JSON.
+    const dstu2 = await fhirFetch(`${base}/fhir/ServiceRequest`, {
+      body: order(),
+      headers: { 'content-type': 'application/json+fhir; charset=utf-8' },
+    });
+    expect(dstu2.status).toBe(201);
   });
 
   it('names the current version in Location when a repeat or a revoke answers 200, and gives ETags only to versioned resources', async () => {

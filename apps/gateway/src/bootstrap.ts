@@ -17,7 +17,8 @@ export interface RunningGateway {
   urls: Record<string, string>;
 }
 
-const JSON_TYPES = ['application/json', 'application/*+json'];
+// `application/json+fhir`: the DSTU2 media type, still sent by older FHIR clients for a JSON body.
+const JSON_TYPES = ['application/json', 'application/*+json', 'application/json+fhir'];
 /** The largest JSON body the admin API reads. */
 const ADMIN_JSON_LIMIT = '100kb';
 /** The largest JSON body read for a FHIR request with a valid bearer token (inline images). */

@@ -64,12 +64,14 @@ function versionHeaders(r: Resource): Record<string, string> {
 }
 
 /**
- * A request body must be FHIR JSON: `application/fhir+json` or `application/json`, parameters (charset,
- * fhirVersion) allowed. Anything else is never parsed, so it answers 415 rather than "no body" (400).
+ * A request body must be FHIR JSON: `application/fhir+json` or `application/json` (or DSTU2's
+ * `application/json+fhir`, which older clients still send), parameters (charset, fhirVersion) allowed.
+ * Anything else is never parsed, so it answers 415 rather than "no body" (400).
  */
+const FHIR_JSON_BODY_TYPES = new Set(['application/fhir+json', 'application/json', 'application/json+fhir']);
 function assertJsonBody(req: Request): void {
   const type = (req.headers['content-type'] ?? '').split(';')[0]!.trim().toLowerCase();
-  if (type !== 'application/fhir+json' && type !== 'application/json') {
+  if (!FHIR_JSON_BODY_TYPES.has(type)) {
     throw new FhirOperationError(
       415,
       operationOutcome('error', 'not-supported', 'Content-Type must be application/fhir+json or application/json'),
