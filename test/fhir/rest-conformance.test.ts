@@ -270,6 +270,17 @@ describe('FHIR REST conformance', () => {
     expect(count.status).toBe(200);
     expect(count.body.total).toBe(5);
     expect(count.body.entry ?? []).toEqual([]);
+    // _summary=count says the same (and says so in its self link); _summary=false is the full search; others 400.
+    const summary = await fhirFetch(`${base}/fhir/Task?_id=${five.join(',')}&_summary=count`);
+    expect(summary.status).toBe(200);
+    expect(summary.body.total).toBe(5);
+    expect(summary.body.entry ?? []).toEqual([]);
+    expect(new URL(link(summary.body, 'self')).searchParams.get('_summary')).toBe('count');
+    const full = await fhirFetch(`${base}/fhir/Task?_id=${five.join(',')}&_summary=false`);
+    expect(full.body.entry).toHaveLength(5);
+    const text = await fhirFetch(`${base}/fhir/Task?_id=${five[0]}&_summary=text`);
+    expect(text.status).toBe(400);
+    expect(text.body.issue[0].diagnostics).toMatch(/_summary=text is not supported/);
 
     // A _count that is no non-negative integer is refused.
     expect((await fhirFetch(`${base}/fhir/Task?_id=${five[0]}&_count=abc`)).status).toBe(400);

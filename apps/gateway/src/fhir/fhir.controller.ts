@@ -429,8 +429,19 @@ export class FhirController {
       '_count',
       '_offset',
       '_cursor',
+      '_summary',
     ]);
-    const count = Math.min(pagingValue(parsed.criteria, '_count') ?? SEARCH_PAGE_MAX, SEARCH_PAGE_MAX);
+    // `_summary=count`: the total alone (as `_count=0`); `_summary=false` is the full resources, as always.
+    const summary = parsed.criteria.get('_summary')?.at(-1)?.join(',');
+    if (summary !== undefined && summary !== 'count' && summary !== 'false') {
+      throw FhirOperationError.invalid(
+        `_summary=${summary.slice(0, 40)} is not supported (count or false)`,
+        undefined,
+        'value',
+      );
+    }
+    const count =
+      summary === 'count' ? 0 : Math.min(pagingValue(parsed.criteria, '_count') ?? SEARCH_PAGE_MAX, SEARCH_PAGE_MAX);
     const offset = pagingValue(parsed.criteria, '_offset');
     const criteria = parsed.applied.filter(([k]) => !PAGING_PARAMS.has(k));
     const scope = { type, client: req.fhirClient!.id, criteria };
@@ -450,7 +461,8 @@ export class FhirController {
       ['_cursor', encodeSearchCursor(secret, scope, c)],
     ];
     const self: Array<[string, string]> = [];
-    if (parsed.criteria.has('_count')) self.push(['_count', String(count)]);
+    if (summary !== undefined) self.push(['_summary', summary]);
+    else if (parsed.criteria.has('_count')) self.push(['_count', String(count)]);
     if (offset) self.push(['_offset', String(offset)]);
     if (cursorText !== undefined) self.push(['_cursor', cursorText]);
     const link = [{ relation: 'self', url: url(self) }];
@@ -522,7 +534,7 @@ function entryRequestError(e: BundleEntry, i: number): FhirOperationError | unde
 export const SEARCH_PAGE_MAX = 100;
 
 /** Result parameters: how a search is paged, not what it matches (left out of what a cursor is bound to). */
-const PAGING_PARAMS = new Set(['_count', '_offset', '_cursor']);
+const PAGING_PARAMS = new Set(['_count', '_offset', '_cursor', '_summary']);
 
 /** `_count` / `_offset`: a non-negative integer (the last one, if repeated), else 400. */
 function pagingValue(criteria: Map<string, string[][]>, name: '_count' | '_offset'): number | undefined {
