@@ -129,6 +129,19 @@ describe('FHIR Subscription criteria and catch-up', () => {
       const outcome = (await res.json()) as { issue: Array<{ diagnostics: string }> };
       expect(outcome.issue[0]!.diagnostics).toMatch(/0 order\(s\) created, 0 already known, 0 rejected/);
       expect(await taken()).not.toContain(other.identifier![0]!.value);
+      // Revoked after our order was done (as EHRs tidy up old orders): nothing to stop, and no rejection either,
+      // though every catch-up meets it again.
+      const done = await order();
+      await ehr.settled();
+      await ds.query(`UPDATE orders SET status = 'completed' WHERE external_key = $1`, [
+        `fhir:urn:ehr:placer|${done.identifier![0]!.value}`,
+      ]);
+      await ehr.update({ ...done, status: 'revoked' });
+      await ehr.settled();
+      const catchup = await fetch(hook, { method: 'POST', headers: { authorization: `Bearer ${API_KEY}` } });
+      expect(catchup.status).toBe(200);
+      const caught = (await catchup.json()) as { issue: Array<{ diagnostics: string }> };
+      expect(caught.issue[0]!.diagnostics).toMatch(/ 0 rejected/);
     } finally {
       const latest = await ehr.repo.readResource<Subscription>('Subscription', sub.id!);
       await ehr.update({ ...latest, id: sub.id!, status: 'off' });

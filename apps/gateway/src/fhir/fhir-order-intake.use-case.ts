@@ -27,6 +27,8 @@ const log = createLogger('fhir-intake');
 
 /** The refusal of a revoked ServiceRequest whose order we never had (nothing to cancel). */
 export const NO_ORDER_TO_CANCEL = 'There is no order with this identifier to cancel';
+/** The end of the refusal to cancel an order that is already done (its result may have been delivered). */
+export const TOO_LATE_TO_CANCEL = 'and can no longer be cancelled';
 
 export interface IntakeContext {
   resolver: ResourceResolver;
@@ -198,7 +200,7 @@ export class FhirOrderIntakeUseCase {
     if (existing.status === OrderStatus.Cancelled) return { order: existing, created: false, cancelled: true };
     if (TERMINAL_STATUSES.includes(existing.status) || existing.status === OrderStatus.Delivering) {
       throw FhirOperationError.unprocessable(
-        `The order is ${existing.status} and can no longer be cancelled`,
+        `The order is ${existing.status} ${TOO_LATE_TO_CANCEL}`,
         `${ctx.path ?? 'ServiceRequest'}.status`,
       );
     }

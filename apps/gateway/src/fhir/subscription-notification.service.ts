@@ -14,7 +14,7 @@ import {
 import { OrderCodeTable } from '@hemato/orders';
 import type { Bundle, OperationOutcome, ServiceRequest } from '@medplum/fhirtypes';
 import { EHR_CLIENT } from './ehr-client.provider';
-import { FhirOrderIntakeUseCase, NO_ORDER_TO_CANCEL } from './fhir-order-intake.use-case';
+import { FhirOrderIntakeUseCase, NO_ORDER_TO_CANCEL, TOO_LATE_TO_CANCEL } from './fhir-order-intake.use-case';
 import { SubscriptionEventsRepository } from './subscription-events.repository';
 
 const log = createLogger('fhir-subscription');
@@ -217,6 +217,16 @@ export class SubscriptionNotificationService {
         // Our criteria include revoked ServiceRequests (to learn of cancellations): one we never took in is
         // nothing to do, not a rejection.
         log.info({ serviceRequest: `ServiceRequest/${sr.id}` }, 'revoked ServiceRequest of no order of ours');
+        return;
+      }
+      if (
+        err instanceof FhirOperationError &&
+        cancels(sr.status) &&
+        err.outcome.issue?.[0]?.diagnostics?.endsWith(TOO_LATE_TO_CANCEL)
+      ) {
+        // Revoked in the EHR after our order was done (completed, its result delivered): nothing left to stop.
+        // Every catch-up meets it again (our criteria include revoked ones), so it is no rejection to count.
+        log.info({ serviceRequest: `ServiceRequest/${sr.id}` }, 'revoked ServiceRequest of an order already done');
         return;
       }
       if (err instanceof FhirOperationError && err.status < 500) {
