@@ -1,9 +1,13 @@
 import type {
   CallbackBody,
   CreateStudyResults,
+  DifferentialDiagnosis,
+  FeatureStatistic,
+  HeatMapSpot,
   Heartbeat,
   ListStudiesResults,
   LoginResults,
+  MorphologicalFinding,
   NumLike,
   ReportResults,
   ReportStatus,
@@ -156,8 +160,15 @@ export interface HematoReport {
   differentialDiagnosis: HematoDiagnosis[];
   /** Level 3: free text. */
   pathologyReport: string;
-  /** The `results` object exactly as received, for storage (the source of the HL7/FHIR results). */
+  /**
+   * The `results` as we keep them (the source of the HL7/FHIR results and the dashboard): cleaned and
+   * checked by {@link normalizeReportResults}, malformed entries and unknown fields left out.
+   */
   raw: ReportResults;
+  /** What the service sent that was left out as malformed, one line each (names, never values). */
+  leftOut: string[];
+  /** Whether anything is left to report (see {@link NormalizedReport.usable}). */
+  usable: boolean;
 }
 
 /** A callback's body, read liberally (`pbs_stody_id` or `pbs_study_id`). */
@@ -280,53 +291,216 @@ export function parseStatus(r: StatusResults | undefined): HematoStudyStatus {
   };
 }
 
-/** Parses `GET /pbs/{id}/report`: numbers from strings, missing levels as empty. */
-export function parseReport(r: ReportResults | undefined): HematoReport {
-  const studyId = requireStudyId(r);
-  const featureStatistics: Record<string, HematoFeatureStatistic> = {};
-  for (const [k, v] of Object.entries(isObject(r?.feature_statistics) ? r.feature_statistics : {})) {
-    if (!isObject(v)) continue;
-    featureStatistics[k] = { value: parseNumLike(v.value), rawValue: v.value, unit: str(v.unit) ?? '' };
+/**
+ * Text as it can be stored and sent: PostgreSQL (text and jsonb) takes no NUL, and HL7, FHIR (XML) and the
+ * dashboard have no use for other control characters; a lone UTF-16 surrogate (a `\ud800` escape in the JSON)
+ * is no character at all and cannot be encoded as UTF-8. Controls other than tab, CR and LF are dropped,
+ * lone surrogates become U+FFFD.
+ */
+export function cleanText(s: string): string {
+  return (
+    s
+      // eslint-disable-next-line no-control-regex -- control characters are what it removes
+      .replace(/[\u0000-\u0008\u000B\u000C\u000E-\u001F\u007F]/g, '')
+      .replace(/[\uD800-\uDBFF](?![\uDC00-\uDFFF])|(?<![\uD800-\uDBFF])[\uDC00-\uDFFF]/g, '\uFFFD')
+  );
+}
+
+/** A name or label on one line (CR/LF, tabs and runs of spaces as one space), trimmed; '' when none. */
+function cleanLine(v: unknown): string {
+  const s = str(v);
+  return s === undefined ? '' : cleanText(s).replace(/\s+/g, ' ').trim();
+}
+
+/** ICD-10 (WHO and -CM): a letter, two characters (digits, or a digit and a letter), then up to 4 after a dot. */
+const ICD10 = /^[A-Z][0-9][0-9A-Z](\.[0-9A-Z]{1,4})?$/;
+
+/** `NaN` or `Infinity` sent as text: no value. */
+const NOT_A_VALUE = /^[-+]?(nan|inf(inity)?)$/i;
+
+/** How many of the entries left out are named in the timeline (the rest are counted). */
+const LEFT_OUT_NAMED = 20;
+
+/** A report's `results` cleaned (see {@link normalizeReportResults}), with what was left out and why. */
+export interface NormalizedReport {
+  results: ReportResults;
+  /** What was left out, one line each (names as sent, never values); empty when the report was well-formed. */
+  leftOut: string[];
+  /** Whether anything is left to report: a statistic, a finding, a diagnosis or pathology text. */
+  usable: boolean;
+}
+
+/**
+ * The report's `results` as we keep, show and send them: each level of the wire shape with the types
+ * the contract gives it, entries that are malformed left out one by one (the rest of the report is still
+ * good), all text cleaned ({@link cleanText}), fields the contract does not name dropped. Idempotent, so
+ * the result builders apply it again to reports stored before it existed.
+ *
+ * - `feature_statistics`: an entry needs an object with a numeric value (a number or numeric string) or
+ *   a non-numeric text (`"x"`, sent on as text); `null`, objects, `NaN`/`Infinity` are left out. `unit`
+ *   as text on one line (a number is taken as its text).
+ * - `morphological_findings`: `count` must be a whole number from 0 (a number or numeric string): a
+ *   negative, fractional or non-numeric count is left out. Heat-map spots that are not two finite
+ *   coordinates and a radius from 0 are dropped.
+ * - `differential_diagnosis`: an entry needs an ICD-10-shaped `icd10-code`, a numeric `score` (any
+ *   range: the reference's example is 7) and a `confidence` from 0 to 1; the text fields are kept when text.
+ * - `pathology_report`: text (line breaks kept), else none.
+ */
+export function normalizeReportResults(input: unknown): NormalizedReport {
+  const r = isObject(input) ? input : {};
+  const leftOut: string[] = [];
+  const skip = (what: string) => leftOut.push(what);
+
+  const feature_statistics: Record<string, FeatureStatistic> = {};
+  if (r.feature_statistics !== undefined && !isObject(r.feature_statistics)) skip('feature_statistics: not an object');
+  for (const [k, v] of Object.entries(isObject(r.feature_statistics) ? r.feature_statistics : {})) {
+    const name = cleanLine(k);
+    if (!name) {
+      skip('feature_statistics: an entry without a name');
+      continue;
+    }
+    const raw = isObject(v) ? v.value : undefined;
+    const text = typeof raw === 'string' ? cleanLine(raw) : undefined;
+    const value: NumLike | undefined =
+      typeof raw === 'number' && Number.isFinite(raw) ? raw : text && !NOT_A_VALUE.test(text) ? text : undefined;
+    if (value === undefined) {
+      skip(`feature_statistics "${name}": no value`);
+      continue;
+    }
+    feature_statistics[name] = { value, unit: isObject(v) ? cleanLine(v.unit) : '' };
   }
-  const morphologicalFindings: Record<string, HematoMorphologicalFinding> = {};
-  for (const [k, v] of Object.entries(isObject(r?.morphological_findings) ? r.morphological_findings : {})) {
-    if (!isObject(v)) continue;
-    const heatMap: HematoHeatMapSpot[] = [];
+
+  const morphological_findings: Record<string, MorphologicalFinding> = {};
+  if (r.morphological_findings !== undefined && !isObject(r.morphological_findings)) {
+    skip('morphological_findings: not an object');
+  }
+  for (const [k, v] of Object.entries(isObject(r.morphological_findings) ? r.morphological_findings : {})) {
+    const name = cleanLine(k);
+    if (!name) {
+      skip('morphological_findings: an entry without a name');
+      continue;
+    }
+    const count = isObject(v) ? parseNumLike(v.count as NumLike) : null;
+    if (!isObject(v) || count === null || !Number.isInteger(count) || count < 0) {
+      skip(`morphological_findings "${name}": count not a whole number from 0`);
+      continue;
+    }
+    const heat_map: HeatMapSpot[] = [];
     for (const s of Array.isArray(v.heat_map) ? v.heat_map : []) {
       if (!isObject(s) || !Array.isArray(s.center)) continue;
       const x = parseNumLike(s.center[0] as NumLike);
       const y = parseNumLike(s.center[1] as NumLike);
       const radius = parseNumLike(s.radius as NumLike);
-      if (x === null || y === null || radius === null) continue;
-      heatMap.push({ x, y, radius, ...(typeof s.file_id === 'string' ? { fileId: s.file_id } : {}) });
+      if (x === null || y === null || radius === null || radius < 0) continue;
+      heat_map.push({
+        center: [x, y],
+        radius,
+        ...(typeof s.file_id === 'string' ? { file_id: cleanLine(s.file_id) } : {}),
+      });
     }
-    morphologicalFindings[k] = { count: parseNumLike(v.count), heatMap };
+    morphological_findings[name] = { count: typeof v.count === 'string' ? cleanLine(v.count) : count, heat_map };
   }
-  const dd = isObject(r?.diagnostic_report) ? r.diagnostic_report.differential_diagnosis : [];
-  const differentialDiagnosis: HematoDiagnosis[] = [];
-  for (const d of Array.isArray(dd) ? dd : []) {
-    if (!isObject(d)) continue;
-    const icd10Code = str(d['icd10-code']);
-    if (!icd10Code) continue;
-    differentialDiagnosis.push({
-      icd10Code,
-      score: parseNumLike(d.score),
-      confidence: parseNumLike(d.confidence),
-      clinicalSignificance: str(d['clinical-significance']),
-      englishLong: str(d['english-long']),
-      englishShort: str(d['english-short']),
+
+  const differential_diagnosis: DifferentialDiagnosis[] = [];
+  const dr = r.diagnostic_report;
+  const dd = isObject(dr) ? dr.differential_diagnosis : undefined;
+  if ((dr !== undefined && !isObject(dr)) || (dd !== undefined && !Array.isArray(dd))) {
+    skip('diagnostic_report.differential_diagnosis: not a list');
+  }
+  (Array.isArray(dd) ? dd : []).forEach((d: unknown, i) => {
+    const at = `differential_diagnosis[${i}]`;
+    if (!isObject(d)) return skip(`${at}: not an object`);
+    const code = cleanLine(d['icd10-code']).toUpperCase();
+    if (!ICD10.test(code)) {
+      return skip(code ? `${at}: "${code.slice(0, 40)}" is not an ICD-10 code` : `${at}: no icd10-code`);
+    }
+    const score = parseNumLike(d.score as NumLike);
+    const confidence = parseNumLike(d.confidence as NumLike);
+    if (score === null) return skip(`${at} ${code}: no numeric score`);
+    if (confidence === null || confidence < 0 || confidence > 1)
+      return skip(`${at} ${code}: confidence not from 0 to 1`);
+    const text = (k: 'clinical-significance' | 'english-long' | 'english-short') => {
+      const t = cleanLine(d[k]);
+      return typeof d[k] === 'string' && t ? { [k]: t } : {};
+    };
+    differential_diagnosis.push({
+      score: typeof d.score === 'string' ? cleanLine(d.score) : score,
+      confidence: typeof d.confidence === 'string' ? cleanLine(d.confidence) : confidence,
+      'icd10-code': code,
+      ...text('clinical-significance'),
+      ...text('english-long'),
+      ...text('english-short'),
     });
+  });
+
+  let pathology_report = '';
+  if (typeof r.pathology_report === 'string') pathology_report = cleanText(r.pathology_report);
+  else if (r.pathology_report !== undefined && r.pathology_report !== null) skip('pathology_report: not text');
+
+  const version = parseNumLike(r.version as NumLike);
+  const results: ReportResults = {
+    pbs_study_id: cleanLine(r.pbs_study_id),
+    file_ids: Array.isArray(r.file_ids) ? r.file_ids.filter((f) => typeof f === 'string').map(cleanLine) : [],
+    ...(version !== null && Number.isInteger(version) && version >= 1 ? { version } : {}),
+    feature_statistics,
+    morphological_findings,
+    diagnostic_report: { differential_diagnosis },
+    pathology_report,
+  };
+  const usable =
+    Object.keys(feature_statistics).length > 0 ||
+    Object.keys(morphological_findings).length > 0 ||
+    differential_diagnosis.length > 0 ||
+    pathology_report.trim() !== '';
+  const named =
+    leftOut.length > LEFT_OUT_NAMED
+      ? [...leftOut.slice(0, LEFT_OUT_NAMED), `and ${leftOut.length - LEFT_OUT_NAMED} more`]
+      : leftOut;
+  return { results, leftOut: named, usable };
+}
+
+/**
+ * Parses `GET /pbs/{id}/report`: the results cleaned and checked ({@link normalizeReportResults}), numbers
+ * from strings, missing levels as empty. `raw` is the cleaned results: what is stored and sent.
+ */
+export function parseReport(r: ReportResults | undefined): HematoReport {
+  requireStudyId(r);
+  const { results, leftOut, usable } = normalizeReportResults(r);
+  const featureStatistics: Record<string, HematoFeatureStatistic> = {};
+  for (const [k, v] of Object.entries(results.feature_statistics)) {
+    featureStatistics[k] = { value: parseNumLike(v.value), rawValue: v.value, unit: v.unit };
   }
-  const version = parseNumLike(r?.version as NumLike | undefined);
+  const morphologicalFindings: Record<string, HematoMorphologicalFinding> = {};
+  for (const [k, v] of Object.entries(results.morphological_findings)) {
+    morphologicalFindings[k] = {
+      count: parseNumLike(v.count),
+      heatMap: (v.heat_map ?? []).map((s) => ({
+        x: s.center[0],
+        y: s.center[1],
+        radius: s.radius,
+        ...(s.file_id !== undefined ? { fileId: s.file_id } : {}),
+      })),
+    };
+  }
+  const differentialDiagnosis: HematoDiagnosis[] = results.diagnostic_report.differential_diagnosis.map((d) => ({
+    icd10Code: d['icd10-code'],
+    score: parseNumLike(d.score),
+    confidence: parseNumLike(d.confidence),
+    clinicalSignificance: d['clinical-significance'],
+    englishLong: d['english-long'],
+    englishShort: d['english-short'],
+  }));
   return {
-    studyId,
-    fileIds: Array.isArray(r?.file_ids) ? r.file_ids.filter((f) => typeof f === 'string') : [],
-    version: version ?? undefined,
+    studyId: results.pbs_study_id,
+    fileIds: results.file_ids,
+    version: results.version,
     featureStatistics,
     morphologicalFindings,
     differentialDiagnosis,
-    pathologyReport: str(r?.pathology_report) ?? '',
-    raw: r as ReportResults,
+    pathologyReport: results.pathology_report,
+    raw: results,
+    leftOut,
+    usable,
   };
 }
 

@@ -1,5 +1,5 @@
 import { Message } from 'node-hl7-client';
-import { toUcum, type ReportResults } from '@hemato/hemato-client';
+import { normalizeReportResults, toUcum, type ReportResults } from '@hemato/hemato-client';
 import { hl7Timestamp, newControlId, type Hl7Identity } from './ack';
 import { inLatin1Repertoire, type OutgoingCharset } from './charset';
 import { isoToHl7DateTime } from './datetime';
@@ -218,7 +218,8 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
     return s;
   };
 
-  const r = input.report;
+  // Cleaned and checked again (a report stored before reports were): nothing malformed reaches the message.
+  const r = normalizeReportResults(input.report).results;
   for (const [name, stat] of Object.entries(r.feature_statistics ?? {})) {
     const nm = nmValue(stat.value);
     obx(nm !== null ? 'NM' : 'ST', `FS-${name}`, name, '', nm ?? String(stat.value).trim(), stat.unit || undefined);

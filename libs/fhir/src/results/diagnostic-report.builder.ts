@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { toUcum, type ReportResults } from '@hemato/hemato-client';
+import { normalizeReportResults, toUcum, type ReportResults } from '@hemato/hemato-client';
 import type {
   Bundle,
   BundleEntry,
@@ -85,7 +85,7 @@ function iso(d: Date | string): string {
 
 /** The report as plain text (DiagnosticReport.presentedForm). */
 export function reportText(input: ReportBuildInput): string {
-  const r = input.results;
+  const r = normalizeReportResults(input.results).results;
   const lines = [
     `Hemato.AI peripheral blood smear report`,
     `Order: ${input.fillerOrderNumber}${input.placerOrderNumber ? ` (placer ${input.placerOrderNumber})` : ''}`,
@@ -116,7 +116,8 @@ export function reportText(input: ReportBuildInput): string {
  * id, so writing them again updates instead of duplicating.
  */
 export function buildReportResources(input: ReportBuildInput): ReportResources {
-  const r = input.results;
+  // Cleaned and checked again (a report stored before reports were): nothing malformed reaches a resource.
+  const r = normalizeReportResults(input.results).results;
   const fullUrls = new Map<Resource, string>();
   const url = (name: string) => `urn:uuid:${stableUuid(`${input.orderId}/${name}`)}`;
   const subject: Reference<Patient> | undefined = !input.subject
@@ -157,7 +158,8 @@ export function buildReportResources(input: ReportBuildInput): ReportResources {
   });
 
   /** One Observation per feature statistic, per morphological finding, and the narrative. */
-  const observationsOf = (r: ReportResults): Observation[] => {
+  const observationsOf = (raw: ReportResults): Observation[] => {
+    const r = normalizeReportResults(raw).results;
     const list: Observation[] = [];
     for (const [key, stat] of Object.entries(r.feature_statistics ?? {})) {
       const o = base(`feature/${key}`, {

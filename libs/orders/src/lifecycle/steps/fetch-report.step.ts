@@ -40,6 +40,12 @@ export class FetchReportStep {
     if (!order || !order.hematoStudyId || !(FETCHABLE.includes(order.status) || isLateReport(order))) return;
     const client = this.ctx.hemato.get();
     const report = await this.ctx.guard.forOrder(order, () => client.getReport(order!.hematoStudyId!));
+    if (!report.usable) {
+      await this.unusable(order, report.leftOut);
+      return;
+    }
+    // What Hemato.AI sent malformed and was left out (the rest is delivered): named in the timeline.
+    const leftOut = report.leftOut.length ? { leftOut: report.leftOut } : {};
 
     const latest = await this.ctx.ds.manager.findOne(ReportEntity, { where: { orderId }, order: { version: 'DESC' } });
     const version =
@@ -64,7 +70,7 @@ export class FetchReportStep {
       if (!isNew) return;
       order = await this.ctx.transitions.move(orderId, OrderStatus.ReportReady, {
         actor: 'hemato',
-        detail: { version, revision: true },
+        detail: { version, revision: true, ...leftOut },
         deadlineMs: this.ctx.staleMs(),
       });
       log.info({ orderId, version }, 'report revision stored');
@@ -81,11 +87,34 @@ export class FetchReportStep {
           version,
           findings: Object.keys(report.morphologicalFindings),
           diagnoses: report.differentialDiagnosis.map((d) => d.icd10Code),
+          ...leftOut,
         },
         deadlineMs: this.ctx.staleMs(),
       });
     }
     await this.startDeliveries(order, stored);
+  }
+
+  /**
+   * A report with nothing to deliver (every statistic, finding and diagnosis malformed, no pathology text):
+   * an order waiting for it fails, naming what was wrong, rather than sending the hospital an empty result.
+   * A revision like it (on an order that has its report) is not taken: the report delivered stands.
+   */
+  private async unusable(order: OrderEntity, leftOut: string[]): Promise<void> {
+    const what = leftOut.length ? `: ${leftOut.slice(0, 5).join('; ')}${leftOut.length > 5 ? '; …' : ''}` : '';
+    const reason = `Hemato.AI's report has no usable results${what}`;
+    if (order.status !== OrderStatus.TasksRequested && order.status !== OrderStatus.Processing) {
+      await this.ctx.transitions.note(order.id, 'report_unusable', 'hemato', { reason, leftOut });
+      log.warn({ orderId: order.id, status: order.status }, 'Hemato.AI report with no usable results not taken');
+      return;
+    }
+    await this.ctx.transitions.move(order.id, OrderStatus.Failed, {
+      actor: 'hemato',
+      expectFrom: [OrderStatus.TasksRequested, OrderStatus.Processing],
+      patch: { failureReason: reason, failedStep: JobName.OrderFetchReport },
+      detail: { step: 'fetch_report', reason, leftOut },
+    });
+    log.warn({ orderId: order.id }, 'Hemato.AI report with no usable results: order failed');
   }
 
   /**
