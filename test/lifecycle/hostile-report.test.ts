@@ -1,6 +1,7 @@
 import http from 'node:http';
 import type { AddressInfo } from 'node:net';
 import { OrderStatus } from '@hemato/common';
+import { buildCallbackUrl } from '@hemato/hemato-client';
 import { MllpClient } from '@hemato/hl7';
 import { OrderEntity, OrderEventEntity, ReportEntity } from '@hemato/persistence';
 import { eventually, generateSmear, orderReaches, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
@@ -15,14 +16,18 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
   let proxy: http.Server;
   let target = '';
   let rewrite: ((results: Record<string, any>) => unknown) | null = null;
+  /** Rewrites the whole envelope of status answers (results and user_message). */
+  let rewriteStatus: ((envelope: Record<string, any>) => unknown) | null = null;
   let client: MllpClient;
   const smear = generateSmear({ width: 320, height: 240, format: 'png', seed: 5, parasites: true });
 
   beforeAll(async () => {
     proxy = http.createServer((req, res) => {
       const isReport = req.method === 'GET' && /^\/pbs\/[^/]+\/report/.test(req.url ?? '');
+      const isStatus = req.method === 'GET' && /^\/pbs\/[^/]+\/status/.test(req.url ?? '');
+      const change = isReport && rewrite ? 'report' : isStatus && rewriteStatus ? 'status' : null;
       const up = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (ur) => {
-        if (!isReport || !rewrite || ur.statusCode !== 200) {
+        if (!change || ur.statusCode !== 200) {
           res.writeHead(ur.statusCode ?? 502, ur.headers);
           ur.pipe(res);
           return;
@@ -30,8 +35,9 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
         const chunks: Buffer[] = [];
         ur.on('data', (c: Buffer) => chunks.push(c));
         ur.on('end', () => {
-          const envelope = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-          envelope.results = rewrite!(envelope.results);
+          let envelope = JSON.parse(Buffer.concat(chunks).toString('utf8'));
+          if (change === 'report') envelope.results = rewrite!(envelope.results);
+          else envelope = rewriteStatus!(envelope);
           const body = JSON.stringify(envelope);
           res.writeHead(200, { 'content-type': 'application/json' });
           res.end(body);
@@ -53,6 +59,7 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
   });
   afterEach(() => {
     rewrite = null;
+    rewriteStatus = null;
   });
 
   async function send(placer: string): Promise<void> {
@@ -154,5 +161,44 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
     expect(orusFor('PL-EMPTY')).toHaveLength(0);
     const failed = await p.db.manager.findOneByOrFail(OrderEntity, { id: order.id });
     expect(failed.status).toBe(OrderStatus.Failed);
+  }, 120_000);
+
+  it('a study failed with an odd error payload fails the order with the message, cleaned', async () => {
+    rewriteStatus = (e) => ({
+      ...e,
+      results: { ...e.results, report_status: 'failed', progress: 'abc', progress_message: { detail: 1 } },
+      user_message: 'The smear\u0000 could not be read\ud800',
+    });
+    await send('PL-FAILED');
+    const order = await orderReaches(p.db, { placerOrderNumber: 'PL-FAILED' }, OrderStatus.Failed, 60_000);
+    expect(order.failureReason).toBe('The smear could not be read\ufffd');
+    expect(order.hematoUserMessage).toBe('The smear could not be read\ufffd');
+    expect(orusFor('PL-FAILED')).toHaveLength(0);
+  }, 120_000);
+
+  it('a callback with odd values in its body is accepted as the hint it is and the status re-read', async () => {
+    // The status stays "processing" until the callback came: the order completes after it.
+    let called = false;
+    rewriteStatus = (e) =>
+      called ? e : { ...e, results: { ...e.results, report_status: 'processing', progress: 0.5 } };
+    await send('PL-CALLBACK');
+    const order = await orderReaches(p.db, { placerOrderNumber: 'PL-CALLBACK' }, OrderStatus.Processing, 60_000);
+    const url = buildCallbackUrl(p.httpUrl, p.config.security.CALLBACK_SIGNING_SECRET, order.hematoStudyId!);
+    called = true;
+    const res = await fetch(url, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({
+        pbs_stody_id: order.hematoStudyId,
+        report_status: 'ready\u0000' + 'x'.repeat(10_000),
+        progress: { odd: true },
+        event: ['report_ready'],
+      }),
+    });
+    expect(res.status).toBe(202);
+    await orderReaches(p.db, { placerOrderNumber: 'PL-CALLBACK' }, OrderStatus.Completed, 60_000);
+    const events = await p.db.manager.find(OrderEventEntity, { where: { orderId: order.id, type: 'hemato_callback' } });
+    expect(events.length).toBeGreaterThan(0);
+    for (const e of events) expect(String(e.detail.reportStatus ?? '').length).toBeLessThanOrEqual(100);
   }, 120_000);
 });

@@ -34,6 +34,7 @@ import {
   parseStudy,
   parseTasks,
   parseUpload,
+  serviceText,
   type HematoHeartbeat,
   type HematoHello,
   type HematoListStudy,
@@ -372,8 +373,8 @@ export class HematoClient {
     return {
       accepted: res.status >= 200 && res.status < 300,
       status: res.status,
-      error: res.envelope.error || undefined,
-      userMessage: res.envelope.user_message || undefined,
+      error: serviceText(res.envelope.error),
+      userMessage: serviceText(res.envelope.user_message),
       results: res.envelope.results,
       debugInfo: res.envelope.debug_info,
     };
@@ -580,7 +581,8 @@ export class HematoClient {
       signal: opts.signal,
     });
     const status = parseStatus(res.envelope.results as StatusResults | undefined);
-    return res.envelope.user_message ? { ...status, userMessage: res.envelope.user_message } : status;
+    const userMessage = serviceText(res.envelope.user_message);
+    return userMessage ? { ...status, userMessage } : status;
   }
 
   /** `GET /pbs/{id}/report[?version=N]`: the latest report, or revision `version` (from 1). */
@@ -770,10 +772,10 @@ export class HematoClient {
       const error = new HematoApiError({
         ...errorBase,
         kind: 'http',
-        message: `Hemato.AI ${spec.method} ${spec.path}: ${status}${envelope.error ? ` ${envelope.error}` : ''}`,
+        message: `Hemato.AI ${spec.method} ${spec.path}: ${status}${serviceText(envelope.error) ? ` ${serviceText(envelope.error)}` : ''}`,
         status,
-        error: envelope.error || undefined,
-        user_message: envelope.user_message || undefined,
+        error: serviceText(envelope.error),
+        user_message: serviceText(envelope.user_message),
         debug_info: envelope.debug_info,
         retryable: RETRYABLE_STATUS.has(status) || renewedForNextCall,
         authRefused:

@@ -67,6 +67,26 @@ describe('parsing what Hemato.AI sends', () => {
     expect(parseCallbackBody('junk')).toEqual({});
   });
 
+  it('reads status and callback text cleaned and bounded: no NUL, no object, no megabytes', () => {
+    const status = parseStatus({
+      pbs_study_id: 's',
+      report_status: 'failed\u0000',
+      progress: 7,
+      progress_message: { detail: 1 },
+    } as never);
+    expect(status).toEqual({ studyId: 's', reportStatus: 'failed', progress: 1, progressMessage: undefined });
+    expect(parseStatus({ pbs_study_id: 's', report_status: 'x'.repeat(5000), progress: -1 } as never)).toMatchObject({
+      reportStatus: `${'x'.repeat(64)}…`,
+      progress: 0,
+    });
+    expect(parseCallbackBody({ pbs_stody_id: 'a', report_status: 'ready\u0000', progress: 9, event: ['x'] })).toEqual({
+      studyId: 'a',
+      reportStatus: 'ready',
+      progress: 1,
+      event: undefined,
+    });
+  });
+
   it('tolerates a sparse report and refuses one without a study id', () => {
     const r = parseReport({ pbs_study_id: 's' } as never);
     expect(r).toMatchObject({ studyId: 's', fileIds: [], differentialDiagnosis: [], pathologyReport: '' });

@@ -275,10 +275,13 @@ export function parseTasks(r: RequestTasksResults | undefined, fallbackStudyId: 
   };
 }
 
-/** Parses `GET /pbs/{id}/status`. */
+/**
+ * Parses `GET /pbs/{id}/status`. The status word and messages are cleaned text ({@link serviceText}); an unknown
+ * status passes through (the order keeps waiting for one it knows); progress is clamped to 0..1.
+ */
 export function parseStatus(r: StatusResults | undefined): HematoStudyStatus {
-  const studyId = requireStudyId(r);
-  const reportStatus = str(r?.report_status);
+  const studyId = cleanLine(requireStudyId(r));
+  const reportStatus = serviceText(str(r?.report_status), 64);
   if (!reportStatus) throw bad('results.report_status');
   const progress = parseNumLike(r?.progress as NumLike | undefined);
   const version = parseNumLike(r?.report_version as NumLike | undefined);
@@ -286,7 +289,7 @@ export function parseStatus(r: StatusResults | undefined): HematoStudyStatus {
     studyId,
     reportStatus,
     progress: progress === null ? (reportStatus === 'ready' ? 1 : 0) : Math.min(1, Math.max(0, progress)),
-    progressMessage: str(r?.progress_message),
+    progressMessage: serviceText(r?.progress_message),
     reportVersion: version ?? undefined,
   };
 }
@@ -310,6 +313,17 @@ export function cleanText(s: string): string {
 function cleanLine(v: unknown): string {
   const s = str(v);
   return s === undefined ? '' : cleanText(s).replace(/\s+/g, ' ').trim();
+}
+
+/**
+ * A message or status word from the service, for staff and the timeline: text only (anything else is none),
+ * cleaned ({@link cleanText}), trimmed, at most `max` characters; undefined when nothing is left.
+ */
+export function serviceText(v: unknown, max = 2000): string | undefined {
+  if (typeof v !== 'string') return undefined;
+  const t = cleanText(v).trim();
+  if (!t) return undefined;
+  return t.length > max ? `${t.slice(0, max)}…` : t;
 }
 
 /** ICD-10 (WHO and -CM): a letter, two characters (digits, or a digit and a letter), then up to 4 after a dot. */
@@ -510,9 +524,9 @@ export function parseCallbackBody(body: unknown): HematoCallbackEvent {
   const b = body as CallbackBody;
   const progress = parseNumLike(b.progress as NumLike | undefined);
   return {
-    studyId: str(b.pbs_stody_id) ?? str(b.pbs_study_id),
-    reportStatus: str(b.report_status),
-    progress: progress ?? undefined,
-    event: str(b.event),
+    studyId: serviceText(str(b.pbs_stody_id) ?? str(b.pbs_study_id), 200),
+    reportStatus: serviceText(b.report_status, 64),
+    progress: progress === null ? undefined : Math.min(1, Math.max(0, progress)),
+    event: serviceText(b.event, 64),
   };
 }
