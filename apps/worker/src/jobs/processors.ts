@@ -89,7 +89,13 @@ export class OrdersProcessor extends DispatchingProcessor {
     super(registry);
   }
 
+  /**
+   * A step that failed for good fails its order. One to be retried waits at least as long as Hemato.AI asked
+   * (its Retry-After on a 429 or 503): the job's own backoff (2 s doubling) would ask a rate-limited service
+   * again at once and use up the attempts, failing the order, within the wait it was asked to keep.
+   */
   protected override async after(job: Job<OrderJobData>, err?: unknown, final?: boolean) {
+    if (err && !final) return honourRetryAfter(job, err);
     if (err && final) await this.failure.record(job.data.orderId, job.name as JobName, reasonOf(err));
   }
 }

@@ -68,7 +68,10 @@ export function classifyStepError(err: unknown): Error {
       err.kind === 'invalid_argument' ||
       (s >= 400 && s < 500 && ![401, 408, 409, 429].includes(s));
     const message = err.user_message ? `${err.message} (${err.user_message})` : err.message;
-    return permanent ? new UnrecoverableError(message) : new Error(message);
+    if (permanent) return new UnrecoverableError(message);
+    // Hemato.AI's Retry-After (a 429 or 503 asking for longer than the client waits by itself) travels with
+    // the error: the worker waits that long before the step's next attempt (see honourRetryAfter).
+    return Object.assign(new Error(message), err.retryAfterMs !== undefined ? { retryAfterMs: err.retryAfterMs } : {});
   }
   return err instanceof Error ? err : new Error(String(err));
 }
