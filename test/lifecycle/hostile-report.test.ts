@@ -18,6 +18,8 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
   let rewrite: ((results: Record<string, any>) => unknown) | null = null;
   /** Rewrites the whole envelope of status answers (results and user_message). */
   let rewriteStatus: ((envelope: Record<string, any>) => unknown) | null = null;
+  /** Answers the report request with this instead of asking the sandbox. */
+  let rawReport: { status: number; body: string; headers?: Record<string, string> } | null = null;
   let client: MllpClient;
   const smear = generateSmear({ width: 320, height: 240, format: 'png', seed: 5, parasites: true });
 
@@ -26,6 +28,11 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
       const isReport = req.method === 'GET' && /^\/pbs\/[^/]+\/report/.test(req.url ?? '');
       const isStatus = req.method === 'GET' && /^\/pbs\/[^/]+\/status/.test(req.url ?? '');
       const change = isReport && rewrite ? 'report' : isStatus && rewriteStatus ? 'status' : null;
+      if (isReport && rawReport) {
+        res.writeHead(rawReport.status, rawReport.headers ?? {});
+        res.end(rawReport.body);
+        return;
+      }
       const up = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (ur) => {
         if (!change || ur.statusCode !== 200) {
           res.writeHead(ur.statusCode ?? 502, ur.headers);
@@ -60,6 +67,7 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
   afterEach(() => {
     rewrite = null;
     rewriteStatus = null;
+    rawReport = null;
   });
 
   async function send(placer: string): Promise<void> {
@@ -200,5 +208,18 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
     const events = await p.db.manager.find(OrderEventEntity, { where: { orderId: order.id, type: 'hemato_callback' } });
     expect(events.length).toBeGreaterThan(0);
     for (const e of events) expect(String(e.detail.reportStatus ?? '').length).toBeLessThanOrEqual(100);
+  }, 120_000);
+
+  it('a 404 for the report after the status said ready fails the order, naming the answer', async () => {
+    rawReport = {
+      status: 404,
+      body: JSON.stringify({ status: 404, error: 'not found' }),
+      headers: { 'content-type': 'application/json' },
+    };
+    await send('PL-404');
+    const order = await orderReaches(p.db, { placerOrderNumber: 'PL-404' }, OrderStatus.Failed, 60_000);
+    expect(order.failureReason).toMatch(/^Hemato\.AI GET \/pbs\/[^/]+\/report: 404 not found$/);
+    expect(order.failedStep).toBe('orders.fetch-report');
+    expect(orusFor('PL-404')).toHaveLength(0);
   }, 120_000);
 });
