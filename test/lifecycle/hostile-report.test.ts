@@ -222,4 +222,22 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
     expect(order.failedStep).toBe('orders.fetch-report');
     expect(orusFor('PL-404')).toHaveLength(0);
   }, 120_000);
+
+  it('a signed callback whose body is not JSON is still taken as the hint it is: 202, status re-read', async () => {
+    let called = false;
+    rewriteStatus = (e) =>
+      called ? e : { ...e, results: { ...e.results, report_status: 'processing', progress: 0.5 } };
+    await send('PL-CB-JSON');
+    const order = await orderReaches(p.db, { placerOrderNumber: 'PL-CB-JSON' }, OrderStatus.Processing, 60_000);
+    const url = buildCallbackUrl(p.httpUrl, p.config.security.CALLBACK_SIGNING_SECRET, order.hematoStudyId!);
+    called = true;
+    for (const body of ['{"pbs_stody_id": "', '"ready"']) {
+      const res = await fetch(url, { method: 'POST', headers: { 'content-type': 'application/json' }, body });
+      expect(res.status).toBe(202);
+    }
+    await orderReaches(p.db, { placerOrderNumber: 'PL-CB-JSON' }, OrderStatus.Completed, 60_000);
+    const events = await p.db.manager.find(OrderEventEntity, { where: { orderId: order.id, type: 'hemato_callback' } });
+    // Ours (no body read) beside the sandbox's own callback.
+    expect(events.filter((e) => e.detail.reportStatus === null)).toHaveLength(2);
+  }, 120_000);
 });

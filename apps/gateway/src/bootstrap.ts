@@ -79,6 +79,16 @@ export async function bootstrapGateway(config: GatewayConfig): Promise<RunningGa
       (err: unknown) => next(err),
     );
   });
+  // A Hemato.AI callback is a hint (the study's status is re-read from the API, the reference says its body
+  // "can be ignored"): a signed one whose body is not JSON is taken as one without a body, not answered 400
+  // and left unread. Too large is still refused (413).
+  app.use(CALLBACK_PATH_PREFIX, (req: Request, res: Response, next: NextFunction) =>
+    smallJson(req, res, (err?: unknown) => {
+      if ((err as { type?: unknown } | undefined)?.type !== 'entity.parse.failed') return next(err);
+      req.body = {};
+      next();
+    }),
+  );
   // Everything else (Hemato.AI callbacks, unknown paths): small JSON (incl. application/*+json) bodies; image
   // bodies are left as streams for the upload routes.
   app.use(smallJson);
