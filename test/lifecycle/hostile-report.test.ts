@@ -240,4 +240,14 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
     // Ours (no body read) beside the sandbox's own callback.
     expect(events.filter((e) => e.detail.reportStatus === null)).toHaveLength(2);
   }, 120_000);
+
+  it('a report that names another study is not taken: the order fails, nothing stored or sent', async () => {
+    rewrite = (r) => ({ ...r, pbs_study_id: '00000000-0000-4000-8000-000000000000' });
+    await send('PL-OTHER');
+    const order = await orderReaches(p.db, { placerOrderNumber: 'PL-OTHER' }, OrderStatus.Failed, 60_000);
+    expect(order.failureReason).toMatch(/another study/);
+    expect(order.failedStep).toBe('orders.fetch-report');
+    expect(await p.db.manager.count(ReportEntity, { where: { orderId: order.id } })).toBe(0);
+    expect(orusFor('PL-OTHER')).toHaveLength(0);
+  }, 120_000);
 });

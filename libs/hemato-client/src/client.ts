@@ -599,7 +599,19 @@ export class HematoClient {
       timeoutMs: opts.timeoutMs ?? this.timeoutMs,
       signal: opts.signal,
     });
-    return parseReport(res.envelope.results as ReportResults | undefined);
+    const report = parseReport(res.envelope.results as ReportResults | undefined);
+    // Another study's report is another patient's: never taken for this one's, whatever caused the mix-up.
+    if (report.studyId !== studyId) {
+      throw new HematoApiError({
+        kind: 'study_mismatch',
+        message: `Hemato.AI answered GET /pbs/${studyId}/report with the report of another study`,
+        status: res.status,
+        method: 'GET',
+        path: `/pbs/${encodeId(studyId, 'studyId')}/report`,
+        attempts: res.attempts,
+      });
+    }
+    return report;
   }
 
   /** Closes the keep-alive connections (only those of the client's own pool). */

@@ -5,6 +5,7 @@
  * - `timeout`: the per-call timeout elapsed.
  * - `aborted`: the caller's `AbortSignal` fired.
  * - `file_id_mismatch`: the service answered an upload with a `file_id` other than the sha224 we computed.
+ * - `study_mismatch`: the service answered a study's report with another study's (never to be taken).
  * - `unsupported_file_type`: an upload refused locally, before any network call.
  * - `insecure_url`: a plain `http://` URL to a non-loopback host.
  * - `invalid_response`: a 2xx answer whose body is not what the reference describes.
@@ -17,6 +18,7 @@ export type HematoErrorKind =
   | 'timeout'
   | 'aborted'
   | 'file_id_mismatch'
+  | 'study_mismatch'
   | 'unsupported_file_type'
   | 'insecure_url'
   | 'invalid_response'

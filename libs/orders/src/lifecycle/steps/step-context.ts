@@ -64,6 +64,7 @@ export function classifyStepError(err: unknown): Error {
     const s = err.status;
     const permanent =
       err.kind === 'file_id_mismatch' ||
+      err.kind === 'study_mismatch' ||
       err.kind === 'config' ||
       err.kind === 'invalid_argument' ||
       (s >= 400 && s < 500 && ![401, 408, 409, 429].includes(s));
