@@ -250,4 +250,14 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
     expect(await p.db.manager.count(ReportEntity, { where: { orderId: order.id } })).toBe(0);
     expect(orusFor('PL-OTHER')).toHaveLength(0);
   }, 120_000);
+
+  it('a known status in another case (READY) is read as that status: the report is fetched and sent', async () => {
+    rewriteStatus = (e) => ({
+      ...e,
+      results: { ...e.results, report_status: String(e.results.report_status).toUpperCase(), progress: 'NaN' },
+    });
+    await send('PL-UPPER');
+    await orderReaches(p.db, { placerOrderNumber: 'PL-UPPER' }, OrderStatus.Completed, 60_000);
+    expect(orusFor('PL-UPPER')).toHaveLength(1);
+  }, 120_000);
 });

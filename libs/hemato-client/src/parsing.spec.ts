@@ -79,6 +79,10 @@ describe('parsing what Hemato.AI sends', () => {
       reportStatus: `${'x'.repeat(64)}…`,
       progress: 0,
     });
+    expect(parseStatus({ pbs_study_id: 's', report_status: ' READY ', progress: 1 } as never).reportStatus).toBe(
+      'ready',
+    );
+    expect(parseStatus({ pbs_study_id: 's', report_status: 'Weird', progress: 1 } as never).reportStatus).toBe('Weird');
     expect(parseCallbackBody({ pbs_stody_id: 'a', report_status: 'ready\u0000', progress: 9, event: ['x'] })).toEqual({
       studyId: 'a',
       reportStatus: 'ready',

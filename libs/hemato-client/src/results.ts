@@ -275,14 +275,18 @@ export function parseTasks(r: RequestTasksResults | undefined, fallbackStudyId: 
   };
 }
 
+const KNOWN_STATUSES: readonly string[] = ['pending', 'processing', 'ready', 'failed'] satisfies ReportStatus[];
+
 /**
  * Parses `GET /pbs/{id}/status`. The status word and messages are cleaned text ({@link serviceText}); an unknown
  * status passes through (the order keeps waiting for one it knows); progress is clamped to 0..1.
  */
 export function parseStatus(r: StatusResults | undefined): HematoStudyStatus {
   const studyId = cleanLine(requireStudyId(r));
-  const reportStatus = serviceText(str(r?.report_status), 64);
-  if (!reportStatus) throw bad('results.report_status');
+  const sent = serviceText(str(r?.report_status), 64);
+  if (!sent) throw bad('results.report_status');
+  // `READY` or `Ready` is ready: a known status in another case is read as the reference spells it.
+  const reportStatus = KNOWN_STATUSES.includes(sent.toLowerCase()) ? sent.toLowerCase() : sent;
   const progress = parseNumLike(r?.progress as NumLike | undefined);
   const version = parseNumLike(r?.report_version as NumLike | undefined);
   return {
