@@ -10,6 +10,8 @@ import { eventually, generateSmear, orderReaches, sampleOrm, startPipeline, type
  * Hemato.AI's report is external input: nothing in it can be trusted to be well-formed. A proxy stands in
  * front of the sandbox and rewrites the report answer (the sandbox only writes well-formed reports); the
  * hospital must get a well-formed ORU of what is usable, or the order fails visibly when nothing is.
+ * Every case but the 404 failed before its fix (fetch or delivery failing in a loop, a 500 or 400 to a callback,
+ * another study's report taken, READY not read as ready); the 404 pins down behaviour found right.
  */
 describe('a report from Hemato.AI that is malformed or hostile', () => {
   let p: Pipeline;
