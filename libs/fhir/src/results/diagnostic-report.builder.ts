@@ -85,7 +85,11 @@ function iso(d: Date | string): string {
 
 /** The report as plain text (DiagnosticReport.presentedForm). */
 export function reportText(input: ReportBuildInput): string {
-  const r = normalizeReportResults(input.results).results;
+  return textOf(input, normalizeReportResults(input.results).results);
+}
+
+/** {@link reportText} of results already cleaned and checked. */
+function textOf(input: ReportBuildInput, r: ReportResults): string {
   const lines = [
     `Hemato.AI peripheral blood smear report`,
     `Order: ${input.fillerOrderNumber}${input.placerOrderNumber ? ` (placer ${input.placerOrderNumber})` : ''}`,
@@ -158,8 +162,7 @@ export function buildReportResources(input: ReportBuildInput): ReportResources {
   });
 
   /** One Observation per feature statistic, per morphological finding, and the narrative. */
-  const observationsOf = (raw: ReportResults): Observation[] => {
-    const r = normalizeReportResults(raw).results;
+  const observationsOf = (r: ReportResults): Observation[] => {
     const list: Observation[] = [];
     for (const [key, stat] of Object.entries(r.feature_statistics ?? {})) {
       const o = base(`feature/${key}`, {
@@ -201,7 +204,7 @@ export function buildReportResources(input: ReportBuildInput): ReportResources {
   const current = new Set(observations.map((o) => o.identifier![0]!.value));
   const retracted: Observation[] = [];
   for (const earlier of input.earlierResults ?? []) {
-    for (const o of observationsOf(earlier)) {
+    for (const o of observationsOf(normalizeReportResults(earlier).results)) {
       const key = o.identifier![0]!.value!;
       if (current.has(key)) continue;
       current.add(key);
@@ -224,7 +227,7 @@ export function buildReportResources(input: ReportBuildInput): ReportResources {
       text: d['english-short'] ?? d['english-long'] ?? d['icd10-code'],
     }));
 
-  const text = reportText(input);
+  const text = textOf(input, r);
   const diagnosticReport: DiagnosticReport = {
     resourceType: 'DiagnosticReport',
     identifier: [
