@@ -781,12 +781,13 @@ export class HematoClient {
       }
 
       const retryAfterMs = parseRetryAfter(resHeaders['retry-after']);
+      const serviceError = serviceText(envelope.error);
       const error = new HematoApiError({
         ...errorBase,
         kind: 'http',
-        message: `Hemato.AI ${spec.method} ${spec.path}: ${status}${serviceText(envelope.error) ? ` ${serviceText(envelope.error)}` : ''}`,
+        message: `Hemato.AI ${spec.method} ${spec.path}: ${status}${serviceError ? ` ${serviceError}` : ''}`,
         status,
-        error: serviceText(envelope.error),
+        error: serviceError,
         user_message: serviceText(envelope.user_message),
         debug_info: envelope.debug_info,
         retryable: RETRYABLE_STATUS.has(status) || renewedForNextCall,
