@@ -71,25 +71,19 @@ export class AdminAuthService {
       // Answered as a real account would be, lock-out included (a real one answers 423 after the threshold),
       // and with the same work, so neither the answers nor their time tell which e-mails exist.
       const key = email.toLowerCase();
-      const held = this.unknownLocks.get(key);
-      if (held?.lockedUntil && held.lockedUntil.getTime() > Date.now()) {
-        await this.audit.record({
-          userId: null,
-          userEmail: email,
-          action: 'auth.login',
-          outcome: 'denied',
-          detail: { reason: 'unknown user' },
-          ip: ctx.ip,
-        });
-        return { ok: false, reason: 'locked', lockedUntil: held.lockedUntil };
+      const held = this.unknownLocks.get(key)?.lockedUntil;
+      // Locked already: refused without the password work, as a locked real account is.
+      const stillLocked = held && held.getTime() > Date.now() ? held : null;
+      let lockedUntil = stillLocked;
+      if (!stillLocked) {
+        await verifyPassword(password, await dummyHash());
+        lockedUntil = this.recordUnknownFailure(key, cfg.ADMIN_LOCKOUT_THRESHOLD, cfg.ADMIN_LOCKOUT_MS);
       }
-      await verifyPassword(password, await dummyHash());
-      const lockedUntil = this.recordUnknownFailure(key, cfg.ADMIN_LOCKOUT_THRESHOLD, cfg.ADMIN_LOCKOUT_MS);
       await this.audit.record({
         userId: null,
         userEmail: email,
         action: 'auth.login',
-        outcome: 'failed',
+        outcome: stillLocked ? 'denied' : 'failed',
         detail: { reason: 'unknown user' },
         ip: ctx.ip,
       });
