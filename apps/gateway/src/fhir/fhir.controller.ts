@@ -148,16 +148,7 @@ export class FhirController {
         res.status(status).end();
         return;
       case 'OperationOutcome':
-        send(
-          res,
-          status,
-          operationOutcome(
-            'information',
-            'informational',
-            r.created ? `Created ServiceRequest/${r.order.id}` : `ServiceRequest/${r.order.id} was already taken in`,
-          ),
-          { Location: location },
-        );
+        send(res, status, takenInOutcome(r), { Location: location });
         return;
       case undefined:
         // No preference: the Task that tracks the order (what this endpoint has always answered).
@@ -339,18 +330,7 @@ export class FhirController {
             out.push({ response });
             break;
           case 'OperationOutcome':
-            out.push({
-              response: {
-                ...response,
-                outcome: operationOutcome(
-                  'information',
-                  'informational',
-                  r.created
-                    ? `Created ServiceRequest/${r.order.id}`
-                    : `ServiceRequest/${r.order.id} was already taken in`,
-                ),
-              },
-            });
+            out.push({ response: { ...response, outcome: takenInOutcome(r) } });
             break;
           case 'representation':
             out.push({ fullUrl: srUrl, resource: await this.read.serviceRequestById(r.order.id, caller), response });
@@ -426,10 +406,7 @@ export class FhirController {
    */
   private async search(type: 'Task' | 'DiagnosticReport', req: FhirRequest, res: Response): Promise<void> {
     const parsed = parseSearch(type, req.query as Record<string, unknown>, preferredHandling(req.headers.prefer), [
-      '_count',
-      '_offset',
-      '_cursor',
-      '_summary',
+      ...PAGING_PARAMS,
     ]);
     // `_summary=count`: the total alone (as `_count=0`); `_summary=false` is the full resources, as always.
     const summary = parsed.criteria.get('_summary')?.at(-1)?.join(',');
@@ -493,6 +470,15 @@ export class FhirController {
     const entry = [...(bundle.entry ?? []), ...ignored];
     send(res, 200, { ...bundle, link, ...(entry.length ? { entry } : {}) });
   }
+}
+
+/** `Prefer: return=OperationOutcome` for a ServiceRequest taken in: created, or known already. */
+function takenInOutcome(r: IntakeResult) {
+  return operationOutcome(
+    'information',
+    'informational',
+    r.created ? `Created ServiceRequest/${r.order.id}` : `ServiceRequest/${r.order.id} was already taken in`,
+  );
 }
 
 const UNSERVED_METHODS = new Set(['GET', 'HEAD', 'DELETE', 'PATCH']);

@@ -209,24 +209,15 @@ export class SubscriptionNotificationService {
       });
       (r.created ? result.ordersCreated : result.ordersExisting).push(r.order.id);
     } catch (err) {
-      if (
-        err instanceof FhirOperationError &&
-        cancels(sr.status) &&
-        err.outcome.issue?.[0]?.diagnostics === NO_ORDER_TO_CANCEL
-      ) {
-        // Our criteria include revoked ServiceRequests (to learn of cancellations): one we never took in is
-        // nothing to do, not a rejection.
-        log.info({ serviceRequest: `ServiceRequest/${sr.id}` }, 'revoked ServiceRequest of no order of ours');
-        return;
-      }
-      if (
-        err instanceof FhirOperationError &&
-        cancels(sr.status) &&
-        err.outcome.issue?.[0]?.diagnostics?.endsWith(TOO_LATE_TO_CANCEL)
-      ) {
-        // Revoked in the EHR after our order was done (completed, its result delivered): nothing left to stop.
-        // Every catch-up meets it again (our criteria include revoked ones), so it is no rejection to count.
-        log.info({ serviceRequest: `ServiceRequest/${sr.id}` }, 'revoked ServiceRequest of an order already done');
+      // Our criteria include revoked (and entered-in-error) ServiceRequests, to learn of cancellations. One we
+      // never took in, or one whose order is already done (completed, its result delivered; every catch-up
+      // meets it again), has nothing left to stop: not a rejection.
+      const why = err instanceof FhirOperationError ? err.outcome.issue?.[0]?.diagnostics : undefined;
+      if (cancels(sr.status) && (why === NO_ORDER_TO_CANCEL || why?.endsWith(TOO_LATE_TO_CANCEL))) {
+        log.info(
+          { serviceRequest: `ServiceRequest/${sr.id}`, order: why === NO_ORDER_TO_CANCEL ? 'none of ours' : 'done' },
+          'cancelling ServiceRequest with nothing to stop',
+        );
         return;
       }
       if (err instanceof FhirOperationError && err.status < 500) {

@@ -65,14 +65,15 @@ export interface ParseOptions {
  * Statuses that stop an order: `revoked` (cancelled in the EHR) and `entered-in-error` (FHIR: void, it should
  * not have existed; not to be acted on). Either cancels ours; neither creates one.
  */
-export const CANCELLING_STATUSES: ReadonlyArray<string> = ['revoked', 'entered-in-error'];
+export const CANCELLING_STATUSES: ReadonlyArray<ServiceRequest['status']> = ['revoked', 'entered-in-error'];
 
 /** Whether a ServiceRequest status cancels the order (`revoked`, `entered-in-error`). */
 export function cancels(status: string | undefined): boolean {
-  return status !== undefined && CANCELLING_STATUSES.includes(status);
+  return status !== undefined && (CANCELLING_STATUSES as ReadonlyArray<string>).includes(status);
 }
 
-const ACCEPTED_STATUSES: ReadonlyArray<ServiceRequest['status']> = ['active', 'revoked', 'entered-in-error'];
+/** What an order may say: go ahead, or one of the cancelling statuses. */
+const ACCEPTED_STATUSES: ReadonlyArray<ServiceRequest['status']> = ['active', ...CANCELLING_STATUSES];
 const ORDER_INTENTS: ReadonlyArray<ServiceRequest['intent']> = [
   'order',
   'original-order',
