@@ -6,12 +6,19 @@ const log = createLogger('retention');
 
 /** Orders in these states are finished: nothing will read their patient data again but an admin. */
 const FINISHED = `('completed', 'rejected', 'cancelled', 'failed')`;
+/**
+ * A finished order past the cutoff (`$1`) and not purged yet: ix_orders_retention's predicate, so what the
+ * sweep and its preview read comes from that index.
+ */
+const PAST_RETENTION = `purged_at IS NULL AND status IN ${FINISHED} AND status_changed_at < $1`;
 /** Orders per transaction: bounds the time their rows are locked. */
 const DEFAULT_BATCH = 500;
 const DAY_MS = 86_400_000;
 /** Who the audit log names for the erasure, and its action. */
 export const RETENTION_ACTOR = 'system:retention';
 export const RETENTION_AUDIT_ACTION = 'retention.purge';
+/** The audit rows' target: the policy itself (found through ix_audit_log_target, not a walk of the log). */
+export const RETENTION_AUDIT_TARGET = { type: 'policy', id: 'retention' } as const;
 
 export interface RetentionResult {
   /** Orders whose free-text notes were erased (and which are now counted as purged). */
@@ -44,11 +51,6 @@ export class RetentionService {
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'orders'>,
   ) {}
 
-  /** Whether retention is on (`RETENTION_DAYS` > 0). */
-  get enabled(): boolean {
-    return this.config.orders.RETENTION_DAYS > 0;
-  }
-
   /**
    * One sweep: everything older than the retention period, in batches. `days` overrides RETENTION_DAYS (the
    * CLI); `now` is for tests.
@@ -71,8 +73,14 @@ export class RetentionService {
       // policy (counts only). The health page shows the latest.
       await this.ds.query(
         `INSERT INTO audit_log (user_id, user_email, action, target_type, target_id, outcome, detail)
-         VALUES (NULL, $1, $2, 'policy', 'retention', 'ok', $3)`,
-        [RETENTION_ACTOR, RETENTION_AUDIT_ACTION, JSON.stringify({ ...total, retentionDays: days })],
+         VALUES (NULL, $1, $2, $3, $4, 'ok', $5)`,
+        [
+          RETENTION_ACTOR,
+          RETENTION_AUDIT_ACTION,
+          RETENTION_AUDIT_TARGET.type,
+          RETENTION_AUDIT_TARGET.id,
+          JSON.stringify({ ...total, retentionDays: days }),
+        ],
       );
     }
     return total;
@@ -88,10 +96,7 @@ export class RetentionService {
     const goneOrder = (o: string) =>
       `(${o}.purged_at IS NOT NULL OR (${o}.status IN ${FINISHED} AND ${o}.status_changed_at < $1))`;
     const [orders, messages, patients]: Array<Array<{ n: string }>> = await Promise.all([
-      this.ds.query(
-        `SELECT count(*) AS n FROM orders WHERE purged_at IS NULL AND status IN ${FINISHED} AND status_changed_at < $1`,
-        [cutoff],
-      ),
+      this.ds.query(`SELECT count(*) AS n FROM orders WHERE ${PAST_RETENTION}`, [cutoff]),
       this.ds.query(
         `SELECT count(*) AS n FROM inbound_messages im
           WHERE im.purged_at IS NULL
@@ -122,13 +127,11 @@ export class RetentionService {
     days: number,
     batchSize: number,
   ): Promise<RetentionResult> {
-    // The predicate is ix_orders_retention's, so only finished, unpurged orders are read. (A CTE around the
-    // UPDATE: TypeORM answers a bare UPDATE … RETURNING with [rows, count].)
+    // (A CTE around the UPDATE: TypeORM answers a bare UPDATE … RETURNING with [rows, count].)
     const orders: Array<{ id: string; inbound_message_id: string | null; patient_proxy_id: string | null }> =
       await m.query(
         `WITH picked AS (
-           SELECT id FROM orders
-            WHERE purged_at IS NULL AND status IN ${FINISHED} AND status_changed_at < $1
+           SELECT id FROM orders WHERE ${PAST_RETENTION}
             ORDER BY status_changed_at LIMIT $2 FOR UPDATE SKIP LOCKED
          ), purged AS (
            UPDATE orders o

@@ -1,5 +1,5 @@
 import { Injectable } from '@nestjs/common';
-import { RETENTION_AUDIT_ACTION } from '@hemato/orders';
+import { RETENTION_AUDIT_ACTION, RETENTION_AUDIT_TARGET } from '@hemato/orders';
 import { MessageSealer } from '@hemato/privacy';
 import { DataSource } from 'typeorm';
 
@@ -197,8 +197,8 @@ export class AdminOrdersRepository {
     const rows: Array<{ at: Date; detail: Record<string, number> }> = await this.ds.query(
       // Through ix_audit_log_target (one row per sweep that erased something), not a walk of the whole log.
       `SELECT at, detail FROM audit_log
-        WHERE target_type = 'policy' AND target_id = 'retention' AND action = $1 ORDER BY id DESC LIMIT 1`,
-      [RETENTION_AUDIT_ACTION],
+        WHERE target_type = $1 AND target_id = $2 AND action = $3 ORDER BY id DESC LIMIT 1`,
+      [RETENTION_AUDIT_TARGET.type, RETENTION_AUDIT_TARGET.id, RETENTION_AUDIT_ACTION],
     );
     return rows[0] ? { at: rows[0].at.toISOString(), detail: rows[0].detail } : null;
   }
