@@ -78,13 +78,6 @@ describe('durability: PostgreSQL is the truth, Redis only the engine', () => {
     expect(ack.code).toBe('AA');
   }
 
-  const placerOf = (m: string) =>
-    m
-      .split('\r')
-      .find((s) => s.startsWith('ORC|'))
-      ?.split('|')[2]
-      ?.split('^')[0];
-
   async function expectAllCompletedOnce(placers: string[]) {
     const orders = await eventually(
       async () => {
@@ -94,7 +87,7 @@ describe('durability: PostgreSQL is the truth, Redis only the engine', () => {
       180_000,
       'every order completed',
     );
-    for (const placer of placers) expect(p.receiver.messages.filter((m) => placerOf(m) === placer)).toHaveLength(1);
+    for (const placer of placers) expect(p.receiver.forPlacer(placer)).toHaveLength(1);
     const { studies } = (await (await fetch(`${p.sandbox.url}/_sandbox/pbs`)).json()) as {
       studies: Array<{ tags: Record<string, string> }>;
     };

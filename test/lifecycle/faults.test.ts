@@ -3,7 +3,15 @@ import { MllpClient } from '@hemato/hl7';
 import { OrderActionsService } from '@hemato/orders';
 import { DeliveryEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
 import { Queue } from 'bullmq';
-import { eventually, orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+import {
+  eventually,
+  orderReaches,
+  generateSmear,
+  sampleOrm,
+  startPipeline,
+  type Pipeline,
+  placerOfOru,
+} from '@hemato/testing';
 
 /** How the system survives Hemato.AI misbehaving: each case ends with every order completed exactly once. */
 describe('lifecycle under Hemato.AI faults', () => {
@@ -46,15 +54,6 @@ describe('lifecycle under Hemato.AI faults', () => {
     return orderReaches(p.db, { placerOrderNumber: placer }, OrderStatus.Completed, timeoutMs);
   }
 
-  /** Results received for a placer number (ORC-2, first component). */
-  const placerOf = (m: string) =>
-    m
-      .split('\r')
-      .find((s) => s.startsWith('ORC|'))
-      ?.split('|')[2]
-      ?.split('^')[0];
-  const orusFor = (placer: string) => p.receiver.messages.filter((m) => placerOf(m) === placer);
-
   async function studiesFor(orderId: string): Promise<number> {
     const res = await fetch(`${p.sandbox.url}/_sandbox/pbs`);
     const { studies } = (await res.json()) as { studies: Array<{ tags: Record<string, string> }> };
@@ -75,7 +74,7 @@ describe('lifecycle under Hemato.AI faults', () => {
     await new Promise((r) => setTimeout(r, 3000));
     await setFaults({});
     const order = await completed('PL-503');
-    expect(orusFor('PL-503')).toHaveLength(1);
+    expect(p.receiver.forPlacer('PL-503')).toHaveLength(1);
     expect(await studiesFor(order.id)).toBe(1);
   });
 
@@ -83,7 +82,7 @@ describe('lifecycle under Hemato.AI faults', () => {
     await setFaults({ callback_drop_rate: 1 });
     await send('PL-NOCB');
     const order = await completed('PL-NOCB');
-    expect(orusFor('PL-NOCB')).toHaveLength(1);
+    expect(p.receiver.forPlacer('PL-NOCB')).toHaveLength(1);
     const cbs = (await (await fetch(`${p.sandbox.url}/_sandbox/callbacks`)).json()) as {
       callbacks?: Array<Record<string, unknown>>;
     };
@@ -109,7 +108,7 @@ describe('lifecycle under Hemato.AI faults', () => {
       'order failed',
     );
     expect(failed.failureReason).toContain('Smear too thick to analyse');
-    expect(orusFor('PL-FAIL')).toHaveLength(0);
+    expect(p.receiver.forPlacer('PL-FAIL')).toHaveLength(0);
   });
 
   it('the result receiver silent for longer than STALE_AFTER_MS: one sender at a time, one accepted ORU', async () => {
@@ -139,7 +138,7 @@ describe('lifecycle under Hemato.AI faults', () => {
       // Anything still queued would send (or give up and mark the delivery failed) within this wait.
       await new Promise((r) => setTimeout(r, 8000));
       expect(mostAtOnce).toBe(1);
-      expect(orusFor('PL-SLOWRX')).toHaveLength(1);
+      expect(p.receiver.forPlacer('PL-SLOWRX')).toHaveLength(1);
       expect(await p.db.manager.findOneByOrFail(DeliveryEntity, { id: delivery.id })).toMatchObject({
         status: DeliveryStatus.Acknowledged,
       });
@@ -170,7 +169,7 @@ describe('lifecycle under Hemato.AI faults', () => {
     await completed('PL-LATEREV');
     // Anything still queued for version 1 would be sent within this wait.
     await new Promise((r) => setTimeout(r, 8000));
-    const received = orusFor('PL-LATEREV');
+    const received = p.receiver.forPlacer('PL-LATEREV');
     expect(received).toHaveLength(1);
     expect(received[0]).toContain('Revised before delivery');
     // The receiver never had version 1, so version 2 is its final result, not a correction.
@@ -200,13 +199,13 @@ describe('lifecycle under Hemato.AI faults', () => {
       body: JSON.stringify({ pathology_report: 'Revised: ring forms confirmed on review.' }),
     });
     expect(res.status).toBe(202);
-    const correction = await p.receiver.waitFor((m) => placerOf(m) === 'PL-REV' && m.includes('Revised'), 60_000);
+    const correction = await p.receiver.waitFor((m) => placerOfOru(m) === 'PL-REV' && m.includes('Revised'), 60_000);
     const obr = correction.split('\r').find((s) => s.startsWith('OBR|'))!;
     expect(obr.split('|')[25]).toBe('C');
     await completed('PL-REV');
     const versions = await p.db.manager.find(ReportEntity, { where: { orderId: order.id }, order: { version: 'ASC' } });
     expect(versions.map((v) => v.version)).toEqual([1, 2]);
-    expect(orusFor('PL-REV')).toHaveLength(2);
+    expect(p.receiver.forPlacer('PL-REV')).toHaveLength(2);
   }, 150_000);
 });
 

@@ -65,12 +65,6 @@ describe('lifecycle when an answer from Hemato.AI is lost', () => {
     return studies.filter((s) => s.tags?.bridge_order_id === orderId).map((s) => s.pbs_study_id);
   }
 
-  const placerOf = (m: string) =>
-    m
-      .split('\r')
-      .find((s) => s.startsWith('ORC|'))
-      ?.split('|')[2]
-      ?.split('^')[0];
   const resultStatus = (m: string) =>
     m
       .split('\r')
@@ -97,7 +91,7 @@ describe('lifecycle when an answer from Hemato.AI is lost', () => {
     expect(study.status.report_version).toBe(1);
     const versions = await p.db.manager.find(ReportEntity, { where: { orderId: order.id } });
     expect(versions.map((v) => v.version)).toEqual([1]);
-    const orus = p.receiver.messages.filter((m) => placerOf(m) === 'PL-LOST-TASKS');
+    const orus = p.receiver.forPlacer('PL-LOST-TASKS');
     expect(orus).toHaveLength(1);
     expect(resultStatus(orus[0]!)).toBe('F');
     expect(await p.db.manager.findOneByOrFail(OrderEntity, { id: order.id })).toMatchObject({
@@ -118,7 +112,7 @@ describe('lifecycle when an answer from Hemato.AI is lost', () => {
     expect((await requests(`path=/pbs/${order.hematoStudyId}/tasks`)).length).toBe(1);
     const versions = await p.db.manager.find(ReportEntity, { where: { orderId: order.id } });
     expect(versions.map((v) => v.version)).toEqual([1]);
-    const orus = p.receiver.messages.filter((m) => placerOf(m) === 'PL-LOST-LATER');
+    const orus = p.receiver.forPlacer('PL-LOST-LATER');
     expect(orus).toHaveLength(1);
     expect(resultStatus(orus[0]!)).toBe('F');
     const requested = (await timeline(order.id)).find((e) => e.to_status === OrderStatus.TasksRequested);
@@ -137,7 +131,7 @@ describe('lifecycle when an answer from Hemato.AI is lost', () => {
     expect(await runsStarted(order.hematoStudyId!)).toBe(1);
     const versions = await p.db.manager.find(ReportEntity, { where: { orderId: order.id } });
     expect(versions.map((v) => v.version)).toEqual([1]);
-    const orus = p.receiver.messages.filter((m) => placerOf(m) === 'PL-RETRY-TASKS');
+    const orus = p.receiver.forPlacer('PL-RETRY-TASKS');
     expect(orus).toHaveLength(1);
     expect(resultStatus(orus[0]!)).toBe('F');
   }, 150_000);
@@ -152,6 +146,6 @@ describe('lifecycle when an answer from Hemato.AI is lost', () => {
     );
     expect(creates).toEqual([expect.objectContaining({ status: 201, fault: 'answer dropped' })]);
     expect(await studiesTagged(order.id)).toEqual([order.hematoStudyId]);
-    expect(p.receiver.messages.filter((m) => placerOf(m) === 'PL-LOST-STUDY')).toHaveLength(1);
+    expect(p.receiver.forPlacer('PL-LOST-STUDY')).toHaveLength(1);
   }, 150_000);
 });

@@ -79,13 +79,6 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
     );
     expect(ack.code).toBe('AA');
   }
-  const placerOf = (m: string) =>
-    m
-      .split('\r')
-      .find((s) => s.startsWith('ORC|'))
-      ?.split('|')[2]
-      ?.split('^')[0];
-  const orusFor = (placer: string) => p.receiver.messages.filter((m) => placerOf(m) === placer);
 
   it('keeps what is usable, leaves out what is malformed, and sends a well-formed ORU', async () => {
     rewrite = (r) => ({
@@ -117,8 +110,10 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
     });
     await send('PL-HOSTILE');
     const order = await orderReaches(p.db, { placerOrderNumber: 'PL-HOSTILE' }, OrderStatus.Completed, 60_000);
-    const [oru] = await eventually(async () => (orusFor('PL-HOSTILE').length ? orusFor('PL-HOSTILE') : null));
-    expect(orusFor('PL-HOSTILE')).toHaveLength(1);
+    const [oru] = await eventually(async () =>
+      p.receiver.forPlacer('PL-HOSTILE').length ? p.receiver.forPlacer('PL-HOSTILE') : null,
+    );
+    expect(p.receiver.forPlacer('PL-HOSTILE')).toHaveLength(1);
     const segments = oru!.split('\r').filter((s) => s !== '');
     // Every segment is a segment: no line break, NUL or stray delimiter split one.
     for (const s of segments) expect(s).toMatch(/^(MSH|PID|ORC|OBR|NTE|OBX)\|/);
@@ -168,7 +163,7 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
     const order = await orderReaches(p.db, { placerOrderNumber: 'PL-EMPTY' }, OrderStatus.Failed, 60_000);
     expect(order.failureReason).toMatch(/no usable result/i);
     await new Promise((r) => setTimeout(r, 1500));
-    expect(orusFor('PL-EMPTY')).toHaveLength(0);
+    expect(p.receiver.forPlacer('PL-EMPTY')).toHaveLength(0);
     const failed = await p.db.manager.findOneByOrFail(OrderEntity, { id: order.id });
     expect(failed.status).toBe(OrderStatus.Failed);
   }, 120_000);
@@ -183,7 +178,7 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
     const order = await orderReaches(p.db, { placerOrderNumber: 'PL-FAILED' }, OrderStatus.Failed, 60_000);
     expect(order.failureReason).toBe('The smear could not be read\ufffd');
     expect(order.hematoUserMessage).toBe('The smear could not be read\ufffd');
-    expect(orusFor('PL-FAILED')).toHaveLength(0);
+    expect(p.receiver.forPlacer('PL-FAILED')).toHaveLength(0);
   }, 120_000);
 
   it('a callback with odd values in its body is accepted as the hint it is and the status re-read', async () => {
@@ -222,7 +217,7 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
     const order = await orderReaches(p.db, { placerOrderNumber: 'PL-404' }, OrderStatus.Failed, 60_000);
     expect(order.failureReason).toMatch(/^Hemato\.AI GET \/pbs\/[^/]+\/report: 404 not found$/);
     expect(order.failedStep).toBe('orders.fetch-report');
-    expect(orusFor('PL-404')).toHaveLength(0);
+    expect(p.receiver.forPlacer('PL-404')).toHaveLength(0);
   }, 120_000);
 
   it('a signed callback whose body is not JSON is still taken as the hint it is: 202, status re-read', async () => {
@@ -250,7 +245,7 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
     expect(order.failureReason).toMatch(/another study/);
     expect(order.failedStep).toBe('orders.fetch-report');
     expect(await p.db.manager.count(ReportEntity, { where: { orderId: order.id } })).toBe(0);
-    expect(orusFor('PL-OTHER')).toHaveLength(0);
+    expect(p.receiver.forPlacer('PL-OTHER')).toHaveLength(0);
   }, 120_000);
 
   it('a known status in another case (READY) is read as that status: the report is fetched and sent', async () => {
@@ -260,6 +255,6 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
     });
     await send('PL-UPPER');
     await orderReaches(p.db, { placerOrderNumber: 'PL-UPPER' }, OrderStatus.Completed, 60_000);
-    expect(orusFor('PL-UPPER')).toHaveLength(1);
+    expect(p.receiver.forPlacer('PL-UPPER')).toHaveLength(1);
   }, 120_000);
 });

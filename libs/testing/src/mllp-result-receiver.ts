@@ -1,5 +1,14 @@
 import { MllpServer, buildAck, readHeader, type AckCode } from '@hemato/hl7';
 
+/** The placer order number (ORC-2, first component) of a result message. */
+export function placerOfOru(message: string): string | undefined {
+  return message
+    .split('\r')
+    .find((s) => s.startsWith('ORC|'))
+    ?.split('|')[2]
+    ?.split('^')[0];
+}
+
 /**
  * A stand-in for the hospital's interface engine on the result side: an MLLP listener that keeps
  * every message it gets and answers each with an ACK (AA unless told otherwise). Used by the
@@ -52,6 +61,11 @@ export class MllpResultReceiver {
     const w = this.waiters;
     this.waiters = [];
     for (const f of w) f();
+  }
+
+  /** The accepted results for a placer order number (ORC-2), in the order they came. */
+  forPlacer(placer: string): string[] {
+    return this.messages.filter((m) => placerOfOru(m) === placer);
   }
 
   /** Resolves with the first accepted message matching `predicate` (waits up to `timeoutMs`). */
