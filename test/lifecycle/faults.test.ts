@@ -1,7 +1,7 @@
 import { DeliveryStatus, OrderStatus, QueueName } from '@hemato/common';
 import { MllpClient } from '@hemato/hl7';
 import { OrderActionsService } from '@hemato/orders';
-import { DeliveryEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
+import { DeliveryEntity, OrderEntity, OrderEventEntity, ReportEntity } from '@hemato/persistence';
 import { Queue } from 'bullmq';
 import {
   eventually,
@@ -60,18 +60,23 @@ describe('lifecycle under Hemato.AI faults', () => {
     return studies.filter((s) => s.tags?.bridge_order_id === orderId).length;
   }
 
-  it('the sandbox answering 503 for a while: retried until it recovers, one study, one result', async () => {
+  it('the sandbox answering 503 for a while: the timeline says why it waits; retried until it recovers, one study, one result', async () => {
     await setFaults({ error_rate: 1, error_status: 503 });
     await send('PL-503');
-    await eventually(
+    // While it waits, the timeline says why: the failed try of the step, the error, and when the next comes.
+    const retry = await eventually(
       async () => {
         const o = await p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: 'PL-503' } });
-        return o?.status === OrderStatus.Ready ? o : null;
+        if (!o) return null;
+        return p.db.manager.findOne(OrderEventEntity, { where: { orderId: o.id, type: 'step_retry' } });
       },
-      20_000,
-      'order waiting on Hemato.AI',
+      60_000,
+      'a failed try of the step on the timeline',
     );
-    await new Promise((r) => setTimeout(r, 3000));
+    expect(retry.actor).toBe('worker');
+    expect(retry.detail).toMatchObject({ step: 'orders.create-study', attempt: 1, attempts: 8 });
+    expect(String(retry.detail.reason)).toMatch(/503/);
+    expect(retry.detail.nextTryInMs).toBeGreaterThan(0);
     await setFaults({});
     const order = await completed('PL-503');
     expect(p.receiver.forPlacer('PL-503')).toHaveLength(1);

@@ -23,16 +23,19 @@ export const MAX_RETRY_AFTER_MS = 60 * 60_000;
 export async function honourRetryAfter(job: Job, err: unknown): Promise<void> {
   const wait = (err as { retryAfterMs?: unknown } | null)?.retryAfterMs;
   if (typeof wait !== 'number' || !Number.isFinite(wait) || wait <= 0) return;
-  let usual = 0;
-  const backoff = job.opts.backoff === undefined ? undefined : Backoffs.normalize(job.opts.backoff);
-  if (backoff) {
-    try {
-      usual = (await Backoffs.calculate(backoff, job.attemptsMade + 1, err as Error, job)) ?? 0;
-    } catch {
-      usual = 0; // a custom strategy this worker does not know: the server's wait alone
-    }
-  }
+  const usual = await backoffOf(job, err);
   job.opts.backoff = { type: 'fixed', delay: Math.max(Math.min(Math.ceil(wait), MAX_RETRY_AFTER_MS), usual) };
+}
+
+/** How long BullMQ waits before the next try of a job whose current try failed with `err`. */
+async function backoffOf(job: Job, err: unknown): Promise<number> {
+  const backoff = job.opts.backoff === undefined ? undefined : Backoffs.normalize(job.opts.backoff);
+  if (!backoff) return 0;
+  try {
+    return (await Backoffs.calculate(backoff, job.attemptsMade + 1, err as Error, job)) ?? 0;
+  } catch {
+    return 0; // a custom strategy this worker does not know
+  }
 }
 
 function reasonOf(err: unknown): string {
@@ -90,12 +93,21 @@ export class OrdersProcessor extends DispatchingProcessor {
   }
 
   /**
-   * A step that failed for good fails its order. One to be retried waits at least as long as Hemato.AI asked
-   * (its Retry-After on a 429 or 503): the job's own backoff (2 s doubling) would ask a rate-limited service
-   * again at once and use up the attempts, failing the order, within the wait it was asked to keep.
+   * A step that failed for good fails its order; one to be retried is noted on its timeline. It waits at least
+   * as long as Hemato.AI asked (its Retry-After on a 429 or 503): the job's own backoff (2 s doubling) would
+   * ask a rate-limited service again at once and use up the attempts, failing the order, within the wait it
+   * was asked to keep.
    */
   protected override async after(job: Job<OrderJobData>, err?: unknown, final?: boolean) {
-    if (err && !final) return honourRetryAfter(job, err);
+    if (err && !final) {
+      await honourRetryAfter(job, err);
+      const attempt = {
+        number: job.attemptsMade + 1,
+        of: job.opts.attempts ?? 1,
+        nextTryInMs: await backoffOf(job, err),
+      };
+      return this.failure.retrying(job.data.orderId, job.name as JobName, attempt, reasonOf(err));
+    }
     if (err && final) await this.failure.record(job.data.orderId, job.name as JobName, reasonOf(err));
   }
 }

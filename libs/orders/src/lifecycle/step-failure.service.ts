@@ -19,7 +19,11 @@ export const RETRY_FROM: Partial<Record<JobName, OrderStatus>> = {
   [JobName.DeliverFhir]: OrderStatus.Delivering,
 };
 
-/** A step gave up for good (its retries spent, or an error no retry can fix): the order shows it. */
+/**
+ * A step gave up for good (its retries spent, or an error no retry can fix): the order shows it. A try that
+ * failed and will be retried is noted on the timeline, so an order waiting out Hemato.AI's trouble says why
+ * it does not move rather than showing nothing for minutes.
+ */
 @Injectable()
 export class StepFailure {
   constructor(
@@ -36,5 +40,26 @@ export class StepFailure {
       detail: { step, reason },
     });
     log.warn({ orderId, step }, 'order failed');
+  }
+
+  /** One failed try of `step` that is retried in `nextTryInMs`: a `step_retry` line on the timeline. */
+  async retrying(
+    orderId: string,
+    step: JobName,
+    attempt: { number: number; of: number; nextTryInMs: number },
+    reason: string,
+  ): Promise<void> {
+    const order = await this.ds.manager.findOne(OrderEntity, {
+      where: { id: orderId },
+      select: { id: true, status: true },
+    });
+    if (!order || TERMINAL_STATUSES.includes(order.status)) return;
+    await this.transitions.note(orderId, 'step_retry', 'worker', {
+      step,
+      attempt: attempt.number,
+      attempts: attempt.of,
+      reason,
+      nextTryInMs: attempt.nextTryInMs,
+    });
   }
 }
