@@ -26,6 +26,22 @@ describe('FHIR REST conformance', () => {
   const order = (over: Record<string, unknown> = {}) =>
     serviceRequest({ contained: [{ ...patient('pc'), id: 'pat' }], subject: { reference: '#pat' }, ...over });
 
+  it('lets no cache keep an answer (it carries patient data) and no browser sniff it as another type', async () => {
+    const created = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: order() });
+    expect(created.status).toBe(201);
+    for (const url of [
+      `${base}/fhir/ServiceRequest/${created.body.id}`,
+      `${base}/fhir/ServiceRequest?_id=${created.body.id}`,
+      `${base}/fhir/Task/${created.body.id}`,
+      `${base}/fhir/ServiceRequest/no-such-id`,
+    ]) {
+      const r = await fhirFetch(url);
+      expect([url, r.headers.get('cache-control')]).toEqual([url, 'no-store']);
+      expect([url, r.headers.get('x-content-type-options')]).toEqual([url, 'nosniff']);
+    }
+    expect(created.headers.get('cache-control')).toBe('no-store');
+  });
+
   it('answers 406 with a JSON OperationOutcome when only XML is acceptable (_format or Accept), JSON otherwise', async () => {
     const created = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: order() });
     expect(created.status).toBe(201);

@@ -47,11 +47,14 @@ export async function bootstrapGateway(config: GatewayConfig): Promise<RunningGa
   app.use(CALLBACK_PATH_PREFIX, refuseUnsignedCallbacks(config.security.CALLBACK_SIGNING_SECRET));
   // The admin API answers patient data (a reveal in clear, orders, lookups) to a signed-in browser: no cache,
   // private or shared, may keep it, and no answer is to be sniffed as anything but what it says it is.
-  app.use('/api/admin', (_req: Request, res: Response, next: NextFunction) => {
+  // The FHIR API's answers carry patient data too (a ServiceRequest's subject, a DiagnosticReport's results).
+  const noStore = (_req: Request, res: Response, next: NextFunction) => {
     res.setHeader('Cache-Control', 'no-store');
     res.setHeader('X-Content-Type-Options', 'nosniff');
     next();
-  });
+  };
+  app.use('/api/admin', noStore);
+  app.use('/fhir', noStore);
   // A body is parsed before any guard: only a caller that has shown a credential gets a large one read
   // (parsing 60 MB for anyone who asks would let a few unauthenticated requests exhaust memory).
   // The admin API takes small bodies only (sign-in, a lookup, a cancel reason).
