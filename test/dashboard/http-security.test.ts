@@ -120,6 +120,33 @@ describe('admin API against cross-site requests and caches', () => {
     }
   });
 
+  it('ends a session 12 h after sign-in however active it is, and the cookie is kept no longer', async () => {
+    await createUser(g.ds, 'max@lab.example', 'viewer', 'viewer-password-123');
+    const res = await fetch(`${g.baseUrl}/api/admin/auth/login`, {
+      method: 'POST',
+      headers: { 'content-type': 'application/json' },
+      body: JSON.stringify({ email: 'max@lab.example', password: 'viewer-password-123' }),
+    });
+    expect(res.status).toBe(200);
+    expect(res.headers.get('set-cookie')).toMatch(/Max-Age=43200;/);
+    const cookie = res.headers.get('set-cookie')!.split(';')[0]!;
+    const me = () => fetch(`${g.baseUrl}/api/admin/auth/me`, { headers: { cookie } }).then((r) => r.status);
+    expect(await me()).toBe(200);
+    // Signed in 11 h 59 min ago and used a minute ago (its idle expiry is hours away): still signed in.
+    const age = (ms: number) =>
+      g.ds.query(
+        `UPDATE admin_sessions SET created_at = now() - $2 * interval '1 millisecond',
+                last_seen_at = now() - interval '61 seconds', expires_at = now() + interval '7 hours'
+          WHERE user_id = (SELECT id FROM admin_users WHERE email = $1)`,
+        ['max@lab.example', ms],
+      );
+    await age(12 * 3600_000 - 60_000);
+    expect(await me()).toBe(200);
+    // Signed in 12 h ago, used all along: signed out, whatever its idle expiry says.
+    await age(12 * 3600_000 + 1000);
+    expect(await me()).toBe(401);
+  });
+
   it('ends an open event stream when its session signs out', async () => {
     const { cookie } = await apiSignIn(g.baseUrl, 'ada@lab.example', 'admin-password-123');
     const res = await fetch(`${g.baseUrl}/api/admin/events`, { headers: { cookie: cookie! } });

@@ -347,6 +347,8 @@ export const ordersSection = z
 export const dashboardSection = z.object({
   /** How long a dashboard sign-in lasts without activity. */
   ADMIN_SESSION_TTL_MS: int(8 * 3600_000, 60_000),
+  /** How long a dashboard sign-in lasts at most, however active (then the user signs in again). */
+  ADMIN_SESSION_MAX_MS: int(12 * 3600_000, 60_000),
   /** Consecutive wrong passwords that lock an account. */
   ADMIN_LOCKOUT_THRESHOLD: int(5, 1),
   /** How long a locked account stays locked. */

@@ -64,7 +64,8 @@ export class AdminAuthController {
       sameSite: 'strict',
       secure: this.secure(req),
       path: '/',
-      maxAge: this.auth.ttlMs,
+      // The browser keeps it for the longest a session can last; the server ends it sooner when idle.
+      maxAge: this.auth.maxAgeMs,
     });
     res.status(200).json(r.user);
   }

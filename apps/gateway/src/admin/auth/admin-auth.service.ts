@@ -56,8 +56,14 @@ export class AdminAuthService {
     return lockedUntil;
   }
 
+  /** How long a session lasts without activity. */
   get ttlMs(): number {
     return this.config.dashboard.ADMIN_SESSION_TTL_MS;
+  }
+
+  /** How long a session lasts at most from sign-in, however active (the cookie's Max-Age). */
+  get maxAgeMs(): number {
+    return this.config.dashboard.ADMIN_SESSION_MAX_MS;
   }
 
   async login(
@@ -119,7 +125,7 @@ export class AdminAuthService {
     }
     await this.users.recordSuccess(user.id);
     const token = randomBytes(32).toString('base64url');
-    const expiresAt = new Date(Date.now() + this.ttlMs);
+    const expiresAt = new Date(Date.now() + Math.min(this.ttlMs, this.maxAgeMs));
     await this.users.createSession({
       userId: user.id,
       tokenHash: hashToken(token),
@@ -136,10 +142,10 @@ export class AdminAuthService {
   /** The signed-in user for a cookie token, sliding the expiry forward. */
   async authenticate(token: string | undefined): Promise<SessionUser | null> {
     if (!token || token.length > 200) return null;
-    const s = await this.users.findSession(hashToken(token));
+    const s = await this.users.findSession(hashToken(token), this.maxAgeMs);
     if (!s) return null;
     if (Date.now() - s.lastSeenAt.getTime() > TOUCH_EVERY_MS) {
-      await this.users.touchSession(s.sessionId, new Date(Date.now() + this.ttlMs));
+      await this.users.touchSession(s.sessionId, new Date(Date.now() + this.ttlMs), this.maxAgeMs);
     }
     return s;
   }
@@ -149,7 +155,7 @@ export class AdminAuthService {
 
   /** Whether a session still signs its user in, without sliding its expiry (for long-lived streams). */
   sessionValid(sessionId: string): Promise<boolean> {
-    return this.users.sessionValid(sessionId);
+    return this.users.sessionValid(sessionId, this.maxAgeMs);
   }
 
   async logout(user: SessionUser, ip: string | null): Promise<void> {

@@ -11,6 +11,9 @@ export interface SessionUser {
 }
 
 /** Dashboard users and sessions in PostgreSQL. */
+/** SQL: the session `s` was signed in less than `$2` milliseconds ago. */
+const YOUNGER_THAN_$2 = `s.created_at > now() - $2 * interval '1 millisecond'`;
+
 @Injectable()
 export class AdminUsersRepository {
   constructor(private readonly ds: DataSource) {}
@@ -84,13 +87,17 @@ export class AdminUsersRepository {
     await this.ds.getRepository(AdminSessionEntity).insert(s);
   }
 
-  async findSession(tokenHash: string): Promise<SessionUser | null> {
+  /**
+   * The session of a token: not signed out, not idle past its expiry, not older than `maxAgeMs` however
+   * active (a stolen token does not live for ever by being used), of a user not disabled.
+   */
+  async findSession(tokenHash: string, maxAgeMs: number): Promise<SessionUser | null> {
     const rows: Array<{ session_id: string; user_id: string; email: string; role: AdminRole; last_seen_at: Date }> =
       await this.ds.query(
         `SELECT s.id AS session_id, u.id AS user_id, u.email, u.role, s.last_seen_at
            FROM admin_sessions s JOIN admin_users u ON u.id = s.user_id
-          WHERE s.token_hash = $1 AND s.expires_at > now() AND NOT u.disabled`,
-        [tokenHash],
+          WHERE s.token_hash = $1 AND s.expires_at > now() AND ${YOUNGER_THAN_$2} AND NOT u.disabled`,
+        [tokenHash, maxAgeMs],
       );
     const r = rows[0];
     return r
@@ -104,21 +111,24 @@ export class AdminUsersRepository {
       : null;
   }
 
-  /** Whether a session still signs its user in (not signed out, expired, or of a disabled user); no touch. */
-  async sessionValid(sessionId: string): Promise<boolean> {
+  /** Whether a session still signs its user in (as {@link findSession} finds it); no touch. */
+  async sessionValid(sessionId: string, maxAgeMs: number): Promise<boolean> {
     const rows: unknown[] = await this.ds.query(
       `SELECT 1 FROM admin_sessions s JOIN admin_users u ON u.id = s.user_id
-        WHERE s.id = $1 AND s.expires_at > now() AND NOT u.disabled`,
-      [sessionId],
+        WHERE s.id = $1 AND s.expires_at > now() AND ${YOUNGER_THAN_$2} AND NOT u.disabled`,
+      [sessionId, maxAgeMs],
     );
     return rows.length > 0;
   }
 
-  async touchSession(sessionId: string, expiresAt: Date): Promise<void> {
-    await this.ds.query(`UPDATE admin_sessions SET last_seen_at = now(), expires_at = $2 WHERE id = $1`, [
-      sessionId,
-      expiresAt,
-    ]);
+  /** Slides the expiry to `expiresAt`, never past the session's `maxAgeMs` from sign-in. */
+  async touchSession(sessionId: string, expiresAt: Date, maxAgeMs: number): Promise<void> {
+    await this.ds.query(
+      `UPDATE admin_sessions SET last_seen_at = now(),
+              expires_at = LEAST($2::timestamptz, created_at + $3 * interval '1 millisecond')
+        WHERE id = $1`,
+      [sessionId, expiresAt, maxAgeMs],
+    );
   }
 
   async deleteSession(sessionId: string): Promise<void> {
