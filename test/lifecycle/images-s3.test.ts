@@ -14,6 +14,7 @@ import {
   type Pipeline,
   type TestS3Server,
 } from '@hemato/testing';
+import { apiSignIn, createUser } from '../dashboard/dashboard-harness';
 import { sendHl7Order } from './support/hl7-order';
 
 const sha224 = (b: Buffer) => createHash('sha224').update(b).digest('hex');
@@ -109,7 +110,14 @@ describe('orders whose images live in an S3 bucket (IMAGE_STORE=s3)', () => {
     expect(res.status).toBe(503);
     const report = await res.json();
     expect(report.failing).toEqual(['image_store']);
-    expect(report.checks.image_store.error).toMatch(
+    // The open endpoint names the part, not its error: that would tell anyone the bucket and the address.
+    expect(JSON.stringify(report)).not.toMatch(/smears|127\.0\.0\.1|HeadBucket/);
+    // A signed-in admin sees why, on the dashboard's Health page.
+    await createUser(p.db, 'ops@lab.example', 'viewer', 'viewer-password-123');
+    const { cookie } = await apiSignIn(p.httpUrl, 'ops@lab.example', 'viewer-password-123');
+    const health = await fetch(`${p.httpUrl}/api/admin/health`, { headers: { cookie: cookie! } });
+    expect(health.status).toBe(200);
+    expect((await health.json()).readiness.checks.image_store.error).toMatch(
       /HeadBucket on bucket "smears" at http:\/\/127\.0\.0\.1:\d+ failed/,
     );
   });
