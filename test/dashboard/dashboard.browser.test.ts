@@ -186,8 +186,13 @@ describe('admin dashboard in Chromium', () => {
     await openOrder(p, g.baseUrl, seeded.orderId);
 
     const timeline = p.locator('table.timeline tbody tr');
-    expect(await timeline.count()).toBe(8);
+    expect(await timeline.count()).toBe(9);
     await expectText(timeline.last(), 'completed');
+    // A failed try of a step reads as words, not JSON.
+    await expectText(
+      p.locator('table.timeline tbody tr', { hasText: 'step retry' }),
+      'orders.create-study: try 2 of 8 failed: Hemato.AI POST /pbs: 503 service unavailable; next try in 8 s',
+    );
 
     const b50 = p.locator('table.diagnoses tbody tr', { has: p.getByText('B50', { exact: true }) });
     await expectText(b50, 'Plasmodium falciparum malaria');

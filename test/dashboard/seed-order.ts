@@ -71,6 +71,22 @@ export async function seedReportedOrder(ds: DataSource, config: AppConfig, fille
       `INSERT INTO order_events (order_id, type, from_status, to_status, actor, detail) VALUES ($1, 'status_changed', $2, $3, 'worker', $4)`,
       [orderId, steps[i - 1], steps[i], JSON.stringify(steps[i] === 'processing' ? { progress: 0.5 } : {})],
     );
+    if (steps[i] === 'ready') {
+      // Hemato.AI was unavailable at first: a failed try of create-study, retried.
+      await ds.query(
+        `INSERT INTO order_events (order_id, type, actor, detail) VALUES ($1, 'step_retry', 'worker', $2)`,
+        [
+          orderId,
+          JSON.stringify({
+            step: 'orders.create-study',
+            attempt: 2,
+            attempts: 8,
+            reason: 'Hemato.AI POST /pbs: 503 service unavailable',
+            nextTryInMs: 8000,
+          }),
+        ],
+      );
+    }
   }
 
   const width = 640;

@@ -249,9 +249,7 @@ export function OrderPage({ id, me }: { id: string; me: Me }) {
                   {e.to_status && <StatusChip status={e.to_status} />}
                 </td>
                 <td>{e.actor}</td>
-                <td className="detail">
-                  {Object.keys(e.detail ?? {}).length ? <code>{JSON.stringify(e.detail)}</code> : ''}
-                </td>
+                <td className="detail">{eventDetail(e)}</td>
               </tr>
             ))}
           </tbody>
@@ -469,4 +467,18 @@ function RevealedIdentity({ identity }: { identity: Identity }) {
       <dd>{identity.sex ?? '—'}</dd>
     </>
   );
+}
+
+/**
+ * A timeline line's detail: a failed try of a step in words (what an admin reads while an order waits out
+ * Hemato.AI's trouble), anything else as its JSON.
+ */
+function eventDetail(e: OrderDetail['timeline'][number]) {
+  const d = e.detail ?? {};
+  if (e.type === 'step_retry') {
+    const next =
+      typeof d.nextTryInMs === 'number' ? `; next try in ${Math.max(1, Math.round(d.nextTryInMs / 1000))} s` : '';
+    return `${String(d.step)}: try ${String(d.attempt)} of ${String(d.attempts)} failed: ${String(d.reason)}${next}`;
+  }
+  return Object.keys(d).length ? <code>{JSON.stringify(d)}</code> : '';
 }
