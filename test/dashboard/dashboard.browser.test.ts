@@ -336,6 +336,9 @@ describe('admin dashboard in Chromium', () => {
     await new Promise((r) => peers.close(r));
     peers.closeAllConnections();
     await expectText(heartbeat, 'down', 15_000);
+    // Why, in words an operator can act on (not fetch's "fetch failed").
+    await expectText(heartbeat, 'ECONNREFUSED');
+    expect(await heartbeat.innerText()).not.toContain('fetch failed');
     await screenshot(p, 'health-page');
     await p.context().close();
   });

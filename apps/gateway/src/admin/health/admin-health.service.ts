@@ -30,6 +30,18 @@ export interface HealthReport {
   retention: { days: number; lastPurge: Awaited<ReturnType<AdminOrdersRepository['lastRetentionPurge']>> };
 }
 
+/**
+ * What went wrong with a fetch: its cause's code or message (fetch() itself says only "fetch failed"; the cause
+ * names the real problem: ECONNREFUSED, ENOTFOUND, a certificate, ...), else its message. Read by shape, not
+ * `instanceof Error`: fetch's errors come from Node's own realm, which is not this code's under a test runner.
+ */
+export function fetchErrorText(err: unknown): string {
+  const text = (v: unknown) => (typeof v === 'string' && v ? v : undefined);
+  const e = (err ?? {}) as { message?: unknown; cause?: { code?: unknown; message?: unknown } | null };
+  const cause = typeof e.cause === 'object' && e.cause !== null ? e.cause : undefined;
+  return text(cause?.code) ?? text(cause?.message) ?? text(e.message) ?? String(err);
+}
+
 async function probe(url: string | null, parseJson: boolean): Promise<ProbeResult> {
   if (!url) return { url: null, ok: false, error: 'not configured' };
   const started = Date.now();
@@ -49,11 +61,7 @@ async function probe(url: string | null, parseJson: boolean): Promise<ProbeResul
     }
     return { url, ok: res.ok, status: res.status, ms: Date.now() - started, body };
   } catch (err) {
-    // fetch() says only "fetch failed"; the cause names the real problem (ECONNREFUSED, ENOTFOUND, certificate, ...).
-    const cause = err instanceof Error && err.cause instanceof Error ? err.cause : undefined;
-    const code = cause && 'code' in cause ? String((cause as { code: unknown }).code) : undefined;
-    const error = err instanceof Error ? (cause ? `${code ?? cause.message}` : err.message) : String(err);
-    return { url, ok: false, ms: Date.now() - started, error };
+    return { url, ok: false, ms: Date.now() - started, error: fetchErrorText(err) };
   }
 }
 
