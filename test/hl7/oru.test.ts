@@ -7,6 +7,7 @@ import {
   hl7Timestamp,
   pidFromIdentity,
   readHeader,
+  unescapeHl7,
   HEMATO_NOTE,
   type OruInput,
 } from '@hemato/hl7';
@@ -188,6 +189,31 @@ describe('ORU^R01 builder', () => {
       .filter((seg) => seg.includes('|PATH-REPORT^'))
       .map((seg) => seg.split('|')[5]);
     expect(lines).toEqual(['First paragraph.', ' ', 'Second paragraph.']);
+  });
+
+  it('builds the ORU of a pathology text of several MB and half a million lines: each line its own TX OBX, its text whole', () => {
+    // A long report (4 MB of prose) and a long list of short lines (CRLF, CR and LF, blank ones): one OBX per
+    // line. Each OBX made through node-hl7-client's tree cost ~100 µs and kilobytes of heap: ~10 s for 5 MB
+    // of prose, and a megabyte of short lines ran for minutes or out of memory.
+    const prose = Array.from(
+      { length: 40_000 },
+      (_, i) => `${i} Anisocytosis | poikilocytosis ^ ovalocytes & target cells ~ 2+ \\ Größe ≥ 5 µm, see ${i}.`,
+    );
+    const short = Array.from({ length: 500_000 }, (_, i) => (i % 7 === 0 ? '' : `L${i % 10}`));
+    const breaks = ['\n', '\r\n', '\r'];
+    // (A blank line ends in CRLF: a bare LF after a CR-ended line would make one CRLF of the two.)
+    const text = [...prose, ...short].map((l, i) => l + (l === '' ? '\r\n' : breaks[i % 3])).join('');
+    expect(Buffer.byteLength(text)).toBeGreaterThan(5_000_000);
+    const { message } = oruWith({ report: { ...REPORT, pathology_report: text } });
+    const obx = message.split('\r').filter((seg) => seg.startsWith('OBX|'));
+    const path = obx.filter((seg) => seg.includes('|PATH-REPORT^'));
+    // The text's last line break ends no line of its own: an empty last line, sent as one space.
+    expect(path).toHaveLength(prose.length + short.length + 1);
+    const unescaped = path.map((seg) => unescapeHl7(seg.split('|')[5]!));
+    expect(unescaped.slice(0, prose.length)).toEqual(prose);
+    expect(unescaped.slice(prose.length, -1)).toEqual(short.map((l) => (l === '' ? ' ' : l)));
+    // OBX-1 counts every OBX, the statistics, findings and diagnoses before the report included.
+    expect(obx.map((seg) => seg.split('|')[1])).toEqual(obx.map((_, i) => String(i + 1)));
   });
 
   it('marks a revised report (version > 1) as corrected: OBR-25 and OBX-11 C', () => {

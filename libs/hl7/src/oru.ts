@@ -91,8 +91,8 @@ export function nmValue(v: unknown): string | null {
  * and filler numbers, OBR-25 F (C for a revision), an NTE naming Hemato.AI as the source, then OBX:
  * one NM per feature statistic (with units; ST when the value is not a number), one NM count per
  * morphological finding, per differential diagnosis a CWE (ICD-10, `I10`) with NM score and
- * confidence under the same sub-id, and the pathology report as TX lines. Values are escaped by
- * node-hl7-client.
+ * confidence under the same sub-id, and the pathology report as TX lines. Values are HL7-escaped
+ * (node-hl7-client for the header segments, `escapeHl7` for the OBX written as text).
  */
 export function buildOruR01(input: OruInput): { message: string; controlId: string } {
   const controlId = input.controlId ?? newControlId('HBR');
@@ -180,7 +180,12 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   nte.set('2', 'L');
   nte.set('3', HEMATO_NOTE);
 
-  let setId = 0;
+  // OBX segments are written as text (each value escaped as node-hl7-client escapes it): a report can hold
+  // tens of thousands of lines, one OBX each, and node-hl7-client's tree costs ~100 µs and kilobytes of heap
+  // per segment (a 5 MB pathology text took ~10 s; a megabyte of short lines, minutes or the heap).
+  const e = (v: string) => escapeHl7(oneLine(v));
+  const codingSystem = e(input.codingSystem ?? HEMATO_CODING_SYSTEM);
+  const observations: string[] = [];
   const obx = (
     valueType: string,
     id: string,
@@ -189,33 +194,21 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
     value: string | string[],
     units?: string,
   ) => {
-    const s = msg.addSegment('OBX');
-    s.set('1', String(++setId));
-    s.set('2', valueType);
-    s.set('3.1', oneLine(id));
-    s.set('3.2', oneLine(text));
-    s.set('3.3', input.codingSystem ?? HEMATO_CODING_SYSTEM);
-    if (subId) s.set('4', subId);
-    if (Array.isArray(value)) value.forEach((v, i) => s.set(`5.${i + 1}`, oneLine(v)));
-    else s.set('5', oneLine(value));
+    let unitsField = '';
     if (units) {
       // Coded UCUM when we know the unit's UCUM form; otherwise the text alone (labelled UCUM, `10^9/L` or
       // `cells/megapixel` would be wrong: their UCUM forms are `10*9/L` and `{cells}/{megapixel}`).
       const ucum = toUcum(units);
-      if (ucum) {
-        s.set('6.1', ucum.code);
-        s.set('6.2', oneLine(ucum.unit));
-        s.set('6.3', 'UCUM');
-      } else {
-        s.set('6.2', oneLine(units));
-      }
+      unitsField = ucum ? `${e(ucum.code)}^${e(ucum.unit)}^UCUM` : `^${e(units)}`;
     }
-    s.set('11', status);
-    // OBX-14 is when the observed thing was so, for a specimen its collection (HL7 v2.5.1 7.4.2.14; left
-    // empty when unknown rather than dated at the analysis); OBX-19 is when it was analysed.
-    if (collected) s.set('14', collected);
-    s.set('19', analysedAt);
-    return s;
+    const valueField = Array.isArray(value) ? value.map(e).join('^') : e(value);
+    // OBX-1 to OBX-6, OBX-11 the status, OBX-14 when the observed thing was so, for a specimen its collection
+    // (HL7 v2.5.1 7.4.2.14; left empty when unknown rather than dated at the analysis), OBX-19 when it was
+    // analysed.
+    observations.push(
+      `OBX|${observations.length + 1}|${valueType}|${e(id)}^${e(text)}^${codingSystem}|${e(subId)}|${valueField}|${unitsField}` +
+        `|||||${status}|||${collected ?? ''}|||||${analysedAt}`,
+    );
   };
 
   // Cleaned and checked again (a report stored before reports were): nothing malformed reaches the message.
@@ -257,7 +250,7 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   const segments = msg.toString().split('\r');
   const pid = input.hl7Pid.replace(/[\r\n]+$/, '');
   segments.splice(1, 0, pid);
-  const message = segments.join('\r');
+  const message = segments.concat(observations).join('\r');
   return { message: input.characterSet === '8859/1' ? inLatin1Repertoire(message) : message, controlId };
 }
 
