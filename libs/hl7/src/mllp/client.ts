@@ -20,7 +20,7 @@ export interface MllpClientOptions {
 export interface MllpAck {
   /** MSA-1: AA/AE/AR (or CA/CE/CR). */
   code: string;
-  /** The ACK as received. */
+  /** The ACK as received (its first 4 KiB when it was over `maxMessageBytes`). */
   raw: string;
 }
 
@@ -94,8 +94,11 @@ export class MllpClient {
     });
     socket.on('data', (chunk: Buffer) => {
       for (const ev of this.decoder.push(chunk)) {
-        if (ev.kind !== 'frame' || !this.waiter) continue;
-        const raw = ev.data.toString(ackEncoding(ev.data, this.opts.encoding ?? 'utf8'));
+        if (!this.waiter) continue;
+        // An ACK over maxMessageBytes (a receiver echoing a lot after its MSA) is read from its first bytes,
+        // which hold its MSH and MSA: dropping it made the accepted message time out and go again, forever.
+        const bytes = ev.kind === 'frame' ? ev.data : ev.head;
+        const raw = bytes.toString(ackEncoding(bytes, this.opts.encoding ?? 'utf8'));
         const ack = readAck(raw);
         // A commit ACK (CA) only says the receiver stored the message: our messages ask for the application
         // ACK (MSH-16 AL), so a CA is passed over and the AA/AE/AR that follows decides (within the timeout).
