@@ -398,6 +398,38 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
     expect(new Message({ text: rx.received[0]! }).get('OBR.25').toString()).toBe('F');
   });
 
+  it("records an AR whose text holds a NUL byte (a broken receiver's ACK): failed, visibly, with the ACK kept", async () => {
+    // PostgreSQL text cannot hold U+0000: storing the ACK as received failed the attempt's update, so the AR
+    // was never recorded and the job ran again and again.
+    const server = net.createServer((socket) => {
+      const decoder = new MllpDecoder(1024 * 1024);
+      socket.on('data', (chunk: Buffer) => {
+        for (const ev of decoder.push(chunk)) {
+          if (ev.kind !== 'frame') continue;
+          const id = readHeader(ev.data)?.controlId ?? '';
+          socket.write(
+            encodeFrame(`MSH|^~\\&|LIS|GENHOSP|HB|HB|20260101||ACK|N1|P|2.5.1\rMSA|AR|${id}|Unknown\u0000patient`),
+          );
+        }
+      });
+    });
+    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const { delivery } = await seed();
+    try {
+      const result = await service((server.address() as net.AddressInfo).port).deliver(delivery.id, {
+        finalAttempt: false,
+        policy: FAST,
+      });
+      expect(result).toMatchObject({ status: 'failed', outcome: 'AR', attempts: 1 });
+    } finally {
+      await new Promise<void>((r) => server.close(() => r()));
+    }
+    const row = await ds.getRepository(DeliveryEntity).findOneByOrFail({ id: delivery.id });
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, outcome: 'AR' });
+    expect(readAck(row.response!)).toMatchObject({ code: 'AR', ackedControlId: row.controlId });
+    expect(row.response).toContain('Unknown');
+  });
+
   it('leaves the delivery pending and throws (for the job to retry later) when retries run out before the last job attempt', async () => {
     const rx = await scriptedReceiver(['AE', 'AE', 'AE', 'AE', 'AE', 'AE']);
     const { delivery } = await seed();

@@ -20,7 +20,7 @@ export interface MllpClientOptions {
 export interface MllpAck {
   /** MSA-1: AA/AE/AR (or CA/CE/CR). */
   code: string;
-  /** The ACK as received (its first 4 KiB when it was over `maxMessageBytes`). */
+  /** The ACK as received (its first 4 KiB when it was over `maxMessageBytes`; a NUL byte as U+FFFD). */
   raw: string;
 }
 
@@ -98,7 +98,10 @@ export class MllpClient {
         // An ACK over maxMessageBytes (a receiver echoing a lot after its MSA) is read from its first bytes,
         // which hold its MSH and MSA: dropping it made the accepted message time out and go again, forever.
         const bytes = ev.kind === 'frame' ? ev.data : ev.head;
-        const raw = bytes.toString(ackEncoding(bytes, this.opts.encoding ?? 'utf8'));
+        // A NUL byte (a broken receiver's) becomes U+FFFD: the ACK is kept in PostgreSQL text, which cannot hold
+        // U+0000 (the attempt could not be recorded, and an AR never failed the delivery).
+        // eslint-disable-next-line no-control-regex -- U+0000 is what it replaces
+        const raw = bytes.toString(ackEncoding(bytes, this.opts.encoding ?? 'utf8')).replace(/\u0000/g, '\ufffd');
         const ack = readAck(raw);
         // A commit ACK (CA) only says the receiver stored the message: our messages ask for the application
         // ACK (MSH-16 AL), so a CA is passed over and the AA/AE/AR that follows decides (within the timeout).
