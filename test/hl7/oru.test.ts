@@ -216,6 +216,43 @@ describe('ORU^R01 builder', () => {
     expect(obx.map((seg) => seg.split('|')[1])).toEqual(obx.map((_, i) => String(i + 1)));
   });
 
+  it('reads back every delimiter, escape-like text and non-ASCII character in names and report lines (python3-hl7)', () => {
+    const nasty = 'a|b^c~d\\e&f \\F\\ \\X41\\ \\.br\\ é≥µ 🩸';
+    const { message } = oruWith({
+      report: {
+        ...REPORT,
+        feature_statistics: { [nasty]: { value: nasty, unit: 'x^y|z' } },
+        morphological_findings: { [nasty]: { count: 1 } },
+        diagnostic_report: {
+          differential_diagnosis: [{ score: 1, confidence: 0.5, 'icd10-code': 'D50.0', 'english-long': nasty }],
+        },
+        pathology_report: `${nasty}\r\n\t tabbed\n\n${'long '.repeat(20_000)}`,
+      },
+    });
+    const script = `
+import sys, json, hl7
+m = hl7.parse(sys.stdin.buffer.read().decode("utf-8"))
+out = []
+for s in m.segments("OBX"):
+    c = lambda f: [m.unescape(x) for x in str(f).split("^")]
+    v, u = c(s[5]), c(s[6])
+    out.append([str(s[2]), c(s[3])[1], v[0], v[1] if len(v) > 1 else None, u[1] if len(u) > 1 else None])
+print(json.dumps(out))
+`;
+    const out = JSON.parse(
+      execFileSync(PYTHON, ['-c', script], { input: Buffer.from(message, 'utf8'), encoding: 'utf8' }),
+    ) as Array<[string, string, string, string | null, string | null]>;
+    expect(out[0]).toEqual(['ST', nasty, nasty, null, 'x^y|z']);
+    expect(out[1]).toEqual(['NM', `${nasty} count`, '1', null, '{count}']);
+    expect(out[2]).toEqual(['CWE', 'Differential diagnosis', 'D50.0', nasty, null]);
+    expect(out.filter((o) => o[1] === 'Pathology report').map((o) => o[2])).toEqual([
+      nasty,
+      '\t tabbed',
+      ' ',
+      `${'long '.repeat(20_000)}`,
+    ]);
+  });
+
   it('marks a revised report (version > 1) as corrected: OBR-25 and OBX-11 C', () => {
     const m = new Message({ text: build(2).message });
     expect(m.get('OBR.25').toString()).toBe('C');
