@@ -46,4 +46,40 @@ describe('buildAck', () => {
     expect(readAck(ack)).toMatchObject({ code: 'AR', ackedControlId: '' });
     expect(ack).toContain('ERR|^^^102&Data type error&HL70357||102^Data type error^HL70357|F');
   });
+
+  it('cuts MSA-3 (80) and ERR-8 (250) texts before escaping them, never inside an escape or a character', () => {
+    // Delimiters where the cut falls: cutting the escaped text would leave `\T` without its closing `\`.
+    // An astral character (two UTF-16 units) straddling the cut: half of it would go out as U+FFFD.
+    for (const [at, tail] of [
+      [78, '&&&&'],
+      [79, '🩸🩸'],
+      [248, '|^~\\&'],
+      [249, '🩸🩸'],
+    ] as const) {
+      const text = `${'x'.repeat(at)}${tail}`;
+      const ack = buildAck({
+        header,
+        code: 'AE',
+        us: { application: 'HB', facility: 'HB' },
+        text,
+        issues: [{ code: Hl7ErrorCode.TableValueNotFound, text }],
+      });
+      const m = new Message({ text: ack });
+      const msa3 = m.get('MSA.3').toString();
+      const err8 = m.get('ERR.8').toString();
+      for (const [value, max] of [
+        [msa3, 80],
+        [err8, 250],
+      ] as const) {
+        // The longest run of whole characters within `max` UTF-16 units.
+        let prefix = '';
+        for (const ch of text) {
+          if (prefix.length + ch.length > max) break;
+          prefix += ch;
+        }
+        expect(value).toBe(prefix);
+        expect(value).not.toMatch(/\ufffd|[\ud800-\udbff]$/);
+      }
+    }
+  });
 });

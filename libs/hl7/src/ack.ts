@@ -95,6 +95,16 @@ function esc(v: string): string {
 }
 
 /**
+ * `text` within `max` UTF-16 units (MSA-3 80, ERR-8 250), cut before it is escaped (an escape sequence is never
+ * split) and never inside a character: half of a surrogate pair would go out as U+FFFD.
+ */
+function cut(text: string, max: number): string {
+  if (text.length <= max) return text;
+  const code = text.charCodeAt(max - 1);
+  return text.slice(0, code >= 0xd800 && code <= 0xdbff ? max - 1 : max);
+}
+
+/**
  * A value read raw from the sender's MSH (MSH-3/4, MSH-10), for our reply. Raw values are already
  * escaped with the sender's delimiters: with ours (`|^~\\&`, nearly always) they are echoed byte for byte,
  * so MSA-2 matches MSH-10 exactly; with other delimiters they are unescaped, then escaped with ours.
@@ -160,9 +170,7 @@ export function responseSegments(opts: AckOptions, messageType: string, ackTypes
   if (h?.characterSet) msh.push('', esc(h.characterSet));
   const segments = [msh.join('|')];
   const text = opts.text ?? opts.issues?.[0]?.text;
-  segments.push(
-    ['MSA', opts.code, fromSender(h?.controlId ?? '', h), ...(text ? [esc(text.slice(0, 80))] : [])].join('|'),
-  );
+  segments.push(['MSA', opts.code, fromSender(h?.controlId ?? '', h), ...(text ? [esc(cut(text, 80))] : [])].join('|'));
   for (const issue of opts.issues ?? []) {
     const loc = issue.location;
     const codeText = ERROR_TEXT[issue.code];
@@ -177,9 +185,7 @@ export function responseSegments(opts: AckOptions, messageType: string, ackTypes
       : '';
     const severity = opts.code === 'AR' || opts.code === 'CR' ? 'F' : 'E';
     segments.push(
-      ['ERR', eld, erl, `${issue.code}^${codeText}^HL70357`, severity, '', '', '', esc(issue.text.slice(0, 250))].join(
-        '|',
-      ),
+      ['ERR', eld, erl, `${issue.code}^${codeText}^HL70357`, severity, '', '', '', esc(cut(issue.text, 250))].join('|'),
     );
   }
   return segments;
