@@ -482,6 +482,48 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     );
   });
 
+  it.each<[number, Record<string, unknown>, RegExp]>([
+    [
+      422,
+      {
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: 'code-invalid', diagnostics: 'Unknown code system urn:x-local' }],
+      },
+      /HTTP 422.*code-invalid: Unknown code system urn:x-local/,
+    ],
+    [
+      400,
+      {
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: 'invalid', details: { text: 'Bad bundle' } }],
+      },
+      /HTTP 400.*invalid: Bad bundle/,
+    ],
+    [
+      412,
+      {
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: 'duplicate', diagnostics: 'Multiple resources match the condition' }],
+      },
+      /HTTP 412.*duplicate: Multiple resources match/,
+    ],
+  ])(
+    'an EHR refusing the transaction with HTTP %i fails the delivery for good, saying what its OperationOutcome says',
+    async (status, outcome, error) => {
+      const { orderId: id, deliveryId } = await deliveringFhirOrder();
+      ehr.answerNextTransaction(status, outcome, 'application/fhir+json');
+      await queue.add(JobName.DeliverFhir, { orderId: id, deliveryId });
+      const row = await deliverySettled(deliveryId);
+      expect(row).toMatchObject({ status: 'failed', attempts: 1, outcome: String(status) });
+      expect(row.error).toMatch(error);
+      expect(JSON.parse(row.response)).toMatchObject(outcome);
+      const order = await orderSettled(id);
+      expect(order.status).toBe('failed');
+      expect(order.failure_reason).toMatch(error);
+      expect(await reportsOf(id)).toHaveLength(0);
+    },
+  );
+
   it('an EHR answering 429 with Retry-After is sent the report again no sooner than it asked, then acknowledges', async () => {
     const { orderId: id, deliveryId } = await deliveringFhirOrder();
     const posts = () => ehr.requests.filter((r) => r.method === 'POST' && r.path === '/');

@@ -8,6 +8,7 @@ import {
   buildReportTransaction,
   checkTransactionResponse,
   ehrBasedOn,
+  ehrOutcomeText,
   reportInputOf,
   resolveEhrSubject,
   summariseTransactionResponse,
@@ -125,11 +126,15 @@ export class DeliverFhirService {
         });
       }
       const e = err instanceof EhrHttpError ? err : new EhrHttpError(String(err), null, undefined);
+      // The row (and the order's failure reason) say why, in the EHR's words when it gave an OperationOutcome;
+      // the job's error, which is logged, only says how the request ended.
+      const said = ehrOutcomeText(e);
       return this.failed(orderId, deliveryId, {
         transient: e.transient,
         outcome: e.status === null ? null : String(e.status),
         response: e.body === undefined ? null : JSON.stringify(clip(e.body)),
-        error: e.message,
+        error: said ? `${e.message}: ${said}` : e.message,
+        logged: e.message,
         tag: e.status ?? (e.timedOut ? 'timeout' : 'network'),
         retryAfterMs: e.retryAfterMs,
       });
@@ -178,6 +183,8 @@ export class DeliverFhirService {
       outcome: string | null;
       response: string | null;
       error: string;
+      /** What the job's error (logged) says instead of `error`, when that holds the EHR's own words. */
+      logged?: string;
       tag?: string | number;
       retryAfterMs?: number;
     },
@@ -192,7 +199,10 @@ export class DeliverFhirService {
     if (f.transient) {
       const wait =
         f.retryAfterMs !== undefined ? ` (the EHR asked to retry in ${Math.ceil(f.retryAfterMs / 1000)} s)` : '';
-      throw new TransientDeliveryError(`EHR write failed (${f.tag ?? 'network'}): ${f.error}${wait}`, f.retryAfterMs);
+      throw new TransientDeliveryError(
+        `EHR write failed (${f.tag ?? 'network'}): ${f.logged ?? f.error}${wait}`,
+        f.retryAfterMs,
+      );
     }
     return 'failed';
   }

@@ -1,9 +1,10 @@
 import { existsSync, readFileSync } from 'node:fs';
 import path from 'node:path';
 import { createLogger, parseRetryAfter, type AppConfig } from '@hemato/common';
-import type { Bundle, Resource } from '@medplum/fhirtypes';
+import type { Bundle, OperationOutcome, Resource } from '@medplum/fhirtypes';
 import type { Client as FhirKitClient, RequestOptions } from 'fhir-kit-client';
 import type { ResourceResolver } from '../intake/resource-resolver';
+import { outcomeText } from '../results/transaction-response';
 import { DEFAULT_EHR_TIMEOUT_MS, SmartAuthError, SmartBackendAuth } from './smart-backend-auth';
 
 /** An error answer from the EHR: status and body (often an OperationOutcome). */
@@ -274,4 +275,15 @@ export function toEhrError(err: unknown): EhrHttpError {
     );
   }
   return new EhrHttpError(e?.message ?? String(err), status, data, false, retryAfterMs);
+}
+
+/**
+ * What the EHR said about an error it answered: its OperationOutcome's issues as one line (`code: diagnostics`),
+ * '' when its body is none. The EHR's own words may name the patient: kept on the delivery row, never logged.
+ */
+export function ehrOutcomeText(err: EhrHttpError): string {
+  const body = err.body as { resourceType?: unknown } | null | undefined;
+  return body && typeof body === 'object' && body.resourceType === 'OperationOutcome'
+    ? outcomeText(body as OperationOutcome)
+    : '';
 }

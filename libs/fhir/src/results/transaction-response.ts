@@ -73,8 +73,8 @@ function describe(body: unknown): string {
   return 'JSON that is not a FHIR resource';
 }
 
-/** The issues of an OperationOutcome as one line: `code: diagnostics` each. */
-function outcomeText(oc: OperationOutcome | undefined): string {
+/** The issues of an OperationOutcome as one line: `code: diagnostics` each (at most 300 characters). */
+export function outcomeText(oc: OperationOutcome | undefined): string {
   const issues = (oc?.issue ?? []).map((i) =>
     [i.code, i.diagnostics ?? i.details?.text].filter((x) => typeof x === 'string' && x).join(': '),
   );
