@@ -524,6 +524,66 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     },
   );
 
+  it.each<[string, number, unknown]>([
+    [
+      'an HTTP 200 OperationOutcome',
+      200,
+      {
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: 'processing', diagnostics: 'Patient DOE^JANE MRN-777 locked' }],
+      },
+    ],
+    [
+      'an HTTP 503 OperationOutcome',
+      503,
+      {
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: 'transient', diagnostics: 'Patient DOE^JANE MRN-777 locked' }],
+      },
+    ],
+    [
+      'a refused entry of a transaction-response',
+      200,
+      {
+        resourceType: 'Bundle',
+        type: 'transaction-response',
+        get entry() {
+          const e = Array.from({ length: sentEntries() }, () => ({ response: { status: '201 Created' } }));
+          e[0] = {
+            response: {
+              status: '409 Conflict',
+              outcome: {
+                resourceType: 'OperationOutcome',
+                issue: [{ severity: 'error', code: 'conflict', diagnostics: 'Patient DOE^JANE MRN-777 locked' }],
+              },
+            } as never,
+          };
+          return e;
+        },
+      },
+    ],
+  ])(
+    "keeps the EHR's own words (%s) on the delivery row, out of the job's error that is logged",
+    async (_what, status, body) => {
+      const { orderId: id, deliveryId } = await deliveringFhirOrder();
+      ehr.answerNextTransaction(status, body, 'application/fhir+json');
+      const thrown = await worker
+        .get(DeliverFhirService)
+        .deliver(id, deliveryId)
+        .then(
+          () => null,
+          (e: Error) => e,
+        );
+      expect(thrown).toBeInstanceOf(TransientDeliveryError);
+      expect(thrown!.message).toMatch(new RegExp(`EHR write failed \\(${status}\\)`));
+      expect(thrown!.message).not.toMatch(/DOE|MRN-777/);
+      const [row] = await ds.query(`SELECT status, error FROM deliveries WHERE id = $1`, [deliveryId]);
+      expect(row.status).toBe('pending');
+      expect(row.error).toContain('Patient DOE^JANE MRN-777 locked');
+      await ds.query(`UPDATE orders SET status = 'failed' WHERE id = $1`, [id]); // settled: out of the reconciler's way
+    },
+  );
+
   it('an EHR answering 429 with Retry-After is sent the report again no sooner than it asked, then acknowledges', async () => {
     const { orderId: id, deliveryId } = await deliveringFhirOrder();
     const posts = () => ehr.requests.filter((r) => r.method === 'POST' && r.path === '/');

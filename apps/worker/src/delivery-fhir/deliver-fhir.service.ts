@@ -152,6 +152,7 @@ export class DeliverFhirService {
         outcome: String(answer.status),
         response,
         error: problem.error,
+        logged: problem.logged,
         tag: answer.status,
       });
     }

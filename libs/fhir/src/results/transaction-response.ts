@@ -3,6 +3,11 @@ import type { Bundle, BundleEntry, OperationOutcome } from '@medplum/fhirtypes';
 /** Why an EHR's answer to our transaction is not an acknowledgement, and whether sending again may help. */
 export interface TransactionProblem {
   error: string;
+  /**
+   * `error` without the EHR's own words (OperationOutcome texts, status lines): what may be logged, as those
+   * words may name the patient.
+   */
+  logged: string;
   /** Retry (garbled or server-side failure; our writes are idempotent) or give up (the EHR refused something). */
   transient: boolean;
 }
@@ -21,17 +26,17 @@ export function checkTransactionResponse(sent: Bundle, status: number, body: unk
     return {
       transient: true,
       error: `the EHR answered HTTP ${status} but not with a transaction-response: ${describe(body)}`,
+      logged: `the EHR answered HTTP ${status} but not with a transaction-response: ${describe(body, false)}`,
     };
   }
   const sentEntries = sent.entry ?? [];
   const entries = b.entry ?? [];
   if (entries.length !== sentEntries.length) {
-    return {
-      transient: true,
-      error: `the EHR's transaction-response has ${entries.length} entries for the ${sentEntries.length} sent`,
-    };
+    const error = `the EHR's transaction-response has ${entries.length} entries for the ${sentEntries.length} sent`;
+    return { transient: true, error, logged: error };
   }
   const refused: string[] = [];
+  const refusedCodes: string[] = [];
   let permanent = false;
   entries.forEach((e, i) => {
     const code = Number(/^\s*(\d{3})/.exec(e.response?.status ?? '')?.[1] ?? NaN);
@@ -41,11 +46,13 @@ export function checkTransactionResponse(sent: Bundle, status: number, body: unk
     const what = sentEntries[i]?.resource?.resourceType ?? 'resource';
     const why = outcomeText(e.response?.outcome as OperationOutcome | undefined);
     refused.push(`entry ${i + 1} (${what}): ${e.response?.status?.trim() || 'no status'}${why ? ` ${why}` : ''}`);
+    refusedCodes.push(`entry ${i + 1} (${what}): ${Number.isNaN(code) ? 'no status' : code}`);
   });
   if (refused.length === 0) return null;
   return {
     transient: !permanent,
     error: truncate(`the EHR refused ${refused.join('; ')}`, 2 * MAX_TEXT),
+    logged: truncate(`the EHR refused ${refusedCodes.join('; ')}`, 2 * MAX_TEXT),
   };
 }
 
@@ -58,14 +65,15 @@ export function summariseTransactionResponse(b: Bundle): unknown {
   };
 }
 
-function describe(body: unknown): string {
+/** What the body is; with `words`, an OperationOutcome's issues too. */
+function describe(body: unknown, words = true): string {
   if (body === null || body === undefined || (typeof body === 'object' && Object.keys(body).length === 0)) {
     return 'an empty body';
   }
   if (typeof body !== 'object' || Array.isArray(body)) return 'JSON that is not a FHIR resource';
   const r = body as { resourceType?: unknown; type?: unknown };
   if (r.resourceType === 'OperationOutcome') {
-    const text = outcomeText(body as OperationOutcome);
+    const text = words ? outcomeText(body as OperationOutcome) : '';
     return `an OperationOutcome${text ? ` (${text})` : ''}`;
   }
   if (r.resourceType === 'Bundle') return `a Bundle of type ${typeof r.type === 'string' ? r.type : '(none)'}`;
