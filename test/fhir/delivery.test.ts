@@ -780,6 +780,45 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     expect(order.completed).toBe(false);
   });
 
+  it('does not follow a redirect from the EHR: the report goes nowhere else, and the delivery fails saying so', async () => {
+    const elsewhere: string[] = [];
+    const other: Server = createServer((req, res) => {
+      elsewhere.push(`${req.method} ${req.url}`);
+      req.resume();
+      res
+        .writeHead(200, { 'content-type': 'application/fhir+json' })
+        .end('{"resourceType":"Bundle","type":"transaction-response"}');
+    });
+    await new Promise<void>((r) => other.listen(0, '127.0.0.1', r));
+    const otherPort = (other.address() as AddressInfo).port;
+    const redirecting: Server = createServer((req, res) => {
+      req.resume();
+      res.writeHead(Number(req.url!.split('/')[1]), { location: `http://localhost:${otherPort}/fhir/R4` }).end();
+    });
+    await new Promise<void>((r) => redirecting.listen(0, '127.0.0.1', r));
+    const at = `http://127.0.0.1:${(redirecting.address() as AddressInfo).port}`;
+    try {
+      for (const code of [307, 308, 302]) {
+        const { orderId: id, deliveryId } = await deliveringFhirOrder();
+        const cfg = loadConfig({ ...env, FHIR_EHR_BASE_URL: `${at}/${code}/fhir/R4`, FHIR_EHR_AUTH: 'none' });
+        const outcome = await new DeliverFhirService(ds, worker.get(PatientIdentityReader), cfg)
+          .deliver(id, deliveryId)
+          .catch((e: Error) => e);
+        expect(outcome).toBe('failed');
+        const [row] = await ds.query(`SELECT status, outcome, error FROM deliveries WHERE id = $1`, [deliveryId]);
+        expect(row).toMatchObject({ status: 'failed', outcome: String(code) });
+        expect(row.error).toMatch(
+          new RegExp(`HTTP ${code}, a redirect to http://localhost:${otherPort}: not followed`),
+        );
+        await ds.query(`UPDATE orders SET status = 'failed' WHERE id = $1`, [id]);
+      }
+      expect(elsewhere).toEqual([]);
+    } finally {
+      await new Promise<void>((r) => redirecting.close(() => r()));
+      await new Promise<void>((r) => other.close(() => r()));
+    }
+  });
+
   it('an EHR that never answers times the delivery out (FHIR_EHR_TIMEOUT_MS): a retryable failure that says so', async () => {
     const sockets = new Set<import('node:net').Socket>();
     // Accepts the connection and reads the request, never answers; a second route sends headers and stalls.

@@ -141,7 +141,9 @@ export class EhrClient implements ResourceResolver {
     const once = async (): Promise<T> => {
       const signal = AbortSignal.timeout(this.timeoutMs);
       try {
-        return (await fn(c, { signal })) as T;
+        // A redirect is not followed: fetch would send the request (a report, with a 307/308 its body) to
+        // wherever the answer points, possibly another server. It answers as the error it is (see toEhrError).
+        return (await fn(c, { signal, redirect: 'manual' })) as T;
       } catch (err) {
         if (signal.aborted) {
           throw new EhrHttpError(
@@ -263,6 +265,21 @@ export function toEhrError(err: unknown): EhrHttpError {
     status === 429 || status === 503
       ? parseRetryAfter(e.config?.headers?.get?.('retry-after') ?? undefined)
       : undefined;
+  if (status !== null && status >= 300 && status < 400) {
+    // Not followed (see EhrClient.call): named, so FHIR_EHR_BASE_URL can be set to where the EHR serves.
+    const location = e.config?.headers?.get?.('location');
+    let to = 'elsewhere';
+    try {
+      if (location) to = new URL(location).origin;
+    } catch {
+      // a relative or broken Location: "elsewhere"
+    }
+    return new EhrHttpError(
+      `the EHR answered HTTP ${status}, a redirect to ${to}: not followed (set FHIR_EHR_BASE_URL to where the EHR serves)`,
+      status,
+      undefined,
+    );
+  }
   if (status !== null && typeof data === 'string') {
     // fhir-kit-client keeps a body it could not parse as text (an HTML error or login page, ...).
     const type = e.config?.headers?.get?.('content-type') ?? 'no content-type';
