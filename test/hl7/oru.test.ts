@@ -226,7 +226,7 @@ describe('ORU^R01 builder', () => {
         diagnostic_report: {
           differential_diagnosis: [{ score: 1, confidence: 0.5, 'icd10-code': 'D50.0', 'english-long': nasty }],
         },
-        pathology_report: `${nasty}\r\n\t tabbed\n\n${'long '.repeat(20_000)}`,
+        pathology_report: `${nasty}\r\n\t tabbed\n\n${'long '.repeat(12_000)}`,
       },
     });
     const script = `
@@ -249,8 +249,28 @@ print(json.dumps(out))
       nasty,
       '\t tabbed',
       ' ',
-      `${'long '.repeat(20_000)}`,
+      `${'long '.repeat(12_000)}`,
     ]);
+  });
+
+  it('sends a report line longer than a TX value may be (65,536 characters) as several TX lines that join back to it', () => {
+    // Words (broken after a space) and a run of delimiters without a space (each escaped to three characters).
+    const words = Array.from({ length: 30_000 }, (_, i) => `word${i}`).join(' ');
+    const delimiters = '&|'.repeat(40_000) + '🩸'.repeat(10_000);
+    for (const long of [words, delimiters]) {
+      const { message } = oruWith({ report: { ...REPORT, pathology_report: `${long}\nend` } });
+      const values = message
+        .split('\r')
+        .filter((seg) => seg.includes('|PATH-REPORT^'))
+        .map((seg) => seg.split('|')[5]!);
+      expect(values.length).toBeGreaterThan(2);
+      for (const v of values) expect(v.length).toBeLessThanOrEqual(65_536);
+      const text = values.map((v) => unescapeHl7(v));
+      expect(text.at(-1)).toBe('end');
+      expect(text.slice(0, -1).join('')).toBe(long);
+      expect(text.slice(0, -1).every((t) => !/^[\udc00-\udfff]|[\ud800-\udbff]$/.test(t))).toBe(true);
+      if (long === words) expect(text.slice(0, -2).every((t) => t.endsWith(' '))).toBe(true);
+    }
   });
 
   it('marks a revised report (version > 1) as corrected: OBR-25 and OBX-11 C', () => {

@@ -243,7 +243,9 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   if ((r.pathology_report ?? '').trim()) {
     // A blank line (between paragraphs) goes as one space: OBX-5 is required with OBX-11 F, and receivers
     // refuse an empty one, while dropping the line would run the paragraphs together.
-    for (const line of lines) obx('TX', 'PATH-REPORT', 'Pathology report', '1', line === '' ? ' ' : line);
+    for (const line of lines) {
+      for (const part of txParts(line)) obx('TX', 'PATH-REPORT', 'Pathology report', '1', part === '' ? ' ' : part);
+    }
   }
 
   // The PID is echoed as received (it is already HL7-encoded): spliced in right after the MSH.
@@ -252,6 +254,38 @@ export function buildOruR01(input: OruInput): { message: string; controlId: stri
   segments.splice(1, 0, pid);
   const message = segments.concat(observations).join('\r');
   return { message: input.characterSet === '8859/1' ? inLatin1Repertoire(message) : message, controlId };
+}
+
+/** Most characters of a TX value (HL7 v2.5.1 2A.79), counted as sent: escaped. */
+const TX_MAX = 65_536;
+
+/**
+ * A report line in TX values of at most TX_MAX characters once escaped, which join back to the line: broken
+ * after its last space within the limit (else at the limit, never inside a surrogate pair). Nearly every line
+ * is one value.
+ */
+function txParts(line: string): string[] {
+  if (line.length * 3 <= TX_MAX || escapeHl7(line).length <= TX_MAX) return [line];
+  const parts: string[] = [];
+  let start = 0;
+  while (start < line.length) {
+    let end = start;
+    let sent = 0;
+    let lastSpace = -1;
+    while (end < line.length) {
+      const c = line[end]!;
+      const width = /[\\|^~&]/.test(c) ? 3 : 1;
+      const pair = /[\ud800-\udbff]/.test(c) && end + 1 < line.length ? 2 : 1;
+      if (sent + width + pair - 1 > TX_MAX) break;
+      sent += width + pair - 1;
+      end += pair;
+      if (c === ' ') lastSpace = end;
+    }
+    if (end < line.length && lastSpace > start + (end - start) / 2) end = lastSpace;
+    parts.push(line.slice(start, end));
+    start = end;
+  }
+  return parts;
 }
 
 /** PID-3: identifiers as CX repetitions `value^^^authority^type`. */
