@@ -116,6 +116,34 @@ describe('lifecycle under Hemato.AI faults', () => {
     expect(p.receiver.forPlacer('PL-FAIL')).toHaveLength(0);
   });
 
+  it('the result receiver refusing the ORU (AR): sent once, the order fails visibly with the reason on its timeline', async () => {
+    p.receiver.answer = 'AR';
+    await send('PL-ARRX');
+    const failed = await eventually(
+      async () => {
+        const o = await p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: 'PL-ARRX' } });
+        return o?.status === OrderStatus.Failed ? o : null;
+      },
+      90_000,
+      'order failed',
+    );
+    expect(failed.failureReason).toBe('Delivery to hl7 failed: receiver answered AR');
+    const delivery = await p.db.manager.findOneByOrFail(DeliveryEntity, { orderId: failed.id });
+    expect(delivery).toMatchObject({ status: DeliveryStatus.Failed, outcome: 'AR', attempts: 1 });
+    const events: Array<{ to_status: string | null; detail: Record<string, unknown> }> = await p.db.query(
+      `SELECT to_status, detail FROM order_events WHERE order_id = $1 ORDER BY id`,
+      [failed.id],
+    );
+    expect(events.at(-1)).toMatchObject({
+      to_status: 'failed',
+      detail: { step: 'deliver', target: 'hl7', reason: 'Delivery to hl7 failed: receiver answered AR' },
+    });
+    // Nothing sends it again (no job retry, no reconciler run).
+    await new Promise((r) => setTimeout(r, 6000));
+    expect(p.receiver.forPlacer('PL-ARRX')).toHaveLength(0); // the receiver keeps accepted ORUs only
+    expect((await p.db.manager.findOneByOrFail(DeliveryEntity, { id: delivery.id })).attempts).toBe(1);
+  }, 120_000);
+
   it('the result receiver silent for longer than STALE_AFTER_MS: one sender at a time, one accepted ORU', async () => {
     // STALE_AFTER_MS is 5 s here and one delivery run (4 sends, 3 s ACK timeout each) takes ~19 s, so the
     // reconciler re-runs fetch-report several times while the delivery still retries.
