@@ -584,6 +584,25 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     },
   );
 
+  it("an EHR failing every attempt (503): once the job's attempts are spent the order fails with the EHR's words", async () => {
+    const { orderId: id, deliveryId } = await deliveringFhirOrder();
+    ehr.answerNextTransaction(
+      503,
+      {
+        resourceType: 'OperationOutcome',
+        issue: [{ severity: 'error', code: 'transient', diagnostics: 'Index rebuild under way' }],
+      },
+      'application/fhir+json',
+    );
+    await queue.add(JobName.DeliverFhir, { orderId: id, deliveryId }, { attempts: 1 });
+    const row = await deliverySettled(deliveryId);
+    expect(row).toMatchObject({ status: 'failed', attempts: 1, outcome: '503' });
+    expect(row.error).toMatch(/HTTP 503.*transient: Index rebuild under way/);
+    const order = await orderSettled(id);
+    expect(order.status).toBe('failed');
+    expect(order.failure_reason).toMatch(/Delivery to fhir failed: .*HTTP 503.*transient: Index rebuild under way/);
+  });
+
   it('an EHR answering 429 with Retry-After is sent the report again no sooner than it asked, then acknowledges', async () => {
     const { orderId: id, deliveryId } = await deliveringFhirOrder();
     const posts = () => ehr.requests.filter((r) => r.method === 'POST' && r.path === '/');

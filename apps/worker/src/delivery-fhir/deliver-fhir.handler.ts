@@ -12,6 +12,8 @@ export class DeliverFhirHandler implements JobHandler<OrderJobData> {
 
   async handle(job: Job<OrderJobData>) {
     if (!job.data.deliveryId) return { status: 'skipped' };
-    return { status: await this.service.deliver(job.data.orderId, job.data.deliveryId) };
+    // The last attempt records a transient failure as the delivery's end, with the EHR's words (see failed()).
+    const finalAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+    return { status: await this.service.deliver(job.data.orderId, job.data.deliveryId, { finalAttempt }) };
   }
 }

@@ -60,7 +60,16 @@ export class DeliverFhirService {
     return this.ehr;
   }
 
-  async deliver(orderId: string, deliveryId: string): Promise<DeliverFhirResult> {
+  /**
+   * `finalAttempt` (the job's last): a failure that would be retried fails the delivery instead, its reason
+   * kept as the attempt recorded it; otherwise it throws for BullMQ to retry.
+   */
+  async deliver(
+    orderId: string,
+    deliveryId: string,
+    opts: { finalAttempt?: boolean } = {},
+  ): Promise<DeliverFhirResult> {
+    const final = opts.finalAttempt ?? false;
     const m = this.ds.manager;
     const asked = await m.findOne(DeliveryEntity, { where: { id: deliveryId } });
     if (!asked || asked.orderId !== orderId) {
@@ -118,7 +127,7 @@ export class DeliverFhirService {
       answer = await ehr.transaction(bundle);
     } catch (err) {
       if (err instanceof EhrSubjectError) {
-        return this.failed(orderId, deliveryId, {
+        return this.failed(orderId, deliveryId, final, {
           transient: false,
           outcome: null,
           response: null,
@@ -129,7 +138,7 @@ export class DeliverFhirService {
       // The row (and the order's failure reason) say why, in the EHR's words when it gave an OperationOutcome;
       // the job's error, which is logged, only says how the request ended.
       const said = ehrOutcomeText(e);
-      return this.failed(orderId, deliveryId, {
+      return this.failed(orderId, deliveryId, final, {
         transient: e.transient,
         outcome: e.status === null ? null : String(e.status),
         response: e.body === undefined ? null : JSON.stringify(clip(e.body)),
@@ -147,7 +156,7 @@ export class DeliverFhirService {
       body?.resourceType === 'Bundle' ? summariseTransactionResponse(body) : clip(answer.body),
     );
     if (problem) {
-      return this.failed(orderId, deliveryId, {
+      return this.failed(orderId, deliveryId, final, {
         transient: problem.transient,
         outcome: String(answer.status),
         response,
@@ -173,12 +182,13 @@ export class DeliverFhirService {
   }
 
   /**
-   * Records a failed attempt. A transient one stays pending and throws, so BullMQ retries (the processor
-   * marks it failed when attempts run out) and the lifecycle does not fail the order while a retry is due.
+   * Records a failed attempt. A transient one stays pending and throws, so BullMQ retries and the lifecycle
+   * does not fail the order while a retry is due; on the job's last attempt it fails the delivery (`gave up:`).
    */
   private async failed(
     orderId: string,
     deliveryId: string,
+    final: boolean,
     f: {
       transient: boolean;
       outcome: string | null;
@@ -190,14 +200,17 @@ export class DeliverFhirService {
       retryAfterMs?: number;
     },
   ): Promise<DeliverFhirResult> {
+    // On the job's last attempt a transient failure ends the delivery here, with its reason as recorded (the
+    // EHR's words included): the job's error, which is logged, carries none of them.
+    const retry = f.transient && !final;
     await this.finish(deliveryId, {
-      status: f.transient ? DeliveryStatus.Pending : DeliveryStatus.Failed,
+      status: retry ? DeliveryStatus.Pending : DeliveryStatus.Failed,
       outcome: f.outcome,
       response: f.response,
-      error: f.error,
+      error: f.transient && final ? `gave up: ${f.error}` : f.error,
     });
-    log.warn({ orderId, deliveryId, status: f.outcome, transient: f.transient }, 'FHIR delivery failed');
-    if (f.transient) {
+    log.warn({ orderId, deliveryId, status: f.outcome, transient: f.transient, final }, 'FHIR delivery failed');
+    if (retry) {
       const wait =
         f.retryAfterMs !== undefined ? ` (the EHR asked to retry in ${Math.ceil(f.retryAfterMs / 1000)} s)` : '';
       throw new TransientDeliveryError(
