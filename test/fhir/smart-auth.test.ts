@@ -1,4 +1,6 @@
 import { mkdtempSync, writeFileSync } from 'node:fs';
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { tmpdir } from 'node:os';
 import path from 'node:path';
 import { loadConfig } from '@hemato/common';
@@ -131,5 +133,45 @@ describe('SMART Backend Services client against the test EHR', () => {
     const bearer = new EhrClient(ehr.baseUrl, { kind: 'bearer', token: 'not-a-token' });
     await expect(bearer.read('Patient', pat.id)).rejects.toBeInstanceOf(EhrHttpError);
     await expect(bearer.read('Patient', pat.id)).rejects.toMatchObject({ status: 401 });
+  });
+  it('does not follow a redirect of the token request: the signed client assertion goes to no other server', async () => {
+    const listen = async (server: Server) => {
+      await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+      return `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+    };
+    // Another server the token endpoint redirects to: it must receive nothing.
+    const elsewhereGot: string[] = [];
+    const elsewhere = createServer((req, res) => {
+      elsewhereGot.push(`${req.method} ${req.url}`);
+      res.writeHead(200, { 'content-type': 'application/json' });
+      res.end(JSON.stringify({ access_token: 'stolen', token_type: 'bearer', expires_in: 300 }));
+    });
+    const elsewhereUrl = await listen(elsewhere);
+    let base = '';
+    const authServer = createServer((req, res) => {
+      if (req.url === '/.well-known/smart-configuration') {
+        res.writeHead(200, { 'content-type': 'application/json' });
+        res.end(JSON.stringify({ token_endpoint: `${base}/token` }));
+        return;
+      }
+      res.writeHead(307, { location: `${elsewhereUrl}/token` });
+      res.end();
+    });
+    base = await listen(authServer);
+    try {
+      const smart = new SmartBackendAuth({
+        fhirBaseUrl: base,
+        clientId: 'bridge-rs',
+        privateKey: rsKey,
+        keyId: 'rs-1',
+        alg: 'RS384',
+        scopes: 'system/Patient.read',
+      });
+      await expect(smart.getToken()).rejects.toThrow(/SMART token request.*HTTP 307.*redirect.*not followed/);
+      expect(elsewhereGot).toEqual([]);
+    } finally {
+      authServer.close();
+      elsewhere.close();
+    }
   });
 });

@@ -161,7 +161,23 @@ export class SmartBackendAuth {
       method: 'POST',
       headers: { 'content-type': 'application/x-www-form-urlencoded', accept: 'application/json' },
       body: form.toString(),
+      // Not followed: a 307/308 would send the signed client assertion on to wherever it points, and take
+      // that server's token for the EHR's.
+      redirect: 'manual',
     });
+    if (res.status >= 300 && res.status < 400) {
+      const to = res.headers.get('location');
+      let where = 'elsewhere';
+      try {
+        where = to ? new URL(to, token_endpoint).origin : where;
+      } catch {
+        // an unreadable Location: named as elsewhere
+      }
+      throw new SmartAuthError(
+        `SMART token request failed: HTTP ${res.status}, a redirect to ${where}: not followed (the token_endpoint of the EHR's smart-configuration must answer itself)`,
+        res.status,
+      );
+    }
     if (!res.ok) {
       let reason = text.slice(0, 200);
       try {
