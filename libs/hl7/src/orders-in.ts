@@ -308,6 +308,11 @@ interface GroupDraft {
   spm: SegCtx[];
 }
 
+export interface ReadOrderOptions {
+  /** The most an inline zip may unpack to (`IMAGE_ZIP_MAX_UNPACKED_BYTES`). */
+  zipMaxUnpackedBytes?: number;
+}
+
 /**
  * Reads ORM^O01 / OML^O21 (v2.3–2.5.1) into order groups. Each ORC (or a further OBR under one ORC)
  * starts a group; NTE, DG1, OBX and SPM belong to the group they follow. `tasksFor` maps OBR-4.
@@ -317,6 +322,7 @@ export function readOrderMessage(
   msg: Message,
   header: MshHeader,
   tasksFor: (system: string | null, code: string) => string[] | null,
+  opts: ReadOrderOptions = {},
 ): ParsedOrderMessage {
   const issues: Hl7Issue[] = [];
   const counts = new Map<string, number>();
@@ -509,7 +515,7 @@ export function readOrderMessage(
     }
     const images: Hl7ImageSource[] = [];
     for (const obx of g.obx) {
-      const img = imageFrom(obx, issues);
+      const img = imageFrom(obx, issues, opts);
       if (img) images.push({ ...img, name: `obx${obx.seq}.${EXT[img.mediaType ?? ''] ?? 'bin'}` });
     }
     const details: Record<string, unknown> = {
@@ -574,7 +580,7 @@ export function readOrderMessage(
 /** The image in an OBX, if it carries one: ED (base64 bytes) or RP (a URL). */
 type Unnamed<T> = T extends unknown ? Omit<T, 'name'> : never;
 
-function imageFrom(obx: SegCtx, issues: Hl7Issue[]): Unnamed<Hl7ImageSource> | null {
+function imageFrom(obx: SegCtx, issues: Hl7Issue[], opts: ReadOrderOptions): Unnamed<Hl7ImageSource> | null {
   const type = field(obx, '2').toUpperCase();
   if (type === 'ED') {
     // ED: source application ^ type of data ^ data subtype ^ encoding ^ data
@@ -608,7 +614,8 @@ function imageFrom(obx: SegCtx, issues: Hl7Issue[]): Unnamed<Hl7ImageSource> | n
       });
       return null;
     }
-    const zipProblem = sniffed === 'application/zip' ? zipImagesProblem(bytes) : null;
+    const zipProblem =
+      sniffed === 'application/zip' ? zipImagesProblem(bytes, { maxUnpackedBytes: opts.zipMaxUnpackedBytes }) : null;
     if (zipProblem) {
       issues.push({
         code: Hl7ErrorCode.DataTypeError,

@@ -129,7 +129,7 @@ export class Hl7IntakeService implements OnModuleInit {
     private readonly transitions: OrderTransitions,
     private readonly sealer: MessageSealer,
     private readonly actions: OrderActionsService,
-    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'hl7' | 'database'>,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'hl7' | 'database' | 'orders'>,
   ) {
     this.us = { application: config.hl7.HL7_SENDING_APP, facility: config.hl7.HL7_SENDING_FACILITY };
     // Group commits in flight (each holds one connection for its transaction). Few and large beats many
@@ -225,7 +225,9 @@ export class Hl7IntakeService implements OnModuleInit {
     let parsed: ParsedOrderMessage;
     try {
       const msg = parseMessage(text);
-      parsed = readOrderMessage(msg, header, (system, code) => this.codes.tasksFor(system, code));
+      parsed = readOrderMessage(msg, header, (system, code) => this.codes.tasksFor(system, code), {
+        zipMaxUnpackedBytes: this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES,
+      });
     } catch (err) {
       log.info({ err: (err as Error).message }, 'unparseable HL7 message');
       return { issue: { code: Hl7ErrorCode.DataTypeError, text: 'The message could not be parsed' } };

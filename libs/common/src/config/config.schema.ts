@@ -1,6 +1,7 @@
 import { z } from 'zod';
 import { bool, int, list, optionalBool, optionalString, optionalUrl, port, secret, url } from './env-helpers';
 import { fhirApiKeys } from './fhir-api-keys';
+import { DEFAULT_ZIP_MAX_UNPACKED_BYTES } from '../media/zip-images-check';
 
 /**
  * The one schema for every environment variable hemato-bridge reads, grouped by capability.
@@ -293,6 +294,8 @@ export const ordersSection = z
     IMAGE_STORE: z.enum(['local', 's3'], { message: 'must be local or s3' }).default('local'),
     IMAGE_DIR: optionalString(),
     IMAGE_MAX_BYTES: int(200 * 1024 * 1024, 1),
+    /** The most a zip's entries may unpack to together: a zip bomb is refused once past it, never unpacked whole. */
+    IMAGE_ZIP_MAX_UNPACKED_BYTES: int(DEFAULT_ZIP_MAX_UNPACKED_BYTES, 1),
     /** Hosts image URLs may be fetched from, comma-separated; empty refuses every URL. */
     IMAGE_URL_ALLOWED_HOSTS: list(),
     /** The longest an image URL may take to deliver the whole image (a server may trickle bytes forever). */

@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DomainError, DomainErrorCode } from '@hemato/common';
-import { ZipImagesCheck } from '@hemato/common';
+import { ZipImagesCheck, type ZipImagesCheckOptions } from '@hemato/common';
 
 export interface StoredFile {
   /** Key in the store (content-addressed: the same bytes share one key). */
@@ -119,7 +119,7 @@ export class LocalFileStore implements FileStore {
  * with none) fails it too, on the way or at its end. Put in front of `FileStore.put`, a refused file
  * never stays in the store (no orphan bytes), and nothing is read twice.
  */
-export function imageTypeGate(message: string): Transform {
+export function imageTypeGate(message: string, zipOptions: ZipImagesCheckOptions = {}): Transform {
   let head: Buffer | null = Buffer.alloc(0);
   let zip: ZipImagesCheck | null = null;
   const refuse = (why?: string) => new DomainError(DomainErrorCode.Unsupported, why ? `${message}: ${why}` : message);
@@ -128,7 +128,7 @@ export function imageTypeGate(message: string): Transform {
     const type = sniffMediaType(first);
     if (!type) return refuse();
     if (type !== 'application/zip') return null;
-    zip = new ZipImagesCheck();
+    zip = new ZipImagesCheck(zipOptions);
     const problem = zip.push(first);
     return problem ? refuse(problem) : null;
   };
@@ -165,8 +165,13 @@ export function imageTypeGate(message: string): Transform {
  * destroyed (`'destroy'`: a download we stop fetching) or drained and discarded (`'drain'`: an HTTP
  * request body, which must stay readable for the 4xx answer to reach the client).
  */
-export function gateImageType(source: Readable, message: string, onRefused: 'drain' | 'destroy'): Readable {
-  const gate = imageTypeGate(message);
+export function gateImageType(
+  source: Readable,
+  message: string,
+  onRefused: 'drain' | 'destroy',
+  zipOptions: ZipImagesCheckOptions = {},
+): Readable {
+  const gate = imageTypeGate(message, zipOptions);
   source.once('error', (err) => gate.destroy(err));
   gate.once('error', () => {
     source.unpipe(gate);

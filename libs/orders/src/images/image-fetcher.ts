@@ -11,6 +11,8 @@ export interface FetchPolicy {
   /** Hosts (exact names, or `*.example.org`) images may be fetched from. Empty: none. */
   allowedHosts: string[];
   maxBytes: number;
+  /** The most a zip may unpack to (`IMAGE_ZIP_MAX_UNPACKED_BYTES`). */
+  zipMaxUnpackedBytes?: number;
   /**
    * The whole fetch, headers to last byte, retries and their waits included (default 300 s). A silent
    * server fails one attempt sooner (30 s idle).
@@ -118,7 +120,7 @@ export async function fetchImage(
 
   for (let attempt = 1; ; attempt++) {
     try {
-      return await fetchOnce(url, store, policy.maxBytes, totalMs, deadline);
+      return await fetchOnce(url, store, policy, totalMs, deadline);
     } catch (err) {
       if (deadline.aborted && !(err instanceof DomainError)) throw tooSlow();
       const code = err instanceof TransientFetchError ? undefined : networkCode(err);
@@ -150,7 +152,7 @@ export async function fetchImage(
 async function fetchOnce(
   url: URL,
   store: FileStore,
-  maxBytes: number,
+  policy: FetchPolicy,
   totalMs: number,
   deadline: AbortSignal,
 ): Promise<StoredFile & { mediaType: string }> {
@@ -171,6 +173,7 @@ async function fetchOnce(
     }
     throw new DomainError(DomainErrorCode.Unavailable, message);
   }
+  const maxBytes = policy.maxBytes;
   const declared = Number(res.headers['content-length'] ?? NaN);
   if (Number.isFinite(declared) && declared > maxBytes) {
     await res.body.dump({ limit: 1, signal: deadline }).catch(() => undefined);
@@ -179,7 +182,9 @@ async function fetchOnce(
   // The type is checked on the first bytes, before the store keeps anything.
   const body = res.body as unknown as Readable;
   const stored = await store.put(
-    gateImageType(body, 'Image URL did not return a JPEG, PNG or zip', 'destroy'),
+    gateImageType(body, 'Image URL did not return a JPEG, PNG or zip', 'destroy', {
+      maxUnpackedBytes: policy.zipMaxUnpackedBytes,
+    }),
     maxBytes,
   );
   const mediaType = sniffMediaType(stored.head);

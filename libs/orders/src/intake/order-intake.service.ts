@@ -140,7 +140,10 @@ export class OrderIntakeService {
           if (!type) {
             throw new DomainError(DomainErrorCode.Unsupported, `Image ${image.name} is not a JPEG, PNG or zip`);
           }
-          const zipProblem = type === 'application/zip' ? zipImagesProblem(image.data) : null;
+          const zipProblem =
+            type === 'application/zip'
+              ? zipImagesProblem(image.data, { maxUnpackedBytes: this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES })
+              : null;
           if (zipProblem) throw new DomainError(DomainErrorCode.Unsupported, `Image ${image.name}: ${zipProblem}`);
           const stored = await this.files.put(image.data, this.config.orders.IMAGE_MAX_BYTES);
           await manager.insert(ImageFileEntity, {

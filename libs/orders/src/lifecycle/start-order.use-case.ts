@@ -35,6 +35,7 @@ export class StartOrderUseCase {
         const stored = await fetchImage(image.sourceUrl ?? '', this.files, {
           allowedHosts: this.config.orders.IMAGE_URL_ALLOWED_HOSTS,
           maxBytes: this.config.orders.IMAGE_MAX_BYTES,
+          zipMaxUnpackedBytes: this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES,
           timeoutMs: this.config.orders.IMAGE_FETCH_TIMEOUT_MS,
           retries: this.config.orders.IMAGE_FETCH_RETRIES,
           maxRetryAfterMs: this.config.orders.IMAGE_FETCH_RETRY_AFTER_MAX_MS,

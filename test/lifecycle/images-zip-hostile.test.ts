@@ -1,0 +1,121 @@
+import { existsSync, readdirSync } from 'node:fs';
+import path from 'node:path';
+import { zipSync } from 'fflate';
+import { MllpClient } from '@hemato/hl7';
+import { OrderStatus } from '@hemato/common';
+import { ImageFileEntity, OrderEntity } from '@hemato/persistence';
+import { orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+
+const FHIR_KEY = 'fhir-hostile-zip-key-0123456789';
+const MAX_UNPACKED = 16 * 1024 * 1024;
+
+/**
+ * Zips a hostile or broken sender may send: each is refused where it comes in, with the reason, and
+ * nothing of it is kept (what would have failed later, at Hemato.AI or in our own memory, fails now).
+ */
+describe('zip images from a hostile or broken sender', () => {
+  let p: Pipeline;
+  let client: MllpClient;
+  const auth = { authorization: 'Bearer test-api-key' };
+  const png = (seed: number) => generateSmear({ width: 64, height: 64, format: 'png', seed });
+
+  /** A PNG signature followed by `bytes` zeros, deflated: a few kB that unpack to `bytes`. */
+  const bomb = (bytes: number) => {
+    const big = new Uint8Array(bytes);
+    big.set(png(1).subarray(0, 16));
+    return Buffer.from(zipSync({ 'slide.png': big }, { level: 9 }));
+  };
+
+  beforeAll(async () => {
+    p = await startPipeline('imgziphost', {
+      IMAGE_QUIET_PERIOD_MS: '0',
+      IMAGE_ZIP_MAX_UNPACKED_BYTES: String(MAX_UNPACKED),
+      FHIR_API_KEYS: FHIR_KEY,
+    });
+    client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 30_000 });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await p?.close();
+  });
+
+  async function waitingOrder(placer: string): Promise<OrderEntity> {
+    expect((await client.send(sampleOrm({ controlId: `C-${placer}`, placer }), `C-${placer}`)).code).toBe('AA');
+    return orderReaches(p.db, { placerOrderNumber: placer }, OrderStatus.AwaitingImages, 20_000);
+  }
+
+  async function upload(orderId: string, name: string, body: Uint8Array) {
+    const res = await fetch(`${p.httpUrl}/api/orders/${orderId}/images/${name}`, {
+      method: 'PUT',
+      headers: { ...auth, 'content-type': 'application/zip' },
+      body: Buffer.from(body),
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  }
+
+  async function postFhir(zip: Buffer) {
+    const value = `SR-${Math.random().toString(36).slice(2, 10)}`;
+    const res = await fetch(`${p.httpUrl}/fhir/ServiceRequest`, {
+      method: 'POST',
+      headers: { authorization: `Bearer ${FHIR_KEY}`, 'content-type': 'application/fhir+json' },
+      body: JSON.stringify({
+        resourceType: 'ServiceRequest',
+        identifier: [{ system: 'urn:oid:1.2.3.4.placer', value }],
+        status: 'active',
+        intent: 'order',
+        code: { coding: [{ system: 'http://loinc.org', code: '34994-4' }] },
+        subject: { identifier: { system: 'urn:mrn', value: `MRN-${value}` } },
+        contained: [
+          {
+            resourceType: 'Media',
+            id: 'm',
+            status: 'completed',
+            content: { contentType: 'application/zip', data: zip.toString('base64'), title: 'slides.zip' },
+          },
+        ],
+        supportingInfo: [{ reference: '#m' }],
+      }),
+    });
+    return { status: res.status, body: (await res.json()) as any };
+  }
+
+  function spoolIsEmpty() {
+    const spool = path.join(p.config.orders.IMAGE_DIR!, 'tmp');
+    expect(existsSync(spool) ? readdirSync(spool) : []).toEqual([]);
+  }
+
+  it('a zip bomb (a few kB unpacking past IMAGE_ZIP_MAX_UNPACKED_BYTES) is refused by upload, HL7 and FHIR', async () => {
+    const zip = bomb(4 * MAX_UNPACKED);
+    expect(zip.length).toBeLessThan(1024 * 1024);
+
+    const order = await waitingOrder('PL-BOMB-1');
+    const res = await upload(order.id, 'slides.zip', zip);
+    expect(res.status).toBe(422);
+    expect(res.body.message).toMatch(/unpacks to more than 16777216 bytes/);
+    expect(await p.db.manager.count(ImageFileEntity, { where: { orderId: order.id } })).toBe(0);
+    spoolIsEmpty();
+
+    const ack = await client.send(
+      sampleOrm({ controlId: 'C-PL-BOMB-2', placer: 'PL-BOMB-2', images: [{ data: zip, subtype: 'ZIP' }] }),
+      'C-PL-BOMB-2',
+    );
+    expect(ack.code).toBe('AE');
+    expect(ack.raw).toMatch(/unpacks to more than 16777216 bytes/);
+    expect(await p.db.manager.count(OrderEntity, { where: { placerOrderNumber: 'PL-BOMB-2' } })).toBe(0);
+
+    const before = await p.db.manager.count(OrderEntity);
+    const fhir = await postFhir(zip);
+    expect(fhir.status).toBe(422);
+    expect(JSON.stringify(fhir.body)).toMatch(/unpacks to more than 16777216 bytes/);
+    expect(await p.db.manager.count(OrderEntity)).toBe(before);
+  });
+
+  it('a zip just under the limit is still taken', async () => {
+    const order = await waitingOrder('PL-BOMB-3');
+    const ok = Buffer.from(zipSync({ 'a.png': png(2), 'b.png': png(3) }));
+    const res = await upload(order.id, 'slides.zip', ok);
+    expect(res.status).toBe(200);
+    expect(res.body).toMatchObject({ mediaType: 'application/zip', created: true });
+  });
+});
