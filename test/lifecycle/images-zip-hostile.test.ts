@@ -118,4 +118,44 @@ describe('zip images from a hostile or broken sender', () => {
     expect(res.status).toBe(200);
     expect(res.body).toMatchObject({ mediaType: 'application/zip', created: true });
   });
+
+  /** Where a zip's central directory starts (its first record's signature). */
+  const directoryAt = (zip: Uint8Array) => Buffer.from(zip).indexOf(Buffer.from([0x50, 0x4b, 0x01, 0x02]));
+
+  it('a zip whose central directory is missing, cut or contradicts its entries is refused, as Hemato.AI would', async () => {
+    const order = await waitingOrder('PL-CD-1');
+    const good = zipSync({ 'a.png': [png(4), { level: 0 }], 'b.png': [png(5), { level: 0 }] });
+    const cd = directoryAt(good);
+    // The central directory names b.png "b.txt": the entries are read by it, not by the local headers.
+    const renamed = Buffer.from(good);
+    renamed.write('b.txt', renamed.indexOf('b.png', cd));
+    const cases: Array<[string, Uint8Array, RegExp]> = [
+      ['cut before its directory', good.subarray(0, cd), /end record/],
+      ['cut inside its directory', good.subarray(0, cd + 30), /end record/],
+      ['cut inside its end record', good.subarray(0, good.length - 6), /end record/],
+      ['directory naming other entries', renamed, /directory/],
+    ];
+    for (const [what, zip, why] of cases) {
+      const res = await upload(order.id, 'slides.zip', zip);
+      expect({ what, status: res.status }).toEqual({ what, status: 422 });
+      expect(res.body.message).toMatch(why);
+    }
+    expect(await p.db.manager.count(ImageFileEntity, { where: { orderId: order.id } })).toBe(0);
+    spoolIsEmpty();
+
+    const ack = await client.send(
+      sampleOrm({
+        controlId: 'C-PL-CD-2',
+        placer: 'PL-CD-2',
+        images: [{ data: Buffer.from(good.subarray(0, cd)), subtype: 'ZIP' }],
+      }),
+      'C-PL-CD-2',
+    );
+    expect(ack.code).toBe('AE');
+    expect(ack.raw).toMatch(/end record/);
+    expect(await p.db.manager.count(OrderEntity, { where: { placerOrderNumber: 'PL-CD-2' } })).toBe(0);
+
+    // The same zip whole is taken.
+    expect((await upload(order.id, 'slides.zip', good)).status).toBe(200);
+  });
 });

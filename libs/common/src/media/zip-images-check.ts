@@ -12,6 +12,14 @@ export const DEFAULT_ZIP_MAX_UNPACKED_BYTES = 1024 * 1024 * 1024;
  */
 const PUSH_BYTES = 16 * 1024;
 
+/**
+ * The most of a zip's end kept while it streams by, for its central directory (read at the end): 4 MiB of
+ * directory (tens of thousands of entries) and the longest end record with its comment.
+ */
+const MAX_DIRECTORY_BYTES = 4 * 1024 * 1024;
+const MAX_END_RECORD_BYTES = 22 + 0xffff;
+const TAIL_BYTES = MAX_DIRECTORY_BYTES + MAX_END_RECORD_BYTES + 20 + 56;
+
 export interface ZipImagesCheckOptions {
   /** The most all entries together may unpack to (default {@link DEFAULT_ZIP_MAX_UNPACKED_BYTES}). */
   maxUnpackedBytes?: number;
@@ -21,6 +29,9 @@ export interface ZipImagesCheckOptions {
  * Follows a zip as its bytes go by (never holding it whole): Hemato.AI takes a zip only of JPEG and
  * PNG files (folders allowed), so every entry must have a .jpg/.jpeg/.png name and JPEG or PNG bytes,
  * and there must be at least one. Each entry is inflated as it passes, only its first bytes looked at.
+ * At the end its central directory (what an unzipper, Hemato.AI's too, reads the entries by) must be
+ * there, where its end record says, and list the entries just checked: a zip cut short after its
+ * last entry, or whose directory names other files, is refused rather than failing at Hemato.AI.
  * `push` and `end` answer what is wrong (first problem found), or null.
  */
 export class ZipImagesCheck {
@@ -29,6 +40,12 @@ export class ZipImagesCheck {
   private unpacked = 0;
   private problem: string | null = null;
   private readonly maxUnpackedBytes: number;
+  /** Entry names in the order the local headers gave them (folders too). */
+  private readonly names: string[] = [];
+  /** The last bytes seen (up to {@link TAIL_BYTES}), and how many came in all. */
+  private tail: Buffer[] = [];
+  private tailBytes = 0;
+  private total = 0;
 
   constructor(opts: ZipImagesCheckOptions = {}) {
     this.maxUnpackedBytes = opts.maxUnpackedBytes ?? DEFAULT_ZIP_MAX_UNPACKED_BYTES;
@@ -38,6 +55,7 @@ export class ZipImagesCheck {
 
   push(chunk: Uint8Array): string | null {
     if (this.problem) return this.problem;
+    this.keepTail(chunk);
     try {
       // In slices, stopping at the first problem: a bomb is given up after at most one slice past the limit.
       for (let at = 0; at < chunk.length && !this.problem; at += PUSH_BYTES)
@@ -56,10 +74,70 @@ export class ZipImagesCheck {
       this.problem = `the zip cannot be read (${err instanceof Error ? err.message : String(err)})`;
     }
     if (!this.problem && this.images === 0) this.problem = 'the zip holds no JPEG or PNG file';
+    this.problem ??= this.directoryProblem();
     return this.problem;
   }
 
+  private keepTail(chunk: Uint8Array): void {
+    this.total += chunk.length;
+    this.tail.push(Buffer.from(chunk.buffer, chunk.byteOffset, chunk.byteLength));
+    this.tailBytes += chunk.length;
+    while (this.tail.length > 1 && this.tailBytes - this.tail[0]!.length >= TAIL_BYTES)
+      this.tailBytes -= this.tail.shift()!.length;
+  }
+
+  /** The central directory, read from the tail kept, against the entries the stream held. */
+  private directoryProblem(): string | null {
+    const buf = Buffer.concat(this.tail);
+    this.tail = [];
+    const base = this.total - buf.length; // file offset of buf[0]
+    // The end record: the last signature within its longest reach of the end (as unzippers look for it).
+    let end = -1;
+    for (let i = buf.length - 22; i >= 0 && buf.length - i <= MAX_END_RECORD_BYTES; i--) {
+      if (buf.readUInt32LE(i) === 0x06054b50) {
+        end = i;
+        break;
+      }
+    }
+    if (end < 0) return 'the zip has no end record (cut short?)';
+    let count = buf.readUInt16LE(end + 10);
+    let size = buf.readUInt32LE(end + 12);
+    let offset = buf.readUInt32LE(end + 16);
+    let directoryEnd = base + end;
+    if (count === 0xffff || size === 0xffffffff || offset === 0xffffffff) {
+      // Zip64: the locator just before the end record points to the zip64 end record.
+      const locator = end - 20;
+      const at =
+        locator >= 0 && buf.readUInt32LE(locator) === 0x07064b50 ? Number(buf.readBigUInt64LE(locator + 8)) - base : -1;
+      if (at < 0 || at + 56 > locator || buf.readUInt32LE(at) !== 0x06064b50)
+        return 'the zip has no zip64 end record (cut short?)';
+      count = Number(buf.readBigUInt64LE(at + 32));
+      size = Number(buf.readBigUInt64LE(at + 40));
+      offset = Number(buf.readBigUInt64LE(at + 48));
+      directoryEnd = base + at;
+    }
+    if (offset + size !== directoryEnd)
+      return 'the zip central directory is not where its end record says (cut short, or bytes added to the zip)';
+    let p = offset - base;
+    if (p < 0) return `the zip central directory is over ${MAX_DIRECTORY_BYTES} bytes (too many entries)`;
+    const listed: string[] = [];
+    for (let k = 0; k < count; k++) {
+      if (p + 46 > end || buf.readUInt32LE(p) !== 0x02014b50) return 'the zip central directory cannot be read';
+      const flags = buf.readUInt16LE(p + 8);
+      const nameLength = buf.readUInt16LE(p + 28);
+      const next = p + 46 + nameLength + buf.readUInt16LE(p + 30) + buf.readUInt16LE(p + 32);
+      if (next > directoryEnd - base) return 'the zip central directory cannot be read';
+      listed.push(buf.toString(flags & 0x800 ? 'utf8' : 'latin1', p + 46, p + 46 + nameLength));
+      p = next;
+    }
+    const sorted = (names: string[]) => [...names].sort().join('\u0000');
+    if (sorted(listed) !== sorted(this.names))
+      return 'the zip central directory does not list the entries the zip holds';
+    return null;
+  }
+
   private entry(file: UnzipFile): void {
+    this.names.push(file.name);
     if (this.problem || file.name.endsWith('/')) return;
     const name = JSON.stringify(file.name);
     if (!IMAGE_NAME.test(file.name)) {
