@@ -158,4 +158,45 @@ describe('zip images from a hostile or broken sender', () => {
     // The same zip whole is taken.
     expect((await upload(order.id, 'slides.zip', good)).status).toBe(200);
   });
+
+  it('a zip entry leading out of the zip, named twice, encrypted or a symbolic link is refused, with its name', async () => {
+    const order = await waitingOrder('PL-NAMES-1');
+    const a = png(6);
+    const stored = (files: Record<string, Uint8Array>) =>
+      Buffer.from(zipSync(Object.fromEntries(Object.entries(files).map(([k, v]) => [k, [v, { level: 0 }]]))));
+    // Renames the second entry (local header and directory) to the first's name.
+    const twice = stored({ 'a.png': a, 'b.png': png(7) });
+    for (let i = twice.indexOf('b.png'); i >= 0; i = twice.indexOf('b.png', i + 1)) twice.write('a.png', i);
+    // Flag bit 0 (encrypted) in the local header and the directory: the bytes are a PNG, but no unzipper reads them.
+    const encrypted = stored({ 'a.png': a });
+    encrypted[6] |= 1;
+    encrypted[directoryAt(encrypted) + 8] |= 1;
+    // Made on Unix (host 3) with mode S_IFLNK: an unzipper that extracts makes it a link.
+    const link = stored({ 'link.png': a });
+    const cd = directoryAt(link);
+    link[cd + 5] = 3;
+    link.writeUInt32LE((0o120777 << 16) >>> 0, cd + 38);
+    const cases: Array<[Uint8Array, RegExp]> = [
+      [stored({ '../../etc/evil.png': a }), /"..\/..\/etc\/evil.png" leads out of the zip/],
+      [stored({ 'ok/../../evil.png': a }), /leads out of the zip/],
+      [stored({ '/abs/evil.png': a }), /"\/abs\/evil.png" leads out of the zip/],
+      [stored({ 'C:\\evil.png': a }), /leads out of the zip/],
+      [twice, /"a.png" twice/],
+      [encrypted, /"a.png" is encrypted/],
+      [link, /"link.png" is a symbolic link/],
+    ];
+    for (const [zip, why] of cases) {
+      const res = await upload(order.id, 'slides.zip', zip);
+      expect({ why: String(why), status: res.status, message: res.body.message }).toMatchObject({
+        why: String(why),
+        status: 422,
+        message: expect.stringMatching(why),
+      });
+    }
+    expect(await p.db.manager.count(ImageFileEntity, { where: { orderId: order.id } })).toBe(0);
+
+    // Folders, and a Windows tool's backslashes inside the zip, are fine.
+    const fine = stored({ 'slides/a.png': a, 'slides\\b.png': png(8) });
+    expect((await upload(order.id, 'slides.zip', fine)).status).toBe(200);
+  });
 });

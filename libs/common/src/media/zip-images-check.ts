@@ -3,6 +3,12 @@ import { Unzip, UnzipInflate, type UnzipFile } from 'fflate';
 
 const IMAGE_NAME = /\.(jpe?g|png)$/i;
 
+/** A name an unzipper would write outside the folder it unzips into: absolute, a drive, or a `..` step. */
+function leadsOut(name: string): boolean {
+  const path = name.replace(/\\/g, '/');
+  return path.startsWith('/') || /^[A-Za-z]:/.test(path) || path.split('/').includes('..');
+}
+
 /** `IMAGE_ZIP_MAX_UNPACKED_BYTES`' default: far above any zip of JPEG/PNG files of `IMAGE_MAX_BYTES` (they hardly compress). */
 export const DEFAULT_ZIP_MAX_UNPACKED_BYTES = 1024 * 1024 * 1024;
 
@@ -127,7 +133,12 @@ export class ZipImagesCheck {
       const nameLength = buf.readUInt16LE(p + 28);
       const next = p + 46 + nameLength + buf.readUInt16LE(p + 30) + buf.readUInt16LE(p + 32);
       if (next > directoryEnd - base) return 'the zip central directory cannot be read';
-      listed.push(buf.toString(flags & 0x800 ? 'utf8' : 'latin1', p + 46, p + 46 + nameLength));
+      const name = buf.toString(flags & 0x800 ? 'utf8' : 'latin1', p + 46, p + 46 + nameLength);
+      if (flags & 1) return `the zip entry ${JSON.stringify(name)} is encrypted: it cannot be read`;
+      // Unix mode in the high half of the external attributes, when made on Unix (host 3).
+      if (buf[p + 5] === 3 && ((buf.readUInt32LE(p + 38) >>> 16) & 0o170000) === 0o120000)
+        return `the zip entry ${JSON.stringify(name)} is a symbolic link: only files and folders may be in it`;
+      listed.push(name);
       p = next;
     }
     const sorted = (names: string[]) => [...names].sort().join('\u0000');
@@ -137,9 +148,13 @@ export class ZipImagesCheck {
   }
 
   private entry(file: UnzipFile): void {
+    const name = JSON.stringify(file.name);
+    if (!this.problem && leadsOut(file.name))
+      this.problem = `the zip entry ${name} leads out of the zip: entries must be names inside it`;
+    if (!this.problem && this.names.includes(file.name))
+      this.problem = `the zip holds ${name} twice: an unzipper would keep only one`;
     this.names.push(file.name);
     if (this.problem || file.name.endsWith('/')) return;
-    const name = JSON.stringify(file.name);
     if (!IMAGE_NAME.test(file.name)) {
       this.problem = `the zip holds ${name}: only .jpg, .jpeg and .png files may be in it`;
       return;
