@@ -1,4 +1,4 @@
-import { sniffMediaType, zipImagesProblem } from '@hemato/common';
+import { imageEndProblem, sniffMediaType, zipImagesProblem } from '@hemato/common';
 import { Message } from 'node-hl7-client';
 import type { PatientIdentity } from '@hemato/privacy';
 import { Hl7ErrorCode, type Hl7Issue } from './ack';
@@ -614,13 +614,15 @@ function imageFrom(obx: SegCtx, issues: Hl7Issue[], opts: ReadOrderOptions): Unn
       });
       return null;
     }
-    const zipProblem =
-      sniffed === 'application/zip' ? zipImagesProblem(bytes, { maxUnpackedBytes: opts.zipMaxUnpackedBytes }) : null;
-    if (zipProblem) {
+    const contentProblem =
+      sniffed === 'application/zip'
+        ? zipImagesProblem(bytes, { maxUnpackedBytes: opts.zipMaxUnpackedBytes })
+        : imageEndProblem(bytes, sniffed);
+    if (contentProblem) {
       issues.push({
         code: Hl7ErrorCode.DataTypeError,
         location: { segment: 'OBX', sequence: obx.seq, field: 5, component: 5 },
-        text: `OBX-5 ED data: ${zipProblem}`,
+        text: `OBX-5 ED data: ${contentProblem}`,
       });
       return null;
     }

@@ -1,3 +1,4 @@
+import { ImageEndCheck } from './image-end-check';
 import { sniffMediaType } from './sniff-media-type';
 import { Unzip, UnzipInflate, type UnzipFile } from 'fflate';
 
@@ -48,6 +49,7 @@ export class ZipImagesCheck {
   private readonly maxUnpackedBytes: number;
   /** Entry names in the order the local headers gave them (folders too). */
   private readonly names: string[] = [];
+  private readonly seen = new Set<string>();
   /** The last bytes seen (up to {@link TAIL_BYTES}), and how many came in all. */
   private tail: Buffer[] = [];
   private tailBytes = 0;
@@ -151,16 +153,18 @@ export class ZipImagesCheck {
     const name = JSON.stringify(file.name);
     if (!this.problem && leadsOut(file.name))
       this.problem = `the zip entry ${name} leads out of the zip: entries must be names inside it`;
-    if (!this.problem && this.names.includes(file.name))
+    if (!this.problem && this.seen.has(file.name))
       this.problem = `the zip holds ${name} twice: an unzipper would keep only one`;
     this.names.push(file.name);
+    this.seen.add(file.name);
     if (this.problem || file.name.endsWith('/')) return;
     if (!IMAGE_NAME.test(file.name)) {
       this.problem = `the zip holds ${name}: only .jpg, .jpeg and .png files may be in it`;
       return;
     }
     let head = Buffer.alloc(0);
-    let judged = false;
+    /** Follows the entry to its end once its first bytes said JPEG or PNG. */
+    let ends: ImageEndCheck | null = null;
     file.ondata = (err, data, final) => {
       if (err) {
         this.problem ??= `the zip entry ${name} cannot be read (${err.message})`;
@@ -171,13 +175,21 @@ export class ZipImagesCheck {
         this.problem ??= `the zip unpacks to more than ${this.maxUnpackedBytes} bytes (IMAGE_ZIP_MAX_UNPACKED_BYTES)`;
         return;
       }
-      if (judged) return;
-      head = Buffer.concat([head, data]);
-      if (head.length < 8 && !final) return;
-      judged = true;
-      const kind = sniffMediaType(head);
-      if (kind === 'image/jpeg' || kind === 'image/png') this.images++;
-      else this.problem ??= `the zip entry ${name} is not a JPEG or PNG image`;
+      if (!ends) {
+        head = Buffer.concat([head, data]);
+        if (head.length < 8 && !final) return;
+        const kind = sniffMediaType(head);
+        if (kind !== 'image/jpeg' && kind !== 'image/png') {
+          this.problem ??= `the zip entry ${name} is not a JPEG or PNG image`;
+          return;
+        }
+        this.images++;
+        ends = new ImageEndCheck(kind);
+        data = head;
+      }
+      ends.push(data);
+      const cutShort = final ? ends.end() : null;
+      if (cutShort) this.problem ??= `the zip entry ${name}: ${cutShort}`;
     };
     file.start();
   }

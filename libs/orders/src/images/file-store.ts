@@ -7,7 +7,7 @@ import path from 'node:path';
 import { Readable, Transform } from 'node:stream';
 import { pipeline } from 'node:stream/promises';
 import { DomainError, DomainErrorCode } from '@hemato/common';
-import { ZipImagesCheck, type ZipImagesCheckOptions } from '@hemato/common';
+import { ImageEndCheck, ZipImagesCheck, type ZipImagesCheckOptions } from '@hemato/common';
 
 export interface StoredFile {
   /** Key in the store (content-addressed: the same bytes share one key). */
@@ -113,28 +113,47 @@ export class LocalFileStore implements FileStore {
   }
 }
 
+export interface ImageGateOptions extends ZipImagesCheckOptions {
+  /** The size limit the store will apply (`IMAGE_MAX_BYTES`): past it the gate refuses as too large. */
+  maxBytes?: number;
+}
+
 /**
  * Lets a stream through only once its first bytes are a JPEG, PNG or zip; otherwise fails it with
  * `Unsupported` (`message`). A zip is followed to its end: an entry that is not a JPEG or PNG (or a zip
- * with none) fails it too, on the way or at its end. Put in front of `FileStore.put`, a refused file
+ * with none) fails it too, on the way or at its end; so is a JPEG or PNG, which fails when cut short. Put in front of `FileStore.put`, a refused file
  * never stays in the store (no orphan bytes), and nothing is read twice.
  */
-export function imageTypeGate(message: string, zipOptions: ZipImagesCheckOptions = {}): Transform {
+export function imageTypeGate(message: string, options: ImageGateOptions = {}): Transform {
   let head: Buffer | null = Buffer.alloc(0);
+  let size = 0;
   let zip: ZipImagesCheck | null = null;
+  /** A JPEG or PNG is followed to its end: one cut short is refused there. */
+  let ends: ImageEndCheck | null = null;
   const refuse = (why?: string) => new DomainError(DomainErrorCode.Unsupported, why ? `${message}: ${why}` : message);
   /** Judges the first bytes; a zip's are also the start of its check. */
   const judge = (first: Buffer): DomainError | null => {
     const type = sniffMediaType(first);
     if (!type) return refuse();
-    if (type !== 'application/zip') return null;
-    zip = new ZipImagesCheck(zipOptions);
+    if (type !== 'application/zip') {
+      ends = new ImageEndCheck(type);
+      ends.push(first);
+      return null;
+    }
+    zip = new ZipImagesCheck(options);
     const problem = zip.push(first);
     return problem ? refuse(problem) : null;
   };
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
+      // Over the size limit is said first, before an end this file will never reach (it is not read to its end).
+      size += chunk.length;
+      if (options.maxBytes !== undefined && size > options.maxBytes)
+        return cb(
+          new DomainError(DomainErrorCode.TooLarge, `Image is larger than the limit of ${options.maxBytes} bytes`),
+        );
       if (head === null) {
+        ends?.push(chunk);
         const problem = zip?.push(chunk);
         return problem ? cb(refuse(problem)) : cb(null, chunk);
       }
@@ -154,7 +173,7 @@ export function imageTypeGate(message: string, zipOptions: ZipImagesCheckOptions
         if (refused) return cb(refused);
         this.push(out);
       }
-      const problem = zip?.end();
+      const problem = zip?.end() ?? ends?.end();
       cb(problem ? refuse(problem) : null);
     },
   });
@@ -169,9 +188,9 @@ export function gateImageType(
   source: Readable,
   message: string,
   onRefused: 'drain' | 'destroy',
-  zipOptions: ZipImagesCheckOptions = {},
+  options: ImageGateOptions = {},
 ): Readable {
-  const gate = imageTypeGate(message, zipOptions);
+  const gate = imageTypeGate(message, options);
   source.once('error', (err) => gate.destroy(err));
   gate.once('error', () => {
     source.unpipe(gate);

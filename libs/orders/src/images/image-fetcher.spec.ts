@@ -6,7 +6,11 @@ import path from 'node:path';
 import { LocalFileStore } from './file-store';
 import { fetchImage, type FetchPolicy } from './image-fetcher';
 
-const PNG = Buffer.concat([Buffer.from([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]), Buffer.alloc(64)]);
+/** A whole 1x1 PNG (a signature alone would be refused as cut short). */
+const PNG = Buffer.from(
+  'iVBORw0KGgoAAAANSUhEUgAAAAEAAAABCAYAAAAfFcSJAAAADUlEQVR42mP8z8BQDwAEhQGAhKmMIQAAAABJRU5ErkJggg==',
+  'base64',
+);
 
 /** A loopback server answering each request with the next of `answers` (the last one repeats). */
 async function imageServer(answers: Array<(res: http.ServerResponse) => void>) {

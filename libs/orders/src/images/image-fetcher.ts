@@ -183,6 +183,7 @@ async function fetchOnce(
   const body = res.body as unknown as Readable;
   const stored = await store.put(
     gateImageType(body, 'Image URL did not return a JPEG, PNG or zip', 'destroy', {
+      maxBytes,
       maxUnpackedBytes: policy.zipMaxUnpackedBytes,
     }),
     maxBytes,

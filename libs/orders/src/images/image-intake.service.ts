@@ -64,7 +64,10 @@ export class ImageIntakeService {
         Buffer.isBuffer(source) ? Readable.from([source]) : source,
         'Only JPEG, PNG or a zip of them are accepted',
         'drain',
-        { maxUnpackedBytes: this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES },
+        {
+          maxBytes: this.config.orders.IMAGE_MAX_BYTES,
+          maxUnpackedBytes: this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES,
+        },
       ),
       this.config.orders.IMAGE_MAX_BYTES,
     );

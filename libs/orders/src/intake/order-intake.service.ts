@@ -18,7 +18,7 @@ import type { Queue } from 'bullmq';
 import type { EntityManager } from 'typeorm';
 import { FILE_STORE } from '../images/file-store.provider';
 import { sniffMediaType, type FileStore } from '../images/file-store';
-import { zipImagesProblem } from '@hemato/common';
+import { imageEndProblem, zipImagesProblem } from '@hemato/common';
 import { stepJobId } from '../lifecycle/lifecycle-queue';
 import type { NewOrderInput } from './new-order';
 
@@ -140,11 +140,12 @@ export class OrderIntakeService {
           if (!type) {
             throw new DomainError(DomainErrorCode.Unsupported, `Image ${image.name} is not a JPEG, PNG or zip`);
           }
-          const zipProblem =
+          const contentProblem =
             type === 'application/zip'
               ? zipImagesProblem(image.data, { maxUnpackedBytes: this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES })
-              : null;
-          if (zipProblem) throw new DomainError(DomainErrorCode.Unsupported, `Image ${image.name}: ${zipProblem}`);
+              : imageEndProblem(image.data, type);
+          if (contentProblem)
+            throw new DomainError(DomainErrorCode.Unsupported, `Image ${image.name}: ${contentProblem}`);
           const stored = await this.files.put(image.data, this.config.orders.IMAGE_MAX_BYTES);
           await manager.insert(ImageFileEntity, {
             orderId: order.id,
