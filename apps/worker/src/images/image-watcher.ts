@@ -3,7 +3,7 @@ import { mkdir, readdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { APP_CONFIG, DomainError, DomainErrorCode, OrderStatus, createLogger, type AppConfig } from '@hemato/common';
-import { ImageIntakeService, OrderTransitions } from '@hemato/orders';
+import { ImageCutShortError, ImageIntakeService, OrderTransitions } from '@hemato/orders';
 import { OrderEntity } from '@hemato/persistence';
 import { DataSource } from 'typeorm';
 
@@ -29,13 +29,16 @@ const REFUSED = new Set<DomainErrorCode>([
  * The drop folder: `<IMAGE_WATCH_DIR>/<placer or filler number>/<image>`. A file is taken once it is not
  * empty and its size has not changed between two scans (a scanner may still be writing it), added to the
  * order, and moved to `<folder>/.done/`. A file refused for itself goes to `.rejected/`, with the reason on
- * the order's timeline; one the store or the database could not take stays and is tried again. A
+ * the order's timeline; one the store or the database could not take stays and is tried again, and so does
+ * one cut short (a writer pausing mid-file), once its size changes. A
  * `COMPLETE` file in the folder marks the order's images complete.
  */
 @Injectable()
 export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
   private timer?: NodeJS.Timeout;
   private readonly sizes = new Map<string, number>();
+  /** Files read and found cut short (a scanner pausing mid-file), by the size they had: waited for until it changes. */
+  private readonly incomplete = new Map<string, number>();
   /** Folders found to match several orders (number → their ids), noted on the timelines once. */
   private readonly ambiguous = new Map<string, string>();
   private scanning = false;
@@ -91,6 +94,7 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
         this.sizes.delete(full);
         continue;
       }
+      if (this.incomplete.get(full) === size) continue;
       if (this.sizes.get(full) !== size) {
         this.sizes.set(full, size);
         continue;
@@ -98,10 +102,23 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
       this.sizes.delete(full);
       try {
         await this.images.add(order.id, f.name, createReadStream(full), 'watch', 'drop-folder');
+        this.incomplete.delete(full);
         await this.moveTo(folder, '.done', f.name);
       } catch (err) {
         const reason = err instanceof Error ? err.message : String(err);
-        if (err instanceof DomainError && REFUSED.has(err.code)) {
+        if (err instanceof ImageCutShortError) {
+          // Most likely still being written: moving it away would leave the writer writing into .rejected/.
+          // It stays, and is read again once its size changes; the timeline says what it waits for.
+          this.incomplete.set(full, size);
+          log.warn({ orderId: order.id }, 'dropped image cut short: waiting for the rest of it');
+          await this.transitions.note(order.id, 'image_incomplete', 'drop-folder', {
+            image: f.name,
+            via: 'watch',
+            bytes: size,
+            reason: `${reason}; the file stays in the folder and is taken once whole`,
+          });
+        } else if (err instanceof DomainError && REFUSED.has(err.code)) {
+          this.incomplete.delete(full);
           log.warn({ orderId: order.id, err: reason }, 'dropped image refused');
           await this.moveTo(folder, '.rejected', f.name);
           // No one gets an HTTP answer here: the order's timeline says what became of the file.
@@ -117,7 +134,9 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
         }
       }
     }
-    if (completeMarker && files.every((f) => !this.sizes.has(path.join(folder, f.name)))) {
+    const waiting = (f: { name: string }) =>
+      this.sizes.has(path.join(folder, f.name)) || this.incomplete.has(path.join(folder, f.name));
+    if (completeMarker && !files.some(waiting)) {
       try {
         await this.images.complete(order.id, 'drop-folder', 'COMPLETE file in the drop folder');
         await this.moveTo(folder, '.done', 'COMPLETE');

@@ -27,6 +27,8 @@ const MAX_DIRECTORY_BYTES = 4 * 1024 * 1024;
 const MAX_END_RECORD_BYTES = 22 + 0xffff;
 const TAIL_BYTES = MAX_DIRECTORY_BYTES + MAX_END_RECORD_BYTES + 20 + 56;
 
+const NO_END_RECORD = 'the zip has no end record (cut short?)';
+
 export interface ZipImagesCheckOptions {
   /** The most all entries together may unpack to (default {@link DEFAULT_ZIP_MAX_UNPACKED_BYTES}). */
   maxUnpackedBytes?: number;
@@ -74,15 +76,27 @@ export class ZipImagesCheck {
     return this.problem;
   }
 
+  /**
+   * The problem `end` found is that the zip stops short: in an entry, or before its end record. A file
+   * still being written looks like that (the drop folder waits for the rest of it).
+   */
+  cutShort = false;
+
   end(): string | null {
     if (this.problem) return this.problem;
     try {
       this.unzip.push(new Uint8Array(0), true);
-    } catch (err) {
-      this.problem = `the zip cannot be read (${err instanceof Error ? err.message : String(err)})`;
+    } catch {
+      // The reader still expected entry data when the bytes ran out.
+      this.problem = 'the zip is cut short (it ends inside an entry)';
     }
+    // Anything wrong at the very end (the last entry's data, or its end check) is the zip ending early.
+    if (this.problem) this.cutShort = true;
     if (!this.problem && this.images === 0) this.problem = 'the zip holds no JPEG or PNG file';
-    this.problem ??= this.directoryProblem();
+    if (!this.problem) {
+      this.problem = this.directoryProblem();
+      this.cutShort = this.problem === NO_END_RECORD;
+    }
     return this.problem;
   }
 
@@ -107,7 +121,7 @@ export class ZipImagesCheck {
         break;
       }
     }
-    if (end < 0) return 'the zip has no end record (cut short?)';
+    if (end < 0) return NO_END_RECORD;
     let count = buf.readUInt16LE(end + 10);
     let size = buf.readUInt32LE(end + 12);
     let offset = buf.readUInt32LE(end + 16);

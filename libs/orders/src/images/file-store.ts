@@ -113,6 +113,16 @@ export class LocalFileStore implements FileStore {
   }
 }
 
+/**
+ * A JPEG, PNG or zip that ends before its end: refused where it came in, like any file that is not a whole
+ * image; the drop folder, where a scanner may still be writing it, waits for the rest instead.
+ */
+export class ImageCutShortError extends DomainError {
+  constructor(message: string) {
+    super(DomainErrorCode.Unsupported, message);
+  }
+}
+
 export interface ImageGateOptions extends ZipImagesCheckOptions {
   /** The size limit the store will apply (`IMAGE_MAX_BYTES`): past it the gate refuses as too large. */
   maxBytes?: number;
@@ -173,8 +183,11 @@ export function imageTypeGate(message: string, options: ImageGateOptions = {}): 
         if (refused) return cb(refused);
         this.push(out);
       }
-      const problem = zip?.end() ?? ends?.end();
-      cb(problem ? refuse(problem) : null);
+      const zipProblem = zip?.end();
+      if (zipProblem)
+        return cb(zip!.cutShort ? new ImageCutShortError(`${message}: ${zipProblem}`) : refuse(zipProblem));
+      const endProblem = ends?.end();
+      cb(endProblem ? new ImageCutShortError(`${message}: ${endProblem}`) : null);
     },
   });
 }

@@ -1,0 +1,93 @@
+import { appendFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { zipSync } from 'fflate';
+import { MllpClient } from '@hemato/hl7';
+import { OrderStatus } from '@hemato/common';
+import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
+import { eventually, orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+
+async function list(dir: string): Promise<string[]> {
+  try {
+    return (await readdir(dir)).sort();
+  } catch {
+    return [];
+  }
+}
+
+/**
+ * A scanner that pauses mid-file for longer than two scans leaves a file whose size holds but which is
+ * not whole yet. Such a file is not refused and set aside (the scanner would go on writing into
+ * `.rejected/`): it stays, the timeline says it waits for the rest, and it is taken once whole.
+ */
+describe('the drop folder and a file still being written', () => {
+  let p: Pipeline;
+  let client: MllpClient;
+  let dropDir: string;
+
+  beforeAll(async () => {
+    dropDir = await mkdtemp(path.join(os.tmpdir(), 'hb-drop-partial-'));
+    p = await startPipeline('imgdroppart', { IMAGE_WATCH_DIR: dropDir, IMAGE_QUIET_PERIOD_MS: '0' });
+    client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
+  });
+
+  afterAll(async () => {
+    client?.close();
+    await p?.close();
+    await rm(dropDir, { recursive: true, force: true });
+  });
+
+  const notes = async (orderId: string, type: string) =>
+    p.db.manager.find(OrderEventEntity, { where: { orderId, type }, order: { id: 'ASC' } });
+
+  it.each([
+    ['x.jpg', generateSmear({ width: 320, height: 240, format: 'jpeg', seed: 21 })],
+    [
+      'x.zip',
+      Buffer.from(
+        zipSync({
+          'a.png': generateSmear({ width: 160, height: 120, format: 'png', seed: 22 }),
+          'b.png': generateSmear({ width: 160, height: 120, format: 'png', seed: 23 }),
+        }),
+      ),
+    ],
+  ])(
+    '%s written in two goes with a long pause is waited for, then taken whole',
+    async (name, bytes) => {
+      const placer = `PL-PART-${name.replace('.', '-')}`;
+      expect((await client.send(sampleOrm({ controlId: `C-${placer}`, placer }), `C-${placer}`)).code).toBe('AA');
+      const order = await orderReaches(p.db, { placerOrderNumber: placer }, OrderStatus.AwaitingImages, 20_000);
+      const folder = path.join(dropDir, placer);
+      await mkdir(folder, { recursive: true });
+      const half = Math.floor(bytes.length / 2);
+      await writeFile(path.join(folder, name), bytes.subarray(0, half));
+      await writeFile(path.join(folder, 'COMPLETE'), '');
+
+      // Its size held over two scans: it was read, found cut short, and left where it is.
+      const [waiting] = await eventually(
+        async () => {
+          const found = await notes(order.id, 'image_incomplete');
+          return found.length ? found : null;
+        },
+        20_000,
+        'image_incomplete note',
+      );
+      expect(JSON.stringify(waiting!.detail)).toMatch(/cut short/);
+      expect(await list(folder)).toEqual(['COMPLETE', name]);
+      expect(await notes(order.id, 'image_refused')).toEqual([]);
+      expect(await p.db.manager.count(ImageFileEntity, { where: { orderId: order.id } })).toBe(0);
+
+      // The scanner writes the rest: the file is taken whole, then COMPLETE.
+      await appendFile(path.join(folder, name), bytes.subarray(half));
+      await eventually(
+        async () => (await p.db.manager.findOneBy(OrderEntity, { id: order.id, imagesComplete: true })) ?? null,
+        30_000,
+        'images complete',
+      );
+      const images = await p.db.manager.find(ImageFileEntity, { where: { orderId: order.id } });
+      expect(images.map((i) => [i.name, Number(i.sizeBytes)])).toEqual([[name, bytes.length]]);
+      expect(await list(path.join(folder, '.done'))).toEqual(['COMPLETE', name]);
+    },
+    90_000,
+  );
+});
