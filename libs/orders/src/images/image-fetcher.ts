@@ -148,6 +148,23 @@ export async function fetchImage(
   }
 }
 
+/** The URL without its `user:password@`, and those as a Basic `authorization` header (none without them). */
+function withoutCredentials(url: URL): { target: URL; headers: Record<string, string> } {
+  if (!url.username && !url.password) return { target: url, headers: {} };
+  const target = new URL(url);
+  target.username = '';
+  target.password = '';
+  const decode = (v: string) => {
+    try {
+      return decodeURIComponent(v);
+    } catch {
+      return v; // a stray '%': taken as written
+    }
+  };
+  const pair = `${decode(url.username)}:${decode(url.password)}`;
+  return { target, headers: { authorization: `Basic ${Buffer.from(pair).toString('base64')}` } };
+}
+
 /** One GET of the image: throws a {@link TransientFetchError} for an answer worth another attempt. */
 async function fetchOnce(
   url: URL,
@@ -156,9 +173,12 @@ async function fetchOnce(
   totalMs: number,
   deadline: AbortSignal,
 ): Promise<StoredFile & { mediaType: string }> {
-  // undici's request does not follow redirects: a 3xx is refused below like any non-200.
-  const res = await request(url, {
+  // undici's request does not follow redirects: a 3xx is refused below like any non-200. It also drops a
+  // URL's user:password (the server then answers 401): they are sent as Basic auth, as curl does.
+  const { target, headers } = withoutCredentials(url);
+  const res = await request(target, {
     method: 'GET',
+    headers,
     headersTimeout: Math.min(30_000, totalMs),
     bodyTimeout: Math.min(30_000, totalMs),
     signal: deadline,
