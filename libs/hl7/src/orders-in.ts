@@ -311,6 +311,8 @@ interface GroupDraft {
 export interface ReadOrderOptions {
   /** The most an inline zip may unpack to (`IMAGE_ZIP_MAX_UNPACKED_BYTES`). */
   zipMaxUnpackedBytes?: number;
+  /** The largest image the store takes (`IMAGE_MAX_BYTES`): a larger OBX ED is refused here, not at the store. */
+  maxImageBytes?: number;
 }
 
 /**
@@ -604,6 +606,14 @@ function imageFrom(obx: SegCtx, issues: Hl7Issue[], opts: ReadOrderOptions): Unn
       return null;
     }
     const bytes = Buffer.from(data, 'base64');
+    if (opts.maxImageBytes !== undefined && bytes.length > opts.maxImageBytes) {
+      issues.push({
+        code: Hl7ErrorCode.DataTypeError,
+        location: { segment: 'OBX', sequence: obx.seq, field: 5, component: 5 },
+        text: `OBX-5 ED image is ${bytes.length} bytes, over the limit of ${opts.maxImageBytes} (IMAGE_MAX_BYTES)`,
+      });
+      return null;
+    }
     // Refused here, at the order, rather than failing later at Hemato.AI: the sender can fix it now.
     const sniffed = sniffMediaType(bytes.subarray(0, 16));
     if (!sniffed) {

@@ -227,6 +227,7 @@ export class Hl7IntakeService implements OnModuleInit {
       const msg = parseMessage(text);
       parsed = readOrderMessage(msg, header, (system, code) => this.codes.tasksFor(system, code), {
         zipMaxUnpackedBytes: this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES,
+        maxImageBytes: this.config.orders.IMAGE_MAX_BYTES,
       });
     } catch (err) {
       log.info({ err: (err as Error).message }, 'unparseable HL7 message');
