@@ -1,5 +1,5 @@
 import { createReadStream } from 'node:fs';
-import { mkdir, readdir, rename, stat } from 'node:fs/promises';
+import { access, mkdir, readdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { APP_CONFIG, DomainError, DomainErrorCode, OrderStatus, createLogger, type AppConfig } from '@hemato/common';
@@ -8,6 +8,12 @@ import { OrderEntity } from '@hemato/persistence';
 import { DataSource } from 'typeorm';
 
 const log = createLogger('image-watcher');
+
+const exists = (file: string) =>
+  access(file).then(
+    () => true,
+    () => false,
+  );
 const SCAN_MS = 2000;
 /** States in which an order still takes images. */
 const OPEN_FOR_IMAGES: readonly OrderStatus[] = [OrderStatus.Received, OrderStatus.AwaitingImages];
@@ -120,12 +126,12 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
         } else if (err instanceof DomainError && REFUSED.has(err.code)) {
           this.incomplete.delete(full);
           log.warn({ orderId: order.id, err: reason }, 'dropped image refused');
-          await this.moveTo(folder, '.rejected', f.name);
+          const setAside = await this.moveTo(folder, '.rejected', f.name);
           // No one gets an HTTP answer here: the order's timeline says what became of the file.
           await this.transitions.note(order.id, 'image_refused', 'drop-folder', {
             image: f.name,
             via: 'watch',
-            reason: `${reason}; the file was moved to .rejected/`,
+            reason: `${reason}; the file was moved to .rejected/${setAside}`,
           });
         } else {
           // Still pending: tried again on the next scan, and a COMPLETE waits for it.
@@ -182,8 +188,17 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
     return null;
   }
 
-  private async moveTo(folder: string, sub: string, name: string) {
+  /**
+   * Moves a file into `<folder>/<sub>/`, under a name of its own there (`a (2).png` beside `a.png`): a file
+   * of the same name set aside earlier is kept, not replaced. Returns the name it got.
+   */
+  private async moveTo(folder: string, sub: string, name: string): Promise<string> {
     await mkdir(path.join(folder, sub), { recursive: true });
-    await rename(path.join(folder, name), path.join(folder, sub, name));
+    const ext = path.extname(name);
+    const stem = name.slice(0, name.length - ext.length);
+    let target = name;
+    for (let n = 2; await exists(path.join(folder, sub, target)); n++) target = `${stem} (${n})${ext}`;
+    await rename(path.join(folder, name), path.join(folder, sub, target));
+    return target;
   }
 }
