@@ -4,7 +4,7 @@ import { PatientIdentityReader, type PatientIdentity } from '@hemato/privacy';
 import type { Readable } from 'node:stream';
 import { DataSource } from 'typeorm';
 import { AdminOrdersRepository, type Cursor, type OrderListFilter, type OrderListRow } from './admin-orders.repository';
-import { elideBase64, maskedPatient, maskInbound, type MaskedPatient } from './phi-mask';
+import { forDisplay, maskedPatient, maskInbound, type MaskedPatient } from './phi-mask';
 
 export interface HeatSpot {
   finding: string;
@@ -171,7 +171,7 @@ export class AdminOrdersService {
       : null;
     const inbound = order.inbound_message_id ? await this.repo.inbound(order.inbound_message_id as string) : null;
     const raw = inbound?.raw as string | undefined;
-    return { identity, rawInbound: raw === undefined ? null : elideBase64(raw) };
+    return { identity, rawInbound: raw === undefined ? null : forDisplay(raw) };
   }
 
   async openImage(orderId: string, imageId: string): Promise<{ stream: Readable; mediaType: string }> {

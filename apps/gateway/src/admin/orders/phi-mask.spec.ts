@@ -1,4 +1,4 @@
-import { elideBase64, MASK, maskFhir, maskHl7 } from './phi-mask';
+import { elideBase64, forDisplay, MASK, maskFhir, maskHl7, maskInbound } from './phi-mask';
 
 describe('masking the raw inbound message', () => {
   it('masks every filled field of PID and NK1 and leaves order segments as they were', () => {
@@ -54,5 +54,26 @@ describe('masking the raw inbound message', () => {
       `OBX|1|ED|IMG^Smear image^L|1|^IM^PNG^Base64^[${data.length} characters of base64]||||||F`,
     );
     expect(elideBase64('PID|1||MRN123')).toBe('PID|1||MRN123');
+  });
+
+  it("never shows an image URL's password, masked or revealed; the host and path stay", () => {
+    const hl7 = [
+      'MSH|^~\\&|LIS|LAB|HB|H|20260101||ORM^O01|C1|P|2.5.1',
+      'ORC|NW|PL-1',
+      'OBX|1|RP|IMG^Smear^L||http://reader:s3cret@pacs.example/slide.jpg^IMAGE^JPEG~https://bob@x.example:8443/a.png',
+    ].join('\r');
+    for (const shown of [maskInbound('hl7', hl7), forDisplay(hl7)]) {
+      expect(shown).not.toMatch(/s3cret|reader|bob@/);
+      expect(shown).toContain(`http://${MASK}@pacs.example/slide.jpg^IMAGE^JPEG~https://${MASK}@x.example:8443/a.png`);
+    }
+    const fhir = JSON.stringify({
+      resourceType: 'ServiceRequest',
+      supportingInfo: [{ url: 'https://u%40x:p%3Aw@store.example/s.png' }, { url: 'https://store.example/@a.png' }],
+    });
+    for (const shown of [maskInbound('fhir', fhir), forDisplay(fhir)]) {
+      expect(shown).not.toContain('p%3Aw');
+      expect(shown).toContain(`https://${MASK}@store.example/s.png`);
+      expect(shown).toContain('https://store.example/@a.png');
+    }
   });
 });

@@ -52,7 +52,23 @@ export function maskFhir(raw: string): string {
 }
 
 export function maskInbound(channel: string, raw: string): string {
-  return elideBase64(channel === 'hl7' ? maskHl7(raw) : maskFhir(raw));
+  return forDisplay(channel === 'hl7' ? maskHl7(raw) : maskFhir(raw));
+}
+
+/**
+ * A stored message as the page may show it, revealed or not: inline images as their size, and the password of
+ * an image URL (`http://user:password@host/…`, which the worker sends as Basic auth) never shown to anyone.
+ */
+export function forDisplay(text: string): string {
+  return hideUrlCredentials(elideBase64(text));
+}
+
+/**
+ * `scheme://user:password@` → `scheme://•••@`. The user info ends at `@` and holds none of `/ ? # @`, blanks,
+ * quotes or HL7 delimiters (`| ^ ~ \ &`), so a match never reaches past the URL it is in.
+ */
+export function hideUrlCredentials(text: string): string {
+  return text.replace(/\b([a-z][a-z0-9+.-]*:\/\/)[^\s/?#@|^~\\&"'<>]+@/gi, `$1${MASK}@`);
 }
 
 /** What the page shows before a reveal: that there is a patient, never who. */
