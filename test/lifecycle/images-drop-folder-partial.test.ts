@@ -86,6 +86,12 @@ describe('the drop folder and a file still being written', () => {
       );
       const images = await p.db.manager.find(ImageFileEntity, { where: { orderId: order.id } });
       expect(images.map((i) => [i.name, Number(i.sizeBytes)])).toEqual([[name, bytes.length]]);
+      // The files move to .done/ after their rows are committed (a crash in between loses nothing): soon after.
+      await eventually(
+        async () => ((await list(path.join(folder, '.done'))).length === 2 ? true : null),
+        10_000,
+        'files moved to .done/',
+      );
       expect(await list(path.join(folder, '.done'))).toEqual(['COMPLETE', name]);
     },
     90_000,
