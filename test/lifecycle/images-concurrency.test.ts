@@ -2,7 +2,7 @@ import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
 import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
 import { orderReaches, generateSmear, startPipeline, type Pipeline } from '@hemato/testing';
-import { sendHl7Order } from './support/hl7-order';
+import { sendOrderAwaitingImages } from './support/hl7-order';
 import { postJson, putBytes, putImage } from './support/image-put';
 
 const smear = (seed: number) => generateSmear({ width: 320, height: 240, format: 'png', seed });
@@ -22,10 +22,7 @@ describe('image uploads racing each other and the end of image collection', () =
     await p?.close();
   });
 
-  async function waitingOrder(placer: string): Promise<OrderEntity> {
-    const order = await sendHl7Order(p, client, placer);
-    return orderReaches(p.db, { id: order.id }, OrderStatus.AwaitingImages, 20_000);
-  }
+  const waitingOrder = (placer: string) => sendOrderAwaitingImages(p, client, placer);
 
   it('an upload still streaming when the images are completed is refused (409), not recorded and never lost silently', async () => {
     const order = await waitingOrder('PL-RACE-1');

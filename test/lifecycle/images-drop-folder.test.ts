@@ -5,6 +5,7 @@ import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
 import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
 import { eventually, orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+import { sendOrderAwaitingImages } from './support/hl7-order';
 
 async function list(dir: string): Promise<string[]> {
   try {
@@ -31,18 +32,7 @@ describe('images dropped in the watched folder, and the quiet period', () => {
     await rm(dropDir, { recursive: true, force: true });
   });
 
-  async function waitingOrder(placer: string): Promise<OrderEntity> {
-    const ack = await client.send(sampleOrm({ controlId: `C-${placer}`, placer }), `C-${placer}`);
-    expect(ack.code).toBe('AA');
-    return eventually(
-      async () => {
-        const o = await p.db.manager.findOne(OrderEntity, { where: { placerOrderNumber: placer } });
-        return o?.status === OrderStatus.AwaitingImages ? o : null;
-      },
-      20_000,
-      'awaiting_images',
-    );
-  }
+  const waitingOrder = (placer: string) => sendOrderAwaitingImages(p, client, placer);
 
   async function completed(id: string): Promise<OrderEntity> {
     return orderReaches(p.db, { id }, OrderStatus.Completed);

@@ -7,6 +7,7 @@ import { ImageFileEntity, OrderEntity } from '@hemato/persistence';
 import { orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
 import { sendHl7Order } from './support/hl7-order';
 import { startImageServer, type ImageServer } from './support/image-server';
+import { putBytes } from './support/image-put';
 
 const FHIR_KEY = 'fhir-truncated-key-0123456789';
 
@@ -44,14 +45,8 @@ describe('images cut short', () => {
     await server?.close();
   });
 
-  async function upload(orderId: string, name: string, body: Uint8Array) {
-    const res = await fetch(`${p.httpUrl}/api/orders/${orderId}/images/${name}`, {
-      method: 'PUT',
-      headers: auth,
-      body: Buffer.from(body),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  }
+  const upload = (orderId: string, name: string, body: Uint8Array) =>
+    putBytes(`${p.httpUrl}/api/orders/${orderId}/images/${name}`, auth, Buffer.from(body));
 
   it('an upload of a JPEG or PNG cut short, alone or in a zip, answers 422 and keeps nothing', async () => {
     expect((await client.send(sampleOrm({ controlId: 'C-PL-CUT-1', placer: 'PL-CUT-1' }), 'C-PL-CUT-1')).code).toBe(

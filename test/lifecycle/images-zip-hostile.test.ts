@@ -2,9 +2,10 @@ import { existsSync, readdirSync } from 'node:fs';
 import path from 'node:path';
 import { zipSync } from 'fflate';
 import { MllpClient } from '@hemato/hl7';
-import { OrderStatus } from '@hemato/common';
 import { ImageFileEntity, OrderEntity } from '@hemato/persistence';
-import { orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+import { generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+import { sendOrderAwaitingImages } from './support/hl7-order';
+import { putBytes } from './support/image-put';
 
 const FHIR_KEY = 'fhir-hostile-zip-key-0123456789';
 const MAX_UNPACKED = 16 * 1024 * 1024;
@@ -40,19 +41,14 @@ describe('zip images from a hostile or broken sender', () => {
     await p?.close();
   });
 
-  async function waitingOrder(placer: string): Promise<OrderEntity> {
-    expect((await client.send(sampleOrm({ controlId: `C-${placer}`, placer }), `C-${placer}`)).code).toBe('AA');
-    return orderReaches(p.db, { placerOrderNumber: placer }, OrderStatus.AwaitingImages, 20_000);
-  }
+  const waitingOrder = (placer: string) => sendOrderAwaitingImages(p, client, placer);
 
-  async function upload(orderId: string, name: string, body: Uint8Array) {
-    const res = await fetch(`${p.httpUrl}/api/orders/${orderId}/images/${name}`, {
-      method: 'PUT',
-      headers: { ...auth, 'content-type': 'application/zip' },
-      body: Buffer.from(body),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  }
+  const upload = (orderId: string, name: string, body: Uint8Array) =>
+    putBytes(
+      `${p.httpUrl}/api/orders/${orderId}/images/${name}`,
+      { ...auth, 'content-type': 'application/zip' },
+      Buffer.from(body),
+    );
 
   async function postFhir(zip: Buffer) {
     const value = `SR-${Math.random().toString(36).slice(2, 10)}`;

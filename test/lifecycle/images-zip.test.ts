@@ -5,6 +5,8 @@ import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
 import { ImageFileEntity, OrderEntity } from '@hemato/persistence';
 import { orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+import { sendOrderAwaitingImages } from './support/hl7-order';
+import { putBytes } from './support/image-put';
 
 /** Hemato.AI takes a zip only of JPEG and PNG files: the bridge checks every entry before keeping one. */
 describe('zip images: what is inside is checked at intake', () => {
@@ -24,19 +26,14 @@ describe('zip images: what is inside is checked at intake', () => {
     await p?.close();
   });
 
-  async function waitingOrder(placer: string): Promise<OrderEntity> {
-    expect((await client.send(sampleOrm({ controlId: `C-${placer}`, placer }), `C-${placer}`)).code).toBe('AA');
-    return orderReaches(p.db, { placerOrderNumber: placer }, OrderStatus.AwaitingImages, 20_000);
-  }
+  const waitingOrder = (placer: string) => sendOrderAwaitingImages(p, client, placer);
 
-  async function upload(orderId: string, name: string, body: Uint8Array) {
-    const res = await fetch(`${p.httpUrl}/api/orders/${orderId}/images/${name}`, {
-      method: 'PUT',
-      headers: { ...auth, 'content-type': 'application/zip' },
-      body: Buffer.from(body),
-    });
-    return { status: res.status, body: (await res.json()) as any };
-  }
+  const upload = (orderId: string, name: string, body: Uint8Array) =>
+    putBytes(
+      `${p.httpUrl}/api/orders/${orderId}/images/${name}`,
+      { ...auth, 'content-type': 'application/zip' },
+      Buffer.from(body),
+    );
 
   it('a zip holding anything but JPEG/PNG files is refused (422) with the entry named, and nothing is kept', async () => {
     const order = await waitingOrder('PL-ZIP-1');

@@ -1,6 +1,7 @@
+import { OrderStatus } from '@hemato/common';
 import type { MllpClient } from '@hemato/hl7';
 import { OrderEntity } from '@hemato/persistence';
-import { eventually, sampleOrm, type Pipeline, type SampleOrderOptions } from '@hemato/testing';
+import { eventually, orderReaches, sampleOrm, type Pipeline, type SampleOrderOptions } from '@hemato/testing';
 
 /**
  * Sends a sample ORM^O01 for `placer` (control id `C-<placer>`) over MLLP, expects it accepted (AA),
@@ -19,4 +20,10 @@ export async function sendHl7Order(
     10_000,
     'order row',
   );
+}
+
+/** {@link sendHl7Order} without images: the order once it waits for them (`awaiting_images`). */
+export async function sendOrderAwaitingImages(p: Pipeline, client: MllpClient, placer: string): Promise<OrderEntity> {
+  const order = await sendHl7Order(p, client, placer);
+  return orderReaches(p.db, { id: order.id }, OrderStatus.AwaitingImages, 20_000);
 }
