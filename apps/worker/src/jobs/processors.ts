@@ -19,12 +19,15 @@ export const MAX_RETRY_AFTER_MS = 60 * 60_000;
  * or 503) is retried no sooner than that, nor sooner than the job's own backoff. BullMQ computes the delay
  * from the job's backoff when it records this failure, so this run's backoff becomes that fixed delay; the
  * options stored with the job are unchanged, and the try counts against its attempts like any other.
+ * Returns the wait before the next try, whichever it is.
  */
-export async function honourRetryAfter(job: Job, err: unknown): Promise<void> {
-  const wait = (err as { retryAfterMs?: unknown } | null)?.retryAfterMs;
-  if (typeof wait !== 'number' || !Number.isFinite(wait) || wait <= 0) return;
+export async function honourRetryAfter(job: Job, err: unknown): Promise<number> {
   const usual = await backoffOf(job, err);
-  job.opts.backoff = { type: 'fixed', delay: Math.max(Math.min(Math.ceil(wait), MAX_RETRY_AFTER_MS), usual) };
+  const wait = (err as { retryAfterMs?: unknown } | null)?.retryAfterMs;
+  if (typeof wait !== 'number' || !Number.isFinite(wait) || wait <= 0) return usual;
+  const delay = Math.max(Math.min(Math.ceil(wait), MAX_RETRY_AFTER_MS), usual);
+  job.opts.backoff = { type: 'fixed', delay };
+  return delay;
 }
 
 /** How long BullMQ waits before the next try of a job whose current try failed with `err`. */
@@ -100,11 +103,10 @@ export class OrdersProcessor extends DispatchingProcessor {
    */
   protected override async after(job: Job<OrderJobData>, err?: unknown, final?: boolean) {
     if (err && !final) {
-      await honourRetryAfter(job, err);
       const attempt = {
         number: job.attemptsMade + 1,
         of: job.opts.attempts ?? 1,
-        nextTryInMs: await backoffOf(job, err),
+        nextTryInMs: await honourRetryAfter(job, err),
       };
       return this.failure.retrying(job.data.orderId, job.name as JobName, attempt, reasonOf(err));
     }
@@ -126,7 +128,10 @@ export class DeliveriesProcessor extends DispatchingProcessor {
    * receiver asked (an EHR's Retry-After).
    */
   protected override async after(job: Job<OrderJobData>, err?: unknown, final?: boolean) {
-    if (err && !final) return honourRetryAfter(job, err);
+    if (err && !final) {
+      await honourRetryAfter(job, err);
+      return;
+    }
     if (err && job.data.deliveryId) await this.completion.markExhausted(job.data.deliveryId, reasonOf(err));
     await this.completion.check(job.data.orderId);
   }
