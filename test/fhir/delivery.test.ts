@@ -728,6 +728,29 @@ describe('FHIR delivery of a report to the EHR (deliveries.fhir)', () => {
     ).toEqual([412, 200]);
   });
 
+  it("completes the EHR's Task when the EHR's transaction-response names no locations (the report is found by its identifier)", async () => {
+    const { orderId: id, deliveryId, serviceRequestId } = await deliveringFhirOrder();
+    const task = await ehr.create<Task>({
+      resourceType: 'Task',
+      status: 'requested',
+      intent: 'order',
+      basedOn: [{ reference: `ServiceRequest/${serviceRequestId}` }],
+    });
+    // Everything is written, but the answer is bare: each entry has its status only (allowed for an update
+    // that created nothing new, and what some EHRs send with Prefer: return=minimal).
+    ehr.editNextTransactionResponse((b) => ({
+      ...b,
+      entry: (b.entry ?? []).map((e) => ({ response: { status: e.response!.status } })),
+    }));
+    await queue.add(JobName.DeliverFhir, { orderId: id, deliveryId });
+    expect((await deliverySettled(deliveryId)).status).toBe('acknowledged');
+    const [dr] = await reportsOf(id);
+    expect(dr).toBeDefined();
+    const done = await ehr.repo.readResource<Task>('Task', task.id!);
+    expect(done.status).toBe('completed');
+    expect(done.output?.map((o) => o.valueReference?.reference)).toEqual([`DiagnosticReport/${dr!.id}`]);
+  });
+
   it('a report for an order without an EHR Patient reference (HL7) goes to the Patient found by its MRN', async () => {
     const { orderId: id, deliveryId } = await deliveringOrderFrom(SourceChannel.Hl7, {
       primary: { authority: 'HOSP', value: 'MRN-DELIV' },

@@ -4,6 +4,7 @@ import {
   EhrClient,
   EhrHttpError,
   EhrSubjectError,
+  FhirSystems,
   buildReportResources,
   buildReportTransaction,
   checkTransactionResponse,
@@ -18,7 +19,7 @@ import { currentDelivery } from '@hemato/orders';
 import { DeliveryEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
 import { PatientIdentityReader } from '@hemato/privacy';
 import type { ReportResults } from '@hemato/hemato-client';
-import type { Bundle, Task } from '@medplum/fhirtypes';
+import type { Bundle, DiagnosticReport, Task } from '@medplum/fhirtypes';
 import { DataSource, LessThan } from 'typeorm';
 
 const log = createLogger('deliver-fhir');
@@ -166,11 +167,11 @@ export class DeliverFhirService {
       });
     }
 
-    const drEntry = body.entry?.find((e) => e.response?.location?.includes('DiagnosticReport/'));
-    const drRef = drEntry?.response?.location?.replace(/^.*?(DiagnosticReport\/[^/]+).*$/, '$1');
     // The EHR's Task is closed before the delivery is recorded: "acknowledged" then means all of it is done
     // (a crash in between retries the delivery, whose writes are conditional, and finds the Task closed).
-    if (drRef && basedOn?.reference) await this.completeEhrTask(ehr, basedOn.reference, drRef, orderId);
+    if (basedOn?.reference) {
+      await this.completeEhrTask(ehr, basedOn.reference, () => reportReference(ehr, bundle, body, orderId), orderId);
+    }
     await this.finish(deliveryId, {
       status: DeliveryStatus.Acknowledged,
       outcome: String(answer.status),
@@ -229,13 +230,25 @@ export class DeliverFhirService {
   }
 
   /** The EHR's own Task for the ServiceRequest, if it keeps one: completed, output → the report. */
-  private async completeEhrTask(ehr: EhrClient, serviceRequest: string, drRef: string, orderId: string): Promise<void> {
+  private async completeEhrTask(
+    ehr: EhrClient,
+    serviceRequest: string,
+    reportRef: () => Promise<string | null>,
+    orderId: string,
+  ): Promise<void> {
     try {
       const found = await ehr.search<Task>('Task', { 'based-on': serviceRequest });
+      // Found once, and only when a Task is open (an EHR without Tasks is not searched for the report).
+      let drRef: string | null | undefined;
       for (const first of (found.entry ?? []).map((e) => e.resource!).filter(Boolean)) {
         let t: Task = first;
         for (let attempt = 1; ; attempt++) {
           if (t.status === 'completed' || t.status === 'cancelled' || !t.id) break;
+          if (drRef === undefined) drRef = await reportRef();
+          if (drRef === null) {
+            log.warn({ orderId, task: `Task/${t.id}` }, 'EHR Task left open: the EHR does not say where the report is');
+            return;
+          }
           try {
             // If-Match the version read: a change made in the EHR meanwhile is not overwritten.
             await ehr.update(
@@ -264,6 +277,27 @@ export class DeliverFhirService {
       log.warn({ orderId, err: (err as Error).message }, 'could not complete the EHR Task');
     }
   }
+}
+
+/**
+ * The DiagnosticReport as the EHR knows it (`DiagnosticReport/<id>`). From its entry of the transaction-response
+ * (entries answer in the order sent): the location, else the resource returned. An answer may carry statuses only
+ * (an update that changed nothing needs no location; `Prefer: return=minimal`), so then it is searched for by
+ * our identifier, which the transaction wrote. Null when the EHR does not know one report by it.
+ */
+async function reportReference(ehr: EhrClient, sent: Bundle, answer: Bundle, orderId: string): Promise<string | null> {
+  const at = (sent.entry ?? []).findIndex((e) => e.resource?.resourceType === 'DiagnosticReport');
+  const entry = at >= 0 ? answer.entry?.[at] : undefined;
+  const fromLocation = /(?:^|\/)(DiagnosticReport\/[A-Za-z0-9\-.]{1,64})(?:\/|$)/.exec(entry?.response?.location ?? '');
+  if (fromLocation) return fromLocation[1]!;
+  const returned = entry?.resource;
+  if (returned?.resourceType === 'DiagnosticReport' && returned.id) return `DiagnosticReport/${returned.id}`;
+  const found = await ehr.search<DiagnosticReport>('DiagnosticReport', {
+    identifier: `${FhirSystems.diagnosticReport}|${orderId}`,
+    _count: '2',
+  });
+  const reports = (found.entry ?? []).map((e) => e.resource).filter((r) => r?.resourceType === 'DiagnosticReport');
+  return reports.length === 1 && reports[0]!.id ? `DiagnosticReport/${reports[0]!.id}` : null;
 }
 
 /** A body kept on the delivery row: an unreadable one (an HTML page, ...) only in part. */

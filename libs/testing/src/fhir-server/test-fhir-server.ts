@@ -101,6 +101,8 @@ export class TestFhirServer {
     contentType: string;
     headers: Record<string, string>;
   }> = [];
+  /** Changes the next processed transaction's response before it is sent (see {@link editNextTransactionResponse}). */
+  private readonly transactionResponseEdits: Array<(b: Bundle) => Bundle> = [];
   /** Token endpoint `expires_in` (seconds), changeable between tests. */
   tokenExpiresIn: number;
   /** Style for plain rest-hook subscriptions, changeable between tests. */
@@ -170,6 +172,14 @@ export class TestFhirServer {
       contentType,
       headers,
     });
+  }
+
+  /**
+   * The next transaction/batch POST is processed as usual (everything is written), but its response Bundle
+   * goes through `edit` first: an EHR whose answer leaves out locations or resources, say.
+   */
+  editNextTransactionResponse(edit: (response: Bundle) => Bundle): void {
+    this.transactionResponseEdits.push(edit);
   }
 
   /** Invalidate every access token issued (the next FHIR call with one gets 401). */
@@ -301,10 +311,16 @@ export class TestFhirServer {
       headers: req.headers,
     };
     delete (fhirReq as Partial<FhirRequest>).pathname;
-    const [oc, resource] = await this.router.handleRequest(fhirReq, this.repo);
+    const [oc, answered] = await this.router.handleRequest(fhirReq, this.repo);
+    let resource = answered;
+    const editResponse =
+      req.method === 'POST' && path === '/' && resource?.resourceType === 'Bundle'
+        ? this.transactionResponseEdits.shift()
+        : undefined;
     let status = getStatus(oc);
     const write = req.method !== 'GET' && req.method !== 'HEAD' && status < 400;
     if (write) this.afterWrite(writtenBy(resource));
+    if (editResponse) resource = editResponse(structuredClone(resource as Bundle));
     if (write && this.failAfterCommit > 0) {
       this.failAfterCommit--;
       status = 500;
