@@ -1,8 +1,7 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { OrderStatus } from '@hemato/common';
 import { MllpClient } from '@hemato/hl7';
 import { generateSmear, orderReaches, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+import { startHematoProxy, type HematoProxy } from './support/hemato-proxy';
 
 /**
  * Hemato.AI answering 429 with a Retry-After longer than the client waits by itself (60 s): the order's step
@@ -11,39 +10,30 @@ import { generateSmear, orderReaches, sampleOrm, startPipeline, type Pipeline } 
  */
 describe('Hemato.AI asking to wait longer than the client waits', () => {
   let p: Pipeline;
-  let proxy: http.Server;
-  let target = '';
+  let proxy: HematoProxy;
   let reportAsks = 0;
   let client: MllpClient;
   const smear = generateSmear({ width: 320, height: 240, format: 'png', seed: 9, parasites: true });
 
   beforeAll(async () => {
-    proxy = http.createServer((req, res) => {
-      if (req.method === 'GET' && /^\/pbs\/[^/]+\/report/.test(req.url ?? '')) {
+    proxy = await startHematoProxy({
+      answer: (req, res) => {
+        if (req.method !== 'GET' || !/^\/pbs\/[^/]+\/report/.test(req.url ?? '')) return false;
         reportAsks++;
-        req.resume();
         res.writeHead(429, { 'content-type': 'application/json', 'retry-after': '600' });
         res.end(JSON.stringify({ status: 429, error: 'rate limited', user_message: 'Too many requests' }));
-        return;
-      }
-      const up = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (ur) => {
-        res.writeHead(ur.statusCode ?? 502, ur.headers);
-        ur.pipe(res);
-      });
-      up.on('error', () => res.destroy());
-      req.pipe(up);
+        return true;
+      },
     });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
     // The reconciler is kept out of the way: only the step's own retries ask for the report.
-    p = await startPipeline('retry-after', { HEMATO_BASE_URL: proxyUrl, STALE_AFTER_MS: '600000' });
-    target = p.sandbox.url;
+    p = await startPipeline('retry-after', { HEMATO_BASE_URL: proxy.url, STALE_AFTER_MS: '600000' });
+    proxy.target = p.sandbox.url;
     client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
   });
   afterAll(async () => {
     client?.close();
     await p?.close();
-    await new Promise((r) => proxy?.close(r));
+    await proxy?.close();
   });
 
   it('a 429 with Retry-After: 600 on the report is not asked again while the wait runs', async () => {

@@ -1,10 +1,9 @@
-import http from 'node:http';
-import type { AddressInfo } from 'node:net';
 import { OrderStatus } from '@hemato/common';
 import { buildCallbackUrl } from '@hemato/hemato-client';
 import { MllpClient } from '@hemato/hl7';
 import { OrderEntity, OrderEventEntity, ReportEntity } from '@hemato/persistence';
 import { eventually, generateSmear, orderReaches, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+import { startHematoProxy, type HematoProxy } from './support/hemato-proxy';
 
 /**
  * Hemato.AI's report is external input: nothing in it can be trusted to be well-formed. A proxy stands in
@@ -15,8 +14,7 @@ import { eventually, generateSmear, orderReaches, sampleOrm, startPipeline, type
  */
 describe('a report from Hemato.AI that is malformed or hostile', () => {
   let p: Pipeline;
-  let proxy: http.Server;
-  let target = '';
+  let proxy: HematoProxy;
   let rewrite: ((results: Record<string, any>) => unknown) | null = null;
   /** Rewrites the whole envelope of status answers (results and user_message). */
   let rewriteStatus: ((envelope: Record<string, any>) => unknown) | null = null;
@@ -26,45 +24,31 @@ describe('a report from Hemato.AI that is malformed or hostile', () => {
   const smear = generateSmear({ width: 320, height: 240, format: 'png', seed: 5, parasites: true });
 
   beforeAll(async () => {
-    proxy = http.createServer((req, res) => {
-      const isReport = req.method === 'GET' && /^\/pbs\/[^/]+\/report/.test(req.url ?? '');
-      const isStatus = req.method === 'GET' && /^\/pbs\/[^/]+\/status/.test(req.url ?? '');
-      const change = isReport && rewrite ? 'report' : isStatus && rewriteStatus ? 'status' : null;
-      if (isReport && rawReport) {
+    proxy = await startHematoProxy({
+      answer: (req, res) => {
+        if (!rawReport || req.method !== 'GET' || !/^\/pbs\/[^/]+\/report/.test(req.url ?? '')) return false;
         res.writeHead(rawReport.status, rawReport.headers ?? {});
         res.end(rawReport.body);
-        return;
-      }
-      const up = http.request(`${target}${req.url}`, { method: req.method, headers: req.headers }, (ur) => {
-        if (!change || ur.statusCode !== 200) {
-          res.writeHead(ur.statusCode ?? 502, ur.headers);
-          ur.pipe(res);
-          return;
+        return true;
+      },
+      rewriteJson: (req) => {
+        if (req.method !== 'GET') return null;
+        if (rewrite && /^\/pbs\/[^/]+\/report/.test(req.url ?? '')) {
+          const change = rewrite;
+          return (envelope) => ({ ...envelope, results: change(envelope.results) });
         }
-        const chunks: Buffer[] = [];
-        ur.on('data', (c: Buffer) => chunks.push(c));
-        ur.on('end', () => {
-          let envelope = JSON.parse(Buffer.concat(chunks).toString('utf8'));
-          if (change === 'report') envelope.results = rewrite!(envelope.results);
-          else envelope = rewriteStatus!(envelope);
-          const body = JSON.stringify(envelope);
-          res.writeHead(200, { 'content-type': 'application/json' });
-          res.end(body);
-        });
-      });
-      up.on('error', () => res.destroy());
-      req.pipe(up);
+        if (rewriteStatus && /^\/pbs\/[^/]+\/status/.test(req.url ?? '')) return rewriteStatus;
+        return null;
+      },
     });
-    await new Promise<void>((r) => proxy.listen(0, '127.0.0.1', r));
-    const proxyUrl = `http://127.0.0.1:${(proxy.address() as AddressInfo).port}`;
-    p = await startPipeline('hostile-report', { HEMATO_BASE_URL: proxyUrl });
-    target = p.sandbox.url;
+    p = await startPipeline('hostile-report', { HEMATO_BASE_URL: proxy.url });
+    proxy.target = p.sandbox.url;
     client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
   });
   afterAll(async () => {
     client?.close();
     await p?.close();
-    await new Promise((r) => proxy?.close(r));
+    await proxy?.close();
   });
   afterEach(() => {
     rewrite = null;
