@@ -101,6 +101,53 @@ describe('dashboard actions in Chromium', () => {
     await p.context().close();
   });
 
+  it('holds an order with a reason and releases it: the page follows, both are audited', async () => {
+    const id = await insertOrder(g.ds, { filler: 'F-ACT-HOLD', status: 'awaiting_images' });
+    const p = await adminPage();
+    await openOrder(p, g.baseUrl, id);
+    const held = await confirmAction(p, 'Hold order', 'Hold', 'Specimen label to be checked');
+    expect(held).toContain('on hold');
+    expect((await g.ds.query(`SELECT status FROM orders WHERE id = $1`, [id]))[0].status).toBe('on_hold');
+    await p.locator('.page-head .chip', { hasText: 'on hold' }).waitFor();
+    await p.getByRole('note').filter({ hasText: 'nothing is sent to Hemato.AI' }).waitFor();
+    expect(await p.getByRole('button', { name: 'Hold order' }).count()).toBe(0);
+
+    const released = await confirmAction(p, 'Release hold', 'Release');
+    expect(released).toContain('released');
+    // Back to its first step (no worker runs here: the start job waits in Redis).
+    expect((await g.ds.query(`SELECT status FROM orders WHERE id = $1`, [id]))[0].status).toBe('received');
+    await p.locator('.page-head .chip', { hasText: 'received' }).waitFor();
+    const audit = await g.ds.query(
+      `SELECT action, outcome, detail FROM audit_log WHERE target_id = $1 AND action IN ('order.hold', 'order.release') ORDER BY id`,
+      [id],
+    );
+    expect(audit).toMatchObject([
+      { action: 'order.hold', outcome: 'ok', detail: { reason: 'Specimen label to be checked' } },
+      { action: 'order.release', outcome: 'ok' },
+    ]);
+    await p.context().close();
+  });
+
+  it('offers no hold for an order already at Hemato.AI, and refuses one asked for anyway', async () => {
+    const id = await insertOrder(g.ds, { filler: 'F-ACT-NOHOLD', status: 'processing' });
+    const p = await adminPage();
+    await openOrder(p, g.baseUrl, id);
+    await p.locator('.page-head .chip', { hasText: 'processing' }).waitFor();
+    expect(await p.getByRole('button', { name: 'Hold order' }).count()).toBe(0);
+    const answer = await p.evaluate(async (orderId) => {
+      const r = await fetch(`/api/admin/orders/${orderId}/actions/hold`, {
+        method: 'POST',
+        headers: { 'content-type': 'application/json' },
+        body: JSON.stringify({ reason: 'too late' }),
+      });
+      return r.json();
+    }, id);
+    expect(answer.ok).toBe(false);
+    expect(answer.message).toContain('already at Hemato.AI');
+    expect((await g.ds.query(`SELECT status FROM orders WHERE id = $1`, [id]))[0].status).toBe('processing');
+    await p.context().close();
+  });
+
   it('shows a refused action as such: retrying an order that has not failed', async () => {
     const id = await insertOrder(g.ds, { filler: 'F-ACT-REFUSED', status: 'processing' });
     const p = await adminPage();

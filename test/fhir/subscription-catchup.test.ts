@@ -6,7 +6,7 @@ import { FhirSubscriptionManager } from '../../apps/gateway/src/fhir/fhir-subscr
 import { API_KEY, patient, startGatewayWithEhr } from './fhir-helpers';
 
 const OURS =
-  'ServiceRequest?status=active,revoked,entered-in-error&code=http://loinc.org|34994-4,http://loinc.org|57021-8';
+  'ServiceRequest?status=active,on-hold,revoked,entered-in-error&code=http://loinc.org|34994-4,http://loinc.org|57021-8';
 
 /**
  * Which ServiceRequests are ours (the Subscription's criteria: our order codes, not every active order of

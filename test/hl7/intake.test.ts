@@ -371,7 +371,7 @@ describe('HL7 v2 order intake over MLLP', () => {
         await c.request(orderMessage({ controlId: 'XO-1', groups: [{ placer: 'PL-DC', control: 'XO' }] })),
       );
       expect(xo.code).toBe('AE');
-      expect(xo.errors[0]).toContain('Order control XO is not supported (NW, CA, DC)');
+      expect(xo.errors[0]).toContain('Order control XO is not supported (NW, CA, DC, HD, RL)');
     } finally {
       c.close();
     }

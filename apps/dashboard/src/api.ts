@@ -157,6 +157,7 @@ export interface Identity {
 export const STATUSES = [
   'received',
   'awaiting_images',
+  'on_hold',
   'ready',
   'study_created',
   'uploading',

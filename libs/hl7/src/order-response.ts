@@ -15,9 +15,10 @@ export function placerEi(number: string, authority?: PlacerAuthority | null): st
 /**
  * ORC-1 of an order response (HL7 table 0119): OK = order accepted, UA = unable to accept,
  * CR = cancelled as requested, UC = unable to cancel, DR = discontinued as requested, UD = unable to
- * discontinue.
+ * discontinue, OH = on hold as requested, UH = unable to put on hold, OR = released as requested, UR = unable
+ * to release.
  */
-export type OrderResponseControl = 'OK' | 'UA' | 'CR' | 'UC' | 'DR' | 'UD';
+export type OrderResponseControl = 'OK' | 'UA' | 'CR' | 'UC' | 'DR' | 'UD' | 'OH' | 'UH' | 'OR' | 'UR';
 
 /** One ORC/OBR group of the order message, as we answer it. */
 export interface OrderResponseLine {
@@ -39,8 +40,22 @@ export interface OrderResponseOptions extends AckOptions {
   patientIds?: Array<{ value: string; authority?: string; type?: string }>;
 }
 
-/** ORC-5 (HL7 table 0038) after our answer: scheduled, cancelled, or left empty when nothing changed. */
-const ORDER_STATUS: Record<OrderResponseControl, string> = { OK: 'SC', CR: 'CA', DR: 'DC', UA: '', UC: '', UD: '' };
+/**
+ * ORC-5 (HL7 table 0038) after our answer: scheduled (accepted, or released), cancelled, discontinued, on hold,
+ * or left empty when nothing changed.
+ */
+const ORDER_STATUS: Record<OrderResponseControl, string> = {
+  OK: 'SC',
+  CR: 'CA',
+  DR: 'DC',
+  OH: 'HD',
+  OR: 'SC',
+  UA: '',
+  UC: '',
+  UD: '',
+  UH: '',
+  UR: '',
+};
 
 /**
  * The application acknowledgement of an order message in enhanced mode: ORR^O02 for ORM^O01 and

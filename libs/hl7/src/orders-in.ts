@@ -24,11 +24,17 @@ export type Hl7ImageSource =
   | { kind: 'inline'; name: string; data: Buffer; mediaType: string | null }
   | { kind: 'url'; name: string; url: string; mediaType: string | null };
 
-/** One ORC/OBR group: becomes one order (NW) or cancels one (CA, or DC: see `discontinue`). */
+/**
+ * ORC-1 as we act on it: a new order (NW), or a request about an existing one: cancel (CA, and DC: see
+ * `discontinue`), hold (HD), release a hold (RL).
+ */
+export type Hl7OrderControl = 'NW' | 'CA' | 'HD' | 'RL';
+
+/** One ORC/OBR group: becomes one order (NW), or acts on one (CA/DC, HD, RL). */
 export interface Hl7OrderGroup {
   /** 1-based position of the group in the message. */
   index: number;
-  control: 'NW' | 'CA';
+  control: Hl7OrderControl;
   /** Sent as ORC-1 DC (discontinue): acted on as a cancellation, answered as a discontinuation. */
   discontinue?: boolean;
   placerOrderNumber: string;
@@ -56,7 +62,7 @@ export interface PlacerAuthority {
 
 /** An order group as far as it could be read, valid or not: what an order response (ORR/ORL) names. */
 export interface Hl7OrderRef {
-  control: 'NW' | 'CA';
+  control: Hl7OrderControl;
   /** Sent as ORC-1 DC. */
   discontinue?: boolean;
   placerOrderNumber: string;
@@ -412,11 +418,11 @@ export function readOrderMessage(
       });
       return;
     }
-    if (control !== 'NW' && control !== 'CA') {
+    if (control !== 'NW' && control !== 'CA' && control !== 'HD' && control !== 'RL') {
       issues.push({
         code: Hl7ErrorCode.TableValueNotFound,
         location: { segment: 'ORC', sequence: g.orc?.seq ?? 1, field: 1 },
-        text: `Order control ${control} is not supported (NW, CA, DC)`,
+        text: `Order control ${control} is not supported (NW, CA, DC, HD, RL)`,
       });
       return;
     }
@@ -475,7 +481,8 @@ export function readOrderMessage(
           ? { code, display: field(g.obr, '4.2') || null, system: field(g.obr, '4.3') || null }
           : null,
     });
-    if (control === 'CA') {
+    if (control !== 'NW') {
+      // About an order we have: its placer number names it, nothing else of the group is read.
       out.push({ index, control, placerOrderNumber: placer, ...at, test: null, tasks: [], details: {}, images: [] });
       return;
     }

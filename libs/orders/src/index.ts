@@ -23,5 +23,6 @@ export * from './lifecycle/steps/request-tasks.step';
 export * from './lifecycle/steps/check-status.step';
 export * from './lifecycle/steps/fetch-report.step';
 export * from './actions/order-actions.service';
+export * from './holds/order-holds.service';
 export * from './images/s3-file-store';
 export * from './retention/retention.service';

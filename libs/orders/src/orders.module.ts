@@ -4,6 +4,7 @@ import { OrderActionsService } from './actions/order-actions.service';
 import { OrderCodeTable } from './codes/order-code-table';
 import { orderCodeTableProvider } from './codes/order-code-table.provider';
 import { HematoClientHolder } from './hemato/hemato-client.provider';
+import { OrderHolds } from './holds/order-holds.service';
 import { FILE_STORE, fileStoreProvider } from './images/file-store.provider';
 import { ImageIntakeService } from './images/image-intake.service';
 import { OrderIntakeService } from './intake/order-intake.service';
@@ -38,6 +39,7 @@ const services = [
   StepFailure,
   Reconciler,
   OrderActionsService,
+  OrderHolds,
   RetentionService,
 ];
 

@@ -33,7 +33,7 @@ export interface SampleOrderOptions {
   imageUrls?: string[];
   /** LOINC code of the test (default 34994-4, mapped to pbs_v1). */
   code?: string;
-  control?: 'NW' | 'CA';
+  control?: 'NW' | 'CA' | 'DC' | 'HD' | 'RL';
   /** OBR-7 observation (collection) date/time as an HL7 TS (default: now, UTC digits without an offset). */
   collectedAt?: string;
 }

@@ -8,9 +8,11 @@ import { linkProps } from '../router';
 
 const WORKING = new Set(['study_created', 'uploading', 'tasks_requested', 'processing']);
 const TERMINAL = new Set(['completed', 'rejected', 'cancelled']);
+/** Nothing of the order is at Hemato.AI yet: it can be held (as the server decides, see OrderHolds). */
+const HOLDABLE = new Set(['received', 'awaiting_images', 'ready']);
 
 // Replaying a refused inbound message is on the Health page: an order's own message was accepted.
-type ActionName = 'retry' | 'resend' | 'cancel';
+type ActionName = 'retry' | 'resend' | 'hold' | 'release' | 'cancel';
 const ACTIONS: Record<
   ActionName,
   { label: string; title: string; body: string; confirm: string; danger?: boolean; askReason?: boolean }
@@ -26,6 +28,19 @@ const ACTIONS: Record<
     title: 'Resend the result?',
     body: 'The latest report is delivered again to every target (HL7 ORU and/or FHIR).',
     confirm: 'Resend',
+  },
+  hold: {
+    label: 'Hold order',
+    title: 'Put this order on hold?',
+    body: 'Nothing is sent to Hemato.AI until the order is released. Images can still be added.',
+    confirm: 'Hold',
+    askReason: true,
+  },
+  release: {
+    label: 'Release hold',
+    title: 'Release this order?',
+    body: 'The order goes on from its first step: images still pending are fetched, then it is sent to Hemato.AI.',
+    confirm: 'Release',
   },
   cancel: {
     label: 'Cancel order',
@@ -73,7 +88,7 @@ export function OrderPage({ id, me }: { id: string; me: Me }) {
         const path = `/api/admin/orders/${id}/actions/${name}`;
         const r = await api<{ ok: boolean; message: string }>(path, {
           method: 'POST',
-          json: name === 'cancel' ? { reason } : {},
+          json: name === 'cancel' || name === 'hold' ? { reason } : {},
         });
         setOutcome(r);
         void load();
@@ -99,6 +114,8 @@ export function OrderPage({ id, me }: { id: string; me: Me }) {
   const available: ActionName[] = [];
   if (o.status === 'failed') available.push('retry');
   if (d.report) available.push('resend');
+  if (HOLDABLE.has(o.status as string)) available.push('hold');
+  if (o.status === 'on_hold') available.push('release');
   if (!TERMINAL.has(o.status as string)) available.push('cancel');
 
   return (
@@ -117,6 +134,11 @@ export function OrderPage({ id, me }: { id: string; me: Me }) {
           <ProgressBar value={(o.hemato_progress as number | null) ?? 0} />
           {o.hemato_user_message && <span className="muted">{o.hemato_user_message as string}</span>}
         </div>
+      )}
+      {o.status === 'on_hold' && (
+        <p className="muted" role="note">
+          On hold: nothing is sent to Hemato.AI until the order is released.
+        </p>
       )}
       {o.status === 'failed' && (
         <p className="error" role="note">

@@ -16,7 +16,7 @@ import {
   type ParsedServiceRequest,
   type ResourceResolver,
 } from '@hemato/fhir';
-import { OrderCodeTable, OrderIntakeService, OrderTransitions } from '@hemato/orders';
+import { OrderCodeTable, OrderHolds, OrderIntakeService, OrderTransitions, type HoldOutcome } from '@hemato/orders';
 import type { OrderEntity } from '@hemato/persistence';
 import type { ServiceRequest } from '@medplum/fhirtypes';
 import type { EntityManager } from 'typeorm';
@@ -53,6 +53,15 @@ export interface IntakeResult {
   /** False when an order with the same identifier already existed (idempotent repeat). */
   created: boolean;
   cancelled?: boolean;
+  /** The ServiceRequest is `on-hold`: the order was held (or already was), and is not started. */
+  held?: boolean;
+  /** The ServiceRequest is `active` again: the held order was released (started after commit). */
+  released?: boolean;
+}
+
+/** The refusal of a hold for an order past the point where it can be held. */
+function holdRefused(outcome: HoldOutcome, ctx: IntakeContext): FhirOperationError {
+  return FhirOperationError.unprocessable(outcome.message, `${ctx.path ?? 'ServiceRequest'}.status`);
 }
 
 /** The timeline's actor: the channel and the client, so the dashboard says which client ordered or cancelled. */
@@ -78,6 +87,7 @@ export class FhirOrderIntakeUseCase {
     private readonly repo: FhirOrdersRepository,
     private readonly intake: OrderIntakeService,
     private readonly transitions: OrderTransitions,
+    private readonly holds: OrderHolds,
     @Inject(OrderCodeTable) private readonly codes: OrderCodeTable,
   ) {}
 
@@ -116,7 +126,7 @@ export class FhirOrderIntakeUseCase {
             status: 'accepted',
           })
         : null;
-      return this.intake.create(m, {
+      const order = await this.intake.create(m, {
         sourceChannel: SourceChannel.Fhir,
         sourceClient: ctx.caller.id,
         placerOrderNumber: parsed.placerOrderNumber,
@@ -129,12 +139,17 @@ export class FhirOrderIntakeUseCase {
         images: parsed.images,
         actor: actorOf(ctx),
       });
+      if (parsed.status !== 'on-hold') return order;
+      // Placed on hold: stored with its images, held before any step runs.
+      return (await this.holds.hold(order.id, { actor: actorOf(ctx), reason: 'ServiceRequest on-hold', manager: m }))
+        .order;
     };
     try {
       const order = ctx.manager ? await create(ctx.manager) : await this.repo.transaction(create);
-      if (!ctx.manager) await this.afterCommit([order.id]);
-      log.info({ orderId: order.id, client: ctx.caller.id }, 'FHIR order stored');
-      return { order, created: true };
+      const held = parsed.status === 'on-hold';
+      if (!ctx.manager && !held) await this.afterCommit([order.id]);
+      log.info({ orderId: order.id, client: ctx.caller.id, held }, 'FHIR order stored');
+      return { order, created: true, ...(held ? { held } : {}) };
     } catch (err) {
       // Two requests with one identifier at once: the database kept the first; answer with it.
       if (!ctx.manager && parsed.externalKey && isUniqueViolation(err)) {
@@ -167,6 +182,22 @@ export class FhirOrderIntakeUseCase {
     return parsed.externalKey ? this.repo.findByExternalKey(parsed.externalKey) : null;
   }
 
+  /**
+   * Once a caller's transaction committed: starts the orders it created (not those placed on hold) and those it
+   * released.
+   */
+  async afterCommitOf(results: IntakeResult[]): Promise<void> {
+    await this.afterCommit(results.filter((r) => r.created && !r.held).map((r) => r.order.id));
+    for (const r of results.filter((x) => x.released)) {
+      await this.holds.resume(r.order).catch((err: unknown) => {
+        log.warn(
+          { orderId: r.order.id, err: (err as Error).message },
+          'could not start the released order; left to the reconciler',
+        );
+      });
+    }
+  }
+
   /** Starts the lifecycle of orders stored in a caller's transaction, once it committed. */
   async afterCommit(orderIds: string[]): Promise<void> {
     try {
@@ -196,7 +227,25 @@ export class FhirOrderIntakeUseCase {
         ),
       );
     }
-    if (!cancels(parsed.status)) return { order: existing, created: false };
+    if (parsed.status === 'on-hold') {
+      const held = await this.holds.hold(existing.id, {
+        actor: actorOf(ctx),
+        reason: 'ServiceRequest on-hold',
+        manager: ctx.manager,
+      });
+      if (held.result === 'too_late') throw holdRefused(held, ctx);
+      return { order: held.order, created: false, held: true };
+    }
+    if (!cancels(parsed.status)) {
+      if (existing.status !== OrderStatus.OnHold) return { order: existing, created: false };
+      // `active` again after `on-hold`: released, and (outside a caller's transaction) started again.
+      const released = await this.holds.release(existing.id, {
+        actor: actorOf(ctx),
+        reason: 'ServiceRequest active',
+        manager: ctx.manager,
+      });
+      return { order: released.order, created: false, released: released.result === 'released' };
+    }
     if (existing.status === OrderStatus.Cancelled) return { order: existing, created: false, cancelled: true };
     if (TERMINAL_STATUSES.includes(existing.status) || existing.status === OrderStatus.Delivering) {
       throw FhirOperationError.unprocessable(

@@ -275,10 +275,9 @@ export class FhirController {
         results.clear();
         await storeAll();
       }
-      const created = [...results.values()].filter(
-        (r): r is IntakeResult => !(r instanceof FhirOperationError) && r.created,
+      await this.intake.afterCommitOf(
+        [...results.values()].filter((r): r is IntakeResult => !(r instanceof FhirOperationError)),
       );
-      await this.intakeAfterCommit(created.map((r) => r.order.id));
     } else {
       for (const i of orphans) results.set(i, orphanError(i));
       for (const i of srIndexes) {
@@ -341,10 +340,6 @@ export class FhirController {
       }
     }
     send(res, 200, { resourceType: 'Bundle', type: `${bundle.type}-response`, entry: out });
-  }
-
-  private intakeAfterCommit(ids: string[]): Promise<void> {
-    return this.intake.afterCommit(ids);
   }
 
   @Get('Task/:id')

@@ -220,6 +220,14 @@ export class SubscriptionNotificationService {
         );
         return;
       }
+      // A hold for an order already at Hemato.AI (or done) cannot be applied: the order goes on. Not the EHR's error.
+      if (sr.status === 'on-hold' && err instanceof FhirOperationError && err.status === 422) {
+        log.info(
+          { serviceRequest: `ServiceRequest/${sr.id}` },
+          'on-hold ServiceRequest whose order can no longer be held',
+        );
+        return;
+      }
       if (err instanceof FhirOperationError && err.status < 500) {
         // The EHR cannot fix this by resending: note it and go on.
         result.rejected++;

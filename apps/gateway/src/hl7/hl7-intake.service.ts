@@ -34,6 +34,7 @@ import {
 import {
   OrderActionsService,
   OrderCodeTable,
+  OrderHolds,
   OrderIntakeService,
   OrderTransitions,
   type ActionResult,
@@ -72,6 +73,8 @@ interface StoredOutcome {
   /** ACK messages to send, in order (enhanced mode may have a commit and an application ACK). */
   replies: string[];
   orderIds: string[];
+  /** Orders released from a hold (ORC-1 RL): started again once committed. */
+  released?: Array<{ id: string; version: number }>;
 }
 
 /** Why a message was not stored: decides AR/CR versus CE and the ERR text. */
@@ -129,6 +132,7 @@ export class Hl7IntakeService implements OnModuleInit {
     private readonly transitions: OrderTransitions,
     private readonly sealer: MessageSealer,
     private readonly actions: OrderActionsService,
+    private readonly holds: OrderHolds,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'hl7' | 'database' | 'orders'>,
   ) {
     this.us = { application: config.hl7.HL7_SENDING_APP, facility: config.hl7.HL7_SENDING_FACILITY };
@@ -280,10 +284,15 @@ export class Hl7IntakeService implements OnModuleInit {
             out.orderIds,
           ])
         : [];
-      return { orderIds: out.orderIds, fillers: fillers.map((f) => f.filler_order_number) };
+      return {
+        orderIds: out.orderIds,
+        released: out.released ?? [],
+        fillers: fillers.map((f) => f.filler_order_number),
+      };
     });
     if (!stored) return { ok: false, message: 'This message was replayed or accepted meanwhile' };
     if (stored.orderIds.length > 0) await this.intake.afterCommit(stored.orderIds);
+    for (const order of stored.released) await this.holds.resume(order);
     log.info(
       { inboundId: message.id, controlId: header.controlId, orders: stored.orderIds.length },
       'HL7 message replayed',
@@ -297,10 +306,15 @@ export class Hl7IntakeService implements OnModuleInit {
     const made = stored.fillers.length;
     const cancels = read.parsed.groups.filter((g) => g.control === 'CA' && !g.discontinue).length;
     const discontinued = read.parsed.groups.filter((g) => g.discontinue).length;
+    const held = read.parsed.groups.filter((g) => g.control === 'HD').length;
+    const released = read.parsed.groups.filter((g) => g.control === 'RL').length;
+    const orders = (n: number) => `${n} order${n === 1 ? '' : 's'}`;
     const parts = [
-      made > 0 ? `${made} order${made === 1 ? '' : 's'} created (${stored.fillers.join(', ')})` : null,
-      cancels > 0 ? `${cancels} order${cancels === 1 ? '' : 's'} cancelled` : null,
-      discontinued > 0 ? `${discontinued} order${discontinued === 1 ? '' : 's'} discontinued` : null,
+      made > 0 ? `${orders(made)} created (${stored.fillers.join(', ')})` : null,
+      cancels > 0 ? `${orders(cancels)} cancelled` : null,
+      discontinued > 0 ? `${orders(discontinued)} discontinued` : null,
+      held > 0 ? `${orders(held)} put on hold` : null,
+      released > 0 ? `${orders(released)} released` : null,
     ].filter(Boolean);
     return { ok: true, message: `Replayed: ${parts.join(', ') || 'nothing to do'}` };
   }
@@ -377,21 +391,22 @@ export class Hl7IntakeService implements OnModuleInit {
   }
 
   /**
-   * Whether the message's ACK can only be made after its orders are written: a cancellation may still
-   * fail (AE), and an accepted order's application ACK (ORR/ORL) carries the filler numbers assigned
+   * Whether the message's ACK can only be made after its orders are written: a cancellation, hold or release
+   * may still fail (AE), and an accepted order's application ACK (ORR/ORL) carries the filler numbers assigned
    * on insert. Such a row is inserted as `processing` and updated with its ACK in the same transaction.
    */
   private ackAfterWrite(item: PreparedMessage): boolean {
     const { header, parsed } = item;
     if (parsed.issues.length > 0) return false;
-    if (parsed.groups.some((g) => g.control === 'CA')) return true;
+    if (parsed.groups.some((g) => g.control !== 'NW')) return true;
     return isEnhanced(header) && wants(header.applicationAckType, true);
   }
 
-  /** Every group of a message we did not take: unable to accept (NW) or to cancel (CA). */
+  /** Every group of a message we did not take: unable to accept (NW), cancel (CA), discontinue, hold, release. */
   private refusedLines(item: PreparedMessage): OrderResponseLine[] {
+    const unable = { NW: 'UA', CA: 'UC', HD: 'UH', RL: 'UR' } as const;
     return item.parsed.refs.map((g) => ({
-      control: g.control === 'NW' ? 'UA' : g.discontinue ? 'UD' : 'UC',
+      control: g.discontinue ? 'UD' : unable[g.control],
       placerOrderNumber: g.placerOrderNumber,
       placerAuthority: g.placerAuthority ?? null,
       test: g.test,
@@ -491,6 +506,14 @@ export class Hl7IntakeService implements OnModuleInit {
       return out;
     });
     const orderIds = results.flatMap((r) => r.orderIds);
+    for (const order of results.flatMap((r) => r.released ?? [])) {
+      // The release is committed; if this is lost the order is `received`, and the reconciler starts it.
+      this.holds
+        .resume(order)
+        .catch((err: unknown) =>
+          log.error({ err: (err as Error).message, orderId: order.id }, 'could not start the released order'),
+        );
+    }
     if (orderIds.length > 0) {
       // Committed: the ACK may go. Starting the lifecycle is best-effort here (the reconciler catches stragglers).
       this.intake
@@ -613,7 +636,7 @@ export class Hl7IntakeService implements OnModuleInit {
     // a write fails the whole transaction rolls back, the ACK with it): the row is inserted with its ACK,
     // no update needed. Otherwise (`ackAfterWrite`) the ACK is made and stored below.
     const deferred = this.ackAfterWrite(item);
-    const hasCancel = item.parsed.issues.length === 0 && item.parsed.groups.some((g) => g.control === 'CA');
+    const actsOnOrders = item.parsed.issues.length === 0 && item.parsed.groups.some((g) => g.control !== 'NW');
     const planned = deferred ? null : (item.planned ??= this.plannedOutcome(item));
     const inserted: Array<{ id: string }> =
       preInserted !== undefined
@@ -648,9 +671,10 @@ export class Hl7IntakeService implements OnModuleInit {
     const inboundId = inserted[0]!.id;
     if (planned && item.parsed.issues.length > 0) return { replies: planned.replies, orderIds: [] };
     let orderIds: string[] = [];
+    let released: Array<{ id: string; version: number }> = [];
     let issues: Hl7Issue[] = [];
     let lines: OrderResponseLine[] = [];
-    if (hasCancel) await m.query('SAVEPOINT hl7_body');
+    if (actsOnOrders) await m.query('SAVEPOINT hl7_body');
     try {
       for (const g of item.parsed.groups) {
         const line = {
@@ -663,24 +687,27 @@ export class Hl7IntakeService implements OnModuleInit {
           orderIds.push(order.id);
           lines.push({ ...line, control: 'OK', fillerOrderNumber: order.fillerOrderNumber });
         } else {
-          const result = await this.cancel(m, item, g);
+          const result = await this.actOnOrder(m, item, g);
           if ('issue' in result) {
             issues = [result.issue];
             throw REJECT;
           }
-          lines.push({ ...line, control: g.discontinue ? 'DR' : 'CR', fillerOrderNumber: result.fillerOrderNumber });
+          if (result.released) released.push(result.released);
+          const done = { CA: g.discontinue ? 'DR' : 'CR', HD: 'OH', RL: 'OR' } as const;
+          lines.push({ ...line, control: done[g.control], fillerOrderNumber: result.fillerOrderNumber });
         }
       }
     } catch (err) {
       if (err !== REJECT) throw err;
       await m.query('ROLLBACK TO SAVEPOINT hl7_body');
       orderIds = [];
+      released = [];
       lines = this.refusedLines(item);
     }
-    if (planned) return { replies: planned.replies, orderIds };
+    if (planned) return { replies: planned.replies, orderIds, released };
     const final = this.outcome(item, issues, lines);
     await this.storeFinalAcks(m, [{ id: inboundId, outcome: final }]);
-    return { replies: final.replies, orderIds };
+    return { replies: final.replies, orderIds, released };
   }
 
   /** Stores the ACKs made after the orders were written (rows inserted as `processing`), in one statement. */
@@ -748,12 +775,15 @@ export class Hl7IntakeService implements OnModuleInit {
     };
   }
 
-  /** ORC-1 CA: the sender's order with that placer number moves to cancelled, if its state allows. */
-  private async cancel(
+  /**
+   * ORC-1 CA/DC, HD or RL on the sender's order with that placer number: cancelled, held or released, if its
+   * state allows; else an issue (the message is answered AE, nothing of it applied).
+   */
+  private async actOnOrder(
     m: EntityManager,
     item: PreparedMessage,
     g: Hl7OrderGroup,
-  ): Promise<{ issue: Hl7Issue } | { fillerOrderNumber: string }> {
+  ): Promise<{ issue: Hl7Issue } | { fillerOrderNumber: string; released?: { id: string; version: number } }> {
     const rows: Array<{ id: string; filler_order_number: string }> = await m.query(
       `SELECT o.id, o.filler_order_number FROM orders o JOIN inbound_messages im ON im.id = o.inbound_message_id
        WHERE o.placer_order_number = $1 AND im.sender = $2 AND o.source_channel = 'hl7'
@@ -767,6 +797,20 @@ export class Hl7IntakeService implements OnModuleInit {
           code: Hl7ErrorCode.UnknownKeyIdentifier,
           location: g.placerAt,
           text: `No order with placer number ${g.placerOrderNumber} from this sender`,
+        },
+      };
+    }
+    const filler = rows[0]!.filler_order_number;
+    if (g.control === 'HD' || g.control === 'RL') {
+      const opts = { actor: item.actor ?? 'hl7', reason: `ORC-1 ${g.control}`, manager: m };
+      const outcome = g.control === 'HD' ? await this.holds.hold(id, opts) : await this.holds.release(id, opts);
+      if (outcome.result === 'held' || outcome.result === 'already_held') return { fillerOrderNumber: filler };
+      if (outcome.result === 'released') return { fillerOrderNumber: filler, released: outcome.order };
+      return {
+        issue: {
+          code: Hl7ErrorCode.ApplicationInternalError,
+          location: g.controlAt,
+          text: `Order ${g.placerOrderNumber} ${g.control === 'HD' ? 'cannot be put on hold' : 'cannot be released'}: ${outcome.message}`,
         },
       };
     }

@@ -2,8 +2,8 @@ import { createReadStream } from 'node:fs';
 import { access, mkdir, readdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
-import { APP_CONFIG, DomainError, DomainErrorCode, OrderStatus, createLogger, type AppConfig } from '@hemato/common';
-import { ImageCutShortError, ImageIntakeService, OrderTransitions } from '@hemato/orders';
+import { APP_CONFIG, DomainError, DomainErrorCode, createLogger, type AppConfig } from '@hemato/common';
+import { ImageCutShortError, ImageIntakeService, OPEN_FOR_IMAGES, OrderTransitions } from '@hemato/orders';
 import { OrderEntity } from '@hemato/persistence';
 import { DataSource } from 'typeorm';
 
@@ -15,8 +15,6 @@ const exists = (file: string) =>
     () => false,
   );
 const SCAN_MS = 2000;
-/** States in which an order still takes images. */
-const OPEN_FOR_IMAGES: readonly OrderStatus[] = [OrderStatus.Received, OrderStatus.AwaitingImages];
 const IMAGE_FILE = /\.(jpe?g|png|zip)$/i;
 
 /**

@@ -276,7 +276,7 @@ export const fhirSection = z.object({
   FHIR_SUBSCRIPTION_AUTO_CREATE: bool(false),
   /**
    * Which ServiceRequests are ours: the Subscription's criteria and the catch-up search. Unset: active and
-   * revoked ones with a code of HEMATO_ORDER_CODES (`ServiceRequest?status=active,revoked,entered-in-error&code=http://loinc.org|34994-4,…`).
+   * on-hold and revoked ones with a code of HEMATO_ORDER_CODES (`ServiceRequest?status=active,on-hold,revoked,entered-in-error&code=http://loinc.org|34994-4,…`).
    */
   FHIR_SUBSCRIPTION_CRITERIA: optionalString().refine((v) => v === undefined || /^ServiceRequest\?\S+$/.test(v), {
     message: 'must be a ServiceRequest search, e.g. ServiceRequest?status=active&code=http://loinc.org|34994-4',

@@ -16,6 +16,11 @@ export enum OrderStatus {
   Rejected = 'rejected',
   Cancelled = 'cancelled',
   Failed = 'failed',
+  /**
+   * Held by the hospital (FHIR ServiceRequest `on-hold`, HL7 ORC-1 `HD`, the dashboard) before anything went to
+   * Hemato.AI: no step runs until it is released (back to `received`, whose step picks up where it was).
+   */
+  OnHold = 'on_hold',
 }
 
 export const TERMINAL_STATUSES: readonly OrderStatus[] = [

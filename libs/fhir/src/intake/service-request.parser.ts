@@ -73,7 +73,8 @@ export function cancels(status: string | undefined): boolean {
 }
 
 /** What an order may say: go ahead, or one of the cancelling statuses. */
-const ACCEPTED_STATUSES: ReadonlyArray<ServiceRequest['status']> = ['active', ...CANCELLING_STATUSES];
+/** `on-hold`: the order is taken in (or kept) but held; `active` again releases it. */
+const ACCEPTED_STATUSES: ReadonlyArray<ServiceRequest['status']> = ['active', 'on-hold', ...CANCELLING_STATUSES];
 const ORDER_INTENTS: ReadonlyArray<ServiceRequest['intent']> = [
   'order',
   'original-order',
@@ -262,7 +263,7 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
 
   if (!ACCEPTED_STATUSES.includes(sr.status)) {
     throw FhirOperationError.unprocessable(
-      `Only active ServiceRequests are accepted (revoked or entered-in-error cancels); got "${sr.status}"`,
+      `Only active and on-hold ServiceRequests are accepted (revoked or entered-in-error cancels); got "${sr.status}"`,
       `${p}.status`,
     );
   }

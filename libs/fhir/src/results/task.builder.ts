@@ -34,6 +34,7 @@ const TASK_STATUS: Record<string, Task['status']> = {
   rejected: 'rejected',
   cancelled: 'cancelled',
   failed: 'failed',
+  on_hold: 'on-hold',
 };
 
 /** FHIR Task status for an order status. */
@@ -85,6 +86,7 @@ export function buildTask(src: TaskSource): Task {
 /** The ServiceRequest.status our view shows for an order status. */
 export function serviceRequestStatusOf(orderStatus: string): ServiceRequest['status'] {
   if (orderStatus === 'cancelled' || orderStatus === 'rejected') return 'revoked';
+  if (orderStatus === 'on_hold') return 'on-hold';
   return orderStatus === 'completed' ? 'completed' : 'active';
 }
 

@@ -9,7 +9,7 @@ describe('ourServiceRequestCriteria', () => {
         { system: 'L', code: 'PBS,1|X' },
       ]),
     ).toBe(
-      'ServiceRequest?status=active,revoked,entered-in-error&code=http://loinc.org|34994-4,http://snomed.info/sct|104130000,PBS\\,1\\|X',
+      'ServiceRequest?status=active,on-hold,revoked,entered-in-error&code=http://loinc.org|34994-4,http://snomed.info/sct|104130000,PBS\\,1\\|X',
     );
   });
 

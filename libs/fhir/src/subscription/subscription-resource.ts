@@ -23,7 +23,7 @@ export function buildOurSubscription(opts: {
     meta: { tag: [OUR_SUBSCRIPTION_TAG] },
     status: 'requested',
     reason: 'hemato-bridge: peripheral blood smear orders to Hemato.AI',
-    criteria: opts.criteria ?? 'ServiceRequest?status=active,revoked,entered-in-error',
+    criteria: opts.criteria ?? 'ServiceRequest?status=active,on-hold,revoked,entered-in-error',
     channel: {
       type: 'rest-hook',
       endpoint: opts.endpoint,
@@ -50,11 +50,11 @@ export function ourServiceRequestCriteria(
     const value = code.replace(/[\\,|$]/g, (c) => `\\${c}`);
     return uri ? `${uri}|${value}` : value;
   });
-  // Revoked too: a query criteria notifies what matches after a change, so with `active` alone a ServiceRequest
-  // revoked in the EHR was never notified and its order went on.
+  // Revoked and on-hold too: a query criteria notifies what matches after a change, so with `active` alone a
+  // ServiceRequest revoked (or held) in the EHR was never notified and its order went on.
   return tokens.length
-    ? `ServiceRequest?status=active,revoked,entered-in-error&code=${tokens.join(',')}`
-    : 'ServiceRequest?status=active,revoked,entered-in-error';
+    ? `ServiceRequest?status=active,on-hold,revoked,entered-in-error&code=${tokens.join(',')}`
+    : 'ServiceRequest?status=active,on-hold,revoked,entered-in-error';
 }
 
 /** A search URL's parameters (`ServiceRequest?a=1&b=2`) as the EHR client takes them; a repeated one (AND) as a list. */

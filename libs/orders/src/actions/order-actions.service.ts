@@ -3,6 +3,7 @@ import { DeliveryStatus, DeliveryTarget, DomainError, JobName, OrderStatus, crea
 import { DeliveryEntity, ImageFileEntity, InboundMessageEntity, OrderEntity, ReportEntity } from '@hemato/persistence';
 import { MessageSealer } from '@hemato/privacy';
 import { DataSource } from 'typeorm';
+import { OrderHolds } from '../holds/order-holds.service';
 import { LifecycleQueue } from '../lifecycle/lifecycle-queue';
 import { canTransition } from '../lifecycle/order-state-machine';
 import { OrderTransitions } from '../lifecycle/order-transitions.service';
@@ -20,7 +21,7 @@ export type InboundReplayer = (message: InboundMessageEntity, actor: string) => 
 
 /**
  * What staff can do to an order from the dashboard: retry the failed step, resend the result,
- * cancel, replay the inbound message. Each answers in words, and each lands on the order's timeline.
+ * cancel, hold and release, replay the inbound message. Each answers in words, and each lands on the order's timeline.
  */
 @Injectable()
 export class OrderActionsService {
@@ -31,6 +32,7 @@ export class OrderActionsService {
     private readonly transitions: OrderTransitions,
     private readonly queue: LifecycleQueue,
     private readonly sealer: MessageSealer,
+    private readonly holds: OrderHolds,
   ) {}
 
   /** Channels register how to replay their inbound messages (HL7: through the same intake as MLLP). */
@@ -92,6 +94,16 @@ export class OrderActionsService {
       return { ok: false, message: `An order that is ${order.status} cannot be cancelled` };
     await this.transitions.move(orderId, OrderStatus.Cancelled, { actor, detail: { action: 'cancel', reason } });
     return { ok: true, message: 'Order cancelled: no further step will run' };
+  }
+
+  async hold(orderId: string, actor: string, reason: string): Promise<ActionResult> {
+    const outcome = await this.holds.hold(orderId, { actor, reason });
+    return { ok: outcome.result === 'held', message: outcome.message };
+  }
+
+  async release(orderId: string, actor: string): Promise<ActionResult> {
+    const outcome = await this.holds.release(orderId, { actor, reason: 'released from the dashboard' });
+    return { ok: outcome.result === 'released', message: outcome.message };
   }
 
   async replayInbound(inboundMessageId: string, actor: string): Promise<ActionResult> {

@@ -18,8 +18,15 @@ import { gateImageType, sniffMediaType, type FileStore } from './file-store';
 
 const log = createLogger('image-intake');
 
-/** States in which an order still takes images. */
-const OPEN_FOR_IMAGES: readonly OrderStatus[] = [OrderStatus.Received, OrderStatus.AwaitingImages];
+/**
+ * States in which an order still takes images (unless its set is complete). A held order too: it is held before
+ * anything went to Hemato.AI, and the images keep coming in while the ward sorts out why.
+ */
+export const OPEN_FOR_IMAGES: readonly OrderStatus[] = [
+  OrderStatus.Received,
+  OrderStatus.AwaitingImages,
+  OrderStatus.OnHold,
+];
 
 /** Refuses (409) an order that takes no more images: past collecting them, or its set marked complete. */
 function assertTakesImages(order: OrderEntity): void {
@@ -147,7 +154,8 @@ export class ImageIntakeService {
       });
       return { status: OrderStatus.Ready, moved };
     }
-    // Still `received`: the start step moves it on now that the images are complete.
+    // Still `received`: the start step moves it on now that the images are complete. Held: the start step does,
+    // once it is released.
     return { status: order.status, moved: null };
   }
 }

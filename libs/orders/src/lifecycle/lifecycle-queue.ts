@@ -26,6 +26,7 @@ export function stepForStatus(status: OrderStatus, workflow: '1' | '2' = '1'): J
     case OrderStatus.Delivering:
       return JobName.OrderFetchReport;
     case OrderStatus.AwaitingImages:
+    case OrderStatus.OnHold:
     case OrderStatus.Completed:
     case OrderStatus.Rejected:
     case OrderStatus.Cancelled:

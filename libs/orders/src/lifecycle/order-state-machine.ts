@@ -4,14 +4,17 @@ const S = OrderStatus;
 
 /**
  * Every allowed move of an order, in one table. Anything not listed is refused by `assertTransition`,
- * whichever handler asks. `failed` can go back to the step that failed (retry); `completed` can go
+ * whichever handler asks. An order can be held (`on_hold`) only while nothing of it is at Hemato.AI. `failed` can go back to the step that failed (retry); `completed` can go
  * back to `report_ready` (a revision) or `delivering` (a resend). `failed → report_ready` depends on why
  * the order failed: see `isLateReport`.
  */
 export const TRANSITIONS: Readonly<Record<OrderStatus, readonly OrderStatus[]>> = {
-  [S.Received]: [S.AwaitingImages, S.Ready, S.Rejected, S.Cancelled, S.Failed],
-  [S.AwaitingImages]: [S.Ready, S.Cancelled, S.Failed],
-  [S.Ready]: [S.StudyCreated, S.Cancelled, S.Failed],
+  [S.Received]: [S.AwaitingImages, S.Ready, S.Rejected, S.Cancelled, S.Failed, S.OnHold],
+  [S.AwaitingImages]: [S.Ready, S.Cancelled, S.Failed, S.OnHold],
+  [S.Ready]: [S.StudyCreated, S.Cancelled, S.Failed, S.OnHold],
+  // Released: back to the first step, which fetches what is pending and moves on as the images allow.
+  // Failed: an image fetch that was under way when the hold came failed (the order says so, held or not).
+  [S.OnHold]: [S.Received, S.Cancelled, S.Failed],
   [S.StudyCreated]: [S.Uploading, S.TasksRequested, S.Processing, S.Cancelled, S.Failed],
   [S.Uploading]: [S.TasksRequested, S.Cancelled, S.Failed],
   [S.TasksRequested]: [S.Processing, S.ReportReady, S.Cancelled, S.Failed],

@@ -15,13 +15,18 @@ export class CancelBody {
   reason!: string;
 }
 
+export class HoldBody {
+  @ApiProperty({ example: 'Specimen label to be checked by the ward' })
+  reason!: string;
+}
+
 export class ActionOutcomeDto {
   @ApiProperty() ok!: boolean;
   @ApiProperty() message!: string;
 }
 
 /**
- * Admin actions: retry the failed step, resend a result, cancel, replay an inbound message. Each
+ * Admin actions: retry the failed step, resend a result, cancel, hold and release, replay an inbound message. Each
  * is audited with its outcome; the order's own timeline records it too (actor `admin:<email>`).
  */
 @ApiTags('admin: actions')
@@ -73,6 +78,36 @@ export class AdminActionsController {
       return;
     }
     return this.run('order.cancel', 'order', id, u, req, res, (a, actor) => a.cancel(id, actor, reason), { reason });
+  }
+
+  /** Holds an order nothing of which is at Hemato.AI yet: no step runs until it is released. */
+  @Post('orders/:id/actions/hold')
+  @HttpCode(200)
+  @ApiBody({ type: HoldBody })
+  hold(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @Body() body: Partial<HoldBody> | undefined,
+    @CurrentUser() u: SessionUser,
+    @Req() req: Request,
+    @Res() res: Response,
+  ) {
+    const reason = typeof body?.reason === 'string' ? body.reason.trim().slice(0, 500) : '';
+    if (!reason) {
+      res.status(400).json({ ok: false, message: 'A reason is required to hold an order' });
+      return;
+    }
+    return this.run('order.hold', 'order', id, u, req, res, (a, actor) => a.hold(id, actor, reason), { reason });
+  }
+
+  @Post('orders/:id/actions/release')
+  @HttpCode(200)
+  release(
+    @Param('id', new ParseUUIDPipe()) id: string,
+    @CurrentUser() u: SessionUser,
+    @Req() req: Request,
+    @Res() res: Response,
+  ) {
+    return this.run('order.release', 'order', id, u, req, res, (a, actor) => a.release(id, actor));
   }
 
   @Post('inbound/:id/replay')

@@ -9,6 +9,8 @@ export interface OrderActionsPort {
   retry(orderId: string, actor: string): Promise<ActionOutcome>;
   resend(orderId: string, actor: string): Promise<ActionOutcome>;
   cancel(orderId: string, actor: string, reason: string): Promise<ActionOutcome>;
+  hold(orderId: string, actor: string, reason: string): Promise<ActionOutcome>;
+  release(orderId: string, actor: string): Promise<ActionOutcome>;
   replayInbound(inboundMessageId: string, actor: string): Promise<ActionOutcome>;
 }
 
