@@ -1,8 +1,11 @@
+import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
-import type { AddressInfo } from 'node:net';
+import { isIP, type AddressInfo } from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
+import { DomainError, DomainErrorCode } from '@hemato/common';
+import { refusedAddressKind, type AddressResolver } from './address-guard';
 import { LocalFileStore } from './file-store';
 import { fetchImage, type FetchPolicy } from './image-fetcher';
 
@@ -106,4 +109,132 @@ describe('fetchImage retries', () => {
     expect(Date.now() - started).toBeLessThan(1000);
     expect(server.hits()).toBe(1);
   });
+});
+
+describe('fetchImage and the addresses a host name resolves to', () => {
+  let dir: string;
+  let store: LocalFileStore;
+  let server: Awaited<ReturnType<typeof imageServer>>;
+  let port: string;
+
+  beforeAll(async () => {
+    server = await imageServer([image]);
+    port = new URL(server.url).port;
+  });
+  afterAll(() => server.close());
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'hb-fetch-dns-'));
+    store = new LocalFileStore(dir);
+  });
+  afterEach(() => rm(dir, { recursive: true, force: true }));
+
+  /**
+   * A resolver answering every name with `addresses` and counting its calls. Only `localhost` resolves to a
+   * loopback address on every machine, and no name to a link-local one without a DNS server of the test's.
+   */
+  const resolvingTo = (...addresses: string[]) => {
+    const calls: string[] = [];
+    const resolver: AddressResolver = (hostname, _options, callback) => {
+      calls.push(hostname);
+      callback(
+        null,
+        addresses.map((address) => ({ address, family: isIP(address) })),
+      );
+    };
+    return { resolver, calls };
+  };
+  const storedFiles = () => readdirSync(dir).filter((f) => f !== 'tmp');
+
+  it('refuses an allowed name that resolves to a loopback address, connecting nowhere, naming host and kind only', async () => {
+    const { resolver, calls } = resolvingTo('127.0.0.1');
+    const before = server.hits();
+    const err = await fetchImage(`http://reader:s3cret@slides.hospital.test:${port}/PL-1/slide.png`, store, {
+      allowedHosts: ['slides.hospital.test'],
+      maxBytes: 1 << 20,
+      retries: 3,
+      retryBaseDelayMs: 10,
+      resolver,
+    }).catch((e: unknown) => e);
+    expect(err).toBeInstanceOf(DomainError);
+    expect((err as DomainError).code).toBe(DomainErrorCode.Forbidden);
+    expect((err as Error).message).toBe(
+      'Image host slides.hospital.test resolves to a loopback address (127.0.0.1), which is not fetched from by name',
+    );
+    expect((err as Error).message).not.toMatch(/PL-1|s3cret|reader/);
+    expect(server.hits()).toBe(before);
+    // Not tried again: it would resolve the same.
+    expect(calls).toEqual(['slides.hospital.test']);
+    expect(storedFiles()).toEqual([]);
+  });
+
+  it.each([
+    ['169.254.169.254', 'cloud metadata'],
+    ['fd00:ec2::254', 'cloud metadata'],
+    ['169.254.10.1', 'link-local'],
+    ['fe80::1', 'link-local'],
+    ['0.0.0.0', 'unspecified'],
+    ['::', 'unspecified'],
+    ['::1', 'loopback'],
+    ['::ffff:127.0.0.1', 'loopback'],
+    ['::ffff:a9fe:a9fe', 'cloud metadata'],
+    ['224.0.0.1', 'multicast'],
+    ['ff02::1', 'multicast'],
+  ])('refuses a name under a *. rule resolving to %s (%s)', async (address, kind) => {
+    const { resolver, calls } = resolvingTo(address);
+    await expect(
+      fetchImage(`http://pacs.imaging.hospital.test:${port}/slide.png`, store, {
+        allowedHosts: ['*.hospital.test'],
+        maxBytes: 1 << 20,
+        retries: 3,
+        retryBaseDelayMs: 10,
+        resolver,
+      }),
+    ).rejects.toThrow(`Image host pacs.imaging.hospital.test resolves to a ${kind} address`);
+    expect(calls).toHaveLength(1);
+  });
+
+  it('refuses a name every address of which is refused, naming the first', async () => {
+    const { resolver } = resolvingTo('::1', '169.254.169.254');
+    await expect(
+      fetchImage(`http://slides.hospital.test:${port}/slide.png`, store, {
+        allowedHosts: ['slides.hospital.test'],
+        maxBytes: 1 << 20,
+        retries: 0,
+        resolver,
+      }),
+    ).rejects.toThrow('resolves to a loopback address (::1)');
+  });
+
+  it('fetches from localhost when the allow-list names localhost, and from an allow-listed loopback literal', async () => {
+    const policy: FetchPolicy = { allowedHosts: ['localhost', '127.0.0.1'], maxBytes: 1 << 20 };
+    await expect(fetchImage(`http://localhost:${port}/slide.png`, store, policy)).resolves.toMatchObject({
+      mediaType: 'image/png',
+    });
+    await expect(fetchImage(`http://127.0.0.1:${port}/slide.png`, store, policy)).resolves.toMatchObject({
+      mediaType: 'image/png',
+    });
+  });
+});
+
+describe('refusedAddressKind', () => {
+  it.each([
+    '10.1.2.3',
+    '172.16.0.9',
+    '172.31.255.1',
+    '192.168.1.20',
+    'fd12:3456::7',
+    'fc00::1',
+    '8.8.8.8',
+    '2001:db8::1',
+    '::ffff:10.0.0.1',
+  ])('lets %s through (private networks hold hospital image servers)', (ip) =>
+    expect(refusedAddressKind(ip)).toBeUndefined(),
+  );
+  it.each([
+    ['127.0.0.53', 'loopback'],
+    ['0:0:0:0:0:ffff:7f00:1', 'loopback'],
+    ['fe80::1%eth0', 'link-local'],
+    ['239.255.255.250', 'multicast'],
+    ['0.1.2.3', 'unspecified'],
+  ])('refuses %s as %s', (ip, kind) => expect(refusedAddressKind(ip)).toBe(kind));
 });

@@ -4,7 +4,8 @@ import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { DomainError, DomainErrorCode, createLogger } from '@hemato/common';
 import { parseRetryAfter } from '@hemato/hemato-client';
-import { request } from 'undici';
+import { Agent, request } from 'undici';
+import { ADDRESS_REFUSED, guardedLookup, systemResolver, type AddressResolver } from './address-guard';
 import { gateImageType, sniffMediaType, type FileStore, type StoredFile } from './file-store';
 
 export interface FetchPolicy {
@@ -24,6 +25,35 @@ export interface FetchPolicy {
   retryBaseDelayMs?: number;
   /** The longest `Retry-After` honoured (default 60 s); a server asking for longer fails the fetch at once. */
   maxRetryAfterMs?: number;
+  /**
+   * Resolves host names (default: the system's, `dns.lookup`). Whatever resolves them, a name leading only to
+   * a loopback, link-local, unspecified or multicast address is not connected to (see `guardedLookup`).
+   */
+  resolver?: AddressResolver;
+}
+
+/**
+ * One connection pool per resolver (in practice one: the system's), whose sockets connect only to addresses
+ * `guardedLookup` let through.
+ */
+const dispatchers = new WeakMap<AddressResolver, Agent>();
+function dispatcherFor(resolver: AddressResolver): Agent {
+  let agent = dispatchers.get(resolver);
+  if (!agent) {
+    agent = new Agent({ connect: { lookup: guardedLookup(resolver) } });
+    dispatchers.set(resolver, agent);
+  }
+  return agent;
+}
+
+/** The {@link AddressRefusedError} behind a failed request (undici may wrap it), if that is why it failed. */
+function addressRefusal(err: unknown): Error | undefined {
+  let e = err as { code?: unknown; cause?: unknown; message?: unknown } | null | undefined;
+  for (let depth = 0; typeof e === 'object' && e !== null && depth < 3; depth++) {
+    if (e.code === ADDRESS_REFUSED) return e as Error;
+    e = e.cause as typeof e;
+  }
+  return undefined;
 }
 
 /** Whether a URL's host is on the allow-list. Nothing is fetched from a host not named there. */
@@ -84,6 +114,10 @@ function networkCode(err: unknown): string | undefined {
 /**
  * Fetches one image by URL into the file store: only http(s), only allow-listed hosts, no redirects
  * (a redirect could leave the allow-list), at most `maxBytes`, and only JPEG, PNG or zip by content.
+ * A host reached by name must resolve to an address other than loopback, link-local (cloud metadata),
+ * unspecified or multicast: an allow-listed name (or `*.` rule) re-pointed at the machine itself or at its
+ * metadata service fetches nothing (checked on the address connected to; `localhost` and an allow-listed
+ * IP literal are taken as meant).
  *
  * A transient failure is tried again, up to `retries` more times, with a doubling, jittered wait (or
  * the server's `Retry-After`, up to `maxRetryAfterMs`): a 5xx answer other than 501, a 429, a
@@ -176,13 +210,23 @@ async function fetchOnce(
   // undici's request does not follow redirects: a 3xx is refused below like any non-200. It also drops a
   // URL's user:password (the server then answers 401): they are sent as Basic auth, as curl does.
   const { target, headers } = withoutCredentials(url);
-  const res = await request(target, {
-    method: 'GET',
-    headers,
-    headersTimeout: Math.min(30_000, totalMs),
-    bodyTimeout: Math.min(30_000, totalMs),
-    signal: deadline,
-  });
+  let res: Awaited<ReturnType<typeof request>>;
+  try {
+    res = await request(target, {
+      method: 'GET',
+      headers,
+      headersTimeout: Math.min(30_000, totalMs),
+      bodyTimeout: Math.min(30_000, totalMs),
+      signal: deadline,
+      dispatcher: dispatcherFor(policy.resolver ?? systemResolver),
+    });
+  } catch (err) {
+    // A host name leading only where images may not come from: no other attempt will change that. The reason
+    // names the host and the kind of address, never the URL (its path or credentials).
+    const refusal = addressRefusal(err);
+    if (refusal) throw new DomainError(DomainErrorCode.Forbidden, refusal.message);
+    throw err;
+  }
   if (res.statusCode !== 200) {
     // Read off (a little of) the answer, so the connection can serve the next attempt; destroy() would
     // emit an error event nobody listens to.
