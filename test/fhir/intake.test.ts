@@ -37,6 +37,7 @@ describe('FHIR REST intake', () => {
       FHIR_JWKS_URL: jwks.url,
       FHIR_JWT_ISSUER: 'https://idp.test',
       FHIR_JWT_AUDIENCE: 'hemato-bridge',
+      IMAGE_URL_ALLOWED_HOSTS: 'images.hospital.example',
     }));
   });
   afterAll(async () => {
@@ -418,6 +419,38 @@ describe('FHIR REST intake', () => {
     ]);
     expect(fhirValidationErrors(r.body)).toEqual([]);
   });
+
+  it.each([
+    [
+      'a host not in IMAGE_URL_ALLOWED_HOSTS',
+      'https://reader:s3cret@elsewhere.example/smear/SR-H.jpg',
+      /^Image host elsewhere\.example is not in IMAGE_URL_ALLOWED_HOSTS$/,
+    ],
+    ['no host', 'http://', /not a valid URL/],
+    ['a space in the host', 'https://images .hospital.example/smear/1.jpg', /not a valid URL/],
+  ])(
+    'refuses (422) an image attachment URL with %s, naming the attachment; nothing is stored',
+    async (_what, url, why) => {
+      const value = randomUUID();
+      const r = await fhirFetch(`${base}/fhir/ServiceRequest`, {
+        body: serviceRequest({
+          identifier: [{ system: 'urn:oid:1.2.3.4.placer', value }],
+          contained: [
+            { resourceType: 'Media', id: 'm1', status: 'completed', content: { contentType: 'image/jpeg', url } },
+          ],
+          supportingInfo: [{ reference: '#m1' }],
+        }),
+      });
+      expect(r.status).toBe(422);
+      expect(r.body.issue[0].expression).toEqual(['ServiceRequest.supportingInfo[0].content.url']);
+      expect(r.body.issue[0].diagnostics).toMatch(why);
+      expect(JSON.stringify(r.body)).not.toMatch(/s3cret|SR-H/);
+      const [{ n }] = await ds.query(`SELECT count(*)::int AS n FROM orders WHERE external_key = $1`, [
+        `fhir:urn:oid:1.2.3.4.placer|${value}`,
+      ]);
+      expect(n).toBe(0);
+    },
+  );
 
   it('points Bundle errors at the entry and refuses Bundles that are not transaction/batch', async () => {
     const bad = await fhirFetch(`${base}/fhir`, {

@@ -18,6 +18,7 @@ describe('HL7 v2 order intake over MLLP', () => {
     HEMATO_ORDER_CODES: 'LN|34994-4=pbs_v1,LN|57021-8=pbs_v1+cbc_v1',
     HL7_SENDING_APP: 'HB-TEST',
     HL7_SENDING_FACILITY: 'HB-FAC',
+    IMAGE_URL_ALLOWED_HOSTS: 'pacs.example',
   };
 
   beforeAll(async () => {
@@ -176,6 +177,34 @@ describe('HL7 v2 order intake over MLLP', () => {
     expect(ack.code).toBe('AE');
     expect(ack.errors[0]).toContain('|OBX^1^5^1^5|102^Data type error^HL70357|');
     expect(await ordersOf('IMG-BAD')).toHaveLength(0);
+  });
+
+  it('refuses (AE 102) an OBX RP URL whose host is not in IMAGE_URL_ALLOWED_HOSTS, naming the host only: no order', async () => {
+    const b64 = TINY_PNG.toString('base64');
+    const ack = ackOf(
+      await conn.request(
+        orderMessage({
+          controlId: 'IMG-HOST',
+          groups: [
+            {
+              placer: 'PL-IMG-HOST',
+              extra: [
+                `OBX|1|ED|SMEAR^Smear image^L||^IM^PNG^Base64^${b64}||||||F`,
+                'OBX|2|RP|SMEAR^Smear image^L||https://reader:s3cret@elsewhere.example/img/PL-IMG-HOST.png^PACS^IM^PNG||||||F',
+              ],
+            },
+          ],
+        }),
+      ),
+    );
+    expect(ack.code).toBe('AE');
+    expect(ack.errors).toHaveLength(1);
+    expect(ack.errors[0]).toContain('|OBX^2^5^1^1|102^Data type error^HL70357|');
+    expect(ack.errors[0]).toContain('elsewhere.example is not in IMAGE_URL_ALLOWED_HOSTS');
+    expect(ack.errors[0]).not.toMatch(/s3cret|PL-IMG-HOST\.png/);
+    expect(await ordersOf('IMG-HOST')).toHaveLength(0);
+    const images = await gw.db.query(`SELECT count(*)::int AS n FROM image_files WHERE source_url LIKE '%elsewhere%'`);
+    expect(images[0].n).toBe(0);
   });
 
   it('replays the stored ACK for the same MSH-3 + MSH-10 and creates nothing new', async () => {

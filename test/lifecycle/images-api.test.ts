@@ -8,7 +8,7 @@ import path from 'node:path';
 import { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
 import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
-import { orderReaches, generateSmear, startPipeline, type Pipeline } from '@hemato/testing';
+import { orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
 import { sendHl7Order } from './support/hl7-order';
 import { postJson, putFile } from './support/image-put';
 
@@ -176,15 +176,23 @@ describe('images that arrive after the order (upload API) and by URL', () => {
     expect(image).toMatchObject({ status: 'stored', mediaType: 'image/png' });
   });
 
-  it('an RP image URL on a host not allowed fails the order with the reason, and nothing is fetched', async () => {
+  it('an RP image URL on a host not allowed is refused at intake (AE), no order is made, and nothing is fetched', async () => {
     const before = fetched.length;
     const port = new URL(imageServerUrl).port;
-    const order = await sendOrder('PL-URL-2', { imageUrls: [`http://localhost:${port}/slides/PL-URL-2.png`] });
-    const failed = await reaches(order.id, OrderStatus.Failed, 20_000);
-    expect(failed.failureReason).toMatch(/localhost is not in IMAGE_URL_ALLOWED_HOSTS/);
-    expect(failed.failedStep).toBe('fetch_images');
+    const ack = await client.send(
+      sampleOrm({
+        controlId: 'C-PL-URL-2',
+        placer: 'PL-URL-2',
+        imageUrls: [`http://localhost:${port}/slides/PL-URL-2.png`],
+      }),
+      'C-PL-URL-2',
+    );
+    expect(ack.code).toBe('AE');
+    expect(ack.raw).toMatch(/OBX\^1\^5/);
+    expect(ack.raw).toMatch(/localhost is not in IMAGE_URL_ALLOWED_HOSTS/);
+    expect(await p.db.manager.count(OrderEntity, { where: { placerOrderNumber: 'PL-URL-2' } })).toBe(0);
+    // No order, so no fetch_images step to ask for it.
     expect(fetched.length).toBe(before);
-    expect(p.receiver.messages.some((m) => m.includes('PL-URL-2'))).toBe(false);
   });
 
   it('an RP image URL answering something that is not an image fails the order, and nothing is stored', async () => {

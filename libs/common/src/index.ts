@@ -16,3 +16,4 @@ export * from './media/image-end-check';
 export * from './async/with-deadline';
 export * from './domain/collection-time';
 export * from './http/retry-after';
+export * from './media/image-url';

@@ -1,4 +1,4 @@
-import { imageEndProblem, sniffMediaType, zipImagesProblem } from '@hemato/common';
+import { imageEndProblem, imageUrlProblem, sniffMediaType, zipImagesProblem } from '@hemato/common';
 import { Message } from 'node-hl7-client';
 import type { PatientIdentity } from '@hemato/privacy';
 import { Hl7ErrorCode, type Hl7Issue } from './ack';
@@ -319,6 +319,11 @@ export interface ReadOrderOptions {
   zipMaxUnpackedBytes?: number;
   /** The largest image the store takes (`IMAGE_MAX_BYTES`): a larger OBX ED is refused here, not at the store. */
   maxImageBytes?: number;
+  /**
+   * Hosts image URLs may be fetched from (`IMAGE_URL_ALLOWED_HOSTS`): an OBX RP naming another is refused
+   * here (AE 102), not accepted and failed later when the worker fetches it. Undefined: not checked.
+   */
+  allowedImageHosts?: string[];
 }
 
 /**
@@ -656,6 +661,16 @@ function imageFrom(obx: SegCtx, issues: Hl7Issue[], opts: ReadOrderOptions): Unn
         code: Hl7ErrorCode.DataTypeError,
         location: { segment: 'OBX', sequence: obx.seq, field: 5, component: 1 },
         text: 'OBX-5 RP pointer must be an http(s) URL',
+      });
+      return null;
+    }
+    const problem = opts.allowedImageHosts ? imageUrlProblem(url, opts.allowedImageHosts) : null;
+    if (problem) {
+      // The sender can fix the URL (or the operator the allow-list) now; the reason names the host, not the URL.
+      issues.push({
+        code: Hl7ErrorCode.DataTypeError,
+        location: { segment: 'OBX', sequence: obx.seq, field: 5, component: 1 },
+        text: `OBX-5 RP pointer: ${problem.reason}`,
       });
       return null;
     }

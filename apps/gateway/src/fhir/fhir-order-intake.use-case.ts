@@ -1,12 +1,14 @@
 import { randomUUID } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import {
+  APP_CONFIG,
   DomainError,
   DomainErrorCode,
   OrderStatus,
   SourceChannel,
   TERMINAL_STATUSES,
   createLogger,
+  type AppConfig,
 } from '@hemato/common';
 import {
   cancels,
@@ -89,6 +91,7 @@ export class FhirOrderIntakeUseCase {
     private readonly transitions: OrderTransitions,
     private readonly holds: OrderHolds,
     @Inject(OrderCodeTable) private readonly codes: OrderCodeTable,
+    @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'orders'>,
   ) {}
 
   /** Parses without storing (for all-or-nothing Bundles: check every entry first). */
@@ -100,6 +103,7 @@ export class FhirOrderIntakeUseCase {
       ehrBaseUrl: ctx.ehrBaseUrl,
       sourceAuthority: ctx.caller.id,
       path: ctx.path,
+      allowedImageHosts: this.config.orders.IMAGE_URL_ALLOWED_HOSTS,
     });
   }
 

@@ -232,6 +232,7 @@ export class Hl7IntakeService implements OnModuleInit {
       parsed = readOrderMessage(msg, header, (system, code) => this.codes.tasksFor(system, code), {
         zipMaxUnpackedBytes: this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES,
         maxImageBytes: this.config.orders.IMAGE_MAX_BYTES,
+        allowedImageHosts: this.config.orders.IMAGE_URL_ALLOWED_HOSTS,
       });
     } catch (err) {
       log.info({ err: (err as Error).message }, 'unparseable HL7 message');

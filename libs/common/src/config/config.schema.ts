@@ -296,7 +296,10 @@ export const ordersSection = z
     IMAGE_MAX_BYTES: int(200 * 1024 * 1024, 1),
     /** The most a zip's entries may unpack to together: a zip bomb is refused once past it, never unpacked whole. */
     IMAGE_ZIP_MAX_UNPACKED_BYTES: int(DEFAULT_ZIP_MAX_UNPACKED_BYTES, 1),
-    /** Hosts image URLs may be fetched from, comma-separated; empty refuses every URL. */
+    /**
+     * Hosts image URLs may be fetched from, comma-separated; empty refuses every URL. The gateway refuses an
+     * order naming another host at intake; the worker checks again when it fetches.
+     */
     IMAGE_URL_ALLOWED_HOSTS: list(),
     /** The longest an image URL may take to deliver the whole image (a server may trickle bytes forever). */
     IMAGE_FETCH_TIMEOUT_MS: int(300_000, 1),

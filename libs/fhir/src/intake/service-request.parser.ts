@@ -1,3 +1,4 @@
+import { imageUrlProblem } from '@hemato/common';
 import type { PatientIdentity } from '@hemato/privacy';
 import type {
   Attachment,
@@ -59,6 +60,12 @@ export interface ParseOptions {
    * bare reference like `Patient/1`, so two senders' `Patient/1` stay two patients.
    */
   sourceAuthority?: string;
+  /**
+   * Hosts image URLs may be fetched from (`IMAGE_URL_ALLOWED_HOSTS`): an image attachment whose http(s) url
+   * is malformed or names another host is refused (422), not accepted and failed later when the worker
+   * fetches it. Undefined: not checked.
+   */
+  allowedImageHosts?: string[];
 }
 
 /**
@@ -516,6 +523,15 @@ async function collectImages(sr: ServiceRequest, opts: ParseOptions, p: string):
       images.push({ kind: 'inline', name, data: Buffer.from(a.data, 'base64'), mediaType: a.contentType ?? null });
     } else if (a.url) {
       if (/^https?:/i.test(a.url)) {
+        const problem = opts.allowedImageHosts ? imageUrlProblem(a.url, opts.allowedImageHosts) : null;
+        if (problem) {
+          // Names the host, never the URL (its path or credentials).
+          throw FhirOperationError.unprocessable(
+            problem.reason,
+            `${where}.url`,
+            problem.kind === 'host' ? 'business-rule' : 'value',
+          );
+        }
         images.push({ kind: 'url', name, url: a.url, mediaType: a.contentType ?? null });
       } else {
         const bin = await opts.resolver.resolve(a.url, sr);

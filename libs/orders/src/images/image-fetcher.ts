@@ -1,8 +1,7 @@
 import { STATUS_CODES } from 'node:http';
-import { isIP } from 'node:net';
 import type { Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DomainError, DomainErrorCode, createLogger } from '@hemato/common';
+import { DomainError, DomainErrorCode, createLogger, imageUrlProblem } from '@hemato/common';
 import { parseRetryAfter } from '@hemato/hemato-client';
 import { Agent, request } from 'undici';
 import { ADDRESS_REFUSED, guardedLookup, systemResolver, type AddressResolver } from './address-guard';
@@ -54,16 +53,6 @@ function addressRefusal(err: unknown): Error | undefined {
     e = e.cause as typeof e;
   }
   return undefined;
-}
-
-/** Whether a URL's host is on the allow-list. Nothing is fetched from a host not named there. */
-export function isHostAllowed(url: URL, allowedHosts: string[]): boolean {
-  const host = url.hostname.toLowerCase().replace(/^\[|\]$/g, '');
-  return allowedHosts.some((h) => {
-    const rule = h.toLowerCase().trim();
-    if (rule.startsWith('*.')) return host.endsWith(rule.slice(1)) && isIP(host) === 0;
-    return host === rule;
-  });
 }
 
 /** Network error codes of a connection refused, reset or dropped, or an attempt timing out. */
@@ -129,18 +118,15 @@ export async function fetchImage(
   store: FileStore,
   policy: FetchPolicy,
 ): Promise<StoredFile & { mediaType: string }> {
-  let url: URL;
-  try {
-    url = new URL(rawUrl);
-  } catch {
-    throw new DomainError(DomainErrorCode.Invalid, 'Image URL is not a valid URL');
+  // Intake refused such a URL already; checked again here, where this process's allow-list applies.
+  const problem = imageUrlProblem(rawUrl, policy.allowedHosts);
+  if (problem) {
+    throw new DomainError(
+      problem.kind === 'host' ? DomainErrorCode.Forbidden : DomainErrorCode.Invalid,
+      problem.reason,
+    );
   }
-  if (url.protocol !== 'http:' && url.protocol !== 'https:') {
-    throw new DomainError(DomainErrorCode.Invalid, `Image URL scheme ${url.protocol} is not allowed`);
-  }
-  if (!isHostAllowed(url, policy.allowedHosts)) {
-    throw new DomainError(DomainErrorCode.Forbidden, `Image host ${url.hostname} is not in IMAGE_URL_ALLOWED_HOSTS`);
-  }
+  const url = new URL(rawUrl);
   // A server may answer and then trickle bytes forever (no idle timeout ever fires): the whole fetch has
   // a deadline, after which the connection is dropped and nothing is kept.
   const totalMs = policy.timeoutMs ?? 300_000;
