@@ -1,4 +1,4 @@
-import { randomUUID } from 'node:crypto';
+import { createHash, randomUUID } from 'node:crypto';
 import { exportJWK, generateKeyPair, SignJWT } from 'jose';
 import { fhirValidationErrors } from '@hemato/testing';
 import { MessageSealer } from '@hemato/privacy';
@@ -451,6 +451,62 @@ describe('FHIR REST intake', () => {
       expect(n).toBe(0);
     },
   );
+
+  describe('an inline image with Attachment.size and Attachment.hash (R4: base64 SHA-1 of the data)', () => {
+    const bytes = Buffer.from(PNG_1x1, 'base64');
+    const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('base64');
+    const order = (content: Record<string, unknown>) => {
+      const value = randomUUID();
+      const body = serviceRequest({
+        identifier: [{ system: 'urn:oid:1.2.3.4.placer', value }],
+        contained: [
+          {
+            resourceType: 'Media',
+            id: 'm1',
+            status: 'completed',
+            content: { contentType: 'image/png', data: PNG_1x1, ...content },
+          },
+        ],
+        supportingInfo: [{ reference: '#m1' }],
+      });
+      return { value, body };
+    };
+    const ordersWith = async (value: string) =>
+      (
+        await ds.query(`SELECT count(*)::int AS n FROM orders WHERE external_key = $1`, [
+          `fhir:urn:oid:1.2.3.4.placer|${value}`,
+        ])
+      )[0].n;
+
+    it('is taken when they match its data', async () => {
+      const { value, body } = order({ size: bytes.length, hash: sha1(bytes) });
+      expect((await fhirFetch(`${base}/fhir/ServiceRequest`, { body })).status).toBe(201);
+      expect(await ordersWith(value)).toBe(1);
+    });
+
+    it.each([
+      [
+        'size',
+        { size: bytes.length + 1 },
+        `Attachment.size is ${bytes.length + 1} but its data is ${bytes.length} bytes`,
+      ],
+      ['hash', { hash: sha1(Buffer.from('another image')) }, 'Attachment.hash does not match its data'],
+    ])('is refused (422 at the %s) when they do not, and nothing is stored', async (field, content, why) => {
+      const { value, body } = order(content);
+      const r = await fhirFetch(`${base}/fhir/ServiceRequest`, { body });
+      expect(r.status).toBe(422);
+      expect(r.body.issue[0].expression).toEqual([`ServiceRequest.supportingInfo[0].content.${field}`]);
+      expect(r.body.issue[0].diagnostics).toContain(why);
+      expect(await ordersWith(value)).toBe(0);
+    });
+
+    it('is refused (400) with a hash that is no base64 SHA-1', async () => {
+      const { body } = order({ hash: Buffer.from('short').toString('base64') });
+      const r = await fhirFetch(`${base}/fhir/ServiceRequest`, { body });
+      expect(r.status).toBe(400);
+      expect(r.body.issue[0].expression).toEqual(['ServiceRequest.supportingInfo[0].content.hash']);
+    });
+  });
 
   it('points Bundle errors at the entry and refuses Bundles that are not transaction/batch', async () => {
     const bad = await fhirFetch(`${base}/fhir`, {

@@ -39,3 +39,12 @@ export function imageUrlProblem(raw: string, allowedHosts: string[]): ImageUrlPr
   }
   return null;
 }
+
+/**
+ * What an order declared an image's bytes to be (FHIR Attachment.size, and Attachment.hash as hex SHA-1),
+ * to check them against; absent fields are not checked.
+ */
+export interface DeclaredContent {
+  size?: number;
+  sha1?: string;
+}

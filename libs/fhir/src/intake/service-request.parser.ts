@@ -1,4 +1,5 @@
-import { imageUrlProblem } from '@hemato/common';
+import { createHash } from 'node:crypto';
+import { imageUrlProblem, type DeclaredContent } from '@hemato/common';
 import type { PatientIdentity } from '@hemato/privacy';
 import type {
   Attachment,
@@ -21,10 +22,13 @@ export interface CodeMapper {
   tasksFor(system: string | null | undefined, code: string): string[] | null;
 }
 
-/** An image found on the order: bytes carried in the resource, or a URL to fetch. */
+/**
+ * An image found on the order: bytes carried in the resource, or a URL to fetch (with what its Attachment
+ * declared the bytes to be, checked once fetched).
+ */
 export type FhirImage =
   | { kind: 'inline'; name: string; data: Buffer; mediaType?: string | null }
-  | { kind: 'url'; name: string; url: string; mediaType?: string | null };
+  | { kind: 'url'; name: string; url: string; mediaType?: string | null; declared?: DeclaredContent };
 
 /** A ServiceRequest understood as an order, ready for `OrderIntakeService.create`. */
 export interface ParsedServiceRequest {
@@ -503,6 +507,58 @@ export function holdsNoImage(r: Resource): boolean {
 }
 
 /**
+ * An Attachment's `size` and `hash` (R4: the base64 SHA-1 of the data), read and checked for form; undefined
+ * where absent. A malformed one is refused (400): it could never match.
+ */
+function declaredContent(a: Attachment, where: string): DeclaredContent | undefined {
+  const declared: DeclaredContent = {};
+  const size: unknown = a.size;
+  if (size !== undefined && size !== null) {
+    // R4 has an unsignedInt; R5 an integer64, sent as a string of digits.
+    const n = typeof size === 'string' && /^\d{1,15}$/.test(size) ? Number(size) : size;
+    if (typeof n !== 'number' || !Number.isSafeInteger(n) || n < 0) {
+      throw FhirOperationError.invalid('Attachment.size must be a whole number of bytes', `${where}.size`, 'value');
+    }
+    declared.size = n;
+  }
+  const hash: unknown = a.hash;
+  if (hash !== undefined && hash !== null) {
+    const bytes = typeof hash === 'string' && /^[A-Za-z0-9+/]+={0,2}$/.test(hash) ? Buffer.from(hash, 'base64') : null;
+    if (!bytes || bytes.length !== 20) {
+      throw FhirOperationError.invalid(
+        'Attachment.hash must be the base64 SHA-1 of the data (20 bytes)',
+        `${where}.hash`,
+        'value',
+      );
+    }
+    declared.sha1 = bytes.toString('hex');
+  }
+  return declared.size === undefined && declared.sha1 === undefined ? undefined : declared;
+}
+
+/**
+ * Checks bytes carried in the request against what their Attachment declares: a mismatch (a transfer or an
+ * interface engine that damaged them, or the wrong file) refuses the order (422) rather than send Hemato.AI
+ * other bytes than the EHR meant.
+ */
+function assertDeclaredContent(data: Buffer, declared: DeclaredContent | undefined, where: string): void {
+  if (declared?.size !== undefined && declared.size !== data.length) {
+    throw FhirOperationError.unprocessable(
+      `Attachment.size is ${declared.size} but its data is ${data.length} bytes`,
+      `${where}.size`,
+      'value',
+    );
+  }
+  if (declared?.sha1 !== undefined && createHash('sha1').update(data).digest('hex') !== declared.sha1) {
+    throw FhirOperationError.unprocessable(
+      'Attachment.hash does not match its data (R4: the base64 SHA-1 of the bytes)',
+      `${where}.hash`,
+      'value',
+    );
+  }
+}
+
+/**
  * Images come from `supportingInfo` (Media, DocumentReference, Binary), the same in the request
  * Bundle; an attachment's `data` is stored inline, its `url` is fetched later by the worker
  * (a relative `Binary/..` url is read now through the resolver).
@@ -519,8 +575,11 @@ async function collectImages(sr: ServiceRequest, opts: ParseOptions, p: string):
   const fromAttachment = async (a: Attachment | undefined, fallbackName: string, where: string) => {
     if (!a || declaredNotImage(a.contentType)) return;
     const name = unique((a.title || fallbackName).replace(/[^\w.-]+/g, '_'));
+    const declared = declaredContent(a, where);
     if (a.data) {
-      images.push({ kind: 'inline', name, data: Buffer.from(a.data, 'base64'), mediaType: a.contentType ?? null });
+      const data = Buffer.from(a.data, 'base64');
+      assertDeclaredContent(data, declared, where);
+      images.push({ kind: 'inline', name, data, mediaType: a.contentType ?? null });
     } else if (a.url) {
       if (/^https?:/i.test(a.url)) {
         const problem = opts.allowedImageHosts ? imageUrlProblem(a.url, opts.allowedImageHosts) : null;
@@ -532,7 +591,13 @@ async function collectImages(sr: ServiceRequest, opts: ParseOptions, p: string):
             problem.kind === 'host' ? 'business-rule' : 'value',
           );
         }
-        images.push({ kind: 'url', name, url: a.url, mediaType: a.contentType ?? null });
+        images.push({
+          kind: 'url',
+          name,
+          url: a.url,
+          mediaType: a.contentType ?? null,
+          ...(declared ? { declared } : {}),
+        });
       } else {
         const bin = await opts.resolver.resolve(a.url, sr);
         if (bin?.resourceType !== 'Binary' || !(bin as Binary).data) {
@@ -540,7 +605,9 @@ async function collectImages(sr: ServiceRequest, opts: ParseOptions, p: string):
         }
         const b = bin as Binary;
         if (declaredNotImage(b.contentType)) return;
-        images.push({ kind: 'inline', name, data: Buffer.from(b.data!, 'base64'), mediaType: b.contentType ?? null });
+        const data = Buffer.from(b.data!, 'base64');
+        assertDeclaredContent(data, declared, where);
+        images.push({ kind: 'inline', name, data, mediaType: b.contentType ?? null });
       }
     } else {
       throw FhirOperationError.invalid('Attachment has neither data nor url', where, 'required');

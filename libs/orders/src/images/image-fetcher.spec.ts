@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { readdirSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import http from 'node:http';
@@ -237,4 +238,57 @@ describe('refusedAddressKind', () => {
     ['239.255.255.250', 'multicast'],
     ['0.1.2.3', 'unspecified'],
   ])('refuses %s as %s', (ip, kind) => expect(refusedAddressKind(ip)).toBe(kind));
+});
+
+describe('fetchImage and the size and hash the order declared (FHIR Attachment.size, .hash)', () => {
+  let dir: string;
+  let store: LocalFileStore;
+  let server: Awaited<ReturnType<typeof imageServer>> | undefined;
+  const policy: FetchPolicy = { allowedHosts: ['127.0.0.1'], maxBytes: 1 << 20, retries: 3, retryBaseDelayMs: 10 };
+  const sha1 = (b: Buffer) => createHash('sha1').update(b).digest('hex');
+  /** Every file the store holds (the spool folder left out). */
+  const storedFiles = () => readdirSync(dir).filter((f) => f !== 'tmp');
+
+  beforeEach(async () => {
+    dir = await mkdtemp(path.join(os.tmpdir(), 'hb-fetch-declared-'));
+    store = new LocalFileStore(dir);
+  });
+  afterEach(async () => {
+    await server?.close();
+    server = undefined;
+    await rm(dir, { recursive: true, force: true });
+  });
+
+  it('stores the image when its bytes are what the order declared', async () => {
+    server = await imageServer([image]);
+    await expect(fetchImage(server.url, store, policy, { size: PNG.length, sha1: sha1(PNG) })).resolves.toMatchObject({
+      size: PNG.length,
+      mediaType: 'image/png',
+    });
+  });
+
+  it('refuses bytes whose SHA-1 is not the declared hash, keeping none and not trying again', async () => {
+    server = await imageServer([image]);
+    await expect(fetchImage(server.url, store, policy, { sha1: sha1(Buffer.from('other bytes')) })).rejects.toThrow(
+      'Image URL returned bytes whose SHA-1 does not match its Attachment.hash',
+    );
+    expect(server.hits()).toBe(1);
+    expect(storedFiles()).toEqual([]);
+  });
+
+  it('refuses an answer of another size than declared, said by Content-Length or counted', async () => {
+    server = await imageServer([
+      (res) => void res.writeHead(200, { 'content-type': 'image/png', 'content-length': PNG.length }).end(PNG),
+    ]);
+    await expect(fetchImage(server.url, store, policy, { size: PNG.length + 1 })).rejects.toThrow(
+      `Image URL returned ${PNG.length} bytes, not the ${PNG.length + 1} its Attachment.size declares`,
+    );
+    await server.close();
+    // Chunked, no Content-Length: counted on the way, refused once past the declared size.
+    server = await imageServer([image]);
+    await expect(fetchImage(server.url, store, policy, { size: 10 })).rejects.toThrow(
+      'Image URL returned more than the 10 bytes its Attachment.size declares',
+    );
+    expect(storedFiles()).toEqual([]);
+  });
 });

@@ -1,7 +1,8 @@
 import { STATUS_CODES } from 'node:http';
-import type { Readable } from 'node:stream';
+import { createHash } from 'node:crypto';
+import { Transform, type Readable } from 'node:stream';
 import { setTimeout as sleep } from 'node:timers/promises';
-import { DomainError, DomainErrorCode, createLogger, imageUrlProblem } from '@hemato/common';
+import { DomainError, DomainErrorCode, createLogger, imageUrlProblem, type DeclaredContent } from '@hemato/common';
 import { parseRetryAfter } from '@hemato/hemato-client';
 import { Agent, request } from 'undici';
 import { ADDRESS_REFUSED, guardedLookup, systemResolver, type AddressResolver } from './address-guard';
@@ -117,6 +118,7 @@ export async function fetchImage(
   rawUrl: string,
   store: FileStore,
   policy: FetchPolicy,
+  declared: DeclaredContent = {},
 ): Promise<StoredFile & { mediaType: string }> {
   // Intake refused such a URL already; checked again here, where this process's allow-list applies.
   const problem = imageUrlProblem(rawUrl, policy.allowedHosts);
@@ -140,7 +142,7 @@ export async function fetchImage(
 
   for (let attempt = 1; ; attempt++) {
     try {
-      return await fetchOnce(url, store, policy, totalMs, deadline);
+      return await fetchOnce(url, store, policy, totalMs, deadline, declared);
     } catch (err) {
       if (deadline.aborted && !(err instanceof DomainError)) throw tooSlow();
       const code = err instanceof TransientFetchError ? undefined : networkCode(err);
@@ -168,6 +170,53 @@ export async function fetchImage(
   }
 }
 
+const sizeMismatch = (got: number, declared: number) =>
+  `Image URL returned ${got} bytes, not the ${declared} its Attachment.size declares`;
+
+/**
+ * `source` (the gated `download`) on to the store, checked against `declared`: other bytes than the order declared (a
+ * different or damaged file) fail the store's write, so nothing of them is kept. No check when none declared.
+ */
+function checkDeclaredContent(source: Readable, download: Readable, declared: DeclaredContent): Readable {
+  if (declared.size === undefined && declared.sha1 === undefined) return source;
+  const sha1 = createHash('sha1');
+  let size = 0;
+  const check = new Transform({
+    transform(chunk: Buffer, _enc, cb) {
+      size += chunk.length;
+      if (declared.size !== undefined && size > declared.size)
+        return cb(
+          new DomainError(
+            DomainErrorCode.Invalid,
+            `Image URL returned more than the ${declared.size} bytes its Attachment.size declares`,
+          ),
+        );
+      sha1.update(chunk);
+      cb(null, chunk);
+    },
+    flush(cb) {
+      if (declared.size !== undefined && size !== declared.size)
+        return cb(new DomainError(DomainErrorCode.Invalid, sizeMismatch(size, declared.size)));
+      if (declared.sha1 !== undefined && sha1.digest('hex') !== declared.sha1)
+        return cb(
+          new DomainError(
+            DomainErrorCode.Invalid,
+            'Image URL returned bytes whose SHA-1 does not match its Attachment.hash',
+          ),
+        );
+      cb();
+    },
+  });
+  source.once('error', (err) => check.destroy(err));
+  // Refused mid-way (more bytes than declared): the download is stopped, not read to its end.
+  check.once('error', () => {
+    source.unpipe(check);
+    source.destroy();
+    download.destroy();
+  });
+  return source.pipe(check);
+}
+
 /** The URL without its `user:password@`, and those as a Basic `authorization` header (none without them). */
 function withoutCredentials(url: URL): { target: URL; headers: Record<string, string> } {
   if (!url.username && !url.password) return { target: url, headers: {} };
@@ -192,6 +241,7 @@ async function fetchOnce(
   policy: FetchPolicy,
   totalMs: number,
   deadline: AbortSignal,
+  declared: DeclaredContent,
 ): Promise<StoredFile & { mediaType: string }> {
   // undici's request does not follow redirects: a 3xx is refused below like any non-200. It also drops a
   // URL's user:password (the server then answers 401): they are sent as Basic auth, as curl does.
@@ -224,20 +274,23 @@ async function fetchOnce(
     throw new DomainError(DomainErrorCode.Unavailable, message);
   }
   const maxBytes = policy.maxBytes;
-  const declared = Number(res.headers['content-length'] ?? NaN);
-  if (Number.isFinite(declared) && declared > maxBytes) {
+  const length = Number(res.headers['content-length'] ?? NaN);
+  if (Number.isFinite(length) && length > maxBytes) {
     await res.body.dump({ limit: 1, signal: deadline }).catch(() => undefined);
-    throw new DomainError(DomainErrorCode.TooLarge, `Image is ${declared} bytes, over the limit of ${maxBytes}`);
+    throw new DomainError(DomainErrorCode.TooLarge, `Image is ${length} bytes, over the limit of ${maxBytes}`);
   }
-  // The type is checked on the first bytes, before the store keeps anything.
+  if (Number.isFinite(length) && declared.size !== undefined && length !== declared.size) {
+    await res.body.dump({ limit: 1, signal: deadline }).catch(() => undefined);
+    throw new DomainError(DomainErrorCode.Invalid, sizeMismatch(length, declared.size));
+  }
+  // The type is checked on the first bytes, and the bytes against what the order declared at their end,
+  // before the store keeps anything.
   const body = res.body as unknown as Readable;
-  const stored = await store.put(
-    gateImageType(body, 'Image URL did not return a JPEG, PNG or zip', 'destroy', {
-      maxBytes,
-      maxUnpackedBytes: policy.zipMaxUnpackedBytes,
-    }),
+  const gated = gateImageType(body, 'Image URL did not return a JPEG, PNG or zip', 'destroy', {
     maxBytes,
-  );
+    maxUnpackedBytes: policy.zipMaxUnpackedBytes,
+  });
+  const stored = await store.put(checkDeclaredContent(gated, body, declared), maxBytes);
   const mediaType = sniffMediaType(stored.head);
   return { ...stored, mediaType: mediaType ?? 'application/octet-stream' };
 }

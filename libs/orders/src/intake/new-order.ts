@@ -1,12 +1,15 @@
-import type { SourceChannel } from '@hemato/common';
+import type { DeclaredContent, SourceChannel } from '@hemato/common';
 import type { PatientIdentity } from '@hemato/privacy';
 
 /** An image that came with the order. */
 export type ImageSourceInput =
   /** Bytes carried in the message (HL7 OBX ED, FHIR attachment data). */
   | { kind: 'inline'; name: string; data: Buffer; mediaType?: string | null }
-  /** A URL to fetch (HL7 OBX RP, FHIR attachment url); fetched by the worker under the allow-list. */
-  | { kind: 'url'; name: string; url: string; mediaType?: string | null };
+  /**
+   * A URL to fetch (HL7 OBX RP, FHIR attachment url); fetched by the worker under the allow-list, and checked
+   * against what the order declared its bytes to be (FHIR Attachment.size, and .hash as hex SHA-1), if it did.
+   */
+  | { kind: 'url'; name: string; url: string; mediaType?: string | null; declared?: DeclaredContent };
 
 /** One order as a channel understood it, before it is stored. */
 export interface NewOrderInput {

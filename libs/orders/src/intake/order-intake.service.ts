@@ -165,6 +165,8 @@ export class OrderIntakeService {
             sourceUrl: image.url,
             status: 'pending',
             mediaType: image.mediaType ?? null,
+            declaredSize: image.declared?.size !== undefined ? String(image.declared.size) : null,
+            declaredSha1: image.declared?.sha1 ?? null,
           });
         }
       }

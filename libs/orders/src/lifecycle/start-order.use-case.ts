@@ -32,14 +32,22 @@ export class StartOrderUseCase {
     const pending = await this.ds.manager.find(ImageFileEntity, { where: { orderId, status: 'pending' } });
     for (const image of pending) {
       try {
-        const stored = await fetchImage(image.sourceUrl ?? '', this.files, {
-          allowedHosts: this.config.orders.IMAGE_URL_ALLOWED_HOSTS,
-          maxBytes: this.config.orders.IMAGE_MAX_BYTES,
-          zipMaxUnpackedBytes: this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES,
-          timeoutMs: this.config.orders.IMAGE_FETCH_TIMEOUT_MS,
-          retries: this.config.orders.IMAGE_FETCH_RETRIES,
-          maxRetryAfterMs: this.config.orders.IMAGE_FETCH_RETRY_AFTER_MAX_MS,
-        });
+        const stored = await fetchImage(
+          image.sourceUrl ?? '',
+          this.files,
+          {
+            allowedHosts: this.config.orders.IMAGE_URL_ALLOWED_HOSTS,
+            maxBytes: this.config.orders.IMAGE_MAX_BYTES,
+            zipMaxUnpackedBytes: this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES,
+            timeoutMs: this.config.orders.IMAGE_FETCH_TIMEOUT_MS,
+            retries: this.config.orders.IMAGE_FETCH_RETRIES,
+            maxRetryAfterMs: this.config.orders.IMAGE_FETCH_RETRY_AFTER_MAX_MS,
+          },
+          {
+            size: image.declaredSize !== null ? Number(image.declaredSize) : undefined,
+            sha1: image.declaredSha1 ?? undefined,
+          },
+        );
         await this.ds.manager.update(
           ImageFileEntity,
           { id: image.id },

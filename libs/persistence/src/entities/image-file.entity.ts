@@ -46,6 +46,14 @@ export class ImageFileEntity {
   @Column({ type: 'text', nullable: true })
   error!: string | null;
 
+  /** For `url` sources: the size the order declared (FHIR Attachment.size), checked when fetched. */
+  @Column({ name: 'declared_size', type: 'bigint', nullable: true })
+  declaredSize!: string | null;
+
+  /** For `url` sources: the SHA-1 (hex) the order declared (FHIR Attachment.hash), checked when fetched. */
+  @Column({ name: 'declared_sha1', type: 'text', nullable: true })
+  declaredSha1!: string | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 }

@@ -10,6 +10,7 @@ import { OrderFailureCode1764350000000 } from './1764350000000-order-failure-cod
 import { DeliveryDestination1764360000000 } from './1764360000000-delivery-destination';
 import { Retention1764370000000 } from './1764370000000-retention';
 import { AuditLogNoTruncate1764375000000 } from './1764375000000-audit-log-no-truncate';
+import { ImageDeclaredContent1764380000000 } from './1764380000000-image-declared-content';
 
 /** Every migration, oldest first. Landed migrations are never edited: add a new class. */
 export const MIGRATIONS = [
@@ -25,4 +26,5 @@ export const MIGRATIONS = [
   DeliveryDestination1764360000000,
   Retention1764370000000,
   AuditLogNoTruncate1764375000000,
+  ImageDeclaredContent1764380000000,
 ];
