@@ -1,5 +1,5 @@
-import { createReadStream } from 'node:fs';
-import { access, mkdir, readdir, rename, stat } from 'node:fs/promises';
+import { createReadStream, type Dirent } from 'node:fs';
+import { lstat, mkdir, readdir, rename, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Inject, Injectable, type OnApplicationBootstrap, type OnModuleDestroy } from '@nestjs/common';
 import { APP_CONFIG, DomainError, DomainErrorCode, createLogger, type AppConfig } from '@hemato/common';
@@ -9,13 +9,28 @@ import { DataSource } from 'typeorm';
 
 const log = createLogger('image-watcher');
 
+/** Whether there is an entry of that name (a dangling symbolic link counts: it is not followed). */
 const exists = (file: string) =>
-  access(file).then(
+  lstat(file).then(
     () => true,
     () => false,
   );
 const SCAN_MS = 2000;
 const IMAGE_FILE = /\.(jpe?g|png|zip)$/i;
+
+/**
+ * What a drop folder entry is when it is not a regular file (nor a folder), said in a refusal; null for a
+ * regular file or a folder. Such an entry is never opened (a FIFO's read waits for a writer, and the scan
+ * with it) nor followed (a symbolic link may lead anywhere the worker can read).
+ */
+function notARegularFile(e: Dirent): string | null {
+  if (e.isFile() || e.isDirectory()) return null;
+  if (e.isSymbolicLink()) return 'a symbolic link';
+  if (e.isFIFO()) return 'a named pipe';
+  if (e.isSocket()) return 'a socket';
+  if (e.isBlockDevice() || e.isCharacterDevice()) return 'a device';
+  return 'of an unknown kind';
+}
 
 /**
  * What a file will never get past (its name, type or size, a name taken by other bytes, an order that
@@ -34,7 +49,8 @@ const REFUSED = new Set<DomainErrorCode>([
  * empty and its size has not changed between two scans (a scanner may still be writing it), added to the
  * order, and moved to `<folder>/.done/`. A file refused for itself goes to `.rejected/`, with the reason on
  * the order's timeline; one the store or the database could not take stays and is tried again, and so does
- * one cut short (a writer pausing mid-file), once its size changes. A
+ * one cut short (a writer pausing mid-file), once its size changes. An entry with an image's name that is
+ * not a regular file (a symbolic link, a FIFO) goes to `.rejected/` at once, unread. A
  * `COMPLETE` file in the folder marks the order's images complete.
  */
 @Injectable()
@@ -86,10 +102,30 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
   private async scanOrderFolder(folder: string, number: string): Promise<void> {
     const entries = await readdir(folder, { withFileTypes: true });
     const files = entries.filter((e) => e.isFile() && IMAGE_FILE.test(e.name));
+    const odd = entries.filter((e) => IMAGE_FILE.test(e.name) && notARegularFile(e) !== null);
     const completeMarker = entries.some((e) => e.isFile() && e.name === 'COMPLETE');
-    if (files.length === 0 && !completeMarker) return;
+    if (files.length === 0 && odd.length === 0 && !completeMarker) return;
     const order = await this.orderFor(number);
     if (!order) return;
+    // Passed over, these stayed for ever without a word: set aside at once, the timeline saying what they are.
+    for (const e of odd) {
+      try {
+        const setAside = await this.moveTo(folder, '.rejected', e.name);
+        log.warn({ orderId: order.id }, 'drop folder entry is not a regular file: set aside');
+        await this.transitions.note(order.id, 'image_refused', 'drop-folder', {
+          image: e.name,
+          via: 'watch',
+          reason:
+            `${e.name} is not a regular file (${notARegularFile(e)}): only files are read from the drop folder; ` +
+            `it was moved to .rejected/${setAside}`,
+        });
+      } catch (err) {
+        log.warn(
+          { orderId: order.id, err: err instanceof Error ? err.message : String(err) },
+          'could not set aside a drop folder entry that is not a regular file',
+        );
+      }
+    }
     for (const f of files) {
       const full = path.join(folder, f.name);
       const size = (await stat(full)).size;
