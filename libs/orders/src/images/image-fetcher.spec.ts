@@ -206,6 +206,19 @@ describe('fetchImage and the addresses a host name resolves to', () => {
     ).rejects.toThrow('resolves to a loopback address (::1)');
   });
 
+  it("keeps the worker's own URL check (its allow-list may differ from the gateway's): nothing is asked of the server", async () => {
+    const before = server.hits();
+    const policy: FetchPolicy = { allowedHosts: ['slides.hospital.test'], maxBytes: 1 << 20 };
+    await expect(fetchImage(`http://127.0.0.1:${port}/slide.png`, store, policy)).rejects.toThrow(
+      'Image host 127.0.0.1 is not in IMAGE_URL_ALLOWED_HOSTS',
+    );
+    await expect(fetchImage(`ftp://slides.hospital.test:${port}/slide.png`, store, policy)).rejects.toThrow(
+      'Image URL scheme ftp: is not allowed',
+    );
+    await expect(fetchImage('http://', store, policy)).rejects.toThrow('Image URL is not a valid URL');
+    expect(server.hits()).toBe(before);
+  });
+
   it('fetches from localhost when the allow-list names localhost, and from an allow-listed loopback literal', async () => {
     const policy: FetchPolicy = { allowedHosts: ['localhost', '127.0.0.1'], maxBytes: 1 << 20 };
     await expect(fetchImage(`http://localhost:${port}/slide.png`, store, policy)).resolves.toMatchObject({
