@@ -430,6 +430,33 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
     expect(row.response).toContain('Unknown');
   });
 
+  it("keeps a v2.3 receiver's words (MSA-3, ERR-1 code) on the delivery it gave up on, out of the job's error", async () => {
+    // An AE each time: MSA-3 naming the patient (with a control character and an escaped line break), and the
+    // v2.3 ERR-1, whose fourth component is the error code as code&text&system.
+    const ae = (id: string) =>
+      `MSH|^~\\&|LIS|GENHOSP|HB|HB|20260101||ACK^R01|A-${id}|P|2.3\rMSA|AE|${id}|Bed 4\u0007 TESTPATIENT\\.br\\BOB\r` +
+      'ERR|PID^1^5^101&Required field missing&HL70357';
+    const rx = await scriptedReceiver([ae, ae, ae, ae]);
+    const { delivery } = await seed();
+    const policy = { attempts: 2, baseDelayMs: 10, maxDelayMs: 10 };
+    try {
+      const thrown = await service(rx.port)
+        .deliver(delivery.id, { finalAttempt: false, policy })
+        .then(
+          () => null,
+          (e: Error) => e,
+        );
+      // What BullMQ keeps as the job's failedReason and the worker logs: how the receiver answered, no more.
+      expect(thrown?.message).toBe('ORU not acknowledged yet: receiver answered AE');
+      const result = await service(rx.port).deliver(delivery.id, { finalAttempt: true, policy });
+      expect(result).toMatchObject({ status: 'failed', outcome: 'AE', attempts: 4 });
+    } finally {
+      await rx.server.close();
+    }
+    const row = await ds.getRepository(DeliveryEntity).findOneByOrFail({ id: delivery.id });
+    expect(row.error).toBe('gave up: receiver answered AE: Bed 4 TESTPATIENT BOB; 101 Required field missing');
+  });
+
   it('leaves the delivery pending and throws (for the job to retry later) when retries run out before the last job attempt', async () => {
     const rx = await scriptedReceiver(['AE', 'AE', 'AE', 'AE', 'AE', 'AE']);
     const { delivery } = await seed();

@@ -1,5 +1,5 @@
 import { Message } from 'node-hl7-client';
-import { Hl7ErrorCode, buildAck, readAck } from './ack';
+import { Hl7ErrorCode, RECEIVER_TEXT_MAX, buildAck, readAck, receiverText } from './ack';
 import { readHeader } from './header';
 
 describe('buildAck', () => {
@@ -81,5 +81,39 @@ describe('buildAck', () => {
         expect(value).not.toMatch(/\ufffd|[\ud800-\udbff]$/);
       }
     }
+  });
+});
+
+describe('receiverText', () => {
+  const ack = (version: string, ...rest: string[]) =>
+    [`MSH|^~\\&|LIS|GEN|HB|HB|20260101||ACK^R01^ACK|A1|P|${version}`, ...rest].join('\r');
+
+  it("reads a v2.5 ACK's MSA-3, ERR-3 code and ERR-8 user message, and says a repeated text once", () => {
+    expect(
+      receiverText(
+        ack('2.5.1', 'MSA|AE|C1|Unknown placer', 'ERR||OBR^1^2|204^Unknown key identifier^HL70357|E||||Unknown placer'),
+      ),
+    ).toBe('Unknown placer; 204 Unknown key identifier: Unknown placer');
+    expect(receiverText(ack('2.5.1', 'MSA|AE|C1|Unknown placer'))).toBe('Unknown placer');
+  });
+
+  it("reads a v2.3 ACK's ERR-1 (segment^sequence^field^code&text&system, repeated) and other delimiters", () => {
+    expect(
+      receiverText(
+        ack('2.3', 'MSA|AR|C1', 'ERR|PID^1^3^101&Required field missing&HL70357~PID^1^5^102&Data type error'),
+      ),
+    ).toBe('101 Required field missing, 102 Data type error');
+    expect(
+      receiverText('MSH#:*/%#LIS#GEN#HB#HB#2026##ACK#A1#P#2.4\rMSA#AE#C1#A/F/B: no\rERR#OBR:1:4:103%Table value'),
+    ).toBe('A#B: no; 103 Table value');
+  });
+
+  it('makes control and bidirectional characters spaces, a lone surrogate U+FFFD, and cuts at 200 characters, never inside one', () => {
+    expect(receiverText(ack('2.5', 'MSA|AR|C1|Bed\t4\u0007 \\.br\\ward\u202e7 \ud800!'))).toBe('Bed 4 ward 7 \ufffd!');
+    const long = receiverText(ack('2.5', `MSA|AR|C1|${'a'.repeat(198)}😀😀`));
+    expect(long).toBe(`${'a'.repeat(198)}…`);
+    expect(long.length).toBeLessThanOrEqual(RECEIVER_TEXT_MAX);
+    expect(receiverText(ack('2.5', 'MSA|AR|C1'))).toBe('');
+    expect(receiverText('not an ACK')).toBe('');
   });
 });

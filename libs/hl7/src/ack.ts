@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { delimsOf, isDefaultDelims, toDefaultDelimiters, unescapeHl7 } from './escaping';
-import type { MshHeader } from './header';
+import { readHeader, type MshHeader } from './header';
 
 /** HL7 table 0357 (message error condition codes) as used by this bridge. */
 export enum Hl7ErrorCode {
@@ -208,4 +208,65 @@ export function readAck(
     controlId: (msh.split(fs)[9] ?? '').trim(),
     errors: segs.filter((s) => s.startsWith('ERR')),
   };
+}
+
+/** Most characters of a receiver's own words kept with a delivery (its failure reason, the order's timeline). */
+export const RECEIVER_TEXT_MAX = 200;
+
+/**
+ * What a receiver said in a negative ACK (AE/AR/CE/CR), as one line for the delivery's failure reason: MSA-3,
+ * then per ERR its error code with text (v2.5+ ERR-3; v2.3 ERR-1 component 4, `code&text&system`, as v2.4's
+ * ERR-1 ELD has it too) and its user message (ERR-8) and diagnostic information (ERR-7). Unescaped with the ACK's
+ * delimiters, control and bidirectional-formatting characters made spaces (a line break or an RLO must not
+ * reshape the dashboard's line), a text repeated (MSA-3 = ERR-8, as many engines send) said once, and cut to
+ * RECEIVER_TEXT_MAX characters, never inside one. '' when it said nothing.
+ * The receiver's words may name the patient: they go on the delivery row, never into a log line.
+ */
+export function receiverText(raw: string): string {
+  const segs = raw.replace(/^(\ufeff|\u00ef\u00bb\u00bf)/, '').split(/\r\n|\r|\n/);
+  const header = readHeader(segs.find((s) => s.startsWith('MSH')) ?? '');
+  if (!header) return '';
+  const d = delimsOf(header);
+  const fieldsOf = (seg: string) => seg.split(d.field);
+  const said: string[] = [];
+  const add = (v: string | undefined) => {
+    const text = v === undefined ? '' : plain(unescapeHl7(v, d));
+    if (text && !said.includes(text)) said.push(text);
+  };
+  const msa = segs.find((s) => s.startsWith('MSA'));
+  if (msa) add(fieldsOf(msa)[3]);
+  for (const err of segs.filter((s) => s.startsWith('ERR'))) {
+    const f = fieldsOf(err);
+    const codes: string[] = [];
+    const hl7Code = (f[3] ?? '').split(d.repetition)[0]!.split(d.component);
+    if (hl7Code[0] || hl7Code[1]) codes.push([hl7Code[0], hl7Code[1]].filter(Boolean).join(' '));
+    else {
+      for (const rep of (f[1] ?? '').split(d.repetition)) {
+        const ce = (rep.split(d.component)[3] ?? '').split(d.subcomponent);
+        if (ce[0] || ce[1]) codes.push([ce[0], ce[1]].filter(Boolean).join(' '));
+      }
+    }
+    const words = [f[8], f[7]].map((v) => (v === undefined ? '' : plain(unescapeHl7(v, d)))).filter(Boolean);
+    const code = codes
+      .map((c) => plain(unescapeHl7(c, d)))
+      .filter(Boolean)
+      .join(', ');
+    add([code, ...words.filter((w, i) => words.indexOf(w) === i)].filter(Boolean).join(': '));
+  }
+  return cutWords(said.join('; '), RECEIVER_TEXT_MAX);
+}
+
+/** Controls (C0, C1, line and paragraph separators) and bidirectional-formatting characters as one space each. */
+// eslint-disable-next-line no-control-regex -- control characters are what it finds
+const UNSAFE = /[\u0000-\u001f\u007f-\u009f\u2028\u2029\u200e\u200f\u202a-\u202e\u2066-\u2069]/g;
+/** Half of a surrogate pair on its own (not a character: stored and shown as U+FFFD). */
+const LONE_SURROGATE = /[\ud800-\udbff](?![\udc00-\udfff])|(?<![\ud800-\udbff])[\udc00-\udfff]/g;
+
+function plain(v: string): string {
+  return v.replace(UNSAFE, ' ').replace(LONE_SURROGATE, '\ufffd').replace(/\s+/g, ' ').trim();
+}
+
+/** `text` within `max` UTF-16 units, `…` marking a cut, never inside a character (a surrogate pair). */
+function cutWords(text: string, max: number): string {
+  return text.length <= max ? text : `${cut(text, max - 1).trimEnd()}…`;
 }

@@ -18,6 +18,8 @@ export class MllpResultReceiver {
   readonly messages: string[] = [];
   /** The ACK code for the next messages (AA, AE, AR), or 'drop' to answer nothing. */
   answer: AckCode | 'drop' = 'AA';
+  /** When set, the ACK sent as it is (a receiver's own MSA-3 / ERR texts), for the message with this MSH-10. */
+  answerWith: ((controlId: string) => string) | null = null;
   private server: MllpServer;
   private waiters: Array<() => void> = [];
   port = 0;
@@ -30,6 +32,7 @@ export class MllpResultReceiver {
           const text = frame.toString('utf8');
           const header = readHeader(text);
           const answer = this.answer;
+          if (this.answerWith) return [Buffer.from(this.answerWith(header?.controlId ?? ''), 'utf8')];
           if (answer === 'drop') return [];
           if (answer === 'AA') {
             this.messages.push(text);

@@ -2,9 +2,10 @@ import { MllpServer, buildAck, readHeader, type AckCode } from '@hemato/hl7';
 
 /**
  * A hospital-side MLLP receiver for ORU tests: answers each message according to a script
- * (`AA`, `AE`, `AR`, `silent` = never answer, `drop` = close the connection), then AA.
+ * (`AA`, `AE`, `AR`, `silent` = never answer, `drop` = close the connection, or a function giving the ACK as
+ * sent, for the message with this MSH-10), then AA.
  */
-export async function scriptedReceiver(script: Array<AckCode | 'silent' | 'drop'>) {
+export async function scriptedReceiver(script: Array<AckCode | 'silent' | 'drop' | ((controlId: string) => string)>) {
   const received: string[] = [];
   /** The frames as bytes (to check the character set they were sent in). */
   const frames: Buffer[] = [];
@@ -17,6 +18,7 @@ export async function scriptedReceiver(script: Array<AckCode | 'silent' | 'drop'
         received.push(text);
         frames.push(frame);
         const step = script[i++] ?? 'AA';
+        if (typeof step === 'function') return [Buffer.from(step(readHeader(text)?.controlId ?? ''))];
         if (step === 'silent') return [];
         if (step === 'drop') {
           conn.close();

@@ -17,6 +17,7 @@ import {
   hl7ResultDestination,
   newControlId,
   pidFromIdentity,
+  receiverText,
   sendWithRetry,
   type PlacerAuthority,
   type RetryPolicy,
@@ -101,9 +102,10 @@ export class DeliverHl7Service {
     ) {
       return resultOf(delivery);
     }
-    const fail = async (error: string): Promise<Hl7DeliveryResult> => {
+    /** `logged`: what the log line says instead of `error`, when that holds the receiver's own words. */
+    const fail = async (error: string, logged = error): Promise<Hl7DeliveryResult> => {
       await repo.update({ id: deliveryId }, { status: DeliveryStatus.Failed, error });
-      log.warn({ deliveryId, orderId: delivery.orderId, error }, 'HL7 delivery failed');
+      log.warn({ deliveryId, orderId: delivery.orderId, error: logged }, 'HL7 delivery failed');
       return resultOf({ ...delivery, status: DeliveryStatus.Failed, error });
     };
 
@@ -217,6 +219,11 @@ export class DeliverHl7Service {
       );
       if (outcome.result === 'withdrawn') return 'withdrawn';
       const last = { ...delivery, attempts, outcome: outcome.ack?.code ?? null };
+      // The delivery row (and so the order's failure reason and timeline) say why in the receiver's words (MSA-3,
+      // ERR), when its last answer was an ACK; they may name the patient, so the log line and the job's error
+      // (logged, and kept by BullMQ) say only how the receiver answered.
+      const said = outcome.ack ? receiverText(outcome.ack.raw) : '';
+      const withWords = (why: string) => (said ? `${why}: ${said}` : why);
       switch (outcome.result) {
         case 'accepted':
           await repo.update({ id: deliveryId }, { status: DeliveryStatus.Acknowledged, error: null });
@@ -231,15 +238,14 @@ export class DeliverHl7Service {
             'ORU acknowledged',
           );
           return resultOf({ ...last, status: DeliveryStatus.Acknowledged });
-        case 'rejected':
-          return {
-            ...(await fail(outcome.lastError ?? 'rejected by the receiver (AR)')),
-            attempts,
-            outcome: last.outcome,
-          };
+        case 'rejected': {
+          const why = outcome.lastError ?? 'rejected by the receiver (AR)';
+          return { ...(await fail(withWords(why), why)), attempts, outcome: last.outcome };
+        }
         case 'gave_up':
           if (opts.finalAttempt) {
-            return { ...(await fail(`gave up: ${outcome.lastError ?? 'no ACK'}`)), attempts, outcome: last.outcome };
+            const why = `gave up: ${outcome.lastError ?? 'no ACK'}`;
+            return { ...(await fail(withWords(why), why)), attempts, outcome: last.outcome };
           }
           await repo.update({ id: deliveryId }, { status: DeliveryStatus.Pending });
           throw new Hl7DeliveryRetryableError(`ORU not acknowledged yet: ${outcome.lastError ?? 'no ACK'}`);
