@@ -422,7 +422,7 @@ describe('HL7 v2 order intake over MLLP', () => {
   it('speaks enhanced mode: commit ACK per MSH-15 and application ACK per MSH-16', async () => {
     const c = await RawMllpConnection.open(gw.mllpPort);
     try {
-      c.send(orderMessage({ controlId: 'ENH-1', acceptAck: 'AL', appAck: 'AL' }));
+      c.send(orderMessage({ controlId: 'ENH-1', version: '2.3', acceptAck: 'AL', appAck: 'AL' }));
       const [commit, app] = await c.waitFor(2);
       expect(ackOf(commit!)).toMatchObject({ code: 'CA', acked: 'ENH-1' });
       expect(ackOf(app!)).toMatchObject({ code: 'AA', acked: 'ENH-1' });
@@ -439,9 +439,15 @@ describe('HL7 v2 order intake over MLLP', () => {
       expect(orr.get('ORC.5').toString()).toBe('SC');
       expect(orr.get('OBR.4').toRaw()).toBe('34994-4^Peripheral blood smear^LN');
       // AL / ER: commit ACK always, application ACK only for an error.
-      c.send(orderMessage({ controlId: 'ENH-2', acceptAck: 'AL', appAck: 'ER' }));
+      c.send(orderMessage({ controlId: 'ENH-2', version: '2.3', acceptAck: 'AL', appAck: 'ER' }));
       c.send(
-        orderMessage({ controlId: 'ENH-3', acceptAck: 'AL', appAck: 'ER', groups: [{ placer: 'X', code: 'NOPE' }] }),
+        orderMessage({
+          controlId: 'ENH-3',
+          version: '2.3',
+          acceptAck: 'AL',
+          appAck: 'ER',
+          groups: [{ placer: 'X', code: 'NOPE' }],
+        }),
       );
       const more = await c.waitFor(5);
       expect(more.slice(2).map((r) => [ackOf(r).code, ackOf(r).acked])).toEqual([
@@ -453,17 +459,23 @@ describe('HL7 v2 order intake over MLLP', () => {
       const refused = more[4]!.split('\r');
       expect(refused[0]!.split('|')[8]).toBe('ORR^O02');
       expect(refused.find((seg) => seg.startsWith('ORC'))).toBe('ORC|UA|X');
-      expect(refused.find((seg) => seg.startsWith('ERR'))).toContain('103^Table value not found^HL70357');
+      // In v2.3 words: ERR-1 alone, the code as code&text&system.
+      expect(refused.find((seg) => seg.startsWith('ERR'))).toBe('ERR|OBR^1^4^103&Table value not found&HL70357');
       // NE / AL: no commit ACK, only the application ACK.
-      c.send(orderMessage({ controlId: 'ENH-4', acceptAck: 'NE', appAck: 'AL' }));
+      c.send(orderMessage({ controlId: 'ENH-4', version: '2.3', acceptAck: 'NE', appAck: 'AL' }));
       const [last] = (await c.waitFor(6)).slice(5);
       expect(ackOf(last!)).toMatchObject({ code: 'AA', acked: 'ENH-4' });
       // Unsupported type in enhanced mode: CR.
-      c.send(orderMessage({ controlId: 'ENH-5', acceptAck: 'AL', appAck: 'AL' }).replace('ORM^O01', 'ADT^A08'));
+      c.send(
+        orderMessage({ controlId: 'ENH-5', version: '2.3', acceptAck: 'AL', appAck: 'AL' }).replace(
+          'ORM^O01',
+          'ADT^A08',
+        ),
+      );
       const [cr] = (await c.waitFor(7)).slice(6);
       expect(ackOf(cr!)).toMatchObject({ code: 'CR', acked: 'ENH-5' });
       // Duplicate in enhanced mode: both stored ACKs again.
-      c.send(orderMessage({ controlId: 'ENH-1', acceptAck: 'AL', appAck: 'AL' }));
+      c.send(orderMessage({ controlId: 'ENH-1', version: '2.3', acceptAck: 'AL', appAck: 'AL' }));
       const replay = (await c.waitFor(9)).slice(7);
       expect(replay).toEqual([commit, app]);
       expect(await ordersOf('ENH-1')).toHaveLength(1);

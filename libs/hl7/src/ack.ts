@@ -128,7 +128,8 @@ function hdFromSender(whole: string | undefined, namespace: string | undefined, 
 
 /**
  * Builds an ACK: MSH-9 `ACK^<event>^ACK`, a fresh MSH-10, MSA-2 = the message's MSH-10, one ERR per
- * issue (ERR-1 for v2.3/2.4 receivers, ERR-2/3/4/8 for v2.5+). A plain template rather than the
+ * issue in the fields of the version answered in (ERR-1 alone up to v2.4, ERR-1 + ERR-2/3/4/8 in v2.5/2.6; see
+ * errShapeOf). A plain template rather than the
  * node-hl7-client builder: it is on the hot path of every message (the builder costs ~0.5 ms per ACK,
  * a third of the budget at 1,000 msgs/s on two cores); tests parse its output back with node-hl7-client.
  */
@@ -170,12 +171,13 @@ export function responseSegments(opts: AckOptions, messageType: string, ackTypes
   if (h?.characterSet) msh.push('', esc(h.characterSet));
   const segments = [msh.join('|')];
   const text = opts.text ?? opts.issues?.[0]?.text;
+  const shape = errShapeOf(version);
   segments.push(['MSA', opts.code, fromSender(h?.controlId ?? '', h), ...(text ? [esc(cut(text, 80))] : [])].join('|'));
   for (const issue of opts.issues ?? []) {
     const loc = issue.location;
     const codeText = ERROR_TEXT[issue.code];
     const seq = String(loc?.sequence ?? 1);
-    // ERR-1 (ELD, v2.3/2.4): segment^sequence^field^code&text&HL70357
+    // ERR-1 (CM in v2.3, ELD in v2.4, kept in v2.5/2.6): segment^sequence^field^code&text&HL70357
     const eld = `${loc ? `${esc(loc.segment)}^${seq}^${loc.field ?? ''}` : '^^'}^${issue.code}&${codeText}&HL70357`;
     // ERR-2 (ERL, v2.5+): segment^sequence^field^field repetition^component
     const erl = loc
@@ -184,11 +186,26 @@ export function responseSegments(opts: AckOptions, messageType: string, ackTypes
           .replace(/\^+$/, '')
       : '';
     const severity = opts.code === 'AR' || opts.code === 'CR' ? 'F' : 'E';
-    segments.push(
-      ['ERR', eld, erl, `${issue.code}^${codeText}^HL70357`, severity, '', '', '', esc(cut(issue.text, 250))].join('|'),
-    );
+    // Before v2.5 ERR has no field beyond ERR-1 (the text goes in MSA-3 only).
+    if (!shape.fields25) segments.push(`ERR|${eld}`);
+    else {
+      const fields = [erl, `${issue.code}^${codeText}^HL70357`, severity, '', '', '', esc(cut(issue.text, 250))];
+      segments.push(['ERR', shape.eld ? eld : '', ...fields].join('|'));
+    }
   }
   return segments;
+}
+
+/**
+ * Which ERR fields the version we answer in has. v2.3 and v2.4 have ERR-1 alone (CM / ELD: segment ^ sequence ^
+ * field ^ code identifying error as code&text&system); a receiver validating against them refuses more fields.
+ * v2.5 brought ERR-2 (location), ERR-3 (HL7 error code), ERR-4 (severity) and ERR-8 (user message), and kept
+ * ERR-1 for backward compatibility: we still fill it there, since engines written against v2.3/2.4 read the
+ * error from it and v2.5/2.6 allow it. v2.7 withdrew ERR-1, so it is left empty from v2.7 on.
+ */
+function errShapeOf(version: string): { eld: boolean; fields25: boolean } {
+  const minor = Number(/^2\.(\d)/.exec(version)?.[1] ?? 5);
+  return { eld: minor < 7, fields25: minor >= 5 };
 }
 
 /** Reads MSA-1/MSA-2 (and ERR texts) of an acknowledgement, tolerant of anything. */

@@ -71,7 +71,9 @@ describe('buildOrderResponse', () => {
     const m = new Message({ text });
     expect(m.get('MSH.9').toRaw()).toBe('ORR^O02');
     expect(m.get('MSA.1').toString()).toBe('AE');
-    expect(m.get('ERR.8').toString()).toBe('not mapped');
+    // v2.3 has ERR-1 alone: the text goes in MSA-3.
+    expect(m.get('MSA.3').toString()).toBe('not mapped');
+    expect(text.split('\r').find((s) => s.startsWith('ERR'))).toBe('ERR|OBR^1^4^103&Table value not found&HL70357');
     expect(text.split('\r').filter((s) => /^(ORC|OBR)/.test(s))).toEqual(['ORC|UA|PL-4', 'OBR|1|PL-4||NOPE^^LN']);
   });
 });

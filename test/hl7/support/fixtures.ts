@@ -26,7 +26,9 @@ export interface OrmOptions {
 export function orderMessage(o: OrmOptions): string {
   const type = o.type ?? 'ORM';
   const event = type === 'ORM' ? 'O01' : 'O21';
-  const version = o.version ?? (type === 'ORM' ? '2.3' : '2.5.1');
+  // v2.5.1 unless asked: the ERR detail the intake tests read (ERR-2 location, ERR-3 code, ERR-8 text) is v2.5's;
+  // a v2.3 / v2.4 ACK has ERR-1 alone (test/hl7/err-version.test.ts).
+  const version = o.version ?? '2.5.1';
   const msh = [
     'MSH',
     '^~\\&',
