@@ -1,4 +1,10 @@
-import { imageEndProblem, imageUrlProblem, sniffMediaType, zipImagesProblem } from '@hemato/common';
+import {
+  imageEndProblem,
+  imageUrlProblem,
+  sniffMediaType,
+  zipImagesProblem,
+  zipImagesProblemYielding,
+} from '@hemato/common';
 import { Message } from 'node-hl7-client';
 import type { PatientIdentity } from '@hemato/privacy';
 import { Hl7ErrorCode, type Hl7Issue } from './ack';
@@ -79,6 +85,15 @@ export interface ParsedOrderMessage {
   refs: Hl7OrderRef[];
   /** Problems that make the message an AE (nothing of it is stored as an order). */
   issues: Hl7Issue[];
+  /** With `zipCheck: 'deferred'`: the inline zips (OBX ED) still to check, by {@link checkDeferredZips}. */
+  zipsToCheck?: DeferredZip[];
+}
+
+/** An inline zip read but not yet inflated and checked. */
+export interface DeferredZip {
+  /** The OBX's occurrence in the message (where its ERR points). */
+  obxSeq: number;
+  bytes: Buffer;
 }
 
 /** The one trigger event an accepted order message type has (`ORM` → `O01`), for an MSH-9 sent without it. */
@@ -324,6 +339,11 @@ export interface ReadOrderOptions {
    * here (AE 102), not accepted and failed later when the worker fetches it. Undefined: not checked.
    */
   allowedImageHosts?: string[];
+  /**
+   * `deferred`: an inline zip is not inflated here but listed in `zipsToCheck`, for {@link checkDeferredZips},
+   * which lets other work run while it inflates (a bomb takes seconds to reach the limit). Default: checked here.
+   */
+  zipCheck?: 'here' | 'deferred';
 }
 
 /**
@@ -338,6 +358,7 @@ export function readOrderMessage(
   opts: ReadOrderOptions = {},
 ): ParsedOrderMessage {
   const issues: Hl7Issue[] = [];
+  const zipsToCheck: DeferredZip[] = [];
   const counts = new Map<string, number>();
   const d = delimsOf(header);
   const segs: SegCtx[] = msg
@@ -529,7 +550,7 @@ export function readOrderMessage(
     }
     const images: Hl7ImageSource[] = [];
     for (const obx of g.obx) {
-      const img = imageFrom(obx, issues, opts);
+      const img = imageFrom(obx, issues, opts, zipsToCheck);
       if (img) images.push({ ...img, name: `obx${obx.seq}.${EXT[img.mediaType ?? ''] ?? 'bin'}` });
     }
     const details: Record<string, unknown> = {
@@ -588,13 +609,40 @@ export function readOrderMessage(
         }),
         null)
       : null;
-  return { patient, groups: out, refs, issues };
+  return { patient, groups: out, refs, issues, ...(opts.zipCheck === 'deferred' ? { zipsToCheck } : {}) };
+}
+
+/**
+ * Checks the inline zips `readOrderMessage` left (`zipCheck: 'deferred'`), letting other work run while each
+ * inflates; a zip that is not what Hemato.AI takes adds its issue (AE 102 at its OBX-5.5), as when checked there.
+ */
+export async function checkDeferredZips(parsed: ParsedOrderMessage, opts: ReadOrderOptions = {}): Promise<void> {
+  const zips = parsed.zipsToCheck ?? [];
+  delete parsed.zipsToCheck;
+  for (const zip of zips) {
+    const problem = await zipImagesProblemYielding(zip.bytes, { maxUnpackedBytes: opts.zipMaxUnpackedBytes });
+    if (problem) parsed.issues.push(edContentIssue(zip.obxSeq, problem));
+  }
+}
+
+/** The issue of an OBX ED whose bytes are not a whole JPEG or PNG, or a zip of them. */
+function edContentIssue(obxSeq: number, problem: string): Hl7Issue {
+  return {
+    code: Hl7ErrorCode.DataTypeError,
+    location: { segment: 'OBX', sequence: obxSeq, field: 5, component: 5 },
+    text: `OBX-5 ED data: ${problem}`,
+  };
 }
 
 /** The image in an OBX, if it carries one: ED (base64 bytes) or RP (a URL). */
 type Unnamed<T> = T extends unknown ? Omit<T, 'name'> : never;
 
-function imageFrom(obx: SegCtx, issues: Hl7Issue[], opts: ReadOrderOptions): Unnamed<Hl7ImageSource> | null {
+function imageFrom(
+  obx: SegCtx,
+  issues: Hl7Issue[],
+  opts: ReadOrderOptions,
+  zipsToCheck: DeferredZip[],
+): Unnamed<Hl7ImageSource> | null {
   const type = field(obx, '2').toUpperCase();
   if (type === 'ED') {
     // ED: source application ^ type of data ^ data subtype ^ encoding ^ data
@@ -636,16 +684,16 @@ function imageFrom(obx: SegCtx, issues: Hl7Issue[], opts: ReadOrderOptions): Unn
       });
       return null;
     }
+    if (sniffed === 'application/zip' && opts.zipCheck === 'deferred') {
+      zipsToCheck.push({ obxSeq: obx.seq, bytes });
+      return { kind: 'inline', data: bytes, mediaType: sniffed };
+    }
     const contentProblem =
       sniffed === 'application/zip'
         ? zipImagesProblem(bytes, { maxUnpackedBytes: opts.zipMaxUnpackedBytes })
         : imageEndProblem(bytes, sniffed);
     if (contentProblem) {
-      issues.push({
-        code: Hl7ErrorCode.DataTypeError,
-        location: { segment: 'OBX', sequence: obx.seq, field: 5, component: 5 },
-        text: `OBX-5 ED data: ${contentProblem}`,
-      });
+      issues.push(edContentIssue(obx.seq, contentProblem));
       return null;
     }
     return { kind: 'inline', data: bytes, mediaType: sniffed };

@@ -13,6 +13,7 @@ import {
   Hl7ErrorCode,
   buildAck,
   buildOrderResponse,
+  checkDeferredZips,
   checkOrderHeader,
   impliedTriggerEvent,
   decodeMessage,
@@ -184,7 +185,7 @@ export class Hl7IntakeService implements OnModuleInit {
     const text = decodeMessage(frame, encoding);
     // The MSH was read as Latin-1; in UTF-8 a non-ASCII sender or control id needs reading again.
     header = headerInCharset(frame, header, text, encoding);
-    const read = this.prepare(header, encoding, text);
+    const read = await this.prepare(header, encoding, text);
     if ('issue' in read) {
       // Without MSH-10 in original mode the answer is AE (nothing stored either way); otherwise AR / CR.
       if (read.missingControlId && !isEnhanced(header))
@@ -201,11 +202,11 @@ export class Hl7IntakeService implements OnModuleInit {
    * cannot be stored at all (nothing of it is written). Issues that still let it be stored (an unmapped
    * test code, a missing field of an order) are in `parsed.issues`: stored and answered AE.
    */
-  private prepare(
+  private async prepare(
     header: MshHeader,
     encoding: BufferEncoding,
     text: string,
-  ): PreparedMessage | { issue: Hl7Issue; missingControlId?: boolean } {
+  ): Promise<PreparedMessage | { issue: Hl7Issue; missingControlId?: boolean }> {
     const allow = this.config.hl7.MLLP_ALLOWED_SENDERS;
     if (!senderAllowed(allow, header.sendingApplication, header.sendingFacility)) {
       log.warn({ app: header.sendingApplication, facility: header.sendingFacility }, 'sender not on the allow-list');
@@ -227,13 +228,17 @@ export class Hl7IntakeService implements OnModuleInit {
       return { issue: { code: Hl7ErrorCode.DataTypeError, text: 'The message contains NUL bytes' } };
     }
     let parsed: ParsedOrderMessage;
+    const readOptions = {
+      zipMaxUnpackedBytes: this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES,
+      maxImageBytes: this.config.orders.IMAGE_MAX_BYTES,
+      allowedImageHosts: this.config.orders.IMAGE_URL_ALLOWED_HOSTS,
+      // An inline zip is inflated below, letting the other connections be served meanwhile (a bomb inflates for
+      // seconds before it reaches IMAGE_ZIP_MAX_UNPACKED_BYTES).
+      zipCheck: 'deferred' as const,
+    };
     try {
       const msg = parseMessage(text);
-      parsed = readOrderMessage(msg, header, (system, code) => this.codes.tasksFor(system, code), {
-        zipMaxUnpackedBytes: this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES,
-        maxImageBytes: this.config.orders.IMAGE_MAX_BYTES,
-        allowedImageHosts: this.config.orders.IMAGE_URL_ALLOWED_HOSTS,
-      });
+      parsed = readOrderMessage(msg, header, (system, code) => this.codes.tasksFor(system, code), readOptions);
     } catch (err) {
       log.info({ err: (err as Error).message }, 'unparseable HL7 message');
       return { issue: { code: Hl7ErrorCode.DataTypeError, text: 'The message could not be parsed' } };
@@ -250,6 +255,7 @@ export class Hl7IntakeService implements OnModuleInit {
         },
       };
     }
+    await checkDeferredZips(parsed, readOptions);
     const sender = `${header.sendingApplication}|${header.sendingFacility}`;
     return { header, encoding, text, sender, parsed };
   }
@@ -265,7 +271,7 @@ export class Hl7IntakeService implements OnModuleInit {
       return { ok: false, message: 'This message was accepted and its orders exist: replaying it would repeat them' };
     const header = readHeader(message.raw);
     if (!header) return { ok: false, message: 'The stored message has no MSH segment' };
-    const read = this.prepare(header, encodingFor(header.characterSet) ?? 'utf8', message.raw);
+    const read = await this.prepare(header, encodingFor(header.characterSet) ?? 'utf8', message.raw);
     if ('issue' in read) return { ok: false, message: `Still refused: ${read.issue.code} ${read.issue.text}` };
     read.actor = actor;
     const stored = await this.ds.transaction(async (m) => {
