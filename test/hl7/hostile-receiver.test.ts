@@ -1,6 +1,7 @@
-import net from 'node:net';
+import type net from 'node:net';
 import { rootLogger } from '@hemato/common';
-import { MllpClient, MllpDecoder, encodeFrame, readHeader, sendWithRetry } from '@hemato/hl7';
+import { MllpClient, encodeFrame, readHeader, sendWithRetry } from '@hemato/hl7';
+import { hostileReceiver, type Step } from './support/hostile-receiver';
 
 rootLogger().level = process.env.TEST_LOG_LEVEL ?? 'silent';
 const FAST = { attempts: 4, baseDelayMs: 20, maxDelayMs: 100 };
@@ -8,50 +9,6 @@ const ORU = (id: string, body = 'PID|1||X') =>
   `MSH|^~\\&|HB|HB|LIS|GENHOSP|20260101||ORU^R01^ORU_R01|${id}|P|2.5.1|||NE|AL\r${body}`;
 const ACK = (code: string, acked: string, extra = '') =>
   `MSH|^~\\&|LIS|GENHOSP|HB|HB|20260101||ACK^R01^ACK|A${Math.random().toString(36).slice(2, 8)}|P|2.5.1\rMSA|${code}|${acked}${extra}`;
-
-type Step = (socket: net.Socket, controlId: string, n: number) => void;
-
-/**
- * A raw TCP receiver: each message it reads (the n-th over all connections) is answered by `steps[n]`
- * (the last step repeats). Counts the connections it accepted and those still open.
- */
-async function hostileReceiver(steps: Step[], onAccept?: (socket: net.Socket) => boolean) {
-  const received: string[] = [];
-  const sockets = new Set<net.Socket>();
-  let accepted = 0;
-  const server = net.createServer((socket) => {
-    accepted++;
-    sockets.add(socket);
-    socket.on('close', () => sockets.delete(socket));
-    socket.on('error', () => undefined);
-    if (onAccept && !onAccept(socket)) return;
-    const decoder = new MllpDecoder(64 * 1024 * 1024);
-    socket.on('data', (chunk: Buffer) => {
-      for (const ev of decoder.push(chunk)) {
-        if (ev.kind !== 'frame') continue;
-        const text = ev.data.toString('utf8');
-        const n = received.push(text) - 1;
-        (steps[n] ?? steps[steps.length - 1]!)(socket, readHeader(text)?.controlId ?? '', n);
-      }
-    });
-  });
-  await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    port,
-    received,
-    get accepted() {
-      return accepted;
-    },
-    get open() {
-      return sockets.size;
-    },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((r) => server.close(() => r()));
-    },
-  };
-}
 
 const answer =
   (code: string, extra = ''): Step =>

@@ -1,6 +1,5 @@
 import { DeliveryStatus, DeliveryTarget, OrderStatus, SourceChannel, loadConfig, rootLogger } from '@hemato/common';
-import net from 'node:net';
-import { MllpClient, MllpDecoder, encodeFrame, readAck, readHeader, sendWithRetry } from '@hemato/hl7';
+import { MllpClient, encodeFrame, readAck, readHeader, sendWithRetry } from '@hemato/hl7';
 import { DeliveryEntity, OrderEntity, ReportEntity, createDataSource } from '@hemato/persistence';
 import { PatientIdentityReader, PatientProxyService } from '@hemato/privacy';
 import { testEnv } from '@hemato/testing';
@@ -11,6 +10,7 @@ import { DEFAULT_JOB_OPTIONS, JobName, QueueName, queueOf, type OrderJobData } f
 import { DeliverHl7Handler } from '../../apps/worker/src/delivery-hl7/deliver-hl7.handler';
 import { DeliverHl7Service, type Hl7DeliveryResult } from '../../apps/worker/src/delivery-hl7/deliver-hl7.service';
 import { migratedDatabase } from './support/gateway';
+import { hostileReceiver } from './support/hostile-receiver';
 import { scriptedReceiver } from './support/test-receiver';
 
 rootLogger().level = process.env.TEST_LOG_LEVEL ?? 'silent';
@@ -52,23 +52,16 @@ describe('MLLP sender', () => {
       ['CA', 'AR'],
       ['CA', 'AA'],
     ];
-    const server = net.createServer((socket) => {
-      const decoder = new MllpDecoder(1024 * 1024);
-      socket.on('data', (chunk: Buffer) => {
-        for (const ev of decoder.push(chunk)) {
-          if (ev.kind !== 'frame') continue;
-          const id = readHeader(ev.data)?.controlId ?? '';
-          for (const code of answers.shift() ?? []) {
-            socket.write(
-              encodeFrame(`MSH|^~\\&|LIS|GENHOSP|HB|HB|20260101||ACK^R01^ACK|R${code}${id}|P|2.5.1\rMSA|${code}|${id}`),
-            );
-          }
+    const rx = await hostileReceiver([
+      (socket, id) => {
+        for (const code of answers.shift() ?? []) {
+          socket.write(
+            encodeFrame(`MSH|^~\\&|LIS|GENHOSP|HB|HB|20260101||ACK^R01^ACK|R${code}${id}|P|2.5.1\rMSA|${code}|${id}`),
+          );
         }
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    const port = (server.address() as net.AddressInfo).port;
-    const client = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 2000 });
+      },
+    ]);
+    const client = new MllpClient({ host: '127.0.0.1', port: rx.port, ackTimeoutMs: 2000 });
     try {
       const rejected = await sendWithRetry(client, ORU('C-CA1'), 'C-CA1', FAST);
       expect(rejected).toMatchObject({ result: 'rejected', attempts: 1 });
@@ -78,7 +71,7 @@ describe('MLLP sender', () => {
       expect(accepted.ack!.code).toBe('AA');
     } finally {
       client.close();
-      await new Promise<void>((r) => server.close(() => r()));
+      await rx.close();
     }
   });
 
@@ -89,17 +82,8 @@ describe('MLLP sender', () => {
         encodeFrame(`MSH|^~\\&|LIS|GENHOSP|HB|HB|20260101||ACK|A1|P|2.5.1|||||8859/1\rMSA|AA|${id}|Geprüft`, 'latin1'),
       (id: string) => encodeFrame(`\ufeffMSH|^~\\&|LIS|GENHOSP|HB|HB|20260101||ACK|A2|P|2.5.1\rMSA|AA|${id}`),
     ];
-    const server = net.createServer((socket) => {
-      const decoder = new MllpDecoder(1024 * 1024);
-      socket.on('data', (chunk: Buffer) => {
-        for (const ev of decoder.push(chunk)) {
-          if (ev.kind === 'frame') socket.write(acks.shift()!(readHeader(ev.data)?.controlId ?? ''));
-        }
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
-    const port = (server.address() as net.AddressInfo).port;
-    const client = new MllpClient({ host: '127.0.0.1', port, ackTimeoutMs: 1000 });
+    const rx = await hostileReceiver([(socket, id) => socket.write(acks.shift()!(id))]);
+    const client = new MllpClient({ host: '127.0.0.1', port: rx.port, ackTimeoutMs: 1000 });
     try {
       const latin1 = await sendWithRetry(client, ORU('C-L1'), 'C-L1', FAST);
       expect(latin1).toMatchObject({ result: 'accepted', attempts: 1 });
@@ -108,7 +92,7 @@ describe('MLLP sender', () => {
       expect(bom).toMatchObject({ result: 'accepted', attempts: 1 });
     } finally {
       client.close();
-      await new Promise<void>((r) => server.close(() => r()));
+      await rx.close();
     }
   });
 
@@ -401,28 +385,21 @@ describe('HL7 result delivery (deliveries row → ORU^R01 → ACK)', () => {
   it("records an AR whose text holds a NUL byte (a broken receiver's ACK): failed, visibly, with the ACK kept", async () => {
     // PostgreSQL text cannot hold U+0000: storing the ACK as received failed the attempt's update, so the AR
     // was never recorded and the job ran again and again.
-    const server = net.createServer((socket) => {
-      const decoder = new MllpDecoder(1024 * 1024);
-      socket.on('data', (chunk: Buffer) => {
-        for (const ev of decoder.push(chunk)) {
-          if (ev.kind !== 'frame') continue;
-          const id = readHeader(ev.data)?.controlId ?? '';
-          socket.write(
-            encodeFrame(`MSH|^~\\&|LIS|GENHOSP|HB|HB|20260101||ACK|N1|P|2.5.1\rMSA|AR|${id}|Unknown\u0000patient`),
-          );
-        }
-      });
-    });
-    await new Promise<void>((r) => server.listen(0, '127.0.0.1', () => r()));
+    const rx = await hostileReceiver([
+      (socket, id) =>
+        socket.write(
+          encodeFrame(`MSH|^~\\&|LIS|GENHOSP|HB|HB|20260101||ACK|N1|P|2.5.1\rMSA|AR|${id}|Unknown\u0000patient`),
+        ),
+    ]);
     const { delivery } = await seed();
     try {
-      const result = await service((server.address() as net.AddressInfo).port).deliver(delivery.id, {
+      const result = await service(rx.port).deliver(delivery.id, {
         finalAttempt: false,
         policy: FAST,
       });
       expect(result).toMatchObject({ status: 'failed', outcome: 'AR', attempts: 1 });
     } finally {
-      await new Promise<void>((r) => server.close(() => r()));
+      await rx.close();
     }
     const row = await ds.getRepository(DeliveryEntity).findOneByOrFail({ id: delivery.id });
     expect(row).toMatchObject({ status: 'failed', attempts: 1, outcome: 'AR' });
