@@ -95,8 +95,10 @@ describe('MLLP sender against a hostile or broken receiver', () => {
       ORU('N-1'),
       'N-1',
       { attempts: 6, baseDelayMs: 20, maxDelayMs: 50 },
-      (_n, o) => {
-        errors.push(o.error);
+      {
+        onAttempt: (_n, o) => {
+          errors.push(o.error);
+        },
       },
     );
     client.close();

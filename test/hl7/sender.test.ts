@@ -34,8 +34,10 @@ describe('MLLP sender', () => {
     const rx = await scriptedReceiver(['silent', 'drop', 'AA']);
     const client = new MllpClient({ host: '127.0.0.1', port: rx.port, ackTimeoutMs: 300 });
     const errors: Array<string | null> = [];
-    const out = await sendWithRetry(client, ORU('C-2'), 'C-2', FAST, (_n, o) => {
-      errors.push(o.error);
+    const out = await sendWithRetry(client, ORU('C-2'), 'C-2', FAST, {
+      onAttempt: (_n, o) => {
+        errors.push(o.error);
+      },
     });
     client.close();
     await rx.server.close();

@@ -16,6 +16,8 @@ export function placerOfOru(message: string): string | undefined {
  */
 export class MllpResultReceiver {
   readonly messages: string[] = [];
+  /** Every message received, answered or not (`messages` has the accepted ones). */
+  readonly received: string[] = [];
   /** The ACK code for the next messages (AA, AE, AR), or 'drop' to answer nothing. */
   answer: AckCode | 'drop' = 'AA';
   /** When set, the ACK sent as it is (a receiver's own MSA-3 / ERR texts), for the message with this MSH-10. */
@@ -31,6 +33,7 @@ export class MllpResultReceiver {
         onMessage: async (frame) => {
           const text = frame.toString('utf8');
           const header = readHeader(text);
+          this.received.push(text);
           const answer = this.answer;
           if (this.answerWith) return [Buffer.from(this.answerWith(header?.controlId ?? ''), 'utf8')];
           if (answer === 'drop') return [];

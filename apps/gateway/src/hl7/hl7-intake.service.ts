@@ -45,6 +45,7 @@ import { preparedQuery, type InboundMessageEntity } from '@hemato/persistence';
 import { MessageSealer } from '@hemato/privacy';
 import { DataSource, type EntityManager } from 'typeorm';
 import { CommitBatcher } from './commit-batcher';
+import { ResultAckIntake } from './result-ack-intake.service';
 
 const log = createLogger('hl7-intake');
 
@@ -134,6 +135,7 @@ export class Hl7IntakeService implements OnModuleInit {
     private readonly sealer: MessageSealer,
     private readonly actions: OrderActionsService,
     private readonly holds: OrderHolds,
+    private readonly resultAcks: ResultAckIntake,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'hl7' | 'database' | 'orders'>,
   ) {
     this.us = { application: config.hl7.HL7_SENDING_APP, facility: config.hl7.HL7_SENDING_FACILITY };
@@ -185,6 +187,12 @@ export class Hl7IntakeService implements OnModuleInit {
     const text = decodeMessage(frame, encoding);
     // The MSH was read as Latin-1; in UTF-8 a non-ASCII sender or control id needs reading again.
     header = headerInCharset(frame, header, text, encoding);
+    if (header.messageCode.toUpperCase() === 'ACK') {
+      // The receiver of our results acknowledging an ORU on a connection of its own.
+      const refused = this.senderIssue(header);
+      if (refused) return this.notStored(header, encoding, 'rejected', refused);
+      return this.encode(await this.resultAcks.take(header, text), encoding);
+    }
     const read = await this.prepare(header, encoding, text);
     if ('issue' in read) {
       // Without MSH-10 in original mode the answer is AE (nothing stored either way); otherwise AR / CR.
@@ -207,17 +215,8 @@ export class Hl7IntakeService implements OnModuleInit {
     encoding: BufferEncoding,
     text: string,
   ): Promise<PreparedMessage | { issue: Hl7Issue; missingControlId?: boolean }> {
-    const allow = this.config.hl7.MLLP_ALLOWED_SENDERS;
-    if (!senderAllowed(allow, header.sendingApplication, header.sendingFacility)) {
-      log.warn({ app: header.sendingApplication, facility: header.sendingFacility }, 'sender not on the allow-list');
-      return {
-        issue: {
-          code: Hl7ErrorCode.ApplicationInternalError,
-          location: { segment: 'MSH', field: 3 },
-          text: 'Sending application/facility is not allowed',
-        },
-      };
-    }
+    const refused = this.senderIssue(header);
+    if (refused) return { issue: refused };
     const typeIssue = checkOrderHeader(header);
     if (typeIssue) return { issue: typeIssue };
     // MSH-9 without its event (`ORM`, some v2.3 senders): ORM has only O01 and OML (here) only O21, so the
@@ -258,6 +257,19 @@ export class Hl7IntakeService implements OnModuleInit {
     await checkDeferredZips(parsed, readOptions);
     const sender = `${header.sendingApplication}|${header.sendingFacility}`;
     return { header, encoding, text, sender, parsed };
+  }
+
+  /** Why a sender is refused (not on `MLLP_ALLOWED_SENDERS`), or null. */
+  private senderIssue(header: MshHeader): Hl7Issue | null {
+    if (senderAllowed(this.config.hl7.MLLP_ALLOWED_SENDERS, header.sendingApplication, header.sendingFacility)) {
+      return null;
+    }
+    log.warn({ app: header.sendingApplication, facility: header.sendingFacility }, 'sender not on the allow-list');
+    return {
+      code: Hl7ErrorCode.ApplicationInternalError,
+      location: { segment: 'MSH', field: 3 },
+      text: 'Sending application/facility is not allowed',
+    };
   }
 
   /**

@@ -17,8 +17,10 @@ import {
   hl7ResultDestination,
   newControlId,
   pidFromIdentity,
+  readAck,
   receiverText,
   sendWithRetry,
+  type MllpAck,
   type PlacerAuthority,
   type RetryPolicy,
 } from '@hemato/hl7';
@@ -197,12 +199,8 @@ export class DeliverHl7Service {
     });
     let attempts = delivery.attempts;
     try {
-      const outcome = await sendWithRetry(
-        client,
-        message,
-        controlId,
-        opts.policy ?? DEFAULT_HL7_RETRY,
-        async (_n, o) => {
+      const outcome = await sendWithRetry(client, message, controlId, opts.policy ?? DEFAULT_HL7_RETRY, {
+        onAttempt: async (_n, o) => {
           attempts++;
           await repo.update(
             { id: deliveryId },
@@ -215,8 +213,9 @@ export class DeliverHl7Service {
             },
           );
         },
-        async () => (await newestReportId(this.ds.manager, order.id)) === report.id,
-      );
+        stillWanted: async () => (await newestReportId(this.ds.manager, order.id)) === report.id,
+        answeredElsewhere: () => this.separateAck(deliveryId, controlId),
+      });
       if (outcome.result === 'withdrawn') return 'withdrawn';
       const last = { ...delivery, attempts, outcome: outcome.ack?.code ?? null };
       // The delivery row (and so the order's failure reason and timeline) say why in the receiver's words (MSA-3,
@@ -253,6 +252,27 @@ export class DeliverHl7Service {
     } finally {
       client.close();
     }
+  }
+
+  /**
+   * The application ACK the receiver sent to our listener on a connection of its own (the gateway keeps it on the
+   * delivery, `separate_ack`), taken once: cleared as it is read, so an AE taken here is not read again after the
+   * resend it causes. It is recorded as the attempt's answer like one received on our connection.
+   */
+  private async separateAck(deliveryId: string, controlId: string): Promise<MllpAck | null> {
+    const rows: Array<{ raw: string | null }> = await this.ds.query(
+      // (A SELECT over CTEs, because TypeORM answers a bare UPDATE ... RETURNING with [rows, count], not rows.)
+      `WITH taken AS (SELECT separate_ack FROM deliveries WHERE id = $1 AND separate_ack IS NOT NULL FOR UPDATE),
+            cleared AS (UPDATE deliveries d SET separate_ack = NULL FROM taken WHERE d.id = $1
+                        RETURNING taken.separate_ack AS raw)
+       SELECT raw FROM cleared`,
+      [deliveryId],
+    );
+    const raw = rows[0]?.raw;
+    const ack = raw ? readAck(raw) : null;
+    if (!raw || !ack || ack.ackedControlId !== controlId) return null;
+    log.info({ deliveryId, controlId, code: ack.code }, 'ORU answered on a connection of its own');
+    return { code: ack.code, raw };
   }
 
   /** How a delivery that will not be sent (superseded) stands. */

@@ -178,20 +178,34 @@ export interface SendOutcome {
   lastError: string | null;
 }
 
+export interface SendHooks {
+  /** After each attempt, with its ACK or why there was none (to record it). */
+  onAttempt?: (n: number, outcome: { ack: MllpAck | null; error: string | null }) => void | Promise<void>;
+  /**
+   * Asked before each resend: false stops it, when the message is no longer the one to send (a newer version of
+   * the result was stored meanwhile).
+   */
+  stillWanted?: () => Promise<boolean>;
+  /**
+   * Asked after an attempt that got no ACK on its connection: the ACK the receiver sent another way (to our
+   * listener, on a connection of its own), if it did. It then counts as that attempt's answer.
+   */
+  answeredElsewhere?: () => Promise<MllpAck | null>;
+}
+
 /**
  * Sends until the receiver accepts: AE, a timeout or a lost connection are retried with exponential
- * backoff (the same control id, so the receiver can drop the duplicate); AR stops at once.
- * `stillWanted`, asked before each resend, stops it when the message is no longer the one to send
- * (a newer version of the result was stored meanwhile).
+ * backoff (the same control id, so the receiver can drop the duplicate); AR stops at once. See
+ * {@link SendHooks} for what the caller is asked along the way.
  */
 export async function sendWithRetry(
   client: MllpClient,
   message: string,
   controlId: string,
   policy: RetryPolicy,
-  onAttempt?: (n: number, outcome: { ack: MllpAck | null; error: string | null }) => void | Promise<void>,
-  stillWanted?: () => Promise<boolean>,
+  hooks: SendHooks = {},
 ): Promise<SendOutcome> {
+  const { onAttempt, stillWanted, answeredElsewhere } = hooks;
   let lastAck: MllpAck | null = null;
   let lastError: string | null = null;
   for (let n = 1; n <= policy.attempts; n++) {
@@ -204,6 +218,11 @@ export async function sendWithRetry(
     } catch (err) {
       lastAck = null;
       lastError = err instanceof Error ? err.message : String(err);
+      const elsewhere = answeredElsewhere ? await answeredElsewhere() : null;
+      if (elsewhere) {
+        lastAck = elsewhere;
+        lastError = null;
+      }
     }
     await onAttempt?.(n, { ack: lastAck, error: lastError });
     if (lastAck && lastAck.code === 'AA') {

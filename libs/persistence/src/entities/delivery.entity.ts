@@ -45,6 +45,16 @@ export class DeliveryEntity {
   @Column({ type: 'text', nullable: true })
   error!: string | null;
 
+  /**
+   * HL7: the receiver's application ACK when it came on a connection of its own, to our listener, rather than as
+   * the answer on ours (as received; the worker takes it as that answer).
+   */
+  @Column({ name: 'separate_ack', type: 'text', nullable: true })
+  separateAck!: string | null;
+
+  @Column({ name: 'separate_ack_at', type: 'timestamptz', nullable: true })
+  separateAckAt!: Date | null;
+
   @CreateDateColumn({ name: 'created_at', type: 'timestamptz' })
   createdAt!: Date;
 

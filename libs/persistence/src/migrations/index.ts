@@ -11,6 +11,7 @@ import { DeliveryDestination1764360000000 } from './1764360000000-delivery-desti
 import { Retention1764370000000 } from './1764370000000-retention';
 import { AuditLogNoTruncate1764375000000 } from './1764375000000-audit-log-no-truncate';
 import { ImageDeclaredContent1764380000000 } from './1764380000000-image-declared-content';
+import { DeliverySeparateAck1764390000000 } from './1764390000000-delivery-separate-ack';
 
 /** Every migration, oldest first. Landed migrations are never edited: add a new class. */
 export const MIGRATIONS = [
@@ -27,4 +28,5 @@ export const MIGRATIONS = [
   Retention1764370000000,
   AuditLogNoTruncate1764375000000,
   ImageDeclaredContent1764380000000,
+  DeliverySeparateAck1764390000000,
 ];
