@@ -1,5 +1,6 @@
 import { readFileSync } from 'node:fs';
 import net from 'node:net';
+import { setTimeout as sleep } from 'node:timers/promises';
 import tls from 'node:tls';
 import { readAck } from '../ack';
 import { encodingFor, readHeader } from '../header';
@@ -187,10 +188,60 @@ export interface SendHooks {
    */
   stillWanted?: () => Promise<boolean>;
   /**
-   * Asked after an attempt that got no ACK on its connection: the ACK the receiver sent another way (to our
-   * listener, on a connection of its own), if it did. It then counts as that attempt's answer.
+   * The ACK the receiver sent another way (to our listener, on a connection of its own), if it did: asked every
+   * `elsewherePollMs` while an attempt waits for its ACK, and once more when the connection gave none. It then
+   * counts as that attempt's answer (the connection is dropped: a late ACK on it must not count for the next send).
    */
   answeredElsewhere?: () => Promise<MllpAck | null>;
+  /** How often `answeredElsewhere` is asked while an attempt waits (default 1000 ms). */
+  elsewherePollMs?: number;
+}
+
+/**
+ * One attempt's answer: the ACK on the connection, or one that came another way meanwhile (`answeredElsewhere`,
+ * looked for every `pollMs` while the connection is silent, and once more if it fails).
+ */
+async function answerOf(
+  client: MllpClient,
+  message: string,
+  controlId: string,
+  answeredElsewhere: (() => Promise<MllpAck | null>) | undefined,
+  pollMs: number,
+): Promise<MllpAck> {
+  const onConnection = client.send(message, controlId);
+  if (!answeredElsewhere) return onConnection;
+  const stop = new AbortController();
+  const polling = (async (): Promise<MllpAck | null> => {
+    while (!stop.signal.aborted) {
+      try {
+        await sleep(pollMs, undefined, { signal: stop.signal });
+      } catch {
+        return null; // stopped while waiting
+      }
+      const ack = await answeredElsewhere();
+      if (ack) return ack;
+    }
+    return null;
+  })();
+  try {
+    const first = await Promise.race([
+      onConnection.then((ack) => ({ ack, elsewhere: false })),
+      polling.then((ack) => (ack ? { ack, elsewhere: true } : new Promise<never>(() => undefined))),
+    ]);
+    if (first.elsewhere) {
+      onConnection.catch(() => undefined);
+      client.close();
+    }
+    return first.ack;
+  } catch (err) {
+    // The connection gave none: what the polling may be taking right now, else one last look.
+    stop.abort();
+    const ack = (await polling) ?? (await answeredElsewhere());
+    if (ack) return ack;
+    throw err;
+  } finally {
+    stop.abort();
+  }
 }
 
 /**
@@ -205,7 +256,7 @@ export async function sendWithRetry(
   policy: RetryPolicy,
   hooks: SendHooks = {},
 ): Promise<SendOutcome> {
-  const { onAttempt, stillWanted, answeredElsewhere } = hooks;
+  const { onAttempt, stillWanted, answeredElsewhere, elsewherePollMs = 1000 } = hooks;
   let lastAck: MllpAck | null = null;
   let lastError: string | null = null;
   for (let n = 1; n <= policy.attempts; n++) {
@@ -213,16 +264,11 @@ export async function sendWithRetry(
       return { result: 'withdrawn', attempts: n - 1, ack: lastAck, lastError };
     }
     try {
-      lastAck = await client.send(message, controlId);
+      lastAck = await answerOf(client, message, controlId, answeredElsewhere, elsewherePollMs);
       lastError = null;
     } catch (err) {
       lastAck = null;
       lastError = err instanceof Error ? err.message : String(err);
-      const elsewhere = answeredElsewhere ? await answeredElsewhere() : null;
-      if (elsewhere) {
-        lastAck = elsewhere;
-        lastError = null;
-      }
     }
     await onAttempt?.(n, { ack: lastAck, error: lastError });
     if (lastAck && lastAck.code === 'AA') {
