@@ -218,7 +218,8 @@ async function answerOf(
       } catch {
         return null; // stopped while waiting
       }
-      const ack = await answeredElsewhere();
+      // A failed look (the database away a moment) is not the attempt's failure: the connection may still answer.
+      const ack = await answeredElsewhere().catch(() => null);
       if (ack) return ack;
     }
     return null;
