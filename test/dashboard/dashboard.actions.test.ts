@@ -134,16 +134,26 @@ describe('dashboard actions in Chromium', () => {
     await openOrder(p, g.baseUrl, id);
     await p.locator('.page-head .chip', { hasText: 'processing' }).waitFor();
     expect(await p.getByRole('button', { name: 'Hold order' }).count()).toBe(0);
-    const answer = await p.evaluate(async (orderId) => {
-      const r = await fetch(`/api/admin/orders/${orderId}/actions/hold`, {
-        method: 'POST',
-        headers: { 'content-type': 'application/json' },
-        body: JSON.stringify({ reason: 'too late' }),
-      });
-      return r.json();
-    }, id);
-    expect(answer.ok).toBe(false);
-    expect(answer.message).toContain('already at Hemato.AI');
+    const hold = (reason: string) =>
+      p.evaluate(
+        async ([orderId, why]) => {
+          const r = await fetch(`/api/admin/orders/${orderId}/actions/hold`, {
+            method: 'POST',
+            headers: { 'content-type': 'application/json' },
+            body: JSON.stringify({ reason: why }),
+          });
+          return { status: r.status, body: (await r.json()) as { ok: boolean; message: string } };
+        },
+        [id, reason] as const,
+      );
+    expect(await hold('  ')).toEqual({
+      status: 400,
+      body: { ok: false, message: 'A reason is required to hold an order' },
+    });
+    const answer = await hold('too late');
+    expect(answer.status).toBe(200);
+    expect(answer.body.ok).toBe(false);
+    expect(answer.body.message).toContain('already at Hemato.AI');
     expect((await g.ds.query(`SELECT status FROM orders WHERE id = $1`, [id]))[0].status).toBe('processing');
     await p.context().close();
   });

@@ -20,6 +20,14 @@ export class HoldBody {
   reason!: string;
 }
 
+/** The reason an action asks for (trimmed, at most 500 characters); without one, a 400 is sent and null returned. */
+function reasonOf(body: { reason?: unknown } | undefined, res: Response, action: 'cancel' | 'hold'): string | null {
+  const reason = typeof body?.reason === 'string' ? body.reason.trim().slice(0, 500) : '';
+  if (reason) return reason;
+  res.status(400).json({ ok: false, message: `A reason is required to ${action} an order` });
+  return null;
+}
+
 export class ActionOutcomeDto {
   @ApiProperty() ok!: boolean;
   @ApiProperty() message!: string;
@@ -72,11 +80,8 @@ export class AdminActionsController {
     @Req() req: Request,
     @Res() res: Response,
   ) {
-    const reason = typeof body?.reason === 'string' ? body.reason.trim().slice(0, 500) : '';
-    if (!reason) {
-      res.status(400).json({ ok: false, message: 'A reason is required to cancel an order' });
-      return;
-    }
+    const reason = reasonOf(body, res, 'cancel');
+    if (!reason) return;
     return this.run('order.cancel', 'order', id, u, req, res, (a, actor) => a.cancel(id, actor, reason), { reason });
   }
 
@@ -91,11 +96,8 @@ export class AdminActionsController {
     @Req() req: Request,
     @Res() res: Response,
   ) {
-    const reason = typeof body?.reason === 'string' ? body.reason.trim().slice(0, 500) : '';
-    if (!reason) {
-      res.status(400).json({ ok: false, message: 'A reason is required to hold an order' });
-      return;
-    }
+    const reason = reasonOf(body, res, 'hold');
+    if (!reason) return;
     return this.run('order.hold', 'order', id, u, req, res, (a, actor) => a.hold(id, actor, reason), { reason });
   }
 
