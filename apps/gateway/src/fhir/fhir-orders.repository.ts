@@ -182,4 +182,26 @@ export class FhirOrdersRepository {
     );
     return row.id;
   }
+
+  /**
+   * Keeps a ServiceRequest the Subscription path refused (channel `fhir`, status `rejected`), once per
+   * `(sender, controlId)`: a catch-up meeting the same version again finds it kept and only refreshes the
+   * error (today's settings may refuse it for another reason). A row accepted meanwhile (replayed) is left as is.
+   */
+  async recordRefused(m: {
+    sender: string;
+    controlId: string;
+    type: string;
+    raw: string;
+    error: string;
+  }): Promise<void> {
+    await this.ds.query(
+      `INSERT INTO inbound_messages (channel, sender, control_id, message_type, raw, status, error)
+       VALUES ('fhir', $1, $2, $3, $4, 'rejected', $5)
+       ON CONFLICT (sender, control_id) DO UPDATE SET error = EXCLUDED.error
+        WHERE inbound_messages.status = 'rejected'`,
+      // The ServiceRequest names its patient (and may contain it): sealed at rest like every inbound body.
+      [m.sender, m.controlId, m.type, this.sealer.seal(m.raw), m.error],
+    );
+  }
 }

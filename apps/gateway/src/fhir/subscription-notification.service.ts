@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, createLogger, type AppConfig } from '@hemato/common';
 import {
@@ -15,6 +16,7 @@ import { OrderCodeTable } from '@hemato/orders';
 import type { Bundle, OperationOutcome, ServiceRequest } from '@medplum/fhirtypes';
 import { EHR_CLIENT } from './ehr-client.provider';
 import { FhirOrderIntakeUseCase, NO_ORDER_TO_CANCEL, TOO_LATE_TO_CANCEL } from './fhir-order-intake.use-case';
+import { FhirOrdersRepository } from './fhir-orders.repository';
 import { SubscriptionEventsRepository } from './subscription-events.repository';
 
 const log = createLogger('fhir-subscription');
@@ -25,6 +27,30 @@ const log = createLogger('fhir-subscription');
  * (the EHR is the source of them all). Whoever called the hook does not own what it brings in.
  */
 const SUBSCRIPTION_CALLER = { id: 'ehr-subscription', allOrders: true } as const;
+
+/**
+ * The sender of the ServiceRequests this path refused, kept as inbound messages. A reserved client name (no
+ * FHIR API key may be called so, a JWT client is `jwt:…`): it tells them from requests a client POSTed itself.
+ */
+export const SUBSCRIPTION_SENDER = SUBSCRIPTION_CALLER.id;
+
+/**
+ * The control id of a refused ServiceRequest: the same for the same version, so a catch-up that meets it again
+ * keeps no second copy, and another for a new version. Its version id, else its lastUpdated, else (an EHR that
+ * versions nothing) a digest of its content.
+ */
+export function refusedControlId(sr: ServiceRequest): string {
+  const at = `ServiceRequest/${sr.id}`;
+  if (sr.meta?.versionId) return `${at}/_history/${sr.meta.versionId}`;
+  if (sr.meta?.lastUpdated) return `${at}@${sr.meta.lastUpdated}`;
+  return `${at}#${createHash('sha256').update(JSON.stringify(sr)).digest('hex').slice(0, 16)}`;
+}
+
+/** What an OperationOutcome says, as the stored error of a refused message (every issue, in order). */
+function refusalText(err: FhirOperationError): string {
+  const said = (err.outcome.issue ?? []).map((i) => i.diagnostics ?? i.details?.text ?? i.code).filter(Boolean);
+  return said.length > 0 ? said.join('; ') : `Refused (${err.status})`;
+}
 
 /** What one notification led to (also the answer's diagnostics). */
 export interface NotificationResult {
@@ -50,6 +76,7 @@ export class SubscriptionNotificationService {
     @Inject(EHR_CLIENT) private readonly ehr: EhrClient | null,
     private readonly intake: FhirOrderIntakeUseCase,
     private readonly events: SubscriptionEventsRepository,
+    private readonly repo: FhirOrdersRepository,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'fhir'>,
     @Inject(OrderCodeTable) codes: OrderCodeTable,
   ) {
@@ -229,12 +256,21 @@ export class SubscriptionNotificationService {
         return;
       }
       if (err instanceof FhirOperationError && err.status < 500) {
-        // The EHR cannot fix this by resending: note it and go on.
+        // The EHR cannot fix this by resending, and is not told (a notification is not the order's request): kept
+        // as a refused inbound message, for the Health page (and its Replay once the cause is fixed).
         result.rejected++;
+        const controlId = refusedControlId(sr);
         log.warn(
-          { serviceRequest: `ServiceRequest/${sr.id}`, status: err.status, issue: err.outcome.issue?.[0]?.diagnostics },
+          { serviceRequest: `ServiceRequest/${sr.id}`, controlId, status: err.status, issue: why },
           'ServiceRequest from the EHR not accepted',
         );
+        await this.repo.recordRefused({
+          sender: SUBSCRIPTION_SENDER,
+          controlId,
+          type: 'ServiceRequest',
+          raw: JSON.stringify(sr),
+          error: refusalText(err),
+        });
         return;
       }
       throw err;
