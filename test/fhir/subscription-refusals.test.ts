@@ -4,9 +4,10 @@ import { createDataSource, runMigrations } from '@hemato/persistence';
 import { MessageSealer } from '@hemato/privacy';
 import { TestFhirServer, createTestDatabase, testEnv } from '@hemato/testing';
 import type { Patient, ServiceRequest } from '@medplum/fhirtypes';
+import type { Browser } from 'playwright-core';
 import type { DataSource } from 'typeorm';
 import { bootstrapGateway, type RunningGateway } from '../../apps/gateway/src/bootstrap';
-import { apiSignIn, createUser } from '../dashboard/dashboard-harness';
+import { apiSignIn, createUser, launchChromium, newContext, screenshot, signIn } from '../dashboard/dashboard-harness';
 import { API_KEY, freePort, patient } from './fhir-helpers';
 
 const EHR_TOKEN = 'ehr-static-token-refusals';
@@ -27,6 +28,7 @@ describe('ServiceRequests refused on the Subscription path', () => {
   let port: number;
   let pat: Patient & { id: string };
   let n = 0;
+  let browser: Browser | undefined;
   // The same keys across a restart: the stored messages are sealed with them.
   const keys = {
     PHI_ENCRYPTION_KEY: randomBytes(32).toString('base64'),
@@ -66,6 +68,7 @@ describe('ServiceRequests refused on the Subscription path', () => {
     pat = await ehr.create(patient(undefined as never, 'MRN-REFUSED') as unknown as Patient);
   });
   afterAll(async () => {
+    await browser?.close();
     await gw?.app.close();
     await ds?.destroy();
     await ehr?.close();
@@ -169,5 +172,107 @@ describe('ServiceRequests refused on the Subscription path', () => {
     expect(one.rawMasked).toContain('"resourceType": "ServiceRequest"');
     expect(one.rawMasked).not.toContain('s3cret');
     expect(JSON.stringify(health)).not.toMatch(/MRN-REFUSED|Testperson/);
+  });
+
+  const replay = async (id: string, cookie: string) => {
+    const res = await fetch(`${base}/api/admin/inbound/${id}/replay`, {
+      method: 'POST',
+      headers: { cookie, 'content-type': 'application/json' },
+      body: '{}',
+    });
+    expect(res.status).toBe(200);
+    return (await res.json()) as { ok: boolean; message: string };
+  };
+  const ordersOf = (placer: string): Promise<Array<Record<string, any>>> =>
+    ds.query(`SELECT * FROM orders WHERE external_key = $1`, [`fhir:urn:ehr:placer|${placer}`]);
+
+  it('replays one read again from the EHR as it is now: still refused says why, fixed in the EHR makes the order', async () => {
+    const admin = (await apiSignIn(base, ADMIN.email, ADMIN.password)).cookie!;
+    const sr = (await ehr.search<ServiceRequest>('ServiceRequest', { identifier: 'urn:ehr:placer|RF-2' }))[0]!;
+    const [v1, v2] = await refusedOf(sr.id!);
+    // Read again, the EHR's current version (v2) is refused for its own reason: the message says so and keeps it.
+    expect(await replay(v1!.id, admin)).toEqual({
+      ok: false,
+      message: 'Still refused: Image host other.example is not in IMAGE_URL_ALLOWED_HOSTS',
+    });
+    expect((await refusedOf(sr.id!))[0]).toMatchObject({
+      status: 'rejected',
+      error: 'Image host other.example is not in IMAGE_URL_ALLOWED_HOSTS',
+    });
+    expect(await ordersOf('RF-2')).toHaveLength(0);
+
+    // The order is corrected in the EHR (its notification lost): the replay takes it in, under the kept message.
+    await ehr.update({ ...sr, id: sr.id!, ...badImage('https://images.hospital.example/smear/1.jpg') });
+    await ehr.settled();
+    const done = await replay(v1!.id, admin);
+    expect(done.ok).toBe(true);
+    expect(done.message).toMatch(
+      new RegExp(`^Replayed: order HB\\d{12} created, from ServiceRequest/${sr.id} as the EHR has it now$`),
+    );
+    const [o] = await ordersOf('RF-2');
+    expect(done.message).toContain(o!.filler_order_number);
+    expect(o!.inbound_message_id).toBe(v1!.id);
+    expect(o!.source_client).toBe('ehr-subscription');
+    const events = await ds.query(`SELECT actor FROM order_events WHERE order_id = $1`, [o!.id]);
+    expect(events.map((e: { actor: string }) => e.actor)).toContain(`admin:${ADMIN.email}`);
+    expect(await ds.query(`SELECT source_url FROM image_files WHERE order_id = $1`, [o!.id])).toEqual([
+      { source_url: 'https://images.hospital.example/smear/1.jpg' },
+    ]);
+    expect((await refusedOf(sr.id!))[0]).toMatchObject({ id: v1!.id, status: 'accepted', error: null });
+
+    // The other refused version of it: its order exists now, and it leaves the refused list too.
+    expect(await replay(v2!.id, admin)).toEqual({
+      ok: true,
+      message: `Replayed: the order exists already (${o!.filler_order_number}), from ServiceRequest/${sr.id} as the EHR has it now`,
+    });
+    expect(await ordersOf('RF-2')).toHaveLength(1);
+    expect(await replay(v1!.id, admin)).toEqual({
+      ok: false,
+      message: 'This ServiceRequest was accepted and its order exists: nothing to replay',
+    });
+    // A catch-up meeting it now finds its order: nothing refused, nothing kept.
+    expect(await notify()).toMatch(/0 order\(s\) created, 1 already known, 0 rejected/);
+    expect(await refusedOf(sr.id!)).toHaveLength(2);
+
+    // A refused request a client POSTed itself was answered with its OperationOutcome: not replayed.
+    const posted: Array<{ id: string }> = await ds.query(
+      `INSERT INTO inbound_messages (channel, sender, control_id, message_type, raw, status, error)
+       VALUES ('fhir', 'lab-x', 'req-refused-1', 'ServiceRequest', '{"resourceType":"ServiceRequest","id":"x"}', 'rejected', 'no code')
+       RETURNING id`,
+    );
+    expect((await replay(posted[0]!.id, admin)).message).toMatch(
+      /^This message cannot be replayed: a FHIR request is answered when it is made/,
+    );
+  });
+
+  it('replays one from the Health page once its code is mapped: the order is made', async () => {
+    // The admin maps the code and restarts the gateway on the same database.
+    await gw.app.close();
+    await start('LN|34994-4=pbs_v1,LN|57021-8=pbs_v1+cbc_v1');
+    const sr = (await ehr.search<ServiceRequest>('ServiceRequest', { identifier: 'urn:ehr:placer|RF-1' }))[0]!;
+    const [row] = await refusedOf(sr.id!);
+    browser = await launchChromium();
+    const page = await (await newContext(browser)).newPage();
+    await signIn(page, base, ADMIN.email, ADMIN.password);
+    await page.goto(`${base}/admin/health`);
+    const button = page.getByRole('button', { name: `Replay ${row!.control_id}` });
+    await button.waitFor();
+    const line = page.getByRole('row').filter({ has: button });
+    expect(await line.innerText()).toMatch(
+      /ehr-subscription ServiceRequest\/\S+\s+fhir ServiceRequest read from the EHR \(Subscription\) · rejected\s+No Hemato.AI task is configured for code http:\/\/loinc.org\|57021-8/,
+    );
+    await button.click();
+    const dialog = page.getByRole('dialog');
+    await dialog.getByText('The ServiceRequest is read again from the EHR').waitFor();
+    await dialog.getByRole('button', { name: 'Replay' }).click();
+    const status = page.getByRole('status');
+    await status.waitFor();
+    const said = await status.innerText();
+    await screenshot(page, 'health-replay-fhir-subscription');
+    expect(said).toMatch(/^Replayed: order HB\d{12} created, from ServiceRequest\/\S+ as the EHR has it now$/);
+    const [o] = await ordersOf('RF-1');
+    expect(o!.tasks).toEqual(['pbs_v1', 'cbc_v1']);
+    expect(o!.inbound_message_id).toBe(row!.id);
+    await button.waitFor({ state: 'detached', timeout: 15_000 });
   });
 });

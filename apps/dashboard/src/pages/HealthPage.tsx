@@ -98,7 +98,20 @@ function CertificateLine({
 
 type InboundRow = Health['lastErrors']['inbound'][number];
 
-/** Inbound messages, one row each: when, who, what became of it; View, and Replay for a refused HL7 message. */
+/**
+ * A ServiceRequest the EHR's Subscription brought in and the intake refused (the gateway's own sender name for
+ * it): nobody was answered, so it can be replayed, read again from the EHR. A refused request a FHIR client
+ * POSTed itself got its OperationOutcome, and the client sends it again.
+ */
+const fromSubscription = (m: InboundRow) => m.channel === 'fhir' && m.sender === 'ehr-subscription';
+
+/** Refused, and replayable: an HL7 message, or a ServiceRequest read from the EHR. */
+const replayable = (m: InboundRow) => m.status === 'rejected' && (m.channel === 'hl7' || fromSubscription(m));
+
+/**
+ * Inbound messages, one row each: when, who, what became of it; View, and Replay for a refused HL7 message or
+ * ServiceRequest read from the EHR.
+ */
 function MessageTable(props: {
   rows: InboundRow[];
   isAdmin: boolean;
@@ -117,7 +130,8 @@ function MessageTable(props: {
               {m.sender} {m.control_id}
             </td>
             <td>
-              {m.channel} {m.message_type ?? ''} · {m.status} {m.ack_code ?? ''}
+              {m.channel} {m.message_type ?? ''}
+              {fromSubscription(m) ? ' read from the EHR (Subscription)' : ''} · {m.status} {m.ack_code ?? ''}
             </td>
             <td>{m.error ?? ''}</td>
             <td>
@@ -133,7 +147,7 @@ function MessageTable(props: {
             </td>
             {props.isAdmin && (
               <td>
-                {m.channel === 'hl7' && m.status === 'rejected' && (
+                {replayable(m) && (
                   <button
                     type="button"
                     className="secondary"
@@ -201,7 +215,7 @@ export function HealthPage({ me }: { me: Me }) {
       setError(err instanceof Error ? err.message : String(err));
     }
   }, []);
-  // A refused HL7 message, read again once its cause is fixed (e.g. its test code now mapped).
+  // A refused HL7 message (or ServiceRequest from the EHR), read again once its cause is fixed (e.g. its test code now mapped).
   const replay = async (id: string) => {
     setReplaying(null);
     setShown(null); // its stored ACK changes with the replay
@@ -490,7 +504,11 @@ export function HealthPage({ me }: { me: Me }) {
           {replaying && (
             <ConfirmDialog
               title={`Replay message ${replaying.control_id}?`}
-              body="The stored message is read again with today's settings (e.g. a test code mapped since): the orders it asks for are made and its stored ACK is updated. The sender is not sent anything."
+              body={
+                replaying.channel === 'fhir'
+                  ? "The ServiceRequest is read again from the EHR, as it is now, and taken in with today's settings (e.g. a test code mapped since): its order is made under this message. The EHR is not sent anything."
+                  : "The stored message is read again with today's settings (e.g. a test code mapped since): the orders it asks for are made and its stored ACK is updated. The sender is not sent anything."
+              }
               confirmLabel="Replay"
               onConfirm={() => void replay(replaying.id)}
               onClose={() => setReplaying(null)}

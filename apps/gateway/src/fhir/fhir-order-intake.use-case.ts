@@ -48,6 +48,10 @@ export interface IntakeContext {
   raw?: string;
   /** Caller's transaction (Bundle of type transaction); the caller then runs `afterCommit`. */
   manager?: EntityManager;
+  /** The inbound message already kept for it (a refused one replayed): the order names it, none is recorded. */
+  inboundMessageId?: string;
+  /** Who the timeline names instead of the client (the admin who replayed a refused ServiceRequest). */
+  actor?: string;
 }
 
 export interface IntakeResult {
@@ -68,7 +72,7 @@ function holdRefused(outcome: HoldOutcome, ctx: IntakeContext): FhirOperationErr
 
 /** The timeline's actor: the channel and the client, so the dashboard says which client ordered or cancelled. */
 function actorOf(ctx: IntakeContext): string {
-  return `fhir:${ctx.caller.id}`;
+  return ctx.actor ?? `fhir:${ctx.caller.id}`;
 }
 
 function isUniqueViolation(err: unknown): boolean {
@@ -121,15 +125,17 @@ export class FhirOrderIntakeUseCase {
       throw FhirOperationError.unprocessable(NO_ORDER_TO_CANCEL, `${ctx.path ?? 'ServiceRequest'}.status`);
     }
     const create = async (m: EntityManager) => {
-      const inboundMessageId = ctx.raw
-        ? await this.repo.recordInbound(m, {
-            sender: ctx.caller.id,
-            controlId: randomUUID(),
-            type: 'ServiceRequest',
-            raw: ctx.raw,
-            status: 'accepted',
-          })
-        : null;
+      const inboundMessageId = ctx.inboundMessageId
+        ? ctx.inboundMessageId
+        : ctx.raw
+          ? await this.repo.recordInbound(m, {
+              sender: ctx.caller.id,
+              controlId: randomUUID(),
+              type: 'ServiceRequest',
+              raw: ctx.raw,
+              status: 'accepted',
+            })
+          : null;
       const order = await this.intake.create(m, {
         sourceChannel: SourceChannel.Fhir,
         sourceClient: ctx.caller.id,

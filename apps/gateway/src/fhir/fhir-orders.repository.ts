@@ -204,4 +204,12 @@ export class FhirOrdersRepository {
       [m.sender, m.controlId, m.type, this.sealer.seal(m.raw), m.error],
     );
   }
+
+  /** A replayed refused message refused again: the new error (a row accepted meanwhile is left as is). */
+  async refusedAgain(inboundMessageId: string, error: string): Promise<void> {
+    await this.ds.query(`UPDATE inbound_messages SET error = $2 WHERE id = $1 AND status = 'rejected'`, [
+      inboundMessageId,
+      error,
+    ]);
+  }
 }

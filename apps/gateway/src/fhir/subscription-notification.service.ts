@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { Inject, Injectable } from '@nestjs/common';
+import { Inject, Injectable, type OnModuleInit } from '@nestjs/common';
 import { APP_CONFIG, createLogger, type AppConfig } from '@hemato/common';
 import {
   cancels,
@@ -12,10 +12,17 @@ import {
   type EhrClient,
   type SubscriptionNotification,
 } from '@hemato/fhir';
-import { OrderCodeTable } from '@hemato/orders';
+import { OrderActionsService, OrderCodeTable, type ActionResult } from '@hemato/orders';
+import type { InboundMessageEntity } from '@hemato/persistence';
 import type { Bundle, OperationOutcome, ServiceRequest } from '@medplum/fhirtypes';
 import { EHR_CLIENT } from './ehr-client.provider';
-import { FhirOrderIntakeUseCase, NO_ORDER_TO_CANCEL, TOO_LATE_TO_CANCEL } from './fhir-order-intake.use-case';
+import {
+  FhirOrderIntakeUseCase,
+  NO_ORDER_TO_CANCEL,
+  TOO_LATE_TO_CANCEL,
+  type IntakeContext,
+  type IntakeResult,
+} from './fhir-order-intake.use-case';
 import { FhirOrdersRepository } from './fhir-orders.repository';
 import { SubscriptionEventsRepository } from './subscription-events.repository';
 
@@ -68,7 +75,7 @@ export interface NotificationResult {
  * notification without a focus) triggers a catch-up search of active ServiceRequests.
  */
 @Injectable()
-export class SubscriptionNotificationService {
+export class SubscriptionNotificationService implements OnModuleInit {
   /** The search that finds our ServiceRequests (also the Subscription's criteria). */
   readonly criteria: string;
 
@@ -79,8 +86,102 @@ export class SubscriptionNotificationService {
     private readonly repo: FhirOrdersRepository,
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'fhir'>,
     @Inject(OrderCodeTable) codes: OrderCodeTable,
+    private readonly actions: OrderActionsService,
   ) {
     this.criteria = ourServiceRequestCriteria(config.fhir.FHIR_SUBSCRIPTION_CRITERIA, codes.entries());
+  }
+
+  onModuleInit(): void {
+    // The dashboard's "Replay" of a ServiceRequest this path refused; a refused request a client POSTed itself
+    // was answered with its OperationOutcome, and is not replayed.
+    this.actions.registerReplayer(
+      'fhir',
+      (message, actor) => this.replay(message, actor),
+      (message) => message.sender === SUBSCRIPTION_SENDER,
+    );
+  }
+
+  /**
+   * Takes a refused ServiceRequest in again, once the cause is fixed (a code mapped, a host allowed, the order
+   * corrected in the EHR): read again from the EHR, as it is now (the stored one may be outdated), and run
+   * through the same intake, the order made under the stored message. Still refused, the message keeps the new
+   * error.
+   */
+  async replay(message: InboundMessageEntity, actor: string): Promise<ActionResult> {
+    if (message.status === 'accepted')
+      return { ok: false, message: 'This ServiceRequest was accepted and its order exists: nothing to replay' };
+    let id: unknown;
+    try {
+      id = (JSON.parse(message.raw) as ServiceRequest).id;
+    } catch {
+      id = undefined;
+    }
+    if (typeof id !== 'string' || !/^[A-Za-z0-9\-.]{1,64}$/.test(id))
+      return { ok: false, message: 'The stored message names no ServiceRequest to read again' };
+    if (!this.ehr)
+      return {
+        ok: false,
+        message: 'No EHR is configured (FHIR_EHR_BASE_URL): the ServiceRequest cannot be read again',
+      };
+    const ehr = this.ehr;
+    const ctx: IntakeContext = {
+      resolver: new BundleResolver(undefined, ehr),
+      caller: SUBSCRIPTION_CALLER,
+      ehrBaseUrl: ehr.baseUrl,
+      actor,
+    };
+    let taken: IntakeResult | null;
+    try {
+      const sr = (await ehr.resolve(`ServiceRequest/${id}`)) as ServiceRequest | undefined;
+      if (!sr) {
+        return {
+          ok: false,
+          message: `ServiceRequest/${id} could not be read from the EHR (removed, or not readable by us): nothing to take in`,
+        };
+      }
+      // Read and checked (Patient, attachments from the EHR) before the row is locked.
+      const parsed = await this.intake.parse(sr, ctx);
+      taken = await this.repo.transaction(async (m) => {
+        // One replay at a time per message, and none of a message accepted meanwhile.
+        const rows: Array<{ status: string }> = await m.query(
+          `SELECT status FROM inbound_messages WHERE id = $1 FOR UPDATE`,
+          [message.id],
+        );
+        if (rows[0]?.status !== 'rejected') return null;
+        const r = await this.intake.store(parsed, { ...ctx, manager: m, inboundMessageId: message.id });
+        await m.query(`UPDATE inbound_messages SET status = 'accepted', error = NULL WHERE id = $1`, [message.id]);
+        return r;
+      });
+    } catch (err) {
+      if (err instanceof FhirOperationError && err.status < 500) {
+        const error = refusalText(err);
+        await this.repo.refusedAgain(message.id, error);
+        log.info(
+          { inboundId: message.id, controlId: message.controlId },
+          'refused ServiceRequest replayed: still refused',
+        );
+        return { ok: false, message: `Still refused: ${error}` };
+      }
+      if (err instanceof EhrHttpError) return { ok: false, message: `The EHR could not be read: ${err.message}` };
+      throw err;
+    }
+    if (!taken) return { ok: false, message: 'This message was replayed or accepted meanwhile' };
+    await this.intake.afterCommitOf([taken]);
+    log.info(
+      { inboundId: message.id, controlId: message.controlId, orderId: taken.order.id, created: taken.created },
+      'refused ServiceRequest replayed',
+    );
+    const order = taken.order.fillerOrderNumber;
+    const what = taken.created
+      ? `order ${order} created${taken.held ? ' (on hold, as the ServiceRequest is)' : ''}`
+      : taken.cancelled
+        ? `order ${order} cancelled`
+        : taken.released
+          ? `order ${order} released`
+          : taken.held
+            ? `order ${order} put on hold`
+            : `the order exists already (${order})`;
+    return { ok: true, message: `Replayed: ${what}, from ServiceRequest/${id} as the EHR has it now` };
   }
 
   private client(): EhrClient {

@@ -25,7 +25,10 @@ export type InboundReplayer = (message: InboundMessageEntity, actor: string) => 
  */
 @Injectable()
 export class OrderActionsService {
-  private readonly replayers = new Map<string, InboundReplayer>();
+  private readonly replayers = new Map<
+    string,
+    { replay: InboundReplayer; accepts?: (message: InboundMessageEntity) => boolean }
+  >();
 
   constructor(
     private readonly ds: DataSource,
@@ -35,9 +38,16 @@ export class OrderActionsService {
     private readonly holds: OrderHolds,
   ) {}
 
-  /** Channels register how to replay their inbound messages (HL7: through the same intake as MLLP). */
-  registerReplayer(channel: string, replayer: InboundReplayer): void {
-    this.replayers.set(channel, replayer);
+  /**
+   * Channels register how to replay their inbound messages (HL7: through the same intake as MLLP); `accepts`
+   * narrows it to some of the channel's messages (FHIR: the ServiceRequests the Subscription path refused).
+   */
+  registerReplayer(
+    channel: string,
+    replayer: InboundReplayer,
+    accepts?: (message: InboundMessageEntity) => boolean,
+  ): void {
+    this.replayers.set(channel, { replay: replayer, accepts });
   }
 
   async retry(orderId: string, actor: string): Promise<ActionResult> {
@@ -115,8 +125,9 @@ export class OrderActionsService {
         message: 'This message was erased under the retention policy (RETENTION_DAYS): nothing to replay',
       };
     const replayer = this.replayers.get(message.channel);
-    if (!replayer) {
-      // A FHIR request was answered (201 or an OperationOutcome) while the EHR waited: the EHR sends it again.
+    if (!replayer || (replayer.accepts && !replayer.accepts(message))) {
+      // A FHIR request a client made was answered (201 or an OperationOutcome) while it waited: it sends it again.
+      // (Those the Subscription path read from the EHR and refused were answered to no one: they are replayed.)
       const why =
         message.channel === 'fhir'
           ? 'a FHIR request is answered when it is made; the EHR sends it again once the cause is fixed'
@@ -129,7 +140,7 @@ export class OrderActionsService {
         raw: this.sealer.open(message.raw),
         ack: this.sealer.openNullable(message.ack),
       });
-      return await replayer(opened, actor);
+      return await replayer.replay(opened, actor);
     } catch (err) {
       return { ok: false, message: err instanceof DomainError || err instanceof Error ? err.message : String(err) };
     }
