@@ -159,11 +159,20 @@ describe('ServiceRequests refused on the Subscription path', () => {
   });
 
   it('lists them on the Health page among the refused inbound messages, without the patient', async () => {
+    // One naming its patient by identifier only (a logical reference), refused for its code.
+    const logical = await order({
+      code: { coding: [{ system: 'http://loinc.org', code: '57021-8' }] },
+      subject: {
+        identifier: { system: 'urn:oid:1.2.3.4.mrn', value: 'MRN-LOGICAL-77' },
+        display: 'Testperson, Alex',
+      },
+    });
+    expect(await notify(logical)).toMatch(/1 rejected/);
     const admin = (await apiSignIn(base, ADMIN.email, ADMIN.password)).cookie!;
     const res = await fetch(`${base}/api/admin/health`, { headers: { cookie: admin } });
     const health = (await res.json()) as { lastErrors: { inbound: Array<Record<string, any>> } };
     const listed = health.lastErrors.inbound.filter((m) => m.channel === 'fhir');
-    expect(listed).toHaveLength(3);
+    expect(listed).toHaveLength(4);
     expect(listed.every((m) => m.sender === 'ehr-subscription' && m.status === 'rejected')).toBe(true);
     expect(listed.map((m) => m.error)).toContain('Image host other.example is not in IMAGE_URL_ALLOWED_HOSTS');
     const one = (await (
@@ -171,6 +180,12 @@ describe('ServiceRequests refused on the Subscription path', () => {
     ).json()) as { rawMasked: string };
     expect(one.rawMasked).toContain('"resourceType": "ServiceRequest"');
     expect(one.rawMasked).not.toContain('s3cret');
+    const [kept] = await refusedOf(logical.id);
+    const shown = (await (
+      await fetch(`${base}/api/admin/inbound/${kept!.id}`, { headers: { cookie: admin } })
+    ).json()) as { rawMasked: string };
+    expect(shown.rawMasked).toContain('57021-8');
+    expect(shown.rawMasked).not.toMatch(/MRN-LOGICAL-77|Testperson/);
     expect(JSON.stringify(health)).not.toMatch(/MRN-REFUSED|Testperson/);
   });
 

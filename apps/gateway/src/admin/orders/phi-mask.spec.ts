@@ -47,6 +47,18 @@ describe('masking the raw inbound message', () => {
     expect(maskFhir('not json')).not.toContain('not json');
   });
 
+  it('masks the identifier of a logical subject reference (the MRN), keeps the reference', () => {
+    const sr = {
+      resourceType: 'ServiceRequest',
+      identifier: [{ system: 'urn:placer', value: 'PL-2' }],
+      subject: { reference: 'Patient/p9', identifier: { system: 'urn:mrn', value: 'MRN987' }, display: 'Roe' },
+    };
+    const masked = maskFhir(JSON.stringify(sr));
+    expect(masked).not.toMatch(/MRN987|Roe/);
+    expect(masked).toContain('PL-2');
+    expect(masked).toContain('Patient/p9');
+  });
+
   it('shows the length of inline base64 images instead of the data', () => {
     const data = Buffer.alloc(3000, 7).toString('base64');
     const line = `OBX|1|ED|IMG^Smear image^L|1|^IM^PNG^Base64^${data}||||||F`;

@@ -31,8 +31,8 @@ function maskJsonValue(v: unknown, insidePatient: boolean): unknown {
     const out: Record<string, unknown> = {};
     for (const [k, val] of Object.entries(o)) {
       if (isPatient && !PATIENT_KEEP.has(k)) out[k] = MASK;
-      else if (k === 'display' && insidePatient) out[k] = MASK;
-      // A subject/patient reference's display is the patient's name.
+      // In a reference to the patient, its display is the name and its identifier (a logical reference) the MRN.
+      else if ((k === 'display' || k === 'identifier') && insidePatient) out[k] = MASK;
       else if ((k === 'subject' || k === 'patient') && val && typeof val === 'object' && !Array.isArray(val))
         out[k] = maskJsonValue(val, true);
       else out[k] = maskJsonValue(val, false);
@@ -42,7 +42,10 @@ function maskJsonValue(v: unknown, insidePatient: boolean): unknown {
   return v;
 }
 
-/** A FHIR request body with Patient resources and subject displays masked; unparseable bodies are hidden whole. */
+/**
+ * A FHIR request body with Patient resources, and the display and identifier of subject/patient references,
+ * masked; unparseable bodies are hidden whole.
+ */
 export function maskFhir(raw: string): string {
   try {
     return JSON.stringify(maskJsonValue(JSON.parse(raw), false), null, 2);
