@@ -186,6 +186,18 @@ describe('ServiceRequests refused on the Subscription path', () => {
     ).json()) as { rawMasked: string };
     expect(shown.rawMasked).toContain('57021-8');
     expect(shown.rawMasked).not.toMatch(/MRN-LOGICAL-77|Testperson/);
+
+    // "Did you get ServiceRequest/…?": found by the ServiceRequest, every version kept of it.
+    const sr = (await ehr.search<ServiceRequest>('ServiceRequest', { identifier: 'urn:ehr:placer|RF-2' }))[0]!;
+    const found = (await (
+      await fetch(`${base}/api/admin/inbound?controlId=${encodeURIComponent(`ServiceRequest/${sr.id}`)}`, {
+        headers: { cookie: admin },
+      })
+    ).json()) as { messages: Array<Record<string, any>> };
+    expect(found.messages.map((m) => m.control_id).sort()).toEqual(
+      (await refusedOf(sr.id!)).map((r) => r.control_id).sort(),
+    );
+    expect(found.messages).toHaveLength(2);
     expect(JSON.stringify(health)).not.toMatch(/MRN-REFUSED|Testperson/);
   });
 

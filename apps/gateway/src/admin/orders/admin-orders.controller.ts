@@ -183,7 +183,11 @@ export class AdminInboundController {
 
   /** Messages with this control id (MSH-10 of an HL7 message, a FHIR request's id), newest first. */
   @Get()
-  @ApiQuery({ name: 'controlId', required: true, description: 'exact control id' })
+  @ApiQuery({
+    name: 'controlId',
+    required: true,
+    description: 'exact control id; ServiceRequest/<id> also finds the versions of it refused on the Subscription path',
+  })
   async find(@Query('controlId') controlId: unknown) {
     const id = typeof controlId === 'string' ? controlId.trim() : '';
     if (!id || id.length > 200 || id.includes('\0'))

@@ -2,6 +2,7 @@ import { Injectable } from '@nestjs/common';
 import { RETENTION_AUDIT_ACTION, RETENTION_AUDIT_TARGET } from '@hemato/orders';
 import { MessageSealer } from '@hemato/privacy';
 import { DataSource } from 'typeorm';
+import { SUBSCRIPTION_SENDER } from '../../fhir/subscription-notification.service';
 
 export interface OrderListFilter {
   statuses?: string[];
@@ -182,12 +183,22 @@ export class AdminOrdersRepository {
     };
   }
 
-  /** Inbound messages with this control id (MSH-10, a FHIR request's id), newest first: no body, no ACK. */
+  /**
+   * Inbound messages with this control id (MSH-10, a FHIR request's id), newest first: no body, no ACK. For
+   * `ServiceRequest/<id>`, also every version of it the Subscription path kept (`ServiceRequest/<id>/_history/…`,
+   * `…@<lastUpdated>`, `…#<digest>`): staff know the ServiceRequest, not the version the EHR was at.
+   */
   findInbound(controlId: string, limit: number): Promise<Array<Record<string, any>>> {
+    // A FHIR id has no LIKE wildcard (`[A-Za-z0-9-.]`): the prefix patterns match it literally.
+    const serviceRequest = /^ServiceRequest\/[A-Za-z0-9\-.]{1,64}$/.test(controlId);
     return this.ds.query(
       `SELECT id, channel, sender, control_id, message_type, status, ack_code, error, received_at
-         FROM inbound_messages WHERE control_id = $1 ORDER BY received_at DESC LIMIT $2`,
-      [controlId, limit],
+         FROM inbound_messages
+        WHERE control_id = $1
+           OR ($3 AND sender = $4
+               AND (control_id LIKE $1 || '/\\_history/%' OR control_id LIKE $1 || '@%' OR control_id LIKE $1 || '#%'))
+        ORDER BY received_at DESC LIMIT $2`,
+      [controlId, limit, serviceRequest, SUBSCRIPTION_SENDER],
     );
   }
 
