@@ -265,6 +265,36 @@ describe('FHIR REST intake', () => {
     expect(row.status).toBe('cancelled');
   });
 
+  it('cancels (and holds) an order by its identifier even when the revoked version no longer passes the checks its order passed', async () => {
+    const sr = serviceRequest({ contained: [{ ...patient('pr'), id: 'pat' }], subject: { reference: '#pat' } });
+    const first = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr });
+    expect(first.status).toBe(201);
+    // The EHR's later versions carry a code we do not map (changed in the EHR, or since dropped from
+    // HEMATO_ORDER_CODES) and no longer the contained Patient: as new orders they would be refused (422).
+    const changed = {
+      ...sr,
+      contained: undefined,
+      subject: { reference: 'Patient/gone' },
+      code: { coding: [{ system: 'http://loinc.org', code: '00000-0' }] },
+    };
+    const held = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: { ...changed, status: 'on-hold' } });
+    expect(held.status).toBe(200);
+    expect((await ds.query(`SELECT status FROM orders WHERE id = $1`, [first.body.id]))[0].status).toBe('on_hold');
+    const revoked = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: { ...changed, status: 'revoked' } });
+    expect(revoked.status).toBe(200);
+    expect(revoked.body.status).toBe('cancelled');
+    expect((await ds.query(`SELECT status FROM orders WHERE id = $1`, [first.body.id]))[0].status).toBe('cancelled');
+    // With no order of ours to act on, the checks still answer as before.
+    const stranger = await fhirFetch(`${base}/fhir/ServiceRequest`, {
+      body: {
+        ...changed,
+        identifier: [{ system: 'urn:oid:1.2.3.4.placer', value: 'SR-NEVER-ORDERED' }],
+        status: 'revoked',
+      },
+    });
+    expect(stranger.status).toBe(422);
+  });
+
   it('cancels the order when the EHR marks its ServiceRequest entered-in-error (void: not to be acted on)', async () => {
     const sr = serviceRequest({ contained: [{ ...patient('pe'), id: 'pat' }], subject: { reference: '#pat' } });
     const first = await fhirFetch(`${base}/fhir/ServiceRequest`, { body: sr });

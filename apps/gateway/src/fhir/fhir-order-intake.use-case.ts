@@ -15,7 +15,9 @@ import {
   FhirOperationError,
   operationOutcome,
   parseServiceRequest,
+  serviceRequestKey,
   type ParsedServiceRequest,
+  type ServiceRequestKey,
   type ResourceResolver,
 } from '@hemato/fhir';
 import { OrderCodeTable, OrderHolds, OrderIntakeService, OrderTransitions, type HoldOutcome } from '@hemato/orders';
@@ -112,7 +114,26 @@ export class FhirOrderIntakeUseCase {
   }
 
   async execute(sr: ServiceRequest, ctx: IntakeContext): Promise<IntakeResult> {
-    return this.store(await this.parse(sr, ctx), ctx);
+    return (await this.stopExistingFirst(sr, ctx)) ?? this.store(await this.parse(sr, ctx), ctx);
+  }
+
+  /**
+   * A cancellation or a hold of an order we have acts on it by its identifier alone, before the rest of the
+   * resource is checked: the EHR's revoked (or held) version may no longer pass a check its active version passed
+   * (a code since unmapped, a Patient no longer there, an image host since dropped from the list), and the order
+   * must still stop. Null when it names no order of ours: the full checks then answer as for any request.
+   */
+  private async stopExistingFirst(sr: ServiceRequest, ctx: IntakeContext): Promise<IntakeResult | null> {
+    if (sr?.resourceType !== 'ServiceRequest' || (!cancels(sr.status) && sr.status !== 'on-hold')) return null;
+    let key: ServiceRequestKey;
+    try {
+      key = serviceRequestKey(sr, { ifNoneExist: ctx.ifNoneExist, ehrBaseUrl: ctx.ehrBaseUrl, path: ctx.path });
+    } catch {
+      return null; // the full checks say what is wrong with it
+    }
+    const existing = await this.findExisting(key, ctx);
+    if (!existing || !mayAccess(ctx.caller, existing)) return null;
+    return this.onExisting(existing, { status: sr.status }, ctx);
   }
 
   /** Stores a parsed order (or finds the existing one). Without `ctx.manager` it also starts the lifecycle. */
@@ -171,7 +192,7 @@ export class FhirOrderIntakeUseCase {
   }
 
   /** The order this one repeats: same identifier key, or for `If-None-Exist: identifier=value` that value under any system. */
-  private async findExisting(parsed: ParsedServiceRequest, ctx: IntakeContext): Promise<OrderEntity | null> {
+  private async findExisting(parsed: ServiceRequestKey, ctx: IntakeContext): Promise<OrderEntity | null> {
     if (parsed.identifierValueAnySystem !== undefined) {
       // Other clients' orders are not there for this caller (they are not counted as matches either).
       const hits = await this.repo.findByIdentifierValue(parsed.identifierValueAnySystem, ctx.caller, 2);
@@ -220,7 +241,7 @@ export class FhirOrderIntakeUseCase {
 
   private async onExisting(
     existing: OrderEntity,
-    parsed: ParsedServiceRequest,
+    parsed: Pick<ParsedServiceRequest, 'status'>,
     ctx: IntakeContext,
   ): Promise<IntakeResult> {
     if (!mayAccess(ctx.caller, existing)) {

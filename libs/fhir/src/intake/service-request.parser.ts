@@ -230,6 +230,59 @@ function absolute(reference: string, base?: string): string {
   return `${base.replace(/\/$/, '')}/${reference}`;
 }
 
+/** What names the order a ServiceRequest is for: its key (`orders.external_key`) and placer number. */
+export interface ServiceRequestKey {
+  externalKey: string | null;
+  /** `If-None-Exist: identifier=value` without a system: the value, matched under any system. */
+  identifierValueAnySystem?: string;
+  placerOrderNumber: string | null;
+}
+
+/**
+ * The order key of a ServiceRequest: the If-None-Exist identifier, else its placer identifier, else (read from
+ * the EHR) its absolute reference. Needs nothing else of the resource, so a cancellation or a hold can find its
+ * order before the rest is checked (see `parseServiceRequest`). Throws 400 for an identifier over the indexable
+ * length.
+ */
+export function serviceRequestKey(
+  sr: ServiceRequest,
+  opts: Pick<ParseOptions, 'ifNoneExist' | 'ehrBaseUrl' | 'path'>,
+): ServiceRequestKey {
+  const p = opts.path ?? 'ServiceRequest';
+  const placer = placerIdentifier(sr);
+  let externalKey: string | null = null;
+  let identifierValueAnySystem: string | undefined;
+  if (opts.ifNoneExist) {
+    const wanted = parseIfNoneExist(opts.ifNoneExist, p);
+    if (wanted.system === undefined) {
+      // The order is then kept under its own identifier with that value (placer first), so a later
+      // `identifier=system|value` finds it too.
+      identifierValueAnySystem = wanted.value;
+      const own = [placer, ...(sr.identifier ?? [])].find((i) => i?.value === wanted.value);
+      externalKey = identifierKey(own ?? wanted);
+    } else externalKey = identifierKey(wanted);
+  } else if (placer) externalKey = identifierKey(placer);
+  else if (opts.ehrBaseUrl && sr.id) externalKey = `fhir:${absolute(`ServiceRequest/${sr.id}`, opts.ehrBaseUrl)}`;
+  // The key and the placer number are indexed (btree entries hold 2704 bytes at most): a longer one failed
+  // the insert (500). Identifiers are short in practice; this is far above any real one.
+  const placerOrderNumber = placer?.value ?? sr.requisition?.value ?? null;
+  if (
+    (externalKey !== null && Buffer.byteLength(externalKey) - 'fhir:'.length > MAX_IDENTIFIER_BYTES) ||
+    (placerOrderNumber !== null && Buffer.byteLength(String(placerOrderNumber)) > MAX_IDENTIFIER_BYTES)
+  ) {
+    throw FhirOperationError.invalid(
+      `The identifier is too long: system and value at most ${MAX_IDENTIFIER_BYTES} bytes together`,
+      `${p}.${placer?.value || externalKey ? 'identifier' : 'requisition'}`,
+      'value',
+    );
+  }
+  return {
+    externalKey,
+    ...(identifierValueAnySystem !== undefined ? { identifierValueAnySystem } : {}),
+    placerOrderNumber,
+  };
+}
+
 /**
  * Turns a ServiceRequest (and what it references) into an order. Throws `FhirOperationError`
  * with the right status and `expression` for each problem: 400 for a malformed resource, 422 for
@@ -320,33 +373,7 @@ async function readServiceRequest(sr: ServiceRequest, opts: ParseOptions): Promi
   }
 
   const patient = await resolvePatient(sr, subjectRef, opts, p);
-  const placer = placerIdentifier(sr);
-  let externalKey: string | null = null;
-  let identifierValueAnySystem: string | undefined;
-  if (opts.ifNoneExist) {
-    const wanted = parseIfNoneExist(opts.ifNoneExist, p);
-    if (wanted.system === undefined) {
-      // The order is then kept under its own identifier with that value (placer first), so a later
-      // `identifier=system|value` finds it too.
-      identifierValueAnySystem = wanted.value;
-      const own = [placer, ...(sr.identifier ?? [])].find((i) => i?.value === wanted.value);
-      externalKey = identifierKey(own ?? wanted);
-    } else externalKey = identifierKey(wanted);
-  } else if (placer) externalKey = identifierKey(placer);
-  else if (opts.ehrBaseUrl && sr.id) externalKey = `fhir:${absolute(`ServiceRequest/${sr.id}`, opts.ehrBaseUrl)}`;
-  // The key and the placer number are indexed (btree entries hold 2704 bytes at most): a longer one failed
-  // the insert (500). Identifiers are short in practice; this is far above any real one.
-  const placerOrderNumber = placer?.value ?? sr.requisition?.value ?? null;
-  if (
-    (externalKey !== null && Buffer.byteLength(externalKey) - 'fhir:'.length > MAX_IDENTIFIER_BYTES) ||
-    (placerOrderNumber !== null && Buffer.byteLength(String(placerOrderNumber)) > MAX_IDENTIFIER_BYTES)
-  ) {
-    throw FhirOperationError.invalid(
-      `The identifier is too long: system and value at most ${MAX_IDENTIFIER_BYTES} bytes together`,
-      `${p}.${placer?.value || externalKey ? 'identifier' : 'requisition'}`,
-      'value',
-    );
-  }
+  const { externalKey, identifierValueAnySystem, placerOrderNumber } = serviceRequestKey(sr, opts);
 
   const specimens: Specimen[] = [];
   for (const [i, ref] of (sr.specimen ?? []).entries()) {
