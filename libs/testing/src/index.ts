@@ -7,3 +7,4 @@ export * from './mllp-result-receiver';
 export * from './pipeline';
 export * from './hl7-samples';
 export * from './s3-server';
+export * from './zip-bomb';

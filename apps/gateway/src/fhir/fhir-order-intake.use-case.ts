@@ -100,9 +100,13 @@ export class FhirOrderIntakeUseCase {
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'orders'>,
   ) {}
 
-  /** Parses without storing (for all-or-nothing Bundles: check every entry first). */
-  parse(sr: ServiceRequest, ctx: IntakeContext): Promise<ParsedServiceRequest> {
-    return parseServiceRequest(sr, {
+  /**
+   * Parses without storing (for all-or-nothing Bundles: check every entry first), the inline images of an order
+   * to store included: a zip is inflated here, before any transaction is opened, letting other requests be
+   * served meanwhile (a bomb inflates for seconds before it reaches IMAGE_ZIP_MAX_UNPACKED_BYTES).
+   */
+  async parse(sr: ServiceRequest, ctx: IntakeContext): Promise<ParsedServiceRequest> {
+    const parsed = await parseServiceRequest(sr, {
       codes: this.codes,
       resolver: ctx.resolver,
       ifNoneExist: ctx.ifNoneExist,
@@ -111,6 +115,9 @@ export class FhirOrderIntakeUseCase {
       path: ctx.path,
       allowedImageHosts: this.config.orders.IMAGE_URL_ALLOWED_HOSTS,
     });
+    // A revocation stores nothing: its images are never looked at.
+    if (!cancels(parsed.status)) await this.intake.checkInlineImages(parsed.images);
+    return parsed;
   }
 
   async execute(sr: ServiceRequest, ctx: IntakeContext): Promise<IntakeResult> {

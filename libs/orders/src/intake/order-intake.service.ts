@@ -18,9 +18,9 @@ import type { Queue } from 'bullmq';
 import type { EntityManager } from 'typeorm';
 import { FILE_STORE } from '../images/file-store.provider';
 import { sniffMediaType, type FileStore } from '../images/file-store';
-import { imageEndProblem, zipImagesProblem } from '@hemato/common';
+import { imageEndProblem, zipImagesProblemYielding } from '@hemato/common';
 import { stepJobId } from '../lifecycle/lifecycle-queue';
-import type { NewOrderInput } from './new-order';
+import type { ImageSourceInput, NewOrderInput } from './new-order';
 
 const log = createLogger('order-intake');
 
@@ -32,6 +32,8 @@ const log = createLogger('order-intake');
 export class OrderIntakeService {
   /** The orders columns createMany returns (from the entity metadata: one text for its prepared statement). */
   private returnedColumns?: string;
+  /** Inline image bytes `checkInlineImages` found good: `createMany` does not inflate them again in its transaction. */
+  private readonly checked = new WeakSet<Buffer>();
 
   constructor(
     private readonly proxies: PatientProxyService,
@@ -39,6 +41,38 @@ export class OrderIntakeService {
     @Inject(APP_CONFIG) private readonly config: Pick<AppConfig, 'orders'>,
     @InjectQueue(QueueName.Orders) private readonly queue: Queue<OrderJobData>,
   ) {}
+
+  /**
+   * Checks an order's inline images as `createMany` does (the bytes say what they are: a whole JPEG or PNG, or a
+   * zip of them), throwing the same DomainError, before the caller opens its transaction: a zip bomb inflates
+   * for seconds before it reaches IMAGE_ZIP_MAX_UNPACKED_BYTES, and a transaction (a pooled connection) should not
+   * be held open meanwhile. Images found good here are not checked again by `createMany`.
+   */
+  async checkInlineImages(images: ImageSourceInput[] = []): Promise<void> {
+    for (const image of images) if (image.kind === 'inline') await this.checkInline(image);
+  }
+
+  /**
+   * Refuses inline bytes that are not what Hemato.AI takes. A zip is inflated letting other work run meanwhile
+   * (zipImagesProblemYielding): in one go a bomb held the event loop for seconds, and no other request, HTTP or
+   * HL7, was answered until it was refused.
+   */
+  private async checkInline(image: Extract<ImageSourceInput, { kind: 'inline' }>): Promise<void> {
+    if (this.checked.has(image.data)) return;
+    // The bytes say what they are, not the sender's label: refused here, before anything is kept.
+    const type = sniffMediaType(image.data.subarray(0, 16));
+    if (!type) {
+      throw new DomainError(DomainErrorCode.Unsupported, `Image ${image.name} is not a JPEG, PNG or zip`);
+    }
+    const contentProblem =
+      type === 'application/zip'
+        ? await zipImagesProblemYielding(image.data, {
+            maxUnpackedBytes: this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES,
+          })
+        : imageEndProblem(image.data, type);
+    if (contentProblem) throw new DomainError(DomainErrorCode.Unsupported, `Image ${image.name}: ${contentProblem}`);
+    this.checked.add(image.data);
+  }
 
   /**
    * Stores one order (status `received`), its patient proxy and its inline images. Image bytes are
@@ -135,17 +169,8 @@ export class OrderIntakeService {
       const images = input.images ?? [];
       for (const image of images) {
         if (image.kind === 'inline') {
-          // The bytes say what they are, not the sender's label: refused here, before anything is kept.
-          const type = sniffMediaType(image.data.subarray(0, 16));
-          if (!type) {
-            throw new DomainError(DomainErrorCode.Unsupported, `Image ${image.name} is not a JPEG, PNG or zip`);
-          }
-          const contentProblem =
-            type === 'application/zip'
-              ? zipImagesProblem(image.data, { maxUnpackedBytes: this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES })
-              : imageEndProblem(image.data, type);
-          if (contentProblem)
-            throw new DomainError(DomainErrorCode.Unsupported, `Image ${image.name}: ${contentProblem}`);
+          // Checked already if the caller ran checkInlineImages before its transaction.
+          await this.checkInline(image);
           const stored = await this.files.put(image.data, this.config.orders.IMAGE_MAX_BYTES);
           await manager.insert(ImageFileEntity, {
             orderId: order.id,
