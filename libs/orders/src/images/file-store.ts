@@ -141,8 +141,17 @@ export function imageTypeGate(message: string, options: ImageGateOptions = {}): 
   /** A JPEG or PNG is followed to its end: one cut short is refused there. */
   let ends: ImageEndCheck | null = null;
   const refuse = (why?: string) => new DomainError(DomainErrorCode.Unsupported, why ? `${message}: ${why}` : message);
+  /**
+   * A zip's bytes inflated, letting other work run meanwhile (`pushYielding`): one chunk read from a socket or
+   * a file is up to 64 KiB, which a bomb inflates to ~64 MiB; in one go that held the process for seconds, and
+   * no other request, upload or HL7 connection was served until it was refused.
+   */
+  const pushZip = async (chunk: Buffer): Promise<DomainError | null> => {
+    const problem = await zip!.pushYielding(chunk);
+    return problem ? refuse(problem) : null;
+  };
   /** Judges the first bytes; a zip's are also the start of its check. */
-  const judge = (first: Buffer): DomainError | null => {
+  const judge = async (first: Buffer): Promise<DomainError | null> => {
     const type = sniffMediaType(first);
     if (!type) return refuse();
     if (type !== 'application/zip') {
@@ -151,8 +160,7 @@ export function imageTypeGate(message: string, options: ImageGateOptions = {}): 
       return null;
     }
     zip = new ZipImagesCheck(options);
-    const problem = zip.push(first);
-    return problem ? refuse(problem) : null;
+    return pushZip(first);
   };
   return new Transform({
     transform(chunk: Buffer, _enc, cb) {
@@ -164,30 +172,33 @@ export function imageTypeGate(message: string, options: ImageGateOptions = {}): 
         );
       if (head === null) {
         ends?.push(chunk);
-        const problem = zip?.push(chunk);
-        return problem ? cb(refuse(problem)) : cb(null, chunk);
+        if (!zip) return cb(null, chunk);
+        pushZip(chunk).then((refused) => cb(refused, refused ? undefined : chunk), cb);
+        return;
       }
       head = Buffer.concat([head, chunk]);
       if (head.length < 8) return cb();
       const out = head;
       head = null;
-      const refused = judge(out);
-      cb(refused, refused ? undefined : out);
+      judge(out).then((refused) => cb(refused, refused ? undefined : out), cb);
     },
     flush(cb) {
+      const finish = () => {
+        const zipProblem = zip?.end();
+        if (zipProblem)
+          return cb(zip!.cutShort ? new ImageCutShortError(`${message}: ${zipProblem}`) : refuse(zipProblem));
+        const endProblem = ends?.end();
+        cb(endProblem ? new ImageCutShortError(`${message}: ${endProblem}`) : null);
+      };
       // A file shorter than 8 bytes: judged on what there is.
-      if (head !== null) {
-        const out = head;
-        head = null;
-        const refused = judge(out);
+      if (head === null) return finish();
+      const out = head;
+      head = null;
+      judge(out).then((refused) => {
         if (refused) return cb(refused);
         this.push(out);
-      }
-      const zipProblem = zip?.end();
-      if (zipProblem)
-        return cb(zip!.cutShort ? new ImageCutShortError(`${message}: ${zipProblem}`) : refuse(zipProblem));
-      const endProblem = ends?.end();
-      cb(endProblem ? new ImageCutShortError(`${message}: ${endProblem}`) : null);
+        finish();
+      }, cb);
     },
   });
 }
