@@ -15,6 +15,16 @@ const exists = (file: string) =>
     () => true,
     () => false,
   );
+/** A file's size; null when it is no longer there. */
+async function sizeOf(file: string): Promise<number | null> {
+  try {
+    return (await stat(file)).size;
+  } catch (err) {
+    if ((err as NodeJS.ErrnoException).code === 'ENOENT') return null;
+    throw err;
+  }
+}
+
 const SCAN_MS = 2000;
 const IMAGE_FILE = /\.(jpe?g|png|zip)$/i;
 
@@ -62,6 +72,11 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
   /** Folders found to match several orders (number → their ids), noted on the timelines once. */
   private readonly ambiguous = new Map<string, string>();
   private scanning = false;
+  /**
+   * Called as a pass is about to look at a file its directory read listed: a test's way to change the folder at
+   * that very moment (a file removed between the directory read and the look at it), with no timing involved.
+   */
+  beforeFileCheck?: (file: string) => Promise<void>;
 
   constructor(
     private readonly ds: DataSource,
@@ -89,8 +104,14 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
     try {
       await mkdir(root, { recursive: true });
       for (const dir of await readdir(root, { withFileTypes: true })) {
-        if (dir.isDirectory() && !dir.name.startsWith('.'))
-          await this.scanOrderFolder(path.join(root, dir.name), dir.name);
+        if (!dir.isDirectory() || dir.name.startsWith('.')) continue;
+        // One order's folder failing (removed meanwhile, unreadable) does not keep the others from being taken.
+        await this.scanOrderFolder(path.join(root, dir.name), dir.name).catch((err: unknown) => {
+          log.warn(
+            { err: err instanceof Error ? err.message : String(err) },
+            'drop folder scan of an order folder failed',
+          );
+        });
       }
     } catch (err) {
       log.warn({ err: err instanceof Error ? err.message : String(err) }, 'drop folder scan failed');
@@ -128,7 +149,15 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
     }
     for (const f of files) {
       const full = path.join(folder, f.name);
-      const size = (await stat(full)).size;
+      await this.beforeFileCheck?.(full);
+      const size = await sizeOf(full);
+      if (size === null) {
+        // Gone since the directory was read (moved away, deleted, replaced): nothing to take. The pass goes on
+        // with the other files; before, it stopped here, every other order's files with it.
+        this.sizes.delete(full);
+        this.incomplete.delete(full);
+        continue;
+      }
       if (size === 0) {
         // Created but not yet written (scanners often do this): no image is empty, so it waits for bytes.
         this.sizes.delete(full);
