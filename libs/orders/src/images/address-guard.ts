@@ -37,7 +37,15 @@ function ipv6Words(ip: string): number[] | null {
   return words.length === 8 && words.every((w) => !Number.isNaN(w)) ? words : null;
 }
 
+/**
+ * Cloud services that answer an instance, outside 169.254/16: Alibaba Cloud's metadata service (in carrier-grade
+ * NAT space, 100.64/10, which otherwise holds sites' servers too) and Azure's wire server (168.63.129.16: its
+ * platform agent, DNS and health probes, which hands out the instance's own configuration and certificates).
+ */
+const CLOUD_METADATA_V4 = new Set(['100.100.100.200', '168.63.129.16']);
+
 function ipv4Kind([a, b, c, d]: number[]): RefusedAddressKind | undefined {
+  if (CLOUD_METADATA_V4.has(`${a}.${b}.${c}.${d}`)) return 'cloud metadata';
   if (a === 127) return 'loopback';
   // 0.0.0.0/8, "this network": Linux connects 0.0.0.0 to the machine itself.
   if (a === 0) return 'unspecified';
@@ -50,7 +58,8 @@ function ipv4Kind([a, b, c, d]: number[]): RefusedAddressKind | undefined {
 /**
  * What kind of address `ip` is, when it is one an image fetched by host name may not come from: the machine
  * itself (loopback, unspecified), its link (link-local, where cloud metadata services answer: 169.254.169.254,
- * fd00:ec2::254) or a multicast group; also as an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`). Private
+ * fd00:ec2::254; and the cloud services outside it: 100.100.100.200, 168.63.129.16) or a multicast group; also as
+ * an IPv4-mapped IPv6 address (`::ffff:127.0.0.1`) or through NAT64 (`64:ff9b::127.0.0.1`). Private
  * networks (10/8, 172.16/12, 192.168/16, fc00::/7), where hospital image servers sit, are not refused.
  */
 export function refusedAddressKind(ip: string): RefusedAddressKind | undefined {
@@ -62,9 +71,12 @@ export function refusedAddressKind(ip: string): RefusedAddressKind | undefined {
   const zeroUpTo = (n: number) => w.slice(0, n).every((x) => x === 0);
   if (zeroUpTo(8)) return 'unspecified';
   if (zeroUpTo(7) && w[7] === 1) return 'loopback';
+  const embeddedV4 = () => ipv4Kind([w[6]! >> 8, w[6]! & 0xff, w[7]! >> 8, w[7]! & 0xff]);
   // IPv4-mapped (::ffff:a.b.c.d) and the deprecated IPv4-compatible (::a.b.c.d): judged as the IPv4 address.
-  if (zeroUpTo(5) && (w[5] === 0xffff || w[5] === 0))
-    return ipv4Kind([w[6]! >> 8, w[6]! & 0xff, w[7]! >> 8, w[7]! & 0xff]);
+  if (zeroUpTo(5) && (w[5] === 0xffff || w[5] === 0)) return embeddedV4();
+  // NAT64's well-known prefix (64:ff9b::a.b.c.d, RFC 6052): on an IPv6-only network a DNS64 resolver answers
+  // this for an IPv4-only name, and the NAT64 gateway connects to a.b.c.d: judged as that IPv4 address.
+  if (w[0] === 0x64 && w[1] === 0xff9b && w.slice(2, 6).every((x) => x === 0)) return embeddedV4();
   if ((w[0]! & 0xffc0) === 0xfe80) return 'link-local';
   if ((w[0]! & 0xff00) === 0xff00) return 'multicast';
   // AWS's IPv6 instance metadata service: inside fc00::/7, which is otherwise a private network.

@@ -178,6 +178,10 @@ describe('fetchImage and the addresses a host name resolves to', () => {
     ['::1', 'loopback'],
     ['::ffff:127.0.0.1', 'loopback'],
     ['::ffff:a9fe:a9fe', 'cloud metadata'],
+    ['100.100.100.200', 'cloud metadata'],
+    ['168.63.129.16', 'cloud metadata'],
+    ['64:ff9b::a9fe:a9fe', 'cloud metadata'],
+    ['64:ff9b::7f00:1', 'loopback'],
     ['224.0.0.1', 'multicast'],
     ['ff02::1', 'multicast'],
   ])('refuses a name under a *. rule resolving to %s (%s)', async (address, kind) => {
@@ -241,6 +245,14 @@ describe('refusedAddressKind', () => {
     '8.8.8.8',
     '2001:db8::1',
     '::ffff:10.0.0.1',
+    // Carrier-grade NAT (100.64/10) holds sites' servers too: only the metadata address in it is refused.
+    '100.64.0.1',
+    '100.100.100.201',
+    '168.63.129.17',
+    // NAT64 (64:ff9b::/96): an IPv4 server reached from an IPv6-only network.
+    '64:ff9b::808:808',
+    '64:ff9b::8.8.8.8',
+    '64:ff9b::10.0.0.1',
   ])('lets %s through (private networks hold hospital image servers)', (ip) =>
     expect(refusedAddressKind(ip)).toBeUndefined(),
   );
@@ -250,6 +262,21 @@ describe('refusedAddressKind', () => {
     ['fe80::1%eth0', 'link-local'],
     ['239.255.255.250', 'multicast'],
     ['0.1.2.3', 'unspecified'],
+    // Alibaba Cloud's metadata service, and Azure's wire server (platform agent and DNS, its own metadata).
+    ['100.100.100.200', 'cloud metadata'],
+    ['168.63.129.16', 'cloud metadata'],
+    ['::ffff:100.100.100.200', 'cloud metadata'],
+    // NAT64 (64:ff9b::/96) leads to the IPv4 address in its last 32 bits: judged as that address.
+    ['64:ff9b::7f00:1', 'loopback'],
+    ['64:ff9b::127.0.0.1', 'loopback'],
+    ['64:FF9B:0:0:0:0:a9fe:a9fe', 'cloud metadata'],
+    ['64:ff9b::169.254.169.254', 'cloud metadata'],
+    ['64:ff9b::100.100.100.200', 'cloud metadata'],
+    ['64:ff9b::168.63.129.16', 'cloud metadata'],
+    ['64:ff9b::a9fe:1', 'link-local'],
+    ['64:ff9b::0.0.0.0', 'unspecified'],
+    ['64:ff9b::e000:1', 'multicast'],
+    ['64:ff9b::255.255.255.255', 'broadcast'],
   ])('refuses %s as %s', (ip, kind) => expect(refusedAddressKind(ip)).toBe(kind));
 });
 
