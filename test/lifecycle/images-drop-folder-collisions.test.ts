@@ -1,18 +1,10 @@
-import { mkdir, mkdtemp, readFile, readdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, readFile, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { MllpClient } from '@hemato/hl7';
+import type { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
 import { OrderEventEntity } from '@hemato/persistence';
-import { eventually, orderReaches, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
-
-async function list(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir)).sort();
-  } catch {
-    return [];
-  }
-}
+import { eventually, orderReaches, sampleOrm, type Pipeline } from '@hemato/testing';
+import { listNames, startDropFolderPipeline, type DropFolderPipeline } from './support/drop-folder';
 
 /**
  * A file set aside in `.rejected/` (or `.done/`) replaced one of the same name already there: a sender
@@ -24,17 +16,14 @@ describe('the drop folder and files of the same name', () => {
   let client: MllpClient;
   let dropDir: string;
 
+  let d: DropFolderPipeline;
+
   beforeAll(async () => {
-    dropDir = await mkdtemp(path.join(os.tmpdir(), 'hb-drop-names-'));
-    p = await startPipeline('imgdropnames', { IMAGE_WATCH_DIR: dropDir, IMAGE_QUIET_PERIOD_MS: '0' });
-    client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
+    d = await startDropFolderPipeline('imgdropnames', { IMAGE_QUIET_PERIOD_MS: '0' });
+    ({ p, client, dropDir } = d);
   });
 
-  afterAll(async () => {
-    client?.close();
-    await p?.close();
-    await rm(dropDir, { recursive: true, force: true });
-  });
+  afterAll(() => d?.close());
 
   it('a refused file dropped again under the same name is set aside beside the first, not over it', async () => {
     const placer = 'PL-NAMES-1';
@@ -59,7 +48,7 @@ describe('the drop folder and files of the same name', () => {
     await writeFile(path.join(folder, 'a.png'), 'second: not an image either');
     const events = await refused(2);
 
-    const kept = await list(path.join(folder, '.rejected'));
+    const kept = await listNames(path.join(folder, '.rejected'));
     expect(kept).toHaveLength(2);
     const contents = await Promise.all(kept.map((f) => readFile(path.join(folder, '.rejected', f), 'utf8')));
     expect(contents.sort()).toEqual(['first: not an image', 'second: not an image either']);

@@ -1,19 +1,12 @@
 import { execFileSync } from 'node:child_process';
-import { mkdir, mkdtemp, readdir, rm, symlink, writeFile } from 'node:fs/promises';
+import { mkdir, mkdtemp, rm, symlink, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
-import { MllpClient } from '@hemato/hl7';
+import type { MllpClient } from '@hemato/hl7';
 import { ImageFileEntity, OrderEventEntity } from '@hemato/persistence';
-import { eventually, generateSmear, startPipeline, type Pipeline } from '@hemato/testing';
+import { eventually, generateSmear, type Pipeline } from '@hemato/testing';
+import { listNames, startDropFolderPipeline, type DropFolderPipeline } from './support/drop-folder';
 import { sendOrderAwaitingImages } from './support/hl7-order';
-
-async function list(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir)).sort();
-  } catch {
-    return [];
-  }
-}
 
 /**
  * Entries of the drop folder with an image's name that are no regular file: a named pipe (FIFO), a symbolic
@@ -29,17 +22,16 @@ describe('drop folder entries that are not regular files', () => {
   let dropDir: string;
   let elsewhere: string;
 
+  let d: DropFolderPipeline;
+
   beforeAll(async () => {
-    dropDir = await mkdtemp(path.join(os.tmpdir(), 'hb-drop-odd-'));
     elsewhere = await mkdtemp(path.join(os.tmpdir(), 'hb-drop-elsewhere-'));
-    p = await startPipeline('imgdropodd', { IMAGE_WATCH_DIR: dropDir });
-    client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
+    d = await startDropFolderPipeline('imgdropodd');
+    ({ p, client, dropDir } = d);
   });
 
   afterAll(async () => {
-    client?.close();
-    await p?.close();
-    await rm(dropDir, { recursive: true, force: true });
+    await d?.close();
     await rm(elsewhere, { recursive: true, force: true });
   });
 
@@ -59,18 +51,18 @@ describe('drop folder entries that are not regular files', () => {
     await writeFile(path.join(folder, 'COMPLETE'), '');
 
     await eventually(
-      async () => ((await list(path.join(folder, '.done'))).includes('COMPLETE') ? true : null),
+      async () => ((await listNames(path.join(folder, '.done'))).includes('COMPLETE') ? true : null),
       30_000,
       'COMPLETE taken',
     );
-    expect(await list(path.join(folder, '.done'))).toEqual(['COMPLETE', 'good.png']);
-    expect(await list(path.join(folder, '.rejected'))).toEqual([
+    expect(await listNames(path.join(folder, '.done'))).toEqual(['COMPLETE', 'good.png']);
+    expect(await listNames(path.join(folder, '.rejected'))).toEqual([
       'dangling (2).png',
       'dangling.png',
       'linked.png',
       'pipe.png',
     ]);
-    expect(await list(folder)).toEqual(['.done', '.rejected']);
+    expect(await listNames(folder)).toEqual(['.done', '.rejected']);
 
     const refused = await p.db.manager.find(OrderEventEntity, {
       where: { orderId: order.id, type: 'image_refused' },

@@ -1,19 +1,11 @@
-import { appendFile, mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { appendFile, mkdir, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { zipSync } from 'fflate';
-import { MllpClient } from '@hemato/hl7';
+import type { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
 import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
-import { eventually, orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
-
-async function list(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir)).sort();
-  } catch {
-    return [];
-  }
-}
+import { eventually, orderReaches, generateSmear, sampleOrm, type Pipeline } from '@hemato/testing';
+import { listNames, startDropFolderPipeline, type DropFolderPipeline } from './support/drop-folder';
 
 /**
  * A scanner that pauses mid-file for longer than two scans leaves a file whose size holds but which is
@@ -25,17 +17,14 @@ describe('the drop folder and a file still being written', () => {
   let client: MllpClient;
   let dropDir: string;
 
+  let d: DropFolderPipeline;
+
   beforeAll(async () => {
-    dropDir = await mkdtemp(path.join(os.tmpdir(), 'hb-drop-partial-'));
-    p = await startPipeline('imgdroppart', { IMAGE_WATCH_DIR: dropDir, IMAGE_QUIET_PERIOD_MS: '0' });
-    client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
+    d = await startDropFolderPipeline('imgdroppart', { IMAGE_QUIET_PERIOD_MS: '0' });
+    ({ p, client, dropDir } = d);
   });
 
-  afterAll(async () => {
-    client?.close();
-    await p?.close();
-    await rm(dropDir, { recursive: true, force: true });
-  });
+  afterAll(() => d?.close());
 
   const notes = async (orderId: string, type: string) =>
     p.db.manager.find(OrderEventEntity, { where: { orderId, type }, order: { id: 'ASC' } });
@@ -73,7 +62,7 @@ describe('the drop folder and a file still being written', () => {
         'image_incomplete note',
       );
       expect(JSON.stringify(waiting!.detail)).toMatch(/cut short/);
-      expect(await list(folder)).toEqual(['COMPLETE', name]);
+      expect(await listNames(folder)).toEqual(['COMPLETE', name]);
       expect(await notes(order.id, 'image_refused')).toEqual([]);
       expect(await p.db.manager.count(ImageFileEntity, { where: { orderId: order.id } })).toBe(0);
 
@@ -88,11 +77,11 @@ describe('the drop folder and a file still being written', () => {
       expect(images.map((i) => [i.name, Number(i.sizeBytes)])).toEqual([[name, bytes.length]]);
       // The files move to .done/ after their rows are committed (a crash in between loses nothing): soon after.
       await eventually(
-        async () => ((await list(path.join(folder, '.done'))).length === 2 ? true : null),
+        async () => ((await listNames(path.join(folder, '.done'))).length === 2 ? true : null),
         10_000,
         'files moved to .done/',
       );
-      expect(await list(path.join(folder, '.done'))).toEqual(['COMPLETE', name]);
+      expect(await listNames(path.join(folder, '.done'))).toEqual(['COMPLETE', name]);
     },
     90_000,
   );

@@ -1,36 +1,25 @@
-import { mkdir, mkdtemp, readdir, rm, writeFile } from 'node:fs/promises';
-import os from 'node:os';
+import { mkdir, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
-import { MllpClient } from '@hemato/hl7';
+import type { MllpClient } from '@hemato/hl7';
 import { OrderStatus } from '@hemato/common';
 import { ImageFileEntity, OrderEntity, OrderEventEntity } from '@hemato/persistence';
-import { eventually, orderReaches, generateSmear, sampleOrm, startPipeline, type Pipeline } from '@hemato/testing';
+import { eventually, orderReaches, generateSmear, sampleOrm, type Pipeline } from '@hemato/testing';
 import { sendOrderAwaitingImages } from './support/hl7-order';
-
-async function list(dir: string): Promise<string[]> {
-  try {
-    return (await readdir(dir)).sort();
-  } catch {
-    return [];
-  }
-}
+import { listNames, startDropFolderPipeline, type DropFolderPipeline } from './support/drop-folder';
 
 describe('images dropped in the watched folder, and the quiet period', () => {
   let p: Pipeline;
   let client: MllpClient;
   let dropDir: string;
 
+  let d: DropFolderPipeline;
+
   beforeAll(async () => {
-    dropDir = await mkdtemp(path.join(os.tmpdir(), 'hb-drop-'));
-    p = await startPipeline('imgdrop', { IMAGE_WATCH_DIR: dropDir, IMAGE_QUIET_PERIOD_MS: '3000' });
-    client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
+    d = await startDropFolderPipeline('imgdrop', { IMAGE_QUIET_PERIOD_MS: '3000' });
+    ({ p, client, dropDir } = d);
   });
 
-  afterAll(async () => {
-    client?.close();
-    await p?.close();
-    await rm(dropDir, { recursive: true, force: true });
-  });
+  afterAll(() => d?.close());
 
   const waitingOrder = (placer: string) => sendOrderAwaitingImages(p, client, placer);
 
@@ -62,8 +51,8 @@ describe('images dropped in the watched folder, and the quiet period', () => {
     const images = await p.db.manager.find(ImageFileEntity, { where: { orderId: order.id } });
     expect(images.map((i) => [i.name, i.source, i.mediaType])).toEqual([['x.png', 'watch', 'image/png']]);
     // Taken files leave the folder for .done/.
-    expect(await list(folder)).toEqual(['.done']);
-    expect(await list(path.join(folder, '.done'))).toEqual(['COMPLETE', 'x.png']);
+    expect(await listNames(folder)).toEqual(['.done']);
+    expect(await listNames(path.join(folder, '.done'))).toEqual(['COMPLETE', 'x.png']);
   });
 
   it('without COMPLETE, images are complete after IMAGE_QUIET_PERIOD_MS; a non-image is set aside', async () => {
@@ -78,8 +67,8 @@ describe('images dropped in the watched folder, and the quiet period', () => {
     expect(await readyReason(order.id)).toMatch(/no new image for 3 s/);
     const images = await p.db.manager.find(ImageFileEntity, { where: { orderId: order.id } });
     expect(images.map((i) => i.name)).toEqual(['y.png']);
-    expect(await list(path.join(folder, '.done'))).toEqual(['y.png']);
-    expect(await list(path.join(folder, '.rejected'))).toEqual(['z.png']);
+    expect(await listNames(path.join(folder, '.done'))).toEqual(['y.png']);
+    expect(await listNames(path.join(folder, '.rejected'))).toEqual(['z.png']);
   });
 
   it('files for a number no order carries stay where they are', async () => {
@@ -98,7 +87,7 @@ describe('images dropped in the watched folder, and the quiet period', () => {
       20_000,
       'v.png taken',
     );
-    expect(await list(folder)).toEqual(['w.png']);
+    expect(await listNames(folder)).toEqual(['w.png']);
   });
 
   it("a dropped file refused (not an image; after the order's images were complete) is on the order's timeline", async () => {
@@ -113,7 +102,7 @@ describe('images dropped in the watched folder, and the quiet period', () => {
     );
     expect(refused.detail).toMatchObject({ image: 'note.png', via: 'watch' });
     expect(JSON.stringify(refused.detail)).toMatch(/JPEG, PNG/);
-    expect(await list(path.join(folder, '.rejected'))).toEqual(['note.png']);
+    expect(await listNames(path.join(folder, '.rejected'))).toEqual(['note.png']);
 
     // PL-DROP-1 completed in the first test: a file for it now comes too late.
     const done = await p.db.manager.findOneByOrFail(OrderEntity, { placerOrderNumber: 'PL-DROP-1' });
@@ -127,7 +116,7 @@ describe('images dropped in the watched folder, and the quiet period', () => {
       'late refusal on the timeline',
     );
     expect(JSON.stringify(late.detail)).toMatch(/late.png.*takes no more images|takes no more images.*late.png/);
-    expect(await list(path.join(dropDir, 'PL-DROP-1', '.rejected'))).toEqual(['late.png']);
+    expect(await listNames(path.join(dropDir, 'PL-DROP-1', '.rejected'))).toEqual(['late.png']);
   });
 
   it('a file still empty (created by the scanner, not yet written) waits until it has bytes', async () => {
@@ -137,7 +126,7 @@ describe('images dropped in the watched folder, and the quiet period', () => {
     await writeFile(path.join(folder, 'e.png'), '');
     // Several scans see it empty.
     await new Promise((r) => setTimeout(r, 6000));
-    expect(await list(folder)).toEqual(['e.png']);
+    expect(await listNames(folder)).toEqual(['e.png']);
     const bytes = generateSmear({ width: 64, height: 64, format: 'png', seed: 19 });
     await writeFile(path.join(folder, 'e.png'), bytes);
     const image = await eventually(
@@ -170,7 +159,7 @@ describe('images dropped in the watched folder, and the quiet period', () => {
       );
       expect(JSON.stringify(note.detail)).toMatch(/filler number/);
     }
-    expect(await list(folder)).toEqual(['t.png']);
+    expect(await listNames(folder)).toEqual(['t.png']);
     expect(await p.db.manager.count(ImageFileEntity, { where: [{ orderId: first.id }, { orderId: second.id }] })).toBe(
       0,
     );
@@ -192,17 +181,14 @@ describe('drop folder while the image store fails (no quiet period)', () => {
   let client: MllpClient;
   let dropDir: string;
 
+  let d: DropFolderPipeline;
+
   beforeAll(async () => {
-    dropDir = await mkdtemp(path.join(os.tmpdir(), 'hb-drop-'));
-    p = await startPipeline('imgdropfail', { IMAGE_WATCH_DIR: dropDir, IMAGE_QUIET_PERIOD_MS: '0' });
-    client = new MllpClient({ host: '127.0.0.1', port: p.mllpPort, ackTimeoutMs: 20_000 });
+    d = await startDropFolderPipeline('imgdropfail', { IMAGE_QUIET_PERIOD_MS: '0' });
+    ({ p, client, dropDir } = d);
   });
 
-  afterAll(async () => {
-    client?.close();
-    await p?.close();
-    await rm(dropDir, { recursive: true, force: true });
-  });
+  afterAll(() => d?.close());
 
   it('a file the store cannot take right now stays, holds back COMPLETE, and is taken once the store works', async () => {
     const placer = 'PL-DROP-4';
@@ -225,7 +211,7 @@ describe('drop folder while the image store fails (no quiet period)', () => {
       await writeFile(path.join(folder, 'u.png'), generateSmear({ width: 64, height: 64, format: 'png', seed: 5 }));
       // Long enough for the file to be seen, found stable and tried (scans every 2 s).
       await new Promise((r) => setTimeout(r, 7000));
-      expect(await list(folder)).toEqual(['.done', 'u.png']);
+      expect(await listNames(folder)).toEqual(['.done', 'u.png']);
       // The scanner closes the set: not while one of its files waits.
       await writeFile(path.join(folder, 'COMPLETE'), '');
       await new Promise((r) => setTimeout(r, 5000));
@@ -241,7 +227,7 @@ describe('drop folder while the image store fails (no quiet period)', () => {
       ['s.png', true],
       ['u.png', true],
     ]);
-    expect(await list(folder)).toEqual(['.done']);
-    expect(await list(path.join(folder, '.done'))).toEqual(['COMPLETE', 's.png', 'u.png']);
+    expect(await listNames(folder)).toEqual(['.done']);
+    expect(await listNames(path.join(folder, '.done'))).toEqual(['COMPLETE', 's.png', 'u.png']);
   });
 });
