@@ -12,6 +12,7 @@ export * from './queue/queue.module';
 export * from './random/pooled-random';
 export * from './media/sniff-media-type';
 export * from './media/zip-images-check';
+export * from './media/checked-image-bytes';
 export * from './media/image-end-check';
 export * from './async/with-deadline';
 export * from './domain/collection-time';

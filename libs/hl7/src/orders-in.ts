@@ -1,6 +1,7 @@
 import {
   imageEndProblem,
   imageUrlProblem,
+  markImageBytesGood,
   sniffMediaType,
   zipImagesProblem,
   zipImagesProblemYielding,
@@ -615,6 +616,8 @@ export function readOrderMessage(
 /**
  * Checks the inline zips `readOrderMessage` left (`zipCheck: 'deferred'`), letting other work run while each
  * inflates; a zip that is not what Hemato.AI takes adds its issue (AE 102 at its OBX-5.5), as when checked there.
+ * A good one is marked so (markImageBytesGood): OrderIntakeService.createMany, inside the group commit's
+ * transaction, does not inflate it again.
  */
 export async function checkDeferredZips(parsed: ParsedOrderMessage, opts: ReadOrderOptions = {}): Promise<void> {
   const zips = parsed.zipsToCheck ?? [];
@@ -622,6 +625,7 @@ export async function checkDeferredZips(parsed: ParsedOrderMessage, opts: ReadOr
   for (const zip of zips) {
     const problem = await zipImagesProblemYielding(zip.bytes, { maxUnpackedBytes: opts.zipMaxUnpackedBytes });
     if (problem) parsed.issues.push(edContentIssue(zip.obxSeq, problem));
+    else markImageBytesGood(zip.bytes, opts.zipMaxUnpackedBytes);
   }
 }
 
@@ -696,6 +700,8 @@ function imageFrom(
       issues.push(edContentIssue(obx.seq, contentProblem));
       return null;
     }
+    // Not checked again where the order is stored (OrderIntakeService.createMany).
+    markImageBytesGood(bytes, opts.zipMaxUnpackedBytes);
     return { kind: 'inline', data: bytes, mediaType: sniffed };
   }
   if (type === 'RP') {

@@ -18,7 +18,7 @@ import type { Queue } from 'bullmq';
 import type { EntityManager } from 'typeorm';
 import { FILE_STORE } from '../images/file-store.provider';
 import { sniffMediaType, type FileStore } from '../images/file-store';
-import { imageEndProblem, zipImagesProblemYielding } from '@hemato/common';
+import { imageBytesFoundGood, imageEndProblem, markImageBytesGood, zipImagesProblemYielding } from '@hemato/common';
 import { stepJobId } from '../lifecycle/lifecycle-queue';
 import type { ImageSourceInput, NewOrderInput } from './new-order';
 
@@ -32,8 +32,6 @@ const log = createLogger('order-intake');
 export class OrderIntakeService {
   /** The orders columns createMany returns (from the entity metadata: one text for its prepared statement). */
   private returnedColumns?: string;
-  /** Inline image bytes `checkInlineImages` found good: `createMany` does not inflate them again in its transaction. */
-  private readonly checked = new WeakSet<Buffer>();
 
   constructor(
     private readonly proxies: PatientProxyService,
@@ -46,7 +44,8 @@ export class OrderIntakeService {
    * Checks an order's inline images as `createMany` does (the bytes say what they are: a whole JPEG or PNG, or a
    * zip of them), throwing the same DomainError, before the caller opens its transaction: a zip bomb inflates
    * for seconds before it reaches IMAGE_ZIP_MAX_UNPACKED_BYTES, and a transaction (a pooled connection) should not
-   * be held open meanwhile. Images found good here are not checked again by `createMany`.
+   * be held open meanwhile. Images found good here are not checked again by `createMany` (nor bytes another way in
+   * found good before, see markImageBytesGood: HL7's checkDeferredZips).
    */
   async checkInlineImages(images: ImageSourceInput[] = []): Promise<void> {
     for (const image of images) if (image.kind === 'inline') await this.checkInline(image);
@@ -58,7 +57,8 @@ export class OrderIntakeService {
    * HL7, was answered until it was refused.
    */
   private async checkInline(image: Extract<ImageSourceInput, { kind: 'inline' }>): Promise<void> {
-    if (this.checked.has(image.data)) return;
+    const maxUnpackedBytes = this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES;
+    if (imageBytesFoundGood(image.data, maxUnpackedBytes)) return;
     // The bytes say what they are, not the sender's label: refused here, before anything is kept.
     const type = sniffMediaType(image.data.subarray(0, 16));
     if (!type) {
@@ -66,12 +66,10 @@ export class OrderIntakeService {
     }
     const contentProblem =
       type === 'application/zip'
-        ? await zipImagesProblemYielding(image.data, {
-            maxUnpackedBytes: this.config.orders.IMAGE_ZIP_MAX_UNPACKED_BYTES,
-          })
+        ? await zipImagesProblemYielding(image.data, { maxUnpackedBytes })
         : imageEndProblem(image.data, type);
     if (contentProblem) throw new DomainError(DomainErrorCode.Unsupported, `Image ${image.name}: ${contentProblem}`);
-    this.checked.add(image.data);
+    markImageBytesGood(image.data, maxUnpackedBytes);
   }
 
   /**
@@ -169,7 +167,8 @@ export class OrderIntakeService {
       const images = input.images ?? [];
       for (const image of images) {
         if (image.kind === 'inline') {
-          // Checked already if the caller ran checkInlineImages before its transaction.
+          // Checked already (not again) if the caller checked it before its transaction: checkInlineImages, HL7's
+          // checkDeferredZips (markImageBytesGood).
           await this.checkInline(image);
           const stored = await this.files.put(image.data, this.config.orders.IMAGE_MAX_BYTES);
           await manager.insert(ImageFileEntity, {
