@@ -77,6 +77,11 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
    * that very moment (a file removed between the directory read and the look at it), with no timing involved.
    */
   beforeFileCheck?: (file: string) => Promise<void>;
+  /**
+   * Called once a pass has read a file into the order (taken or refused), before the file is moved or the
+   * timeline noted: a test's way to change the folder at that moment (the file removed during its read).
+   */
+  afterFileRead?: (file: string) => Promise<void>;
 
   constructor(
     private readonly ds: DataSource,
@@ -147,64 +152,24 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
         );
       }
     }
+    /** Files whose handling failed in this pass: a COMPLETE waits for the next pass to look at them again. */
+    const troubled = new Set<string>();
     for (const f of files) {
-      const full = path.join(folder, f.name);
-      await this.beforeFileCheck?.(full);
-      const size = await sizeOf(full);
-      if (size === null) {
-        // Gone since the directory was read (moved away, deleted, replaced): nothing to take. The pass goes on
-        // with the other files; before, it stopped here, every other order's files with it.
-        this.sizes.delete(full);
-        this.incomplete.delete(full);
-        continue;
-      }
-      if (size === 0) {
-        // Created but not yet written (scanners often do this): no image is empty, so it waits for bytes.
-        this.sizes.delete(full);
-        continue;
-      }
-      if (this.incomplete.get(full) === size) continue;
-      if (this.sizes.get(full) !== size) {
-        this.sizes.set(full, size);
-        continue;
-      }
-      this.sizes.delete(full);
-      try {
-        await this.images.add(order.id, f.name, createReadStream(full), 'watch', 'drop-folder');
-        this.incomplete.delete(full);
-        await this.moveTo(folder, '.done', f.name);
-      } catch (err) {
-        const reason = err instanceof Error ? err.message : String(err);
-        if (err instanceof ImageCutShortError) {
-          // Most likely still being written: moving it away would leave the writer writing into .rejected/.
-          // It stays, and is read again once its size changes; the timeline says what it waits for.
-          this.incomplete.set(full, size);
-          log.warn({ orderId: order.id }, 'dropped image cut short: waiting for the rest of it');
-          await this.transitions.note(order.id, 'image_incomplete', 'drop-folder', {
-            image: f.name,
-            via: 'watch',
-            bytes: size,
-            reason: `${reason}; the file stays in the folder and is taken once whole`,
-          });
-        } else if (err instanceof DomainError && REFUSED.has(err.code)) {
-          this.incomplete.delete(full);
-          log.warn({ orderId: order.id, err: reason }, 'dropped image refused');
-          const setAside = await this.moveTo(folder, '.rejected', f.name);
-          // No one gets an HTTP answer here: the order's timeline says what became of the file.
-          await this.transitions.note(order.id, 'image_refused', 'drop-folder', {
-            image: f.name,
-            via: 'watch',
-            reason: `${reason}; the file was moved to .rejected/${setAside}`,
-          });
-        } else {
-          // Still pending: tried again on the next scan, and a COMPLETE waits for it.
-          this.sizes.set(full, size);
-          log.warn({ orderId: order.id, err: reason }, 'dropped image not taken yet: tried again on a later scan');
-        }
-      }
+      // One file's trouble is that file's: it vanishing under the pass (during its read, before its move), its
+      // move to .rejected/ or its timeline note failing. The pass goes on with the folder's other files; before,
+      // it stopped at that file, the rest of the folder waiting for a later pass.
+      await this.takeFile(order, folder, f.name).catch((err: unknown) => {
+        troubled.add(f.name);
+        log.warn(
+          { orderId: order.id, err: err instanceof Error ? err.message : String(err) },
+          'drop folder file not handled: looked at again on a later scan',
+        );
+      });
     }
     const waiting = (f: { name: string }) =>
-      this.sizes.has(path.join(folder, f.name)) || this.incomplete.has(path.join(folder, f.name));
+      troubled.has(f.name) ||
+      this.sizes.has(path.join(folder, f.name)) ||
+      this.incomplete.has(path.join(folder, f.name));
     if (completeMarker && !files.some(waiting)) {
       try {
         await this.images.complete(order.id, 'drop-folder', 'COMPLETE file in the drop folder');
@@ -214,6 +179,72 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
           { orderId: order.id, err: err instanceof Error ? err.message : String(err) },
           'could not complete images',
         );
+      }
+    }
+  }
+
+  /**
+   * Looks at one file of an order's folder: takes it once its size held since the last pass, or sets it aside,
+   * or leaves it for a later pass (see the class). Throws when the file cannot be looked at or its outcome
+   * cannot be recorded (moved, noted).
+   */
+  private async takeFile(order: OrderEntity, folder: string, name: string): Promise<void> {
+    const full = path.join(folder, name);
+    await this.beforeFileCheck?.(full);
+    const size = await sizeOf(full);
+    if (size === null) {
+      // Gone since the directory was read (moved away, deleted, replaced): nothing to take. The pass goes on
+      // with the other files; before, it stopped here, every other order's files with it.
+      this.sizes.delete(full);
+      this.incomplete.delete(full);
+      return;
+    }
+    if (size === 0) {
+      // Created but not yet written (scanners often do this): no image is empty, so it waits for bytes.
+      this.sizes.delete(full);
+      return;
+    }
+    if (this.incomplete.get(full) === size) return;
+    if (this.sizes.get(full) !== size) {
+      this.sizes.set(full, size);
+      return;
+    }
+    this.sizes.delete(full);
+    try {
+      try {
+        await this.images.add(order.id, name, createReadStream(full), 'watch', 'drop-folder');
+      } finally {
+        await this.afterFileRead?.(full);
+      }
+      this.incomplete.delete(full);
+      await this.moveTo(folder, '.done', name);
+    } catch (err) {
+      const reason = err instanceof Error ? err.message : String(err);
+      if (err instanceof ImageCutShortError) {
+        // Most likely still being written: moving it away would leave the writer writing into .rejected/.
+        // It stays, and is read again once its size changes; the timeline says what it waits for.
+        this.incomplete.set(full, size);
+        log.warn({ orderId: order.id }, 'dropped image cut short: waiting for the rest of it');
+        await this.transitions.note(order.id, 'image_incomplete', 'drop-folder', {
+          image: name,
+          via: 'watch',
+          bytes: size,
+          reason: `${reason}; the file stays in the folder and is taken once whole`,
+        });
+      } else if (err instanceof DomainError && REFUSED.has(err.code)) {
+        this.incomplete.delete(full);
+        log.warn({ orderId: order.id, err: reason }, 'dropped image refused');
+        const setAside = await this.moveTo(folder, '.rejected', name);
+        // No one gets an HTTP answer here: the order's timeline says what became of the file.
+        await this.transitions.note(order.id, 'image_refused', 'drop-folder', {
+          image: name,
+          via: 'watch',
+          reason: `${reason}; the file was moved to .rejected/${setAside}`,
+        });
+      } else {
+        // Still pending: tried again on the next scan, and a COMPLETE waits for it.
+        this.sizes.set(full, size);
+        log.warn({ orderId: order.id, err: reason }, 'dropped image not taken yet: tried again on a later scan');
       }
     }
   }
