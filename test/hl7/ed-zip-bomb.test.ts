@@ -1,4 +1,4 @@
-import { Zip, ZipDeflate } from 'fflate';
+import { zipBomb } from '@hemato/testing';
 import { intakeGatewayForSuite } from './support/gateway';
 import { orderMessage } from './support/fixtures';
 import { RawMllpConnection, ackOf } from './support/mllp-test-client';
@@ -6,23 +6,6 @@ import { RawMllpConnection, ackOf } from './support/mllp-test-client';
 jest.setTimeout(120_000);
 
 const MAX_UNPACKED = 64 * 1024 * 1024;
-
-/** A zip of one .png entry, a PNG signature and `bytes` zeros, deflated (a few hundred kB), made as a stream. */
-function bomb(bytes: number): Buffer {
-  const parts: Uint8Array[] = [];
-  const zip = new Zip((err, data) => {
-    if (err) throw err;
-    parts.push(data);
-  });
-  const entry = new ZipDeflate('slide.png', { level: 9 });
-  zip.add(entry);
-  const zeros = new Uint8Array(16 * 1024 * 1024);
-  const first = new Uint8Array(zeros.length);
-  first.set([0x89, 0x50, 0x4e, 0x47, 0x0d, 0x0a, 0x1a, 0x0a]);
-  for (let n = 0; n < bytes; n += zeros.length) entry.push(n === 0 ? first : zeros, n + zeros.length >= bytes);
-  zip.end();
-  return Buffer.concat(parts);
-}
 
 /**
  * A zip inline in an OBX ED is inflated to be checked (JPEG/PNG entries, IMAGE_ZIP_MAX_UNPACKED_BYTES). A bomb
@@ -33,7 +16,7 @@ describe('an HL7 order carrying a zip bomb inline (OBX ED)', () => {
   const suite = intakeGatewayForSuite({ IMAGE_ZIP_MAX_UNPACKED_BYTES: String(MAX_UNPACKED) });
 
   it("is refused (AE 102) while another connection's orders are answered meanwhile", async () => {
-    const zip = bomb(MAX_UNPACKED + 16 * 1024 * 1024);
+    const zip = zipBomb(MAX_UNPACKED + 16 * 1024 * 1024);
     const bombed = await RawMllpConnection.open(suite.gw.mllpPort);
     const other = await RawMllpConnection.open(suite.gw.mllpPort);
     const answered: string[] = [];
