@@ -166,3 +166,22 @@ export function senderHd(h: MshHeader): { application: string[]; facility: strin
   const facility = hd(h.sendingFacilityHd, h.sendingFacility);
   return application.length > 1 || facility.length > 1 ? { application, facility } : null;
 }
+
+/** Enhanced acknowledgement mode: MSH-15 or MSH-16 valued. */
+export function isEnhancedMode(h: MshHeader): boolean {
+  return h.acceptAckType !== '' || h.applicationAckType !== '';
+}
+
+/** Whether an ACK type (MSH-15/16: AL/NE/ER/SU; empty = AL) asks for an acknowledgement with this outcome. */
+export function ackWanted(type: string, success: boolean): boolean {
+  switch (type) {
+    case 'NE':
+      return false;
+    case 'ER':
+      return !success;
+    case 'SU':
+      return success;
+    default:
+      return true;
+  }
+}

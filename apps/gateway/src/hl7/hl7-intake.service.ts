@@ -11,11 +11,13 @@ import {
 } from '@hemato/common';
 import {
   Hl7ErrorCode,
+  ackWanted,
   buildAck,
   buildOrderResponse,
   checkDeferredZips,
   checkOrderHeader,
   impliedTriggerEvent,
+  isEnhancedMode,
   decodeMessage,
   encodingFor,
   headerInCharset,
@@ -196,7 +198,7 @@ export class Hl7IntakeService implements OnModuleInit {
     const read = await this.prepare(header, encoding, text);
     if ('issue' in read) {
       // Without MSH-10 in original mode the answer is AE (nothing stored either way); otherwise AR / CR.
-      if (read.missingControlId && !isEnhanced(header))
+      if (read.missingControlId && !isEnhancedMode(header))
         return this.encode([buildAck({ header, code: 'AE', issues: [read.issue], us: this.us })], encoding);
       return this.notStored(header, encoding, 'rejected', read.issue);
     }
@@ -370,10 +372,10 @@ export class Hl7IntakeService implements OnModuleInit {
    * mode application reject) — a sender with MSH-15 NE (or SU) waits for that one, and would wait forever.
    */
   private notStoredReplies(header: MshHeader | null, why: NotStored, issue: Hl7Issue): string[] {
-    if (!header || !isEnhanced(header)) return [buildAck({ header, code: 'AR', issues: [issue], us: this.us })];
+    if (!header || !isEnhancedMode(header)) return [buildAck({ header, code: 'AR', issues: [issue], us: this.us })];
     const code: AckCode = why === 'rejected' ? 'CR' : 'CE';
-    if (wants(header.acceptAckType, false)) return [buildAck({ header, code, issues: [issue], us: this.us })];
-    return wants(header.applicationAckType, false)
+    if (ackWanted(header.acceptAckType, false)) return [buildAck({ header, code, issues: [issue], us: this.us })];
+    return ackWanted(header.applicationAckType, false)
       ? [buildAck({ header, code: 'AR', issues: [issue], us: this.us })]
       : [];
   }
@@ -389,10 +391,10 @@ export class Hl7IntakeService implements OnModuleInit {
     issues: Hl7Issue[],
     order?: { lines: OrderResponseLine[]; item: PreparedMessage },
   ): string[] {
-    if (!isEnhanced(header)) return [buildAck({ header, code, issues, us: this.us })];
+    if (!isEnhancedMode(header)) return [buildAck({ header, code, issues, us: this.us })];
     const out: string[] = [];
-    if (wants(header.acceptAckType, true)) out.push(buildAck({ header, code: 'CA', us: this.us }));
-    if (wants(header.applicationAckType, code === 'AA')) {
+    if (ackWanted(header.acceptAckType, true)) out.push(buildAck({ header, code: 'CA', us: this.us }));
+    if (ackWanted(header.applicationAckType, code === 'AA')) {
       out.push(
         order
           ? buildOrderResponse({
@@ -418,7 +420,7 @@ export class Hl7IntakeService implements OnModuleInit {
     const { header, parsed } = item;
     if (parsed.issues.length > 0) return false;
     if (parsed.groups.some((g) => g.control !== 'NW')) return true;
-    return isEnhanced(header) && wants(header.applicationAckType, true);
+    return isEnhancedMode(header) && ackWanted(header.applicationAckType, true);
   }
 
   /** Every group of a message we did not take: unable to accept (NW), cancel (CA), discontinue, hold, release. */
@@ -758,8 +760,8 @@ export class Hl7IntakeService implements OnModuleInit {
     return {
       replies: this.replies(header, code, issues, { lines, item }),
       status: code === 'AA' ? 'accepted' : 'rejected',
-      ackCode: isEnhanced(header)
-        ? [wants(header.acceptAckType, true) ? 'CA' : null, code].filter(Boolean).join(',')
+      ackCode: isEnhancedMode(header)
+        ? [ackWanted(header.acceptAckType, true) ? 'CA' : null, code].filter(Boolean).join(',')
         : code,
       error: issues.length ? issues.map((i) => `${i.code} ${i.text}`).join('; ') : null,
     };
@@ -860,23 +862,4 @@ export class Hl7IntakeService implements OnModuleInit {
 /** An HL7 order's unique key (orders.external_key): its sender (MSH-3|MSH-4) and placer number. */
 function placerKey(sender: string, placerOrderNumber: string): string {
   return `hl7:${sender}|${placerOrderNumber}`;
-}
-
-/** Enhanced acknowledgement mode: MSH-15 or MSH-16 valued. */
-function isEnhanced(h: MshHeader): boolean {
-  return h.acceptAckType !== '' || h.applicationAckType !== '';
-}
-
-/** Whether an ACK type (AL/NE/ER/SU; empty = AL) asks for an acknowledgement with this outcome. */
-function wants(type: string, success: boolean): boolean {
-  switch (type) {
-    case 'NE':
-      return false;
-    case 'ER':
-      return !success;
-    case 'SU':
-      return success;
-    default:
-      return true;
-  }
 }

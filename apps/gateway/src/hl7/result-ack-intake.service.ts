@@ -1,6 +1,6 @@
 import { Inject, Injectable } from '@nestjs/common';
 import { APP_CONFIG, createLogger, type AppConfig } from '@hemato/common';
-import { buildAck, readAck, type Hl7Identity, type MshHeader } from '@hemato/hl7';
+import { ackWanted, buildAck, isEnhancedMode, readAck, type Hl7Identity, type MshHeader } from '@hemato/hl7';
 import { appendEvent } from '@hemato/orders';
 import { DataSource } from 'typeorm';
 
@@ -62,10 +62,9 @@ export class ResultAckIntake {
     return this.commitAck(header, 'CA');
   }
 
-  /** The commit ACK the ACK's MSH-15 asks for (`AL`, or `ER`/`SU` as the outcome goes); none in original mode. */
+  /** The commit ACK the ACK's MSH-15 asks for (read as for orders); none in original mode. */
   private commitAck(header: MshHeader, code: 'CA' | 'CR'): string[] {
-    const type = header.acceptAckType.toUpperCase();
-    const wanted = type === 'AL' || (type === 'ER' && code === 'CR') || (type === 'SU' && code === 'CA');
+    const wanted = isEnhancedMode(header) && ackWanted(header.acceptAckType, code === 'CA');
     return wanted ? [buildAck({ header, code, us: this.us })] : [];
   }
 }
