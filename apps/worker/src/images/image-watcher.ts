@@ -136,15 +136,13 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
     // Passed over, these stayed for ever without a word: set aside at once, the timeline saying what they are.
     for (const e of odd) {
       try {
-        const setAside = await this.moveTo(folder, '.rejected', e.name);
         log.warn({ orderId: order.id }, 'drop folder entry is not a regular file: set aside');
-        await this.transitions.note(order.id, 'image_refused', 'drop-folder', {
-          image: e.name,
-          via: 'watch',
-          reason:
-            `${e.name} is not a regular file (${notARegularFile(e)}): only files are read from the drop folder; ` +
-            `it was moved to .rejected/${setAside}`,
-        });
+        await this.setAside(
+          order.id,
+          folder,
+          e.name,
+          `${e.name} is not a regular file (${notARegularFile(e)}): only files are read from the drop folder`,
+        );
       } catch (err) {
         log.warn(
           { orderId: order.id, err: err instanceof Error ? err.message : String(err) },
@@ -234,19 +232,26 @@ export class ImageWatcher implements OnApplicationBootstrap, OnModuleDestroy {
       } else if (err instanceof DomainError && REFUSED.has(err.code)) {
         this.incomplete.delete(full);
         log.warn({ orderId: order.id, err: reason }, 'dropped image refused');
-        const setAside = await this.moveTo(folder, '.rejected', name);
-        // No one gets an HTTP answer here: the order's timeline says what became of the file.
-        await this.transitions.note(order.id, 'image_refused', 'drop-folder', {
-          image: name,
-          via: 'watch',
-          reason: `${reason}; the file was moved to .rejected/${setAside}`,
-        });
+        await this.setAside(order.id, folder, name, reason);
       } else {
         // Still pending: tried again on the next scan, and a COMPLETE waits for it.
         this.sizes.set(full, size);
         log.warn({ orderId: order.id, err: reason }, 'dropped image not taken yet: tried again on a later scan');
       }
     }
+  }
+
+  /**
+   * Moves a refused entry to `.rejected/` (under a name of its own there) and says why on the order's timeline:
+   * no one gets an HTTP answer here, the timeline says what became of the file.
+   */
+  private async setAside(orderId: string, folder: string, name: string, why: string): Promise<void> {
+    const keptAs = await this.moveTo(folder, '.rejected', name);
+    await this.transitions.note(orderId, 'image_refused', 'drop-folder', {
+      image: name,
+      via: 'watch',
+      reason: `${why}; the file was moved to .rejected/${keptAs}`,
+    });
   }
 
   /**
