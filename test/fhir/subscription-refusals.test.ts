@@ -302,4 +302,13 @@ describe('ServiceRequests refused on the Subscription path', () => {
     expect(o!.inbound_message_id).toBe(row!.id);
     await button.waitFor({ state: 'detached', timeout: 15_000 });
   });
+
+  it('keeps a new on-hold ServiceRequest it refuses (an unmapped code) too: only a hold too late to apply is let go', async () => {
+    const sr = await order({ status: 'on-hold', code: { coding: [{ system: 'http://loinc.org', code: '00000-0' }] } });
+    expect(await notify(sr)).toMatch(/0 order\(s\) created, 0 already known, 1 rejected/);
+    const rows = await refusedOf(sr.id);
+    expect(rows).toHaveLength(1);
+    expect(rows[0]).toMatchObject({ status: 'rejected', sender: 'ehr-subscription' });
+    expect(rows[0]!.error).toContain('No Hemato.AI task is configured for code http://loinc.org|00000-0');
+  });
 });

@@ -67,9 +67,15 @@ export interface IntakeResult {
   released?: boolean;
 }
 
-/** The refusal of a hold for an order past the point where it can be held. */
-function holdRefused(outcome: HoldOutcome, ctx: IntakeContext): FhirOperationError {
-  return FhirOperationError.unprocessable(outcome.message, `${ctx.path ?? 'ServiceRequest'}.status`);
+/**
+ * The refusal (422) of a hold for an order past the point where it can be held: its own type, so the Subscription
+ * path tells it (the order goes on, nothing to keep) from a ServiceRequest refused for what it says.
+ */
+export class HoldRefusedError extends FhirOperationError {
+  constructor(outcome: HoldOutcome, ctx: IntakeContext) {
+    const e = FhirOperationError.unprocessable(outcome.message, `${ctx.path ?? 'ServiceRequest'}.status`);
+    super(e.status, e.outcome);
+  }
 }
 
 /** The timeline's actor: the channel and the client, so the dashboard says which client ordered or cancelled. */
@@ -271,7 +277,7 @@ export class FhirOrderIntakeUseCase {
         reason: 'ServiceRequest on-hold',
         manager: ctx.manager,
       });
-      if (held.result === 'too_late') throw holdRefused(held, ctx);
+      if (held.result === 'too_late') throw new HoldRefusedError(held, ctx);
       return { order: held.order, created: false, held: true };
     }
     if (!cancels(parsed.status)) {

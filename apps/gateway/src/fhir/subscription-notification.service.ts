@@ -18,6 +18,7 @@ import type { Bundle, OperationOutcome, ServiceRequest } from '@medplum/fhirtype
 import { EHR_CLIENT } from './ehr-client.provider';
 import {
   FhirOrderIntakeUseCase,
+  HoldRefusedError,
   NO_ORDER_TO_CANCEL,
   TOO_LATE_TO_CANCEL,
   type IntakeContext,
@@ -349,7 +350,8 @@ export class SubscriptionNotificationService implements OnModuleInit {
         return;
       }
       // A hold for an order already at Hemato.AI (or done) cannot be applied: the order goes on. Not the EHR's error.
-      if (sr.status === 'on-hold' && err instanceof FhirOperationError && err.status === 422) {
+      // (A new on-hold ServiceRequest refused for what it says is kept below, as any other.)
+      if (err instanceof HoldRefusedError) {
         log.info(
           { serviceRequest: `ServiceRequest/${sr.id}` },
           'on-hold ServiceRequest whose order can no longer be held',
