@@ -14,9 +14,11 @@ const log = createLogger('order-holds');
 export const HOLDABLE: readonly OrderStatus[] = [OrderStatus.Received, OrderStatus.AwaitingImages, OrderStatus.Ready];
 
 /** What a hold or release ends in; `message` says it in words (for an ACK's ERR, an OperationOutcome, the dashboard). */
-export type HoldOutcome =
-  | { result: 'held' | 'already_held' | 'released' | 'not_held'; order: OrderEntity; message: string }
-  | { result: 'too_late'; order: OrderEntity; message: string };
+export interface HoldOutcome {
+  result: 'held' | 'already_held' | 'too_late' | 'released' | 'not_held';
+  order: OrderEntity;
+  message: string;
+}
 
 export interface HoldOptions {
   /** Who asked (`hl7:<sender>`, `fhir:<client>`, `admin:<email>`). */
