@@ -54,6 +54,11 @@ export function refusedControlId(sr: ServiceRequest): string {
   return `${at}#${createHash('sha256').update(JSON.stringify(sr)).digest('hex').slice(0, 16)}`;
 }
 
+/** How a ServiceRequest from the EHR is taken in: references read from the EHR, as the Subscription caller. */
+function intakeContextFor(ehr: EhrClient): IntakeContext {
+  return { resolver: new BundleResolver(undefined, ehr), caller: SUBSCRIPTION_CALLER, ehrBaseUrl: ehr.baseUrl };
+}
+
 /** What an OperationOutcome says, as the stored error of a refused message (every issue, in order). */
 function refusalText(err: FhirOperationError): string {
   const said = (err.outcome.issue ?? []).map((i) => i.diagnostics ?? i.details?.text ?? i.code).filter(Boolean);
@@ -125,12 +130,7 @@ export class SubscriptionNotificationService implements OnModuleInit {
         message: 'No EHR is configured (FHIR_EHR_BASE_URL): the ServiceRequest cannot be read again',
       };
     const ehr = this.ehr;
-    const ctx: IntakeContext = {
-      resolver: new BundleResolver(undefined, ehr),
-      caller: SUBSCRIPTION_CALLER,
-      ehrBaseUrl: ehr.baseUrl,
-      actor,
-    };
+    const ctx: IntakeContext = { ...intakeContextFor(ehr), actor };
     let taken: IntakeResult | null;
     try {
       const sr = (await ehr.resolve(`ServiceRequest/${id}`)) as ServiceRequest | undefined;
@@ -330,12 +330,7 @@ export class SubscriptionNotificationService implements OnModuleInit {
   private async take(sr: ServiceRequest, result: NotificationResult): Promise<void> {
     const ehr = this.client();
     try {
-      const r = await this.intake.execute(sr, {
-        resolver: new BundleResolver(undefined, ehr),
-        caller: SUBSCRIPTION_CALLER,
-        ehrBaseUrl: ehr.baseUrl,
-        raw: JSON.stringify(sr),
-      });
+      const r = await this.intake.execute(sr, { ...intakeContextFor(ehr), raw: JSON.stringify(sr) });
       (r.created ? result.ordersCreated : result.ordersExisting).push(r.order.id);
     } catch (err) {
       // Our criteria include revoked (and entered-in-error) ServiceRequests, to learn of cancellations. One we
